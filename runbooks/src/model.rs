@@ -1,0 +1,444 @@
+//! The runbook types (version 1). A `Runbook` returned by [`Runbook::parse`] is valid.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{DurationSpec, Expect, Glob, Name, Parsed, Schedule, SecretRef, Timezone};
+
+/// One asset's recovery procedure and its schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "drillbook runbook (version 1)")]
+pub struct Runbook {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Unique name, `[a-z0-9-]`.
+    pub name: Parsed<Name>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Who answers for this asset.
+    pub owner: String,
+    /// When the daemon runs this drill; without it the drill runs only by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Parsed<Schedule>>,
+    /// IANA time zone of the schedule; default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<Parsed<Timezone>>,
+    pub asset: Asset,
+    #[serde(default)]
+    pub objectives: Objectives,
+    pub source: Source,
+    pub restore: Restore,
+    /// Checks run against the restored scratch copy, in order.
+    #[serde(default)]
+    pub verify: Vec<Check>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+}
+
+/// What is being protected; feeds the asset map.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    pub name: String,
+    pub kind: AssetKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssetKind {
+    VectorStore,
+    DocumentStore,
+    Relational,
+    Cache,
+    Config,
+    Files,
+}
+
+/// Recovery objectives the drill measures itself against.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Objectives {
+    /// Restore and verify must finish within this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto: Option<Parsed<DurationSpec>>,
+    /// The newest backup must be younger than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<Parsed<DurationSpec>>,
+}
+
+/// Where the backup comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// A storage profile from the config; `local` (the file system) by default.
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// A folder (ending in `/`, with `pick: latest`) or an object path.
+    pub path: String,
+    /// `latest` (newest object under `path` matching `match`) or an exact object name.
+    #[serde(default = "default_pick")]
+    pub pick: String,
+    /// Glob on object names for `pick: latest`.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Parsed<Glob>>,
+    /// How the backup's integrity is proven before it is restored.
+    #[serde(default)]
+    pub checksum: ChecksumMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decrypt: Option<Decrypt>,
+}
+
+fn default_storage() -> String {
+    "local".into()
+}
+fn default_pick() -> String {
+    "latest".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumMode {
+    /// No checksum: the digest is still computed and reported.
+    #[default]
+    None,
+    /// `<object>.sha256` next to the object, in `sha256sum` format.
+    Sidecar,
+    /// A `SHA256SUMS` file in the object's folder.
+    Manifest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decrypt {
+    pub age_identity: Parsed<SecretRef>,
+}
+
+/// How the backup is restored: the adapter, its scratch environment and its options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restore {
+    /// `local` (an ephemeral environment) or `server:<name>` from the config.
+    #[serde(default)]
+    pub scratch: Parsed<ScratchSpec>,
+    /// The adapter and its own options; in YAML these sit beside `adapter:`.
+    pub adapter: AdapterOptions,
+}
+
+/// Where the scratch environment comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScratchSpec {
+    Local,
+    Server(String),
+}
+
+impl std::str::FromStr for ScratchSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(ScratchSpec::Local),
+            _ => match s.strip_prefix("server:") {
+                Some(name) if !name.is_empty() => Ok(ScratchSpec::Server(name.to_string())),
+                _ => Err(format!("unknown scratch provider {s:?}: expected `local` or `server:<name>`")),
+            },
+        }
+    }
+}
+
+impl Default for Parsed<ScratchSpec> {
+    fn default() -> Self {
+        Parsed::new("local")
+    }
+}
+
+impl JsonSchema for ScratchSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scratch".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "pattern": "^(local|server:.+)$"})
+    }
+}
+
+/// The registry of adapter option types: one variant per store, named as in YAML.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdapterOptions {
+    Sqlite(SqliteOptions),
+    Files(FilesOptions),
+}
+
+impl AdapterOptions {
+    /// The `adapter:` word of YAML.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AdapterOptions::Sqlite(_) => "sqlite",
+            AdapterOptions::Files(_) => "files",
+        }
+    }
+}
+
+/// `adapter: sqlite` — a SQLite database file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteOptions {
+    /// The database file inside the unpacked tree; optional when the backup is the file itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// `adapter: files` — a tree of documents or configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesOptions {
+    /// A sub-folder of the unpacked tree to treat as the restored root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+}
+
+/// One verification against the restored copy: a name and exactly one kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: String,
+    /// In YAML the kind key sits beside `name`.
+    pub check: CheckKind,
+}
+
+/// Check kinds whose options sit beside the kind key (`sql: ...` + `expect: ...`) rather
+/// than under it (`vector_recall: {...}`).
+pub const FLAT_CHECK_KINDS: &[&str] = &["sql"];
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    Sql(SqlCheck),
+    RowCounts(RowCountsCheck),
+    Schema(SchemaCheck),
+    TableChecksum(TableChecksumCheck),
+    VectorIntegrity(VectorIntegrityCheck),
+    VectorRecall(VectorRecallCheck),
+    Files(FilesCheck),
+    ConfigParse(ConfigParseCheck),
+    Command(CommandCheck),
+}
+
+impl CheckKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Sql(_) => "sql",
+            CheckKind::RowCounts(_) => "row_counts",
+            CheckKind::Schema(_) => "schema",
+            CheckKind::TableChecksum(_) => "table_checksum",
+            CheckKind::VectorIntegrity(_) => "vector_integrity",
+            CheckKind::VectorRecall(_) => "vector_recall",
+            CheckKind::Files(_) => "files",
+            CheckKind::ConfigParse(_) => "config_parse",
+            CheckKind::Command(_) => "command",
+        }
+    }
+}
+
+/// `sql: QUERY` + `expect: EXPR`: a query returns the expected scalar.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCheck {
+    pub sql: String,
+    pub expect: Parsed<Expect>,
+}
+
+/// Per-table row counts equal (or within `tolerance` of) a manifest written at backup time.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RowCountsCheck {
+    pub manifest: String,
+    #[serde(default)]
+    pub tolerance: u64,
+}
+
+/// Tables, columns, types and indexes match an expected snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaCheck {
+    pub expected: String,
+}
+
+/// An order-independent digest of a table's rows equals the manifest's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableChecksumCheck {
+    pub table: String,
+    pub manifest: String,
+}
+
+/// How vectors are stored where the store has no vector type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VectorEncoding {
+    /// Little-endian f32 values in a BLOB.
+    #[default]
+    F32le,
+    /// A JSON array of numbers in a text column.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    #[default]
+    Cosine,
+    L2,
+    Dot,
+}
+
+/// Every vector has the dimension, no NULL/NaN, norms in range.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VectorIntegrityCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    pub column: String,
+    pub dim: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<VectorEncoding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_norm: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_norm: Option<f64>,
+}
+
+/// Golden queries return their expected ids (mean recall@k at least `min_recall`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VectorRecallCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    pub column: String,
+    pub id: String,
+    /// JSON Lines: `{"id": "q1", "vector": [...], "expected": ["doc-17", ...]}`.
+    pub queries: String,
+    pub k: u32,
+    pub min_recall: f64,
+    #[serde(default)]
+    pub metric: Metric,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<VectorEncoding>,
+}
+
+/// Every file of a manifest is present and identical; nothing unexpected unless allowed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesCheck {
+    /// `sha256sum` format or JSON `[{path, size, sha256}]`, paths relative to the restored root.
+    pub manifest: String,
+    #[serde(default)]
+    pub allow_extra: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigFormat {
+    #[default]
+    Auto,
+    Yaml,
+    Json,
+    Toml,
+}
+
+/// Every matching file parses, has the required keys and validates against a JSON Schema.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigParseCheck {
+    /// Glob relative to the restored root.
+    pub path: Parsed<Glob>,
+    #[serde(default)]
+    pub format: ConfigFormat,
+    /// Dotted keys every file must have (`model.name`).
+    #[serde(default)]
+    pub require: Vec<String>,
+    /// A JSON Schema file every file must validate against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+}
+
+/// A script against the scratch copy; exit 0 passes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandCheck {
+    pub run: Vec<String>,
+    /// Extra environment; values may be secret references (`${env:NAME}`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Parsed<DurationSpec>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Limit for any single step; default 15m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Parsed<DurationSpec>>,
+    /// Limit for the whole drill; default 45m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Parsed<DurationSpec>>,
+}
+
+impl Timeouts {
+    pub fn step(&self) -> std::time::Duration {
+        self.step.as_ref().map(|d| d.get().0).unwrap_or(std::time::Duration::from_secs(15 * 60))
+    }
+    pub fn drill(&self) -> std::time::Duration {
+        self.drill.as_ref().map(|d| d.get().0).unwrap_or(std::time::Duration::from_secs(45 * 60))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailNotify>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailNotify {
+    pub to: Vec<String>,
+    #[serde(default = "default_notify_on")]
+    pub on: Vec<NotifyOn>,
+}
+
+fn default_notify_on() -> Vec<NotifyOn> {
+    vec![NotifyOn::Failure, NotifyOn::Recovery]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyOn {
+    Failure,
+    Recovery,
+    Always,
+}
+
+impl Runbook {
+    pub fn name(&self) -> &str {
+        &self.name.get().0
+    }
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone.as_ref().map(|t| t.get().0).unwrap_or(chrono_tz::UTC)
+    }
+}

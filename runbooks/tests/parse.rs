@@ -1,0 +1,192 @@
+//! Data-driven parser tests: each fixture is a runbook and the exact messages it must produce.
+
+use drillbook_runbooks::{CheckKind, Runbook};
+
+const VALID: &str = r#"version: 1
+name: rag-embeddings-nightly
+description: Restore the RAG embeddings DB and prove semantic search still works.
+owner: search-platform
+schedule: "30 3 * * *"
+timezone: Europe/Berlin
+asset:
+  name: rag-embeddings
+  kind: vector-store
+  system: sqlite
+  environment: production
+  vendor: self-hosted
+objectives:
+  rto: 20m
+  rpo: 26h
+source:
+  storage: backups
+  path: pg/rag/
+  pick: latest
+  match: "*.tar.zst"
+  checksum: sidecar
+restore:
+  adapter: sqlite
+  scratch: local
+  file: docs.sqlite
+verify:
+  - name: documents restored
+    sql: select count(*) from documents
+    expect: ">= 10000"
+  - name: semantic search intact
+    vector_recall: { table: chunks, column: embedding, id: id, queries: golden/rag.jsonl, k: 10, min_recall: 0.95 }
+  - name: script
+    command: { run: [sh, -c, "true"], env: { TOKEN: "${env:TOKEN}" }, timeout: 2m }
+timeouts: { step: 15m, drill: 45m }
+notify:
+  email: { to: [sre@example.com], on: [failure, recovery] }
+"#;
+
+/// Replaces `from` (which must occur) in the valid runbook and returns the issues, one per line.
+fn issues_after(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "fixture does not contain {from:?}");
+    let text = VALID.replacen(from, to, 1);
+    match Runbook::parse("rb.yaml", &text) {
+        Ok(_) => "ok".into(),
+        Err(issues) => issues.to_string(),
+    }
+}
+
+#[test]
+fn the_design_example_parses() {
+    let rb = Runbook::parse("rb.yaml", VALID).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rb.name(), "rag-embeddings-nightly");
+    assert_eq!(rb.restore.adapter.kind(), "sqlite");
+    assert_eq!(rb.objectives.rto.as_ref().unwrap().get().0.as_secs(), 1200);
+    assert_eq!(rb.verify.len(), 3);
+    assert!(matches!(rb.verify[0].check, CheckKind::Sql(_)));
+    match &rb.verify[1].check {
+        CheckKind::VectorRecall(v) => {
+            assert_eq!(v.k, 10);
+            assert_eq!(v.table.as_deref(), Some("chunks"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rb.timezone().name(), "Europe/Berlin");
+}
+
+#[test]
+fn errors_name_file_line_column_field_and_hint() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "  scratch: local\n",
+            "  scratch: local\n  jbos: 2\n",
+            "rb.yaml:25:3: restore.jbos: unknown field (expected one of: file, adapter, scratch)",
+        ),
+        (
+            "  file: docs.sqlite\n",
+            "  fiel: docs.sqlite\n",
+            "rb.yaml:25:3: restore.fiel: unknown field, did you mean `file`? (expected one of: file, adapter, scratch)",
+        ),
+        (
+            "    expect: \">= 10000\"",
+            "    expect: \">== 0\"",
+            "rb.yaml:29:13: verify[0].expect: cannot parse \">== 0\": expected one of ==, !=, <, <=, >, >= followed by a value, or `between A and B`",
+        ),
+        (
+            "  rto: 20m",
+            "  rto: 20 minutes",
+            "rb.yaml:14:8: objectives.rto: cannot parse duration \"20 minutes\": unknown unit \" minutes\", expected one of s, m, h, d",
+        ),
+        (
+            "schedule: \"30 3 * * *\"",
+            "schedule: \"30 25 * * *\"",
+            "rb.yaml:5:11: schedule: cannot parse schedule \"30 25 * * *\": ",
+        ),
+        (
+            "timezone: Europe/Berlin",
+            "timezone: Europe/Berln",
+            "rb.yaml:6:11: timezone: unknown time zone \"Europe/Berln\" (expected an IANA name such as Europe/Berlin), did you mean `Europe/Berlin`?",
+        ),
+        (
+            "owner: search-platform",
+            "ownr: search-platform",
+            "rb.yaml:4:1: ownr: unknown field, did you mean `owner`?",
+        ),
+        (
+            "  adapter: sqlite",
+            "  adapter: sqlit",
+            "rb.yaml:23:12: restore.adapter: unknown value `sqlit`, did you mean `sqlite`? (expected one of: sqlite, files)",
+        ),
+        (
+            "    sql: select count(*) from documents",
+            "    sqll: select count(*) from documents",
+            "rb.yaml:28:5: verify[0].sqll: unknown check kind, did you mean `sql`?",
+        ),
+        (
+            "  kind: vector-store",
+            "  kind: vector-stor",
+            "rb.yaml:9:9: asset.kind: unknown value `vector-stor`, did you mean `vector-store`?",
+        ),
+        (
+            "min_recall: 0.95",
+            "min_recall: 1.5",
+            "rb.yaml:31:98: verify[1].vector_recall.min_recall: 1.5 is not between 0 and 1",
+        ),
+        (
+            "\"${env:TOKEN}\"",
+            "\"${vault:TOKEN}\"",
+            "verify[2].command.env.TOKEN: cannot parse secret reference \"${vault:TOKEN}\"",
+        ),
+        ("version: 1", "version: 2", "rb.yaml:1:1: version: unsupported version 2; this drillbook reads version 1"),
+        ("name: rag-embeddings-nightly", "name: Rag_Nightly", "rb.yaml:2:7: name: invalid name \"Rag_Nightly\""),
+    ];
+    let mut failures = Vec::new();
+    for (from, to, want) in cases {
+        let got = issues_after(from, to);
+        if !got.contains(want) {
+            failures.push(format!("replacing {from:?} with {to:?}\n  want: {want}\n  got:  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn all_issues_of_a_file_are_reported_at_once() {
+    let text = VALID
+        .replace("owner: search-platform", "ownr: search-platform\nowner: x")
+        .replace("  file: docs.sqlite", "  fiel: docs.sqlite")
+        .replace("  rto: 20m", "  rto: 20x")
+        .replace("\">= 10000\"", "\">== 1\"");
+    let issues = Runbook::parse("rb.yaml", &text).unwrap_err();
+    let lines: Vec<String> = issues.0.iter().map(|i| format!("{}:{} {}", i.pos.line, i.pos.col, i.path)).collect();
+    assert_eq!(
+        lines,
+        ["4:1 ownr", "15:8 objectives.rto", "26:3 restore.fiel", "30:13 verify[0].expect"],
+        "{issues}"
+    );
+}
+
+#[test]
+fn syntax_errors_and_duplicates_have_positions() {
+    let e = Runbook::parse("rb.yaml", "version: 1\nname: [unclosed\n").unwrap_err().to_string();
+    assert!(e.starts_with("rb.yaml:"), "{e}");
+    assert!(e.contains("invalid YAML"), "{e}");
+    let e = Runbook::parse("rb.yaml", &VALID.replace("owner: search-platform", "owner: a\nowner: b")).unwrap_err().to_string();
+    assert!(e.contains("rb.yaml:5:1: duplicate key `owner` (first defined on line 4)"), "{e}");
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    let e = issues_after("owner: search-platform\n", "");
+    assert!(e.contains("missing field `owner`"), "{e}");
+    let e = issues_after("  adapter: sqlite\n", "");
+    assert!(e.contains("restore: missing field `adapter` (one of: sqlite, files)"), "{e}");
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let generated = serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema()).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    if committed != generated {
+        if std::env::var_os("DRILLBOOK_BLESS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        } else {
+            panic!("runbooks/schema.json is stale: run `DRILLBOOK_BLESS=1 cargo test -p drillbook-runbooks` or `drillbook schema > runbooks/schema.json`");
+        }
+    }
+}
