@@ -1,1 +1,211 @@
+//! drillbook adapters: the [`Adapter`] trait, one folder per store, the store-independent
+//! checks, backup sources (opendal) and unpacking.
+//!
+//! **Invariant:** adapters receive validated options (`drillbook_runbooks` types), never YAML.
+//! **Invariant:** an adapter writes only inside what it created in `provision`, and
+//! `teardown` removes all of it.
 
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use drillbook_runbooks::{Check, CheckKind};
+use tokio_util::sync::CancellationToken;
+
+pub mod checks;
+pub mod process;
+pub mod progress;
+pub mod registry;
+pub mod secrets;
+pub mod source;
+pub mod unpack;
+pub mod vectors;
+
+#[cfg(feature = "files")]
+pub mod files;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use progress::{NoProgress, Progress};
+pub use registry::build;
+pub use secrets::Secrets;
+
+/// What every adapter call gets to know about the drill it serves.
+#[derive(Clone)]
+pub struct DrillCx {
+    pub run_id: String,
+    /// Relative paths of a runbook (manifests, golden queries) resolve against this folder.
+    pub runbook_dir: PathBuf,
+    /// The drill's private folder; the runner creates it and removes it on every path.
+    pub work_dir: PathBuf,
+    pub cancel: CancellationToken,
+    pub secrets: Secrets,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl DrillCx {
+    /// A runbook-relative path made absolute.
+    pub fn runbook_path(&self, p: &str) -> PathBuf {
+        self.runbook_dir.join(p)
+    }
+}
+
+/// What unpacking the backup yielded.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The folder holding the restored tree (or the single restored file).
+    pub root: PathBuf,
+    /// Set when the backup was one file rather than an archive.
+    pub single_file: Option<PathBuf>,
+    /// e.g. `zstd+tar`, `gzip`, `raw`.
+    pub format: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Unpacked {
+    /// The file an adapter restores: `file` inside the tree, or the single file.
+    pub fn file(&self, file: Option<&str>) -> Result<PathBuf, AdapterError> {
+        match (file, &self.single_file) {
+            (Some(name), _) => {
+                let path = self.root.join(name);
+                if !path.is_file() {
+                    return Err(AdapterError::Restore(format!(
+                        "`{name}` is not in the backup ({} files unpacked)",
+                        self.files
+                    )));
+                }
+                Ok(path)
+            }
+            (None, Some(single)) => Ok(single.clone()),
+            (None, None) => Err(AdapterError::Restore(format!(
+                "the backup is an archive of {} files; name the one to restore with `file:` beside `adapter`",
+                self.files
+            ))),
+        }
+    }
+}
+
+/// A scratch environment that exists only for this drill.
+pub struct Scratch {
+    /// Handed to `command` checks as `DRILL_SCRATCH_URL`.
+    pub url: String,
+    /// The restored tree, handed to checks as `DRILL_SCRATCH_DIR`.
+    pub dir: PathBuf,
+    /// What was created, in words (for the report and for cleanup after a crash).
+    pub created: Vec<String>,
+    /// The adapter's own handle (a connection pool, a child process).
+    pub state: Box<dyn Any + Send + Sync>,
+}
+
+/// The outcome of restoring: optional timed parts (`restore.data`, `restore.post-data`).
+#[derive(Debug, Default)]
+pub struct RestoreOutcome {
+    pub detail: String,
+    pub parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub duration_ms: u64,
+    pub bytes: Option<u64>,
+    pub detail: String,
+}
+
+/// The result of a check that could be evaluated.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub passed: bool,
+    pub observed: serde_json::Value,
+    pub expected: serde_json::Value,
+    pub detail: String,
+}
+
+/// Why an adapter call could not be completed. A failed *check* is not an error: it is a
+/// `CheckOutcome` with `passed: false`; an error means the check could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("{0}")]
+    Provision(String),
+    #[error("{0}")]
+    Restore(String),
+    #[error("{0}")]
+    Check(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AdapterError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        AdapterError::Io { context: context.into(), source }
+    }
+}
+
+/// One store. Implementations live in their own folder and are listed in [`registry`].
+#[async_trait::async_trait]
+pub trait Adapter: Send + Sync {
+    /// The `adapter:` word in YAML, the folder name and the cargo feature.
+    fn kind(&self) -> &'static str;
+    /// Whether this adapter evaluates `check` itself. Store-independent kinds
+    /// (`command`, `files`, `config_parse`) are handled by [`checks`] for every adapter.
+    fn supports(&self, check: &CheckKind) -> bool;
+    /// The restore as manual steps, for `drillbook explain`.
+    fn explain_restore(&self, backup: &str) -> Vec<String>;
+    /// A check as a manual step, for `drillbook explain`.
+    fn explain_check(&self, check: &Check) -> String;
+
+    async fn provision(&self, cx: &DrillCx, backup: &Unpacked) -> Result<Scratch, AdapterError>;
+    async fn restore(&self, cx: &DrillCx, scratch: &mut Scratch, backup: &Unpacked) -> Result<RestoreOutcome, AdapterError>;
+    async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError>;
+    /// Removes everything `provision` created. Must succeed on a half-provisioned scratch.
+    async fn teardown(&self, cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError>;
+}
+
+/// Runs one check: store-independent kinds here, the rest through the adapter.
+pub async fn run_check(
+    adapter: &dyn Adapter,
+    cx: &DrillCx,
+    scratch: &Scratch,
+    check: &CheckKind,
+) -> Result<CheckOutcome, AdapterError> {
+    match check {
+        CheckKind::Command(c) => checks::command::run(cx, scratch, c).await,
+        CheckKind::Files(f) => checks::files::run(cx, &scratch.dir, f).await,
+        CheckKind::ConfigParse(c) => checks::config::run(cx, &scratch.dir, c).await,
+        other if adapter.supports(other) => adapter.check(cx, scratch, other).await,
+        other => Err(AdapterError::Unsupported(format!(
+            "adapter `{}` cannot evaluate `{}` checks",
+            adapter.kind(),
+            other.name()
+        ))),
+    }
+}
+
+/// Whether a check kind can run against this adapter (used by validation before a drill).
+pub fn can_run(adapter: &dyn Adapter, check: &CheckKind) -> bool {
+    checks::is_store_independent(check) || adapter.supports(check)
+}
+
+/// Reads a runbook-relative file for a check, with the path in the error.
+pub fn read_input(cx: &DrillCx, p: &str) -> Result<String, AdapterError> {
+    let path = cx.runbook_path(p);
+    std::fs::read_to_string(&path).map_err(|e| AdapterError::io(format!("cannot read {}", path.display()), e))
+}
+
+/// A path inside `root` from a manifest or glob, refusing anything that escapes it.
+pub fn inside(root: &Path, rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return None;
+    }
+    Some(root.join(p))
+}

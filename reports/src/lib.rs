@@ -1,1 +1,286 @@
+//! The drill evidence record (`drillbook.report/v1`) and its canonical digest.
+//!
+//! **Invariant:** a report is plain data; this crate knows nothing of adapters or runbooks
+//! beyond the strings it is given, and never reads the clock (times are passed in).
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const SCHEMA: &str = "drillbook.report/v1";
+
+/// One drill's evidence: what ran, what it proved, and whether the objectives held.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema: String,
+    pub run_id: String,
+    pub runbook: RunbookRef,
+    pub asset: serde_json::Value,
+    pub backup: Option<Backup>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The cron fire time; null for a drill started by hand.
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub steps: Vec<Step>,
+    pub checks: Vec<Check>,
+    pub objectives: Objectives,
+    pub verdict: Verdict,
+    pub failure_reasons: Vec<String>,
+    pub previous: Option<Previous>,
+    pub runner: Runner,
+    pub controls: Vec<Control>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunbookRef {
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Backup {
+    /// `storage:path` of the object that was restored.
+    pub location: String,
+    pub size_bytes: u64,
+    pub modified_at: Option<DateTime<Utc>>,
+    /// Digest computed while the object streamed in.
+    pub sha256: Option<String>,
+    /// Digest the source claimed (sidecar or manifest), when one was required.
+    pub expected_sha256: Option<String>,
+    pub age_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    /// `locate`, `fetch`, ..., or an adapter's part such as `restore.data`.
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status: StepStatus,
+    pub bytes: Option<u64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    /// The check could not be evaluated.
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub kind: String,
+    pub status: CheckStatus,
+    pub observed: serde_json::Value,
+    pub expected: serde_json::Value,
+    pub duration_ms: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Objectives {
+    pub rto: Option<Objective>,
+    pub rpo: Option<Objective>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Objective {
+    pub target_s: u64,
+    /// Null when the drill did not get far enough to measure it.
+    pub measured_s: Option<f64>,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Passed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Previous {
+    pub run_id: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Runner {
+    pub version: String,
+    pub host: String,
+}
+
+/// A control the drill produces evidence for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Control {
+    pub id: String,
+    pub title: String,
+}
+
+/// The controls every drill evidences: it tests that a backup restores and meets its objectives.
+pub fn standard_controls() -> Vec<Control> {
+    [
+        ("ISO/IEC 27001:2022 A.5.29", "Information security during disruption"),
+        ("ISO/IEC 27001:2022 A.5.30", "ICT readiness for business continuity"),
+        ("ISO/IEC 27001:2022 A.8.13", "Information backup: backups are tested"),
+        ("SOC 2 A1.3", "Recovery plan procedures are tested"),
+    ]
+    .into_iter()
+    .map(|(id, title)| Control { id: id.into(), title: title.into() })
+    .collect()
+}
+
+impl Report {
+    /// Canonical JSON: keys sorted, no insignificant white space. The digest of a report
+    /// is taken over this form, so re-serializing never changes it.
+    pub fn canonical_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&sorted(serde_json::to_value(self)?))
+    }
+
+    /// SHA-256 (hex) of the canonical JSON.
+    pub fn digest(&self) -> Result<String, serde_json::Error> {
+        Ok(hex::encode(Sha256::digest(self.canonical_json()?)))
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let verdict = match self.verdict {
+            Verdict::Passed => "PASSED",
+            Verdict::Failed => "FAILED",
+        };
+        md.push_str(&format!("# Drill `{}`: {verdict}\n\n", md_escape(&self.runbook.name)));
+        md.push_str(&format!("- run: `{}`\n- started: {}\n- finished: {}\n", self.run_id, self.started_at.to_rfc3339(), self.finished_at.to_rfc3339()));
+        if let Some(b) = &self.backup {
+            md.push_str(&format!(
+                "- backup: `{}` ({} bytes, sha256 `{}`)\n",
+                md_escape(&b.location),
+                b.size_bytes,
+                b.sha256.as_deref().unwrap_or("-")
+            ));
+        }
+        for (label, o) in [("RTO", &self.objectives.rto), ("RPO", &self.objectives.rpo)] {
+            if let Some(o) = o {
+                let measured = o.measured_s.map(|m| format!("{m:.1} s")).unwrap_or_else(|| "not measured".into());
+                md.push_str(&format!("- {label}: {measured} against {} s ({})\n", o.target_s, if o.met { "met" } else { "BREACHED" }));
+            }
+        }
+        if !self.failure_reasons.is_empty() {
+            md.push_str("\n## Why it failed\n\n");
+            for r in &self.failure_reasons {
+                md.push_str(&format!("- {}\n", md_escape(r)));
+            }
+        }
+        md.push_str("\n## Steps\n\n| step | status | ms | bytes | detail |\n| --- | --- | --- | --- | --- |\n");
+        for s in &self.steps {
+            md.push_str(&format!(
+                "| {} | {:?} | {} | {} | {} |\n",
+                s.name,
+                s.status,
+                s.duration_ms,
+                s.bytes.map(|b| b.to_string()).unwrap_or_default(),
+                md_escape(&s.detail)
+            ));
+        }
+        md.push_str("\n## Checks\n\n| check | kind | status | observed | expected | detail |\n| --- | --- | --- | --- | --- | --- |\n");
+        for c in &self.checks {
+            md.push_str(&format!(
+                "| {} | {} | {:?} | {} | {} | {} |\n",
+                md_escape(&c.name),
+                c.kind,
+                c.status,
+                md_escape(&c.observed.to_string()),
+                md_escape(&c.expected.to_string()),
+                md_escape(&c.detail)
+            ));
+        }
+        md
+    }
+}
+
+/// Rebuilds objects with keys in sorted order, whichever map type serde_json was built with
+/// (another crate in the graph may turn on `preserve_order`).
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// Keeps runbook- and data-provided text from breaking the Markdown table or injecting markup.
+fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' | '\\' | '`' | '*' | '_' | '<' | '>' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().with_timezone(&Utc);
+        Report {
+            schema: SCHEMA.into(),
+            run_id: "r1".into(),
+            runbook: RunbookRef { name: "a|b".into(), path: "x.yaml".into(), sha256: "00".into() },
+            asset: serde_json::json!({"name": "a"}),
+            backup: None,
+            started_at: t,
+            finished_at: t,
+            scheduled_for: None,
+            steps: vec![],
+            checks: vec![],
+            objectives: Objectives::default(),
+            verdict: Verdict::Failed,
+            failure_reasons: vec!["fetch: no object".into()],
+            previous: None,
+            runner: Runner { version: "0".into(), host: "h".into() },
+            controls: standard_controls(),
+        }
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_and_digest_is_stable() {
+        let r = sample();
+        let c = String::from_utf8(r.canonical_json().unwrap()).unwrap();
+        assert!(c.starts_with("{\"asset\":"), "{c}");
+        let back: Report = serde_json::from_str(&serde_json::to_string_pretty(&r).unwrap()).unwrap();
+        assert_eq!(back.digest().unwrap(), r.digest().unwrap());
+        let mut changed = r.clone();
+        changed.verdict = Verdict::Passed;
+        assert_ne!(changed.digest().unwrap(), r.digest().unwrap());
+    }
+
+    #[test]
+    fn markdown_escapes_runbook_text() {
+        let md = sample().to_markdown();
+        assert!(md.contains("a\\|b"), "{md}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The whole list of stores, one line each. The compiler checks that every
+//! `AdapterOptions` variant has an adapter.
+
+use drillbook_runbooks::AdapterOptions;
+
+use crate::Adapter;
+
+/// The adapter for a runbook's `restore` options.
+pub fn build(options: &AdapterOptions) -> Box<dyn Adapter> {
+    match options {
+        AdapterOptions::Sqlite(o) => Box::new(crate::sqlite::Sqlite::new(o.clone())),
+        AdapterOptions::Files(o) => Box::new(crate::files::Files::new(o.clone())),
+    }
+}

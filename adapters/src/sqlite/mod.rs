@@ -1,0 +1,285 @@
+//! `adapter: sqlite` — a SQLite database restored as the drill's own copy.
+//!
+//! The unpacked file *is* the scratch copy (it lives in the drill's private folder), so
+//! restore costs no extra copy: it opens it, runs `PRAGMA integrity_check`, and the checks
+//! query it. Teardown closes it; the runner removes the folder.
+
+mod manifest;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use drillbook_runbooks::{Check, CheckKind, SqliteOptions, VectorEncoding};
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+// Queries are the runbook author's own, run against the drill's private copy.
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+pub use manifest::{Manifest, capture};
+
+use crate::vectors::{Corpus, Integrity, RecallSummary, parse_queries, recall};
+use crate::{AdapterError, CheckOutcome, DrillCx, Part, RestoreOutcome, Scratch, Unpacked, read_input};
+
+pub struct Sqlite {
+    options: SqliteOptions,
+}
+
+impl Sqlite {
+    pub fn new(options: SqliteOptions) -> Self {
+        Sqlite { options }
+    }
+}
+
+struct State {
+    file: PathBuf,
+    pool: Option<SqlitePool>,
+}
+
+fn pool(scratch: &Scratch) -> Result<&SqlitePool, AdapterError> {
+    scratch
+        .state
+        .downcast_ref::<State>()
+        .and_then(|s| s.pool.as_ref())
+        .ok_or_else(|| AdapterError::Check("the database was not restored".into()))
+}
+
+pub(crate) async fn open(file: &std::path::Path, read_only: bool) -> Result<SqlitePool, sqlx::Error> {
+    let opts = SqliteConnectOptions::new().filename(file).create_if_missing(false).read_only(read_only);
+    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await
+}
+
+fn sql_err(what: &str, e: sqlx::Error) -> AdapterError {
+    AdapterError::Check(format!("{what}: {e}"))
+}
+
+/// Quotes an identifier for SQLite.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[async_trait::async_trait]
+impl crate::Adapter for Sqlite {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn supports(&self, check: &CheckKind) -> bool {
+        matches!(
+            check,
+            CheckKind::Sql(_)
+                | CheckKind::RowCounts(_)
+                | CheckKind::Schema(_)
+                | CheckKind::TableChecksum(_)
+                | CheckKind::VectorIntegrity(_)
+                | CheckKind::VectorRecall(_)
+        )
+    }
+
+    fn explain_restore(&self, backup: &str) -> Vec<String> {
+        let file = self.options.file.as_deref().unwrap_or("<the unpacked file>");
+        vec![
+            format!("Copy `{file}` from the unpacked {backup} into a scratch folder nobody else uses."),
+            format!("Check it: `sqlite3 {file} 'PRAGMA integrity_check'` must print `ok`."),
+        ]
+    }
+
+    fn explain_check(&self, check: &Check) -> String {
+        let file = self.options.file.as_deref().unwrap_or("DB");
+        match &check.check {
+            CheckKind::Sql(s) => format!("`sqlite3 {file} \"{}\"` must print a value {}", s.sql, s.expect.raw()),
+            CheckKind::RowCounts(r) => format!("Count the rows of every table listed in `{}` (tolerance {}).", r.manifest, r.tolerance),
+            CheckKind::Schema(s) => format!("Compare `sqlite3 {file} .schema` with the snapshot `{}`.", s.expected),
+            CheckKind::TableChecksum(t) => format!("Digest the rows of `{}` and compare with `{}`.", t.table, t.manifest),
+            CheckKind::VectorIntegrity(v) => format!(
+                "Every `{}` of `{}` decodes to {} finite values (no NULL, no NaN).",
+                v.column,
+                v.table.as_deref().unwrap_or("?"),
+                v.dim
+            ),
+            CheckKind::VectorRecall(v) => format!(
+                "Run the golden queries of `{}` as exact top-{} searches on `{}`; mean recall must be ≥ {}.",
+                v.queries,
+                v.k,
+                v.table.as_deref().unwrap_or("?"),
+                v.min_recall
+            ),
+            other => format!("`{}` check", other.name()),
+        }
+    }
+
+    async fn provision(&self, _cx: &DrillCx, backup: &Unpacked) -> Result<Scratch, AdapterError> {
+        let file = backup.file(self.options.file.as_deref())?;
+        let mut head = [0u8; 16];
+        use std::io::Read;
+        let read = std::fs::File::open(&file).and_then(|mut f| f.read_exact(&mut head));
+        if read.is_err() || &head != b"SQLite format 3\0" {
+            return Err(AdapterError::Provision(format!(
+                "`{}` is not a SQLite database (bad header)",
+                file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            )));
+        }
+        Ok(Scratch {
+            url: format!("sqlite://{}", file.display()),
+            dir: backup.root.clone(),
+            created: vec![format!("scratch copy {}", file.display())],
+            state: Box::new(State { file, pool: None }),
+        })
+    }
+
+    async fn restore(&self, _cx: &DrillCx, scratch: &mut Scratch, _backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
+        let state = scratch.state.downcast_mut::<State>().ok_or_else(|| AdapterError::Restore("scratch is not a SQLite scratch".into()))?;
+        let started = Instant::now();
+        let pool = open(&state.file, false).await.map_err(|e| AdapterError::Restore(format!("cannot open the database: {e}")))?;
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| AdapterError::Restore(format!("PRAGMA integrity_check failed: {e}")))?;
+        let integrity_ms = started.elapsed().as_millis() as u64;
+        state.pool = Some(pool);
+        if rows != ["ok"] {
+            return Err(AdapterError::Restore(format!("PRAGMA integrity_check: {}", rows.iter().take(3).cloned().collect::<Vec<_>>().join("; "))));
+        }
+        let tables: i64 = sqlx::query_scalar("select count(*) from sqlite_master where type = 'table' and name not like 'sqlite_%'")
+            .fetch_one(state.pool.as_ref().ok_or_else(|| AdapterError::Restore("no pool".into()))?)
+            .await
+            .map_err(|e| AdapterError::Restore(e.to_string()))?;
+        let size = std::fs::metadata(&state.file).map(|m| m.len()).ok();
+        Ok(RestoreOutcome {
+            detail: format!("{tables} tables; PRAGMA integrity_check: ok"),
+            parts: vec![Part { name: "restore.integrity".into(), duration_ms: integrity_ms, bytes: size, detail: "PRAGMA integrity_check".into() }],
+        })
+    }
+
+    async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
+        let pool = pool(scratch)?;
+        match check {
+            CheckKind::Sql(s) => {
+                let row = sqlx::query(AssertSqlSafe(s.sql.as_str())).fetch_optional(pool).await.map_err(|e| sql_err("query failed", e))?;
+                let observed = match row {
+                    None => return Ok(CheckOutcome { passed: false, observed: json!(null), expected: json!(s.expect.raw()), detail: "the query returned no row".into() }),
+                    Some(r) => scalar_text(&r, 0)?,
+                };
+                Ok(CheckOutcome {
+                    passed: s.expect.get().matches(&observed),
+                    observed: observed.parse::<f64>().map(|n| json!(n)).unwrap_or(json!(observed)),
+                    expected: json!(s.expect.raw()),
+                    detail: String::new(),
+                })
+            }
+            CheckKind::RowCounts(r) => {
+                let m = Manifest::parse(&read_input(cx, &r.manifest)?).map_err(AdapterError::Check)?;
+                let now = capture(pool).await.map_err(|e| sql_err("cannot count rows", e))?;
+                Ok(manifest::compare_counts(&m, &now, r.tolerance))
+            }
+            CheckKind::Schema(s) => {
+                let m = Manifest::parse(&read_input(cx, &s.expected)?).map_err(AdapterError::Check)?;
+                let now = capture(pool).await.map_err(|e| sql_err("cannot read the schema", e))?;
+                Ok(manifest::compare_schema(&m, &now))
+            }
+            CheckKind::TableChecksum(t) => {
+                let m = Manifest::parse(&read_input(cx, &t.manifest)?).map_err(AdapterError::Check)?;
+                let Some(want) = m.tables.get(&t.table) else {
+                    return Err(AdapterError::Check(format!("manifest `{}` has no table `{}`", t.manifest, t.table)));
+                };
+                let got = manifest::table_digest(pool, &t.table).await.map_err(|e| sql_err("cannot digest the table", e))?;
+                Ok(CheckOutcome {
+                    passed: got.digest == want.digest && got.rows == want.rows,
+                    observed: json!({"rows": got.rows, "digest": got.digest}),
+                    expected: json!({"rows": want.rows, "digest": want.digest}),
+                    detail: if got.digest == want.digest { "digests equal".into() } else { "the rows differ from the manifest".into() },
+                })
+            }
+            CheckKind::VectorIntegrity(v) => {
+                let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
+                let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
+                let sql = format!("select {} from {}", ident(&v.column), ident(table));
+                let rows = sqlx::query(AssertSqlSafe(sql.as_str())).fetch_all(pool).await.map_err(|e| sql_err("cannot read vectors", e))?;
+                let mut counts = Integrity::default();
+                for row in rows {
+                    let raw = raw_bytes(&row, 0)?;
+                    counts.add(raw.as_deref(), encoding, v.dim, v.min_norm, v.max_norm);
+                }
+                Ok(CheckOutcome {
+                    passed: counts.bad() == 0 && counts.vectors > 0,
+                    observed: serde_json::to_value(&counts).unwrap_or_default(),
+                    expected: json!({"dim": v.dim, "bad": 0, "min_norm": v.min_norm, "max_norm": v.max_norm}),
+                    detail: if counts.vectors == 0 { "the table holds no vector".into() } else { format!("{} of {} vectors bad", counts.bad(), counts.vectors) },
+                })
+            }
+            CheckKind::VectorRecall(v) => {
+                let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
+                let queries = parse_queries(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
+                let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
+                let sql = format!("select {}, {} from {}", ident(&v.id), ident(&v.column), ident(table));
+                let rows = sqlx::query(AssertSqlSafe(sql.as_str())).fetch_all(pool).await.map_err(|e| sql_err("cannot read vectors", e))?;
+                let mut corpus = Corpus::default();
+                for row in rows {
+                    let id = scalar_text(&row, 0)?;
+                    if let Some(raw) = raw_bytes(&row, 1)? {
+                        if let Ok(vec) = crate::vectors::decode(&raw, encoding) {
+                            corpus.push(id, vec);
+                        }
+                    }
+                }
+                let k = v.k as usize;
+                let metric = v.metric;
+                let per_query = tokio::task::spawn_blocking(move || {
+                    queries
+                        .iter()
+                        .map(|q| {
+                            let got = corpus.top_k(metric, &q.vector, k);
+                            (q.id.clone(), recall(&q.expected_ids(), &got, k))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| AdapterError::Check(format!("search panicked: {e}")))?;
+                let summary = RecallSummary::new(per_query);
+                Ok(CheckOutcome {
+                    passed: summary.mean >= v.min_recall,
+                    observed: json!((summary.mean * 10000.0).round() / 10000.0),
+                    expected: json!(format!(">= {}", v.min_recall)),
+                    detail: format!("exact scan; {}", summary.detail(k)),
+                })
+            }
+            other => Err(AdapterError::Unsupported(format!("sqlite cannot evaluate `{}`", other.name()))),
+        }
+    }
+
+    async fn teardown(&self, _cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
+        if let Ok(state) = scratch.state.downcast::<State>() {
+            if let Some(pool) = state.pool {
+                pool.close().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Any SQLite value as text (numbers as SQLite prints them).
+fn scalar_text(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<String, AdapterError> {
+    if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+        return Ok(v.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()));
+    }
+    if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
+        return Ok(v.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()));
+    }
+    if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+        return Ok(v.unwrap_or_else(|| "NULL".into()));
+    }
+    if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
+        return Ok(v.map(hex::encode).unwrap_or_else(|| "NULL".into()));
+    }
+    Err(AdapterError::Check(format!("column {i} has a type drillbook cannot read")))
+}
+
+fn raw_bytes(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Option<Vec<u8>>, AdapterError> {
+    if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
+        return Ok(v);
+    }
+    if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+        return Ok(v.map(String::into_bytes));
+    }
+    Ok(Some(scalar_text(row, i)?.into_bytes()))
+}
+
