@@ -44,7 +44,11 @@ impl<T> Parsed<T> {
 impl<T: FromStr<Err = String>> Parsed<T> {
     /// Builds a value outside YAML (defaults, tests).
     pub fn new(raw: &str) -> Self {
-        Parsed { raw: raw.to_string(), pos: Pos::default(), value: raw.parse() }
+        Parsed {
+            raw: raw.to_string(),
+            pos: Pos::default(),
+            value: raw.parse(),
+        }
     }
 }
 
@@ -201,7 +205,8 @@ impl FromStr for Name {
         let ok = !s.is_empty()
             && s.len() <= 63
             && !s.starts_with('-')
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(Name(s.to_string()))
         } else {
@@ -272,7 +277,9 @@ impl FromStr for Expect {
             let a: f64 = a.trim().parse().map_err(|_| err())?;
             let b: f64 = b.trim().parse().map_err(|_| err())?;
             if a > b {
-                return Err(format!("cannot parse {s:?}: the lower bound {a} is above the upper bound {b}"));
+                return Err(format!(
+                    "cannot parse {s:?}: the lower bound {a} is above the upper bound {b}"
+                ));
             }
             return Ok(Expect::Between(a, b));
         }
@@ -298,7 +305,12 @@ impl FromStr for Expect {
             Err(_) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
                 Operand::Text(rest.trim_matches(['"', '\'']).to_string())
             }
-            Err(_) => return Err(format!("cannot parse {s:?}: `{}` needs a number", op.symbol())),
+            Err(_) => {
+                return Err(format!(
+                    "cannot parse {s:?}: `{}` needs a number",
+                    op.symbol()
+                ));
+            }
         };
         Ok(Expect::Cmp(op, operand))
     }
@@ -404,7 +416,9 @@ impl FromStr for Glob {
             }
         }
         if depth != 0 || s.is_empty() {
-            return Err(format!("cannot parse glob {s:?}: unbalanced brackets or braces"));
+            return Err(format!(
+                "cannot parse glob {s:?}: unbalanced brackets or braces"
+            ));
         }
         Ok(Glob(s.to_string()))
     }
@@ -429,7 +443,12 @@ mod tests {
         assert_eq!("20m".parse::<DurationSpec>().unwrap().0.as_secs(), 1200);
         assert_eq!("26h".parse::<DurationSpec>().unwrap().0.as_secs(), 93600);
         assert_eq!("7d".parse::<DurationSpec>().unwrap().0.as_secs(), 604800);
-        assert!("20 minutes".parse::<DurationSpec>().unwrap_err().contains("unknown unit"));
+        assert!(
+            "20 minutes"
+                .parse::<DurationSpec>()
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!("m".parse::<DurationSpec>().is_err());
         assert!("0s".parse::<DurationSpec>().is_err());
     }
@@ -440,7 +459,12 @@ mod tests {
         assert!("*/5 * * * * *".parse::<Schedule>().is_ok());
         assert!("@daily".parse::<Schedule>().is_ok());
         assert!("61 3 * * *".parse::<Schedule>().is_err());
-        assert!("3 * *".parse::<Schedule>().unwrap_err().contains("found 3 fields"));
+        assert!(
+            "3 * *"
+                .parse::<Schedule>()
+                .unwrap_err()
+                .contains("found 3 fields")
+        );
     }
 
     #[test]
@@ -453,16 +477,32 @@ mod tests {
         assert!(e.matches("5") && e.matches("9") && !e.matches("10"));
         let e: Expect = "== ok".parse().unwrap();
         assert!(e.matches("ok") && !e.matches("not ok"));
-        assert!(">== 0".parse::<Expect>().unwrap_err().contains("expected one of ==, !="));
+        assert!(
+            ">== 0"
+                .parse::<Expect>()
+                .unwrap_err()
+                .contains("expected one of ==, !=")
+        );
         assert!("< abc".parse::<Expect>().is_err());
         assert!("between 9 and 5".parse::<Expect>().is_err());
     }
 
     #[test]
     fn secrets() {
-        assert_eq!("${env:X}".parse::<SecretRef>().unwrap(), SecretRef::Env("X".into()));
-        assert_eq!("${file:/k}".parse::<SecretRef>().unwrap(), SecretRef::File("/k".into()));
-        assert!("hunter2".parse::<SecretRef>().unwrap_err().contains("never the value itself"));
+        assert_eq!(
+            "${env:X}".parse::<SecretRef>().unwrap(),
+            SecretRef::Env("X".into())
+        );
+        assert_eq!(
+            "${file:/k}".parse::<SecretRef>().unwrap(),
+            SecretRef::File("/k".into())
+        );
+        assert!(
+            "hunter2"
+                .parse::<SecretRef>()
+                .unwrap_err()
+                .contains("never the value itself")
+        );
         assert!("${vault:x}".parse::<SecretRef>().is_err());
     }
 

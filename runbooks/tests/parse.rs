@@ -131,14 +131,24 @@ fn errors_name_file_line_column_field_and_hint() {
             "\"${vault:TOKEN}\"",
             "verify[2].command.env.TOKEN: cannot parse secret reference \"${vault:TOKEN}\"",
         ),
-        ("version: 1", "version: 2", "rb.yaml:1:1: version: unsupported version 2; this drillbook reads version 1"),
-        ("name: rag-embeddings-nightly", "name: Rag_Nightly", "rb.yaml:2:7: name: invalid name \"Rag_Nightly\""),
+        (
+            "version: 1",
+            "version: 2",
+            "rb.yaml:1:1: version: unsupported version 2; this drillbook reads version 1",
+        ),
+        (
+            "name: rag-embeddings-nightly",
+            "name: Rag_Nightly",
+            "rb.yaml:2:7: name: invalid name \"Rag_Nightly\"",
+        ),
     ];
     let mut failures = Vec::new();
     for (from, to, want) in cases {
         let got = issues_after(from, to);
         if !got.contains(want) {
-            failures.push(format!("replacing {from:?} with {to:?}\n  want: {want}\n  got:  {got}"));
+            failures.push(format!(
+                "replacing {from:?} with {to:?}\n  want: {want}\n  got:  {got}"
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -152,21 +162,40 @@ fn all_issues_of_a_file_are_reported_at_once() {
         .replace("  rto: 20m", "  rto: 20x")
         .replace("\">= 10000\"", "\">== 1\"");
     let issues = Runbook::parse("rb.yaml", &text).unwrap_err();
-    let lines: Vec<String> = issues.0.iter().map(|i| format!("{}:{} {}", i.pos.line, i.pos.col, i.path)).collect();
+    let lines: Vec<String> = issues
+        .0
+        .iter()
+        .map(|i| format!("{}:{} {}", i.pos.line, i.pos.col, i.path))
+        .collect();
     assert_eq!(
         lines,
-        ["4:1 ownr", "15:8 objectives.rto", "26:3 restore.fiel", "30:13 verify[0].expect"],
+        [
+            "4:1 ownr",
+            "15:8 objectives.rto",
+            "26:3 restore.fiel",
+            "30:13 verify[0].expect"
+        ],
         "{issues}"
     );
 }
 
 #[test]
 fn syntax_errors_and_duplicates_have_positions() {
-    let e = Runbook::parse("rb.yaml", "version: 1\nname: [unclosed\n").unwrap_err().to_string();
+    let e = Runbook::parse("rb.yaml", "version: 1\nname: [unclosed\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("rb.yaml:"), "{e}");
     assert!(e.contains("invalid YAML"), "{e}");
-    let e = Runbook::parse("rb.yaml", &VALID.replace("owner: search-platform", "owner: a\nowner: b")).unwrap_err().to_string();
-    assert!(e.contains("rb.yaml:5:1: duplicate key `owner` (first defined on line 4)"), "{e}");
+    let e = Runbook::parse(
+        "rb.yaml",
+        &VALID.replace("owner: search-platform", "owner: a\nowner: b"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("rb.yaml:5:1: duplicate key `owner` (first defined on line 4)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -174,19 +203,25 @@ fn missing_required_fields_are_named() {
     let e = issues_after("owner: search-platform\n", "");
     assert!(e.contains("missing field `owner`"), "{e}");
     let e = issues_after("  adapter: sqlite\n", "");
-    assert!(e.contains("restore: missing field `adapter` (one of: sqlite, files)"), "{e}");
+    assert!(
+        e.contains("restore: missing field `adapter` (one of: sqlite, files)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn committed_schema_is_current() {
-    let generated = serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema()).unwrap() + "\n";
+    let generated =
+        serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema()).unwrap() + "\n";
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.json");
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     if committed != generated {
         if std::env::var_os("DRILLBOOK_BLESS").is_some() {
             std::fs::write(path, &generated).unwrap();
         } else {
-            panic!("runbooks/schema.json is stale: run `DRILLBOOK_BLESS=1 cargo test -p drillbook-runbooks` or `drillbook schema > runbooks/schema.json`");
+            panic!(
+                "runbooks/schema.json is stale: run `DRILLBOOK_BLESS=1 cargo test -p drillbook-runbooks` or `drillbook schema > runbooks/schema.json`"
+            );
         }
     }
 }

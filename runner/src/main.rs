@@ -1,1 +1,142 @@
-fn main() {}
+//! `drillbook`: recovery drills as code. CLI entry point; maps outcomes to exit codes.
+
+mod config;
+mod execute;
+mod explain;
+mod history;
+mod plan;
+mod progress;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Input that cannot be executed (runbook, config, arguments): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+#[derive(Parser)]
+#[command(
+    name = "drillbook",
+    version,
+    about = "Recovery drills as code: restore real backups into scratch environments and prove them."
+)]
+struct Cli {
+    /// Config file (default: ./drillbook.yaml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check runbooks (files or folders) without running anything. Exit 0 valid, 2 invalid.
+    Validate { paths: Vec<PathBuf> },
+    /// Run one drill now. Exit 0 passed, 1 failed, 2 invalid input.
+    Run {
+        runbook: PathBuf,
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Past drills, newest first.
+    History {
+        #[arg(long)]
+        runbook: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// The runbook as a numbered checklist to follow by hand.
+    Explain { runbook: PathBuf },
+    /// The JSON Schema of runbooks.
+    Schema,
+    /// Capture ground truth from a live store at backup time (row counts, digests, schema).
+    Manifest {
+        #[arg(long)]
+        adapter: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRILLBOOK_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(invalid) = e.downcast_ref::<Invalid>() {
+                eprintln!("{invalid}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Validate { paths } => plan::validate_command(&config, &paths),
+        Command::Run {
+            runbook,
+            report_dir,
+            output,
+        } => run::run_command(&config, &runbook, report_dir, output == Output::Json).await,
+        Command::History { runbook, output } => {
+            run::history_command(&config, runbook.as_deref(), output == Output::Json).await
+        }
+        Command::Explain { runbook } => explain::explain_command(&config, &runbook),
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manifest { adapter, url, out } => {
+            run::manifest_command(&adapter, &url, &out).await
+        }
+    }
+}
+
+/// This machine's name, for reports and history.
+pub fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -27,10 +27,19 @@ struct JsonEntry {
 /// Reads a manifest: `sha256sum` output, or JSON `[{path, size, sha256}]`.
 pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, Entry>, String> {
     if text.trim_start().starts_with('[') {
-        let entries: Vec<JsonEntry> = serde_json::from_str(text).map_err(|e| format!("manifest is not valid JSON: {e}"))?;
+        let entries: Vec<JsonEntry> =
+            serde_json::from_str(text).map_err(|e| format!("manifest is not valid JSON: {e}"))?;
         return Ok(entries
             .into_iter()
-            .map(|e| (normalize(&e.path), Entry { sha256: e.sha256.to_lowercase(), size: e.size }))
+            .map(|e| {
+                (
+                    normalize(&e.path),
+                    Entry {
+                        sha256: e.sha256.to_lowercase(),
+                        size: e.size,
+                    },
+                )
+            })
             .collect());
     }
     let mut out = BTreeMap::new();
@@ -38,12 +47,23 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, Entry>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let (hash, rest) = line.split_once(char::is_whitespace).ok_or_else(|| format!("manifest line {}: expected `<sha256>  <path>`", i + 1))?;
+        let (hash, rest) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("manifest line {}: expected `<sha256>  <path>`", i + 1))?;
         let path = rest.trim_start_matches([' ', '*']);
         if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("manifest line {}: `{hash}` is not a SHA-256", i + 1));
+            return Err(format!(
+                "manifest line {}: `{hash}` is not a SHA-256",
+                i + 1
+            ));
         }
-        out.insert(normalize(path), Entry { sha256: hash.to_lowercase(), size: None });
+        out.insert(
+            normalize(path),
+            Entry {
+                sha256: hash.to_lowercase(),
+                size: None,
+            },
+        );
     }
     Ok(out)
 }
@@ -64,7 +84,11 @@ pub fn walk(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
             if ty.is_dir() {
                 stack.push(path);
             } else if ty.is_file() || ty.is_symlink() {
-                let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.push((rel, path));
             }
         }
@@ -89,8 +113,13 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), n))
 }
 
-pub async fn run(cx: &DrillCx, root: &Path, check: &FilesCheck) -> Result<CheckOutcome, AdapterError> {
-    let manifest = parse_manifest(&read_input(cx, &check.manifest)?).map_err(AdapterError::Check)?;
+pub async fn run(
+    cx: &DrillCx,
+    root: &Path,
+    check: &FilesCheck,
+) -> Result<CheckOutcome, AdapterError> {
+    let manifest =
+        parse_manifest(&read_input(cx, &check.manifest)?).map_err(AdapterError::Check)?;
     let root = root.to_path_buf();
     let allow_extra = check.allow_extra;
     tokio::task::spawn_blocking(move || compare(&root, &manifest, allow_extra))
@@ -98,7 +127,11 @@ pub async fn run(cx: &DrillCx, root: &Path, check: &FilesCheck) -> Result<CheckO
         .map_err(|e| AdapterError::Check(format!("files check panicked: {e}")))?
 }
 
-fn compare(root: &Path, manifest: &BTreeMap<String, Entry>, allow_extra: bool) -> Result<CheckOutcome, AdapterError> {
+fn compare(
+    root: &Path,
+    manifest: &BTreeMap<String, Entry>,
+    allow_extra: bool,
+) -> Result<CheckOutcome, AdapterError> {
     let present: BTreeMap<String, PathBuf> = walk(root)
         .map_err(|e| AdapterError::io(format!("cannot list {}", root.display()), e))?
         .into_iter()
@@ -110,13 +143,21 @@ fn compare(root: &Path, manifest: &BTreeMap<String, Entry>, allow_extra: bool) -
             problems.push(format!("missing {rel}"));
             continue;
         };
-        let (got, size) = sha256_file(path).map_err(|e| AdapterError::io(format!("cannot read {rel}"), e))?;
+        let (got, size) =
+            sha256_file(path).map_err(|e| AdapterError::io(format!("cannot read {rel}"), e))?;
         if got != want.sha256 || want.size.is_some_and(|s| s != size) {
             different += 1;
-            problems.push(format!("{rel} differs (sha256 {}…, expected {}…)", &got[..12], &want.sha256[..want.sha256.len().min(12)]));
+            problems.push(format!(
+                "{rel} differs (sha256 {}…, expected {}…)",
+                &got[..12],
+                &want.sha256[..want.sha256.len().min(12)]
+            ));
         }
     }
-    let extra: Vec<&String> = present.keys().filter(|k| !manifest.contains_key(*k)).collect();
+    let extra: Vec<&String> = present
+        .keys()
+        .filter(|k| !manifest.contains_key(*k))
+        .collect();
     if !allow_extra {
         for e in extra.iter().take(5) {
             problems.push(format!("unexpected {e}"));
@@ -127,7 +168,12 @@ fn compare(root: &Path, manifest: &BTreeMap<String, Entry>, allow_extra: bool) -
     let detail = if passed {
         format!("{} files identical to the manifest", manifest.len())
     } else {
-        let mut d = problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
+        let mut d = problems
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         if problems.len() > 5 {
             d.push_str(&format!("; and {} more", problems.len() - 5));
         }
@@ -150,7 +196,10 @@ mod tests {
         let h = "a".repeat(64);
         let m = parse_manifest(&format!("{h}  ./docs/a.txt\n{h} *b.bin\n")).unwrap();
         assert_eq!(m.keys().collect::<Vec<_>>(), ["b.bin", "docs/a.txt"]);
-        let m = parse_manifest(&format!("[{{\"path\":\"x\",\"size\":3,\"sha256\":\"{h}\"}}]")).unwrap();
+        let m = parse_manifest(&format!(
+            "[{{\"path\":\"x\",\"size\":3,\"sha256\":\"{h}\"}}]"
+        ))
+        .unwrap();
         assert_eq!(m["x"].size, Some(3));
         assert!(parse_manifest("nothex  a\n").is_err());
     }

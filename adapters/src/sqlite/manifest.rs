@@ -46,7 +46,15 @@ pub async fn capture(pool: &SqlitePool) -> Result<Manifest, sqlx::Error> {
         sqlx::query_as("select type, name, sql from sqlite_master where name not like 'sqlite_%' order by type, name").fetch_all(pool).await?;
     m.schema = rows
         .into_iter()
-        .map(|(ty, name, sql)| format!("{ty} {name}: {}", sql.unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|(ty, name, sql)| {
+            format!(
+                "{ty} {name}: {}",
+                sql.unwrap_or_default()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })
         .collect();
     Ok(m)
 }
@@ -54,12 +62,26 @@ pub async fn capture(pool: &SqlitePool) -> Result<Manifest, sqlx::Error> {
 /// Row count and an order-independent digest: the wrapping sum of each row's SHA-256
 /// (first 16 bytes) over SQLite's own `quote()` of every column, plus the count.
 pub async fn table_digest(pool: &SqlitePool, table: &str) -> Result<TableTruth, sqlx::Error> {
-    let columns: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("select name from pragma_table_info({}) order by cid", quote_literal(table)))).fetch_all(pool).await?;
+    let columns: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select name from pragma_table_info({}) order by cid",
+        quote_literal(table)
+    )))
+    .fetch_all(pool)
+    .await?;
     if columns.is_empty() {
         return Err(sqlx::Error::RowNotFound);
     }
-    let expr = columns.iter().map(|c| format!("quote({})", ident(c))).collect::<Vec<_>>().join(" || char(31) || ");
-    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("select {expr} from {}", ident(table)))).fetch_all(pool).await?;
+    let expr = columns
+        .iter()
+        .map(|c| format!("quote({})", ident(c)))
+        .collect::<Vec<_>>()
+        .join(" || char(31) || ");
+    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select {expr} from {}",
+        ident(table)
+    )))
+    .fetch_all(pool)
+    .await?;
     let mut sum: u128 = 0;
     for r in &rows {
         let h = Sha256::digest(r.as_bytes());
@@ -67,7 +89,10 @@ pub async fn table_digest(pool: &SqlitePool, table: &str) -> Result<TableTruth, 
         first.copy_from_slice(&h[..16]);
         sum = sum.wrapping_add(u128::from_le_bytes(first));
     }
-    Ok(TableTruth { rows: rows.len() as u64, digest: format!("{sum:032x}") })
+    Ok(TableTruth {
+        rows: rows.len() as u64,
+        digest: format!("{sum:032x}"),
+    })
 }
 
 fn quote_literal(s: &str) -> String {
@@ -79,28 +104,54 @@ pub(crate) fn compare_counts(want: &Manifest, got: &Manifest, tolerance: u64) ->
     for (t, w) in &want.tables {
         match got.tables.get(t) {
             None => problems.push(format!("table {t} is missing")),
-            Some(g) if g.rows.abs_diff(w.rows) > tolerance => problems.push(format!("{t}: {} rows, expected {}", g.rows, w.rows)),
+            Some(g) if g.rows.abs_diff(w.rows) > tolerance => {
+                problems.push(format!("{t}: {} rows, expected {}", g.rows, w.rows))
+            }
             Some(_) => {}
         }
     }
-    let counts = |m: &Manifest| m.tables.iter().map(|(k, v)| (k.clone(), json!(v.rows))).collect::<serde_json::Map<_, _>>();
+    let counts = |m: &Manifest| {
+        m.tables
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v.rows)))
+            .collect::<serde_json::Map<_, _>>()
+    };
     CheckOutcome {
         passed: problems.is_empty(),
         observed: json!(counts(got)),
         expected: json!(counts(want)),
-        detail: if problems.is_empty() { format!("{} tables match (tolerance {tolerance})", want.tables.len()) } else { problems.join("; ") },
+        detail: if problems.is_empty() {
+            format!("{} tables match (tolerance {tolerance})", want.tables.len())
+        } else {
+            problems.join("; ")
+        },
     }
 }
 
 pub(crate) fn compare_schema(want: &Manifest, got: &Manifest) -> CheckOutcome {
-    let missing: Vec<&String> = want.schema.iter().filter(|s| !got.schema.contains(s)).collect();
-    let extra: Vec<&String> = got.schema.iter().filter(|s| !want.schema.contains(s)).collect();
-    let mut problems: Vec<String> = missing.iter().map(|s| format!("missing or changed: {s}")).collect();
+    let missing: Vec<&String> = want
+        .schema
+        .iter()
+        .filter(|s| !got.schema.contains(s))
+        .collect();
+    let extra: Vec<&String> = got
+        .schema
+        .iter()
+        .filter(|s| !want.schema.contains(s))
+        .collect();
+    let mut problems: Vec<String> = missing
+        .iter()
+        .map(|s| format!("missing or changed: {s}"))
+        .collect();
     problems.extend(extra.iter().map(|s| format!("unexpected: {s}")));
     CheckOutcome {
         passed: problems.is_empty(),
         observed: json!({"objects": got.schema.len(), "missing": missing.len(), "unexpected": extra.len()}),
         expected: json!({"objects": want.schema.len(), "missing": 0, "unexpected": 0}),
-        detail: if problems.is_empty() { format!("{} schema objects match", want.schema.len()) } else { problems.into_iter().take(5).collect::<Vec<_>>().join("; ") },
+        detail: if problems.is_empty() {
+            format!("{} schema objects match", want.schema.len())
+        } else {
+            problems.into_iter().take(5).collect::<Vec<_>>().join("; ")
+        },
     }
 }

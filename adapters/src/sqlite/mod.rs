@@ -18,7 +18,9 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 pub use manifest::{Manifest, capture};
 
 use crate::vectors::{Corpus, Integrity, RecallSummary, parse_queries, recall};
-use crate::{AdapterError, CheckOutcome, DrillCx, Part, RestoreOutcome, Scratch, Unpacked, read_input};
+use crate::{
+    AdapterError, CheckOutcome, DrillCx, Part, RestoreOutcome, Scratch, Unpacked, read_input,
+};
 
 pub struct Sqlite {
     options: SqliteOptions,
@@ -43,9 +45,18 @@ fn pool(scratch: &Scratch) -> Result<&SqlitePool, AdapterError> {
         .ok_or_else(|| AdapterError::Check("the database was not restored".into()))
 }
 
-pub(crate) async fn open(file: &std::path::Path, read_only: bool) -> Result<SqlitePool, sqlx::Error> {
-    let opts = SqliteConnectOptions::new().filename(file).create_if_missing(false).read_only(read_only);
-    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await
+pub(crate) async fn open(
+    file: &std::path::Path,
+    read_only: bool,
+) -> Result<SqlitePool, sqlx::Error> {
+    let opts = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(false)
+        .read_only(read_only);
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
 }
 
 fn sql_err(what: &str, e: sqlx::Error) -> AdapterError {
@@ -76,9 +87,15 @@ impl crate::Adapter for Sqlite {
     }
 
     fn explain_restore(&self, backup: &str) -> Vec<String> {
-        let file = self.options.file.as_deref().unwrap_or("<the unpacked file>");
+        let file = self
+            .options
+            .file
+            .as_deref()
+            .unwrap_or("<the unpacked file>");
         vec![
-            format!("Copy `{file}` from the unpacked {backup} into a scratch folder nobody else uses."),
+            format!(
+                "Copy `{file}` from the unpacked {backup} into a scratch folder nobody else uses."
+            ),
             format!("Check it: `sqlite3 {file} 'PRAGMA integrity_check'` must print `ok`."),
         ]
     }
@@ -86,10 +103,23 @@ impl crate::Adapter for Sqlite {
     fn explain_check(&self, check: &Check) -> String {
         let file = self.options.file.as_deref().unwrap_or("DB");
         match &check.check {
-            CheckKind::Sql(s) => format!("`sqlite3 {file} \"{}\"` must print a value {}", s.sql, s.expect.raw()),
-            CheckKind::RowCounts(r) => format!("Count the rows of every table listed in `{}` (tolerance {}).", r.manifest, r.tolerance),
-            CheckKind::Schema(s) => format!("Compare `sqlite3 {file} .schema` with the snapshot `{}`.", s.expected),
-            CheckKind::TableChecksum(t) => format!("Digest the rows of `{}` and compare with `{}`.", t.table, t.manifest),
+            CheckKind::Sql(s) => format!(
+                "`sqlite3 {file} \"{}\"` must print a value {}",
+                s.sql,
+                s.expect.raw()
+            ),
+            CheckKind::RowCounts(r) => format!(
+                "Count the rows of every table listed in `{}` (tolerance {}).",
+                r.manifest, r.tolerance
+            ),
+            CheckKind::Schema(s) => format!(
+                "Compare `sqlite3 {file} .schema` with the snapshot `{}`.",
+                s.expected
+            ),
+            CheckKind::TableChecksum(t) => format!(
+                "Digest the rows of `{}` and compare with `{}`.",
+                t.table, t.manifest
+            ),
             CheckKind::VectorIntegrity(v) => format!(
                 "Every `{}` of `{}` decodes to {} finite values (no NULL, no NaN).",
                 v.column,
@@ -115,7 +145,9 @@ impl crate::Adapter for Sqlite {
         if read.is_err() || &head != b"SQLite format 3\0" {
             return Err(AdapterError::Provision(format!(
                 "`{}` is not a SQLite database (bad header)",
-                file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                file.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             )));
         }
         Ok(Scratch {
@@ -126,10 +158,20 @@ impl crate::Adapter for Sqlite {
         })
     }
 
-    async fn restore(&self, _cx: &DrillCx, scratch: &mut Scratch, _backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
-        let state = scratch.state.downcast_mut::<State>().ok_or_else(|| AdapterError::Restore("scratch is not a SQLite scratch".into()))?;
+    async fn restore(
+        &self,
+        _cx: &DrillCx,
+        scratch: &mut Scratch,
+        _backup: &Unpacked,
+    ) -> Result<RestoreOutcome, AdapterError> {
+        let state = scratch
+            .state
+            .downcast_mut::<State>()
+            .ok_or_else(|| AdapterError::Restore("scratch is not a SQLite scratch".into()))?;
         let started = Instant::now();
-        let pool = open(&state.file, false).await.map_err(|e| AdapterError::Restore(format!("cannot open the database: {e}")))?;
+        let pool = open(&state.file, false)
+            .await
+            .map_err(|e| AdapterError::Restore(format!("cannot open the database: {e}")))?;
         let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_all(&pool)
             .await
@@ -137,63 +179,119 @@ impl crate::Adapter for Sqlite {
         let integrity_ms = started.elapsed().as_millis() as u64;
         state.pool = Some(pool);
         if rows != ["ok"] {
-            return Err(AdapterError::Restore(format!("PRAGMA integrity_check: {}", rows.iter().take(3).cloned().collect::<Vec<_>>().join("; "))));
+            return Err(AdapterError::Restore(format!(
+                "PRAGMA integrity_check: {}",
+                rows.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            )));
         }
-        let tables: i64 = sqlx::query_scalar("select count(*) from sqlite_master where type = 'table' and name not like 'sqlite_%'")
-            .fetch_one(state.pool.as_ref().ok_or_else(|| AdapterError::Restore("no pool".into()))?)
-            .await
-            .map_err(|e| AdapterError::Restore(e.to_string()))?;
+        let tables: i64 = sqlx::query_scalar(
+            "select count(*) from sqlite_master where type = 'table' and name not like 'sqlite_%'",
+        )
+        .fetch_one(
+            state
+                .pool
+                .as_ref()
+                .ok_or_else(|| AdapterError::Restore("no pool".into()))?,
+        )
+        .await
+        .map_err(|e| AdapterError::Restore(e.to_string()))?;
         let size = std::fs::metadata(&state.file).map(|m| m.len()).ok();
         Ok(RestoreOutcome {
             detail: format!("{tables} tables; PRAGMA integrity_check: ok"),
-            parts: vec![Part { name: "restore.integrity".into(), duration_ms: integrity_ms, bytes: size, detail: "PRAGMA integrity_check".into() }],
+            parts: vec![Part {
+                name: "restore.integrity".into(),
+                duration_ms: integrity_ms,
+                bytes: size,
+                detail: "PRAGMA integrity_check".into(),
+            }],
         })
     }
 
-    async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
+    async fn check(
+        &self,
+        cx: &DrillCx,
+        scratch: &Scratch,
+        check: &CheckKind,
+    ) -> Result<CheckOutcome, AdapterError> {
         let pool = pool(scratch)?;
         match check {
             CheckKind::Sql(s) => {
-                let row = sqlx::query(AssertSqlSafe(s.sql.as_str())).fetch_optional(pool).await.map_err(|e| sql_err("query failed", e))?;
+                let row = sqlx::query(AssertSqlSafe(s.sql.as_str()))
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|e| sql_err("query failed", e))?;
                 let observed = match row {
-                    None => return Ok(CheckOutcome { passed: false, observed: json!(null), expected: json!(s.expect.raw()), detail: "the query returned no row".into() }),
+                    None => {
+                        return Ok(CheckOutcome {
+                            passed: false,
+                            observed: json!(null),
+                            expected: json!(s.expect.raw()),
+                            detail: "the query returned no row".into(),
+                        });
+                    }
                     Some(r) => scalar_text(&r, 0)?,
                 };
                 Ok(CheckOutcome {
                     passed: s.expect.get().matches(&observed),
-                    observed: observed.parse::<f64>().map(|n| json!(n)).unwrap_or(json!(observed)),
+                    observed: observed
+                        .parse::<i64>()
+                        .map(|n| json!(n))
+                        .or_else(|_| observed.parse::<f64>().map(|n| json!(n)))
+                        .unwrap_or(json!(observed)),
                     expected: json!(s.expect.raw()),
                     detail: String::new(),
                 })
             }
             CheckKind::RowCounts(r) => {
-                let m = Manifest::parse(&read_input(cx, &r.manifest)?).map_err(AdapterError::Check)?;
-                let now = capture(pool).await.map_err(|e| sql_err("cannot count rows", e))?;
+                let m =
+                    Manifest::parse(&read_input(cx, &r.manifest)?).map_err(AdapterError::Check)?;
+                let now = capture(pool)
+                    .await
+                    .map_err(|e| sql_err("cannot count rows", e))?;
                 Ok(manifest::compare_counts(&m, &now, r.tolerance))
             }
             CheckKind::Schema(s) => {
-                let m = Manifest::parse(&read_input(cx, &s.expected)?).map_err(AdapterError::Check)?;
-                let now = capture(pool).await.map_err(|e| sql_err("cannot read the schema", e))?;
+                let m =
+                    Manifest::parse(&read_input(cx, &s.expected)?).map_err(AdapterError::Check)?;
+                let now = capture(pool)
+                    .await
+                    .map_err(|e| sql_err("cannot read the schema", e))?;
                 Ok(manifest::compare_schema(&m, &now))
             }
             CheckKind::TableChecksum(t) => {
-                let m = Manifest::parse(&read_input(cx, &t.manifest)?).map_err(AdapterError::Check)?;
+                let m =
+                    Manifest::parse(&read_input(cx, &t.manifest)?).map_err(AdapterError::Check)?;
                 let Some(want) = m.tables.get(&t.table) else {
-                    return Err(AdapterError::Check(format!("manifest `{}` has no table `{}`", t.manifest, t.table)));
+                    return Err(AdapterError::Check(format!(
+                        "manifest `{}` has no table `{}`",
+                        t.manifest, t.table
+                    )));
                 };
-                let got = manifest::table_digest(pool, &t.table).await.map_err(|e| sql_err("cannot digest the table", e))?;
+                let got = manifest::table_digest(pool, &t.table)
+                    .await
+                    .map_err(|e| sql_err("cannot digest the table", e))?;
                 Ok(CheckOutcome {
                     passed: got.digest == want.digest && got.rows == want.rows,
                     observed: json!({"rows": got.rows, "digest": got.digest}),
                     expected: json!({"rows": want.rows, "digest": want.digest}),
-                    detail: if got.digest == want.digest { "digests equal".into() } else { "the rows differ from the manifest".into() },
+                    detail: if got.digest == want.digest {
+                        "digests equal".into()
+                    } else {
+                        "the rows differ from the manifest".into()
+                    },
                 })
             }
             CheckKind::VectorIntegrity(v) => {
-                let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
+                let table = v
+                    .table
+                    .as_deref()
+                    .ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
                 let sql = format!("select {} from {}", ident(&v.column), ident(table));
-                let rows = sqlx::query(AssertSqlSafe(sql.as_str())).fetch_all(pool).await.map_err(|e| sql_err("cannot read vectors", e))?;
+                let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| sql_err("cannot read vectors", e))?;
                 let mut counts = Integrity::default();
                 for row in rows {
                     let raw = raw_bytes(&row, 0)?;
@@ -203,15 +301,31 @@ impl crate::Adapter for Sqlite {
                     passed: counts.bad() == 0 && counts.vectors > 0,
                     observed: serde_json::to_value(&counts).unwrap_or_default(),
                     expected: json!({"dim": v.dim, "bad": 0, "min_norm": v.min_norm, "max_norm": v.max_norm}),
-                    detail: if counts.vectors == 0 { "the table holds no vector".into() } else { format!("{} of {} vectors bad", counts.bad(), counts.vectors) },
+                    detail: if counts.vectors == 0 {
+                        "the table holds no vector".into()
+                    } else {
+                        format!("{} of {} vectors bad", counts.bad(), counts.vectors)
+                    },
                 })
             }
             CheckKind::VectorRecall(v) => {
-                let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
-                let queries = parse_queries(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
+                let table = v
+                    .table
+                    .as_deref()
+                    .ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
+                let queries =
+                    parse_queries(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
-                let sql = format!("select {}, {} from {}", ident(&v.id), ident(&v.column), ident(table));
-                let rows = sqlx::query(AssertSqlSafe(sql.as_str())).fetch_all(pool).await.map_err(|e| sql_err("cannot read vectors", e))?;
+                let sql = format!(
+                    "select {}, {} from {}",
+                    ident(&v.id),
+                    ident(&v.column),
+                    ident(table)
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| sql_err("cannot read vectors", e))?;
                 let mut corpus = Corpus::default();
                 for row in rows {
                     let id = scalar_text(&row, 0)?;
@@ -242,7 +356,10 @@ impl crate::Adapter for Sqlite {
                     detail: format!("exact scan; {}", summary.detail(k)),
                 })
             }
-            other => Err(AdapterError::Unsupported(format!("sqlite cannot evaluate `{}`", other.name()))),
+            other => Err(AdapterError::Unsupported(format!(
+                "sqlite cannot evaluate `{}`",
+                other.name()
+            ))),
         }
     }
 
@@ -270,7 +387,9 @@ fn scalar_text(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<String, Adapte
     if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
         return Ok(v.map(hex::encode).unwrap_or_else(|| "NULL".into()));
     }
-    Err(AdapterError::Check(format!("column {i} has a type drillbook cannot read")))
+    Err(AdapterError::Check(format!(
+        "column {i} has a type drillbook cannot read"
+    )))
 }
 
 fn raw_bytes(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Option<Vec<u8>>, AdapterError> {
@@ -282,4 +401,3 @@ fn raw_bytes(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Option<Vec<u8>>,
     }
     Ok(Some(scalar_text(row, i)?.into_bytes()))
 }
-

@@ -1,0 +1,102 @@
+//! The optional config file (`drillbook.yaml`) and the defaults for a fresh machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::Invalid;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    runbooks: Option<String>,
+    state: Option<String>,
+    reports: Option<String>,
+    signing_key: Option<String>,
+    concurrency: Option<u32>,
+    #[serde(default)]
+    storage: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    scratch: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    smtp: BTreeMap<String, String>,
+    #[serde(default)]
+    http: BTreeMap<String, String>,
+}
+
+/// The effective configuration, paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runbooks: PathBuf,
+    pub state: String,
+    pub reports: PathBuf,
+    /// Named storage profiles: `type` (an opendal scheme) and opendal's own keys. Values may
+    /// be secret references; they are resolved when a drill builds the profile.
+    pub storage: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Config {
+    /// `--config FILE`, else `./drillbook.yaml` when it exists, else the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, Invalid> {
+        let (file, base) = match explicit {
+            Some(p) => (
+                Some(p.to_path_buf()),
+                p.parent().map(Path::to_path_buf).unwrap_or_default(),
+            ),
+            None if Path::new("drillbook.yaml").is_file() => {
+                (Some(PathBuf::from("drillbook.yaml")), PathBuf::new())
+            }
+            None => (None, PathBuf::new()),
+        };
+        let raw = match &file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Invalid(format!("{}: cannot read the config: {e}", p.display()))
+                })?;
+                drillbook_runbooks::parse_yaml::<ConfigFile>(&p.display().to_string(), &text)
+                    .map_err(|e| Invalid(e.to_string()))?
+            }
+            None => ConfigFile::default(),
+        };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let abs = |p: &str| -> PathBuf { base.join(p) };
+        let state = match raw.state {
+            Some(s) if s.starts_with("sqlite://") => {
+                let path = s.trim_start_matches("sqlite://");
+                format!("sqlite://{}", abs(path).display())
+            }
+            Some(s) => s,
+            None => format!("sqlite://{}", abs("drillbook.db").display()),
+        };
+        for (name, profile) in &raw.storage {
+            if !profile.contains_key("type") {
+                return Err(Invalid(format!(
+                    "{}: storage.{name}: missing `type` (an opendal scheme such as s3, fs, gcs)",
+                    file.as_ref()
+                        .map(|f| f.display().to_string())
+                        .unwrap_or_default()
+                )));
+            }
+        }
+        // Accepted now so that one config file serves every version; read by the daemon,
+        // signing and email, which are not part of this build yet.
+        let _ = (
+            &raw.signing_key,
+            raw.concurrency,
+            &raw.scratch,
+            &raw.smtp,
+            &raw.http,
+        );
+        Ok(Config {
+            runbooks: abs(raw.runbooks.as_deref().unwrap_or("runbooks")),
+            state,
+            reports: abs(raw.reports.as_deref().unwrap_or("drill-reports")),
+            storage: raw.storage,
+        })
+    }
+}

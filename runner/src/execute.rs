@@ -1,0 +1,749 @@
+//! The drill executor: locate → fetch (+ integrity, unpack, in one pass) → provision →
+//! restore → verify → teardown, every step timed, every failure a reason in the report.
+//!
+//! **Invariant:** teardown runs on every path out of a drill that provisioned anything,
+//! including failures, timeouts and cancellation; the drill's folder is always removed.
+//! **Invariant:** a failed drill is not an `Err`: `execute` always returns a report.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use drillbook_adapters::source::{Located, Storage};
+use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, Secrets, Unpacked, unpack};
+use drillbook_reports::{self as reports, CheckStatus, Report, Step, StepStatus, Verdict};
+use drillbook_runbooks::Runbook;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a drill needs, built (and validated) before it starts.
+pub struct DrillPlan {
+    pub runbook: Runbook,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub storage: Storage,
+    /// `source.path` resolved inside the storage.
+    pub storage_path: String,
+    pub secrets: Secrets,
+}
+
+/// How a drill ended, for history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Passed,
+    Failed,
+    /// Cancelled from outside (Ctrl-C, SIGTERM).
+    Aborted,
+}
+
+impl Ending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Passed => "passed",
+            Ending::Failed => "failed",
+            Ending::Aborted => "aborted",
+        }
+    }
+}
+
+/// Observers of a running drill (the CLI prints steps as they finish).
+pub struct Hooks {
+    pub progress: Arc<dyn Progress>,
+    pub on_step: Box<dyn Fn(&Step) + Send + Sync>,
+}
+
+const STEPS: [&str; 8] = [
+    "locate",
+    "fetch",
+    "integrity",
+    "unpack",
+    "provision",
+    "restore",
+    "verify",
+    "teardown",
+];
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(120);
+
+struct Recorder<'a> {
+    steps: Vec<Step>,
+    reasons: Vec<String>,
+    started: Instant,
+    deadline: Instant,
+    drill_limit: Duration,
+    step_limit: Duration,
+    cancel: CancellationToken,
+    aborted: bool,
+    hooks: &'a Hooks,
+}
+
+/// What a step reports when it succeeds.
+struct Done<T> {
+    value: T,
+    bytes: Option<u64>,
+    detail: String,
+}
+
+fn done<T>(value: T, bytes: Option<u64>, detail: impl Into<String>) -> Done<T> {
+    Done {
+        value,
+        bytes,
+        detail: detail.into(),
+    }
+}
+
+impl Recorder<'_> {
+    fn push(
+        &mut self,
+        name: &str,
+        at: DateTime<Utc>,
+        took: Duration,
+        status: StepStatus,
+        bytes: Option<u64>,
+        detail: String,
+    ) {
+        let step = Step {
+            name: name.into(),
+            started_at: at,
+            duration_ms: took.as_millis() as u64,
+            status,
+            bytes,
+            detail,
+        };
+        (self.hooks.on_step)(&step);
+        self.steps.push(step);
+    }
+
+    fn fail(&mut self, step: &str, reason: String) {
+        self.reasons.push(format!("{step}: {reason}"));
+    }
+
+    /// The time this step may take: the step limit, or what is left of the drill's.
+    fn budget(&self) -> (Duration, &'static str) {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < self.step_limit {
+            (left, "drill")
+        } else {
+            (self.step_limit, "step")
+        }
+    }
+
+    async fn step<T>(
+        &mut self,
+        name: &str,
+        fut: impl Future<Output = Result<Done<T>, String>>,
+    ) -> Option<T> {
+        let at = Utc::now();
+        let t = Instant::now();
+        let (limit, which) = self.budget();
+        let limit_text = if which == "drill" {
+            self.drill_limit
+        } else {
+            self.step_limit
+        };
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(limit, fut) => match r {
+                Ok(r) => r,
+                Err(_) => Err(format!("timed out after {}s ({which} timeout {})", t.elapsed().as_secs(), human(limit_text))),
+            },
+            _ = self.cancel.cancelled() => {
+                self.aborted = true;
+                Err("aborted: the drill was interrupted".into())
+            }
+        };
+        match outcome {
+            Ok(d) => {
+                self.push(name, at, t.elapsed(), StepStatus::Passed, d.bytes, d.detail);
+                Some(d.value)
+            }
+            Err(reason) => {
+                self.push(
+                    name,
+                    at,
+                    t.elapsed(),
+                    StepStatus::Failed,
+                    None,
+                    reason.clone(),
+                );
+                self.fail(name, reason);
+                None
+            }
+        }
+    }
+
+    fn skip_rest(&mut self, after: &str) {
+        let Some(i) = STEPS.iter().position(|s| *s == after) else {
+            return;
+        };
+        for s in &STEPS[i + 1..] {
+            if *s != "teardown" && !self.steps.iter().any(|x| x.name == *s) {
+                self.push(
+                    s,
+                    Utc::now(),
+                    Duration::ZERO,
+                    StepStatus::Skipped,
+                    None,
+                    "skipped: an earlier step failed".into(),
+                );
+            }
+        }
+    }
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s % 3600 == 0 && s >= 3600 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 && s >= 60 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Runs one drill to the end and returns its report. Never panics on bad input; every
+/// failure is a reason in the report.
+pub async fn execute(
+    plan: &DrillPlan,
+    run_id: &str,
+    started_at: DateTime<Utc>,
+    scheduled_for: Option<DateTime<Utc>>,
+    previous: Option<reports::Previous>,
+    cancel: CancellationToken,
+    hooks: &Hooks,
+) -> (Report, Ending) {
+    let rb = &plan.runbook;
+    let drill_limit = rb.timeouts.drill();
+    let mut rec = Recorder {
+        steps: Vec::new(),
+        reasons: Vec::new(),
+        started: Instant::now(),
+        deadline: Instant::now() + drill_limit,
+        drill_limit,
+        step_limit: rb.timeouts.step(),
+        cancel: cancel.clone(),
+        aborted: false,
+        hooks,
+    };
+    let mut checks = Vec::new();
+    let mut backup: Option<reports::Backup> = None;
+    let mut proven_at: Option<Duration> = None;
+
+    // The drill's private folder: everything unpacked or created lives here.
+    let work = tempfile::Builder::new()
+        .prefix(&format!("drillbook-{run_id}-"))
+        .tempdir();
+    let work = match work {
+        Ok(w) => Some(w),
+        Err(e) => {
+            rec.fail(
+                "locate",
+                format!("cannot create the drill's scratch folder: {e}"),
+            );
+            None
+        }
+    };
+    let adapter = drillbook_adapters::build(&rb.restore.adapter);
+    let runbook_dir = plan.path.parent().map(PathBuf::from).unwrap_or_default();
+
+    if let Some(work) = &work {
+        let cx = DrillCx {
+            run_id: run_id.to_string(),
+            runbook_dir,
+            work_dir: work.path().to_path_buf(),
+            cancel: cancel.clone(),
+            secrets: plan.secrets.clone(),
+            progress: hooks.progress.clone(),
+        };
+        let unpacked = fetch_phase(plan, &cx, &mut rec, &mut backup).await;
+        if let Some(unpacked) = unpacked {
+            let scratch = rec
+                .step("provision", async {
+                    let s = adapter
+                        .provision(&cx, &unpacked)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let detail = format!("{} scratch at {}", rb.restore.scratch.raw(), s.url);
+                    Ok(done(s, None, detail))
+                })
+                .await;
+            match scratch {
+                None => rec.skip_rest("provision"),
+                Some(mut scratch) => {
+                    restore_and_verify(
+                        adapter.as_ref(),
+                        &cx,
+                        &mut scratch,
+                        &unpacked,
+                        &mut rec,
+                        &mut checks,
+                        rb,
+                    )
+                    .await;
+                    if rec.reasons.is_empty() {
+                        proven_at = Some(rec.started.elapsed());
+                    }
+                    teardown(adapter.as_ref(), &cx, scratch, &mut rec).await;
+                }
+            }
+        }
+    }
+    // The folder goes on every path, whatever the adapter did.
+    if let Some(work) = work {
+        let path = work.path().display().to_string();
+        if let Err(e) = work.close() {
+            rec.fail(
+                "teardown",
+                format!("cannot remove the drill folder {path}: {e}"),
+            );
+        }
+    }
+
+    // Objectives.
+    let mut objectives = reports::Objectives::default();
+    if let Some(rto) = &rb.objectives.rto {
+        let target = rto.get().0.as_secs();
+        let measured = proven_at.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0);
+        let met = measured.is_some_and(|m| m <= target as f64);
+        if let Some(m) = measured {
+            if !met {
+                rec.reasons.push(format!(
+                    "objective: RTO breached: restore and verify took {m:.1}s, objective {}",
+                    rto.raw()
+                ));
+            }
+        }
+        objectives.rto = Some(reports::Objective {
+            target_s: target,
+            measured_s: measured,
+            met,
+        });
+    }
+    if let Some(rpo) = &rb.objectives.rpo {
+        let target = rpo.get().0.as_secs();
+        let age = backup.as_ref().and_then(|b| b.age_seconds);
+        let met = age.is_some_and(|a| a <= target as i64);
+        if let Some(a) = age {
+            if !met {
+                rec.reasons.push(format!(
+                    "objective: RPO breached: the newest backup is {} old, objective {}",
+                    human(Duration::from_secs(a.max(0) as u64)),
+                    rpo.raw()
+                ));
+            }
+        }
+        objectives.rpo = Some(reports::Objective {
+            target_s: target,
+            measured_s: age.map(|a| a as f64),
+            met,
+        });
+    }
+
+    let secrets = &plan.secrets;
+    let redact_all = |v: Vec<String>| {
+        v.into_iter()
+            .map(|s| secrets.redact(&s))
+            .collect::<Vec<_>>()
+    };
+    let failed = !rec.reasons.is_empty();
+    let ending = if rec.aborted {
+        Ending::Aborted
+    } else if failed {
+        Ending::Failed
+    } else {
+        Ending::Passed
+    };
+    let mut steps = rec.steps;
+    for s in &mut steps {
+        s.detail = secrets.redact(&s.detail);
+    }
+    let report = Report {
+        schema: reports::SCHEMA.into(),
+        run_id: run_id.into(),
+        runbook: reports::RunbookRef {
+            name: rb.name().into(),
+            path: plan.path.display().to_string(),
+            sha256: plan.sha256.clone(),
+        },
+        asset: serde_json::to_value(&rb.asset).unwrap_or_default(),
+        backup,
+        started_at,
+        finished_at: Utc::now(),
+        scheduled_for,
+        steps,
+        checks,
+        objectives,
+        verdict: if failed {
+            Verdict::Failed
+        } else {
+            Verdict::Passed
+        },
+        failure_reasons: redact_all(rec.reasons),
+        previous,
+        runner: reports::Runner {
+            version: env!("CARGO_PKG_VERSION").into(),
+            host: crate::host(),
+        },
+        controls: reports::standard_controls(),
+    };
+    (report, ending)
+}
+
+/// locate, fetch, integrity, unpack. Fetch and unpack overlap: one read of the object.
+async fn fetch_phase(
+    plan: &DrillPlan,
+    cx: &DrillCx,
+    rec: &mut Recorder<'_>,
+    backup: &mut Option<reports::Backup>,
+) -> Option<Unpacked> {
+    let rb = &plan.runbook;
+    let storage = &plan.storage;
+    let located = rec
+        .step("locate", async {
+            let found = storage
+                .locate(&rb.source, &plan.storage_path)
+                .await
+                .map_err(|e| e.to_string())?;
+            let expected = storage
+                .expected_sha256(&found, rb.source.checksum)
+                .await
+                .map_err(|e| e.to_string())?;
+            let detail = format!(
+                "{} ({} bytes, modified {}){}",
+                found.location,
+                found.size,
+                found
+                    .modified
+                    .map(|m| m.to_rfc3339())
+                    .unwrap_or_else(|| "unknown".into()),
+                expected
+                    .as_ref()
+                    .map(|e| format!("; expected sha256 {e}"))
+                    .unwrap_or_default()
+            );
+            Ok(done((found, expected), None, detail))
+        })
+        .await;
+    let Some((found, expected)) = located else {
+        rec.skip_rest("locate");
+        return None;
+    };
+    *backup = Some(backup_record(&found, None, expected.clone()));
+    let dest = cx.work_dir.join("restore");
+    if let Err(e) = std::fs::create_dir(&dest) {
+        rec.fail("unpack", format!("cannot create {}: {e}", dest.display()));
+        rec.skip_rest("locate");
+        return None;
+    }
+
+    let fetch_at = Utc::now();
+    let (limit, which) = rec.budget();
+    let pipeline = storage.fetch_and_unpack(
+        &found,
+        &dest,
+        unpack::DEFAULT_MAX_RATIO,
+        cx.progress.clone(),
+        &cx.cancel,
+    );
+    let fetched = tokio::select! {
+        r = tokio::time::timeout(limit, pipeline) => r.ok(),
+        _ = cx.cancel.cancelled() => None,
+    };
+    let Some(f) = fetched else {
+        let reason = if cx.cancel.is_cancelled() {
+            rec.aborted = true;
+            "aborted: the drill was interrupted".to_string()
+        } else {
+            format!("timed out after {}s ({which} timeout)", limit.as_secs())
+        };
+        rec.push(
+            "fetch",
+            fetch_at,
+            Utc::now()
+                .signed_duration_since(fetch_at)
+                .to_std()
+                .unwrap_or_default(),
+            StepStatus::Failed,
+            None,
+            reason.clone(),
+        );
+        rec.fail("fetch", reason);
+        rec.skip_rest("fetch");
+        return None;
+    };
+    *backup = Some(backup_record(&found, f.sha256.clone(), expected.clone()));
+    let fetch_took = Duration::from_millis(f.fetch_ms);
+    if let Some(err) = &f.fetch_error {
+        if cx.cancel.is_cancelled() {
+            rec.aborted = true;
+        }
+        rec.push(
+            "fetch",
+            fetch_at,
+            fetch_took,
+            StepStatus::Failed,
+            Some(f.bytes_read),
+            err.clone(),
+        );
+        rec.fail("fetch", err.clone());
+        rec.skip_rest("fetch");
+        return None;
+    }
+    rec.push(
+        "fetch",
+        fetch_at,
+        fetch_took,
+        StepStatus::Passed,
+        Some(f.bytes_read),
+        format!("read {} once, hashed while streaming", found.location),
+    );
+
+    let integrity_at = Utc::now();
+    let sha = f.sha256.clone().unwrap_or_default();
+    match &expected {
+        Some(want) if *want != sha => {
+            let reason = format!(
+                "sha256 mismatch: the backup hashes to {sha}, the {} says {want}",
+                checksum_source(rb)
+            );
+            rec.push(
+                "integrity",
+                integrity_at,
+                Duration::ZERO,
+                StepStatus::Failed,
+                Some(f.bytes_read),
+                reason.clone(),
+            );
+            rec.fail("integrity", reason);
+            rec.skip_rest("integrity");
+            return None;
+        }
+        Some(_) => rec.push(
+            "integrity",
+            integrity_at,
+            Duration::ZERO,
+            StepStatus::Passed,
+            Some(f.bytes_read),
+            format!("sha256 {sha} matches the {}", checksum_source(rb)),
+        ),
+        None => rec.push(
+            "integrity",
+            integrity_at,
+            Duration::ZERO,
+            StepStatus::Passed,
+            Some(f.bytes_read),
+            format!("sha256 {sha} (no checksum required by the runbook)"),
+        ),
+    }
+
+    let unpack_took = Duration::from_millis(f.unpack_ms);
+    match f.unpacked {
+        Ok(u) => {
+            rec.push(
+                "unpack",
+                fetch_at,
+                unpack_took,
+                StepStatus::Passed,
+                Some(u.bytes),
+                format!("{} (overlapped with fetch)", unpack::describe(&u)),
+            );
+            Some(u)
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            rec.push(
+                "unpack",
+                fetch_at,
+                unpack_took,
+                StepStatus::Failed,
+                None,
+                reason.clone(),
+            );
+            rec.fail("unpack", reason);
+            rec.skip_rest("unpack");
+            None
+        }
+    }
+}
+
+fn checksum_source(rb: &Runbook) -> &'static str {
+    match rb.source.checksum {
+        drillbook_runbooks::ChecksumMode::Manifest => "SHA256SUMS manifest",
+        _ => "sidecar",
+    }
+}
+
+fn backup_record(
+    found: &Located,
+    sha256: Option<String>,
+    expected: Option<String>,
+) -> reports::Backup {
+    reports::Backup {
+        location: found.location.clone(),
+        size_bytes: found.size,
+        modified_at: found.modified,
+        sha256,
+        expected_sha256: expected,
+        age_seconds: found
+            .modified
+            .map(|m| Utc::now().signed_duration_since(m).num_seconds()),
+    }
+}
+
+async fn restore_and_verify(
+    adapter: &dyn Adapter,
+    cx: &DrillCx,
+    scratch: &mut Scratch,
+    unpacked: &Unpacked,
+    rec: &mut Recorder<'_>,
+    checks: &mut Vec<reports::Check>,
+    rb: &Runbook,
+) {
+    let restore_at = Utc::now();
+    let restored = rec
+        .step("restore", async {
+            let out = adapter
+                .restore(cx, scratch, unpacked)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(done(out.parts, None, out.detail))
+        })
+        .await;
+    let Some(parts) = restored else {
+        rec.skip_rest("restore");
+        return;
+    };
+    for p in parts {
+        rec.push(
+            &p.name,
+            restore_at,
+            Duration::from_millis(p.duration_ms),
+            StepStatus::Passed,
+            p.bytes,
+            p.detail,
+        );
+    }
+
+    let verify_at = Utc::now();
+    let verify_t = Instant::now();
+    for check in &rb.verify {
+        let at = Instant::now();
+        let (limit, which) = rec.budget();
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(limit, drillbook_adapters::run_check(adapter, cx, scratch, &check.check)) => match r {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("timed out after {}s ({which} timeout)", limit.as_secs())),
+            },
+            _ = cx.cancel.cancelled() => {
+                rec.aborted = true;
+                Err("aborted: the drill was interrupted".into())
+            }
+        };
+        let took = at.elapsed().as_millis() as u64;
+        let record = match outcome {
+            Ok(o) => {
+                if !o.passed {
+                    rec.fail(
+                        "verify",
+                        format!(
+                            "check `{}` failed: observed {}, expected {}{}",
+                            check.name,
+                            o.observed,
+                            o.expected,
+                            if o.detail.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", o.detail)
+                            }
+                        ),
+                    );
+                }
+                reports::Check {
+                    name: check.name.clone(),
+                    kind: check.check.name().into(),
+                    status: if o.passed {
+                        CheckStatus::Passed
+                    } else {
+                        CheckStatus::Failed
+                    },
+                    observed: o.observed,
+                    expected: o.expected,
+                    duration_ms: took,
+                    detail: cx.secrets.redact(&o.detail),
+                }
+            }
+            Err(e) => {
+                let e = cx.secrets.redact(&e);
+                rec.fail(
+                    "verify",
+                    format!("check `{}` could not be evaluated: {e}", check.name),
+                );
+                reports::Check {
+                    name: check.name.clone(),
+                    kind: check.check.name().into(),
+                    status: CheckStatus::Error,
+                    observed: serde_json::Value::Null,
+                    expected: serde_json::Value::Null,
+                    duration_ms: took,
+                    detail: e,
+                }
+            }
+        };
+        checks.push(record);
+        if rec.aborted {
+            break;
+        }
+    }
+    let failed = checks
+        .iter()
+        .filter(|c| c.status != CheckStatus::Passed)
+        .count();
+    let status = if failed == 0 {
+        StepStatus::Passed
+    } else {
+        StepStatus::Failed
+    };
+    let detail = format!(
+        "{} of {} checks passed",
+        checks.len() - failed,
+        rb.verify.len()
+    );
+    rec.push(
+        "verify",
+        verify_at,
+        verify_t.elapsed(),
+        status,
+        None,
+        detail,
+    );
+}
+
+async fn teardown(adapter: &dyn Adapter, cx: &DrillCx, scratch: Scratch, rec: &mut Recorder<'_>) {
+    let at = Utc::now();
+    let t = Instant::now();
+    let created = scratch.created.join(", ");
+    // Not cancellable and not bound by the drill's deadline: cleaning up must happen.
+    let result = tokio::time::timeout(TEARDOWN_LIMIT, adapter.teardown(cx, scratch)).await;
+    let (status, detail) = match result {
+        Ok(Ok(())) => (
+            StepStatus::Passed,
+            if created.is_empty() {
+                "nothing to remove".to_string()
+            } else {
+                format!("removed {created}")
+            },
+        ),
+        Ok(Err(e)) => (StepStatus::Failed, format!("teardown failed: {e}")),
+        Err(_) => (
+            StepStatus::Failed,
+            format!(
+                "teardown did not finish within {}s",
+                TEARDOWN_LIMIT.as_secs()
+            ),
+        ),
+    };
+    if status == StepStatus::Failed {
+        rec.fail("teardown", detail.clone());
+    }
+    rec.push("teardown", at, t.elapsed(), status, None, detail);
+}

@@ -1,0 +1,155 @@
+//! The history store: one row per drill, in SQLite (default) or PostgreSQL.
+//!
+//! **Invariant:** a drill's row is inserted as `running` before the drill touches anything,
+//! and updated on every way out, so no drill goes unrecorded.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+
+pub struct History {
+    pool: AnyPool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub runbook: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub scheduled_for: Option<String>,
+    pub report: Option<String>,
+    pub failure_reasons: Vec<String>,
+}
+
+/// `sqlite://drillbook.db` (created when missing) or `postgres://...`.
+pub fn normalize_url(state: &str) -> String {
+    if let Some(path) = state.strip_prefix("sqlite://") {
+        if !path.contains('?') {
+            return format!("sqlite://{path}?mode=rwc");
+        }
+    }
+    state.to_string()
+}
+
+impl History {
+    pub async fn open(state: &str) -> anyhow::Result<History> {
+        sqlx::any::install_default_drivers();
+        let url = normalize_url(state);
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open the history store {state}"))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .with_context(|| format!("cannot migrate the history store {state}"))?;
+        Ok(History { pool })
+    }
+
+    pub async fn start(
+        &self,
+        run_id: &str,
+        runbook: &str,
+        started_at: DateTime<Utc>,
+        scheduled_for: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid) VALUES ($1, $2, 'running', $3, $4, $5, $6)")
+            .bind(run_id)
+            .bind(runbook)
+            .bind(ts(started_at))
+            .bind(scheduled_for.map(ts))
+            .bind(crate::host())
+            .bind(i64::from(std::process::id()))
+            .execute(&self.pool)
+            .await
+            .context("cannot record the drill in history")?;
+        Ok(())
+    }
+
+    pub async fn finish(
+        &self,
+        run_id: &str,
+        status: &str,
+        finished_at: DateTime<Utc>,
+        report: Option<&str>,
+        report_sha256: Option<&str>,
+        reasons: &[String],
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, report = $3, report_sha256 = $4, failure_reasons = $5 WHERE run_id = $6")
+            .bind(status)
+            .bind(ts(finished_at))
+            .bind(report)
+            .bind(report_sha256)
+            .bind(serde_json::to_string(reasons)?)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .context("cannot record the drill's outcome in history")?;
+        Ok(())
+    }
+
+    /// The last finished run of a runbook that left a report (for the `previous` link).
+    pub async fn last_report(
+        &self,
+        runbook: &str,
+        excluding: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT run_id, report_sha256 FROM runs WHERE runbook = $1 AND run_id <> $2 AND report_sha256 IS NOT NULL ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        )
+        .bind(runbook)
+        .bind(excluding)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("run_id")?, r.try_get("report_sha256")?)),
+            None => None,
+        })
+    }
+
+    pub async fn list(&self, runbook: Option<&str>) -> anyhow::Result<Vec<RunRow>> {
+        const COLUMNS: &str = "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, failure_reasons FROM runs";
+        let rows = match runbook {
+            Some(name) => {
+                let sql =
+                    format!("{COLUMNS} WHERE runbook = $1 ORDER BY started_at DESC, run_id DESC");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(name)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!("{COLUMNS} ORDER BY started_at DESC, run_id DESC");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(|r| {
+                let reasons: Option<String> = r.try_get("failure_reasons")?;
+                Ok(RunRow {
+                    run_id: r.try_get("run_id")?,
+                    runbook: r.try_get("runbook")?,
+                    status: r.try_get("status")?,
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    scheduled_for: r.try_get("scheduled_for")?,
+                    report: r.try_get("report")?,
+                    failure_reasons: reasons
+                        .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}
+
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

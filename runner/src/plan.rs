@@ -1,0 +1,180 @@
+//! Parse → validate → build: everything that can be known before a drill runs. Nothing
+//! here connects to anything; `drillbook validate` runs exactly this.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use drillbook_adapters::source::Storage;
+use drillbook_adapters::{Secrets, can_run};
+use drillbook_runbooks::{Runbook, ScratchSpec};
+use sha2::{Digest, Sha256};
+
+use crate::Invalid;
+use crate::config::Config;
+use crate::execute::DrillPlan;
+
+/// A parsed runbook with its file facts.
+pub struct Loaded {
+    pub runbook: Runbook,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// Reads and parses one runbook; every issue at once.
+pub fn load(path: &Path) -> Result<Loaded, Invalid> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Invalid(format!("{}: cannot read: {e}", path.display())))?;
+    let shown = path.display().to_string();
+    let runbook = Runbook::parse(&shown, &text).map_err(|issues| Invalid(issues.to_string()))?;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let loaded = Loaded {
+        runbook,
+        path: abs,
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+    };
+    let problems = check_against_config(&loaded, &shown);
+    if !problems.is_empty() {
+        return Err(Invalid(problems.join("\n")));
+    }
+    Ok(loaded)
+}
+
+/// Rules that need the adapter registry: every check kind must be one the adapter runs.
+fn check_against_config(l: &Loaded, shown: &str) -> Vec<String> {
+    let adapter = drillbook_adapters::build(&l.runbook.restore.adapter);
+    let mut out = Vec::new();
+    for (i, c) in l.runbook.verify.iter().enumerate() {
+        if !can_run(adapter.as_ref(), &c.check) {
+            out.push(format!(
+                "{shown}: verify[{i}]: adapter `{}` cannot run `{}` checks",
+                adapter.kind(),
+                c.check.name()
+            ));
+        }
+    }
+    if let ScratchSpec::Server(name) = l.runbook.restore.scratch.get() {
+        out.push(format!(
+            "{shown}: restore.scratch: adapter `{}` has no server scratch providers (`server:{name}`); use `local`",
+            adapter.kind()
+        ));
+    }
+    if l.runbook.source.decrypt.is_some() {
+        out.push(format!(
+            "{shown}: source.decrypt: decryption is not supported yet by this drillbook"
+        ));
+    }
+    out
+}
+
+/// Builds what a drill needs from a loaded runbook and the config.
+pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
+    let secrets = Secrets::default();
+    let src = &loaded.runbook.source;
+    let storage = if src.storage == "local" && !config.storage.contains_key("local") {
+        Storage::local().map_err(|e| Invalid(e.to_string()))?
+    } else {
+        let profile = config.storage.get(&src.storage).ok_or_else(|| {
+            let known: Vec<&str> = std::iter::once("local")
+                .chain(config.storage.keys().map(String::as_str))
+                .collect();
+            let hint = drillbook_runbooks::nearest(&src.storage, known.iter().copied())
+                .map(|n| format!(", did you mean `{n}`?"))
+                .unwrap_or_default();
+            Invalid(format!(
+                "{}: source.storage: no storage profile `{}` in the config{hint} (known: {})",
+                loaded.path.display(),
+                src.storage,
+                known.join(", ")
+            ))
+        })?;
+        let mut resolved = std::collections::BTreeMap::new();
+        for (k, v) in profile {
+            let value = secrets
+                .expand(v)
+                .map_err(|e| Invalid(format!("storage.{}.{k}: {e}", src.storage)))?;
+            resolved.insert(k.clone(), value);
+        }
+        Storage::from_profile(&src.storage, &resolved).map_err(|e| Invalid(e.to_string()))?
+    };
+    let base = loaded.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let storage_path = storage.resolve(&src.path, &base);
+    Ok(DrillPlan {
+        runbook: loaded.runbook,
+        path: loaded.path,
+        sha256: loaded.sha256,
+        storage,
+        storage_path,
+        secrets,
+    })
+}
+
+/// Runbook files named by the arguments (folders: every `*.yaml`/`*.yml` inside, recursively).
+pub fn expand(paths: &[PathBuf], default: &Path) -> Result<Vec<PathBuf>, Invalid> {
+    let roots: Vec<PathBuf> = if paths.is_empty() {
+        vec![default.to_path_buf()]
+    } else {
+        paths.to_vec()
+    };
+    let mut out = Vec::new();
+    for root in roots {
+        if root.is_dir() {
+            let mut stack = vec![root];
+            while let Some(dir) = stack.pop() {
+                let entries = std::fs::read_dir(&dir)
+                    .map_err(|e| Invalid(format!("{}: {e}", dir.display())))?;
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+                    {
+                        out.push(p);
+                    }
+                }
+            }
+        } else if root.exists() {
+            out.push(root);
+        } else {
+            return Err(Invalid(format!(
+                "{}: no such file or folder",
+                root.display()
+            )));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn validate_command(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let files = expand(paths, &config.runbooks)?;
+    let mut problems = Vec::new();
+    let mut names: std::collections::BTreeMap<String, PathBuf> = Default::default();
+    for f in &files {
+        match load(f).and_then(|l| {
+            let name = l.runbook.name().to_string();
+            let pos = l.runbook.name.pos();
+            build(config, l).map(|_| (name, pos))
+        }) {
+            Ok((name, pos)) => {
+                if let Some(first) = names.get(&name) {
+                    problems.push(format!(
+                        "{}:{}:{}: name: duplicate runbook name `{name}` (also in {})",
+                        f.display(),
+                        pos.line,
+                        pos.col,
+                        first.display()
+                    ));
+                } else {
+                    names.insert(name, f.clone());
+                }
+            }
+            Err(e) => problems.push(e.0),
+        }
+    }
+    if problems.is_empty() {
+        println!("{} runbook(s) valid", files.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Invalid(problems.join("\n")).into())
+    }
+}

@@ -1,0 +1,240 @@
+//! `run`, `history` and `manifest`: one drill by hand, recorded like a scheduled one.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use drillbook_reports::{Report, Verdict};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::execute::{Ending, Hooks, execute};
+use crate::history::History;
+use crate::{Invalid, plan};
+
+pub async fn run_command(
+    config: &Config,
+    runbook: &Path,
+    report_dir: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let loaded = plan::load(runbook)?;
+    let plan = plan::build(config, loaded)?;
+    let reports_root = report_dir.unwrap_or_else(|| config.reports.clone());
+    let history = History::open(&config.state).await?;
+
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let started_at = Utc::now();
+    history
+        .start(&run_id, plan.runbook.name(), started_at, None)
+        .await?;
+    let previous = history
+        .last_report(plan.runbook.name(), &run_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|(run_id, sha256)| drillbook_reports::Previous { run_id, sha256 });
+
+    // Ctrl-C and SIGTERM abort the drill; teardown still runs.
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        on_signal.cancel();
+    });
+
+    let live = !json && std::io::stderr().is_terminal();
+    let hooks = Hooks {
+        progress: crate::progress::for_terminal(),
+        on_step: Box::new(move |s| {
+            if live {
+                eprintln!(
+                    "  {:<18} {:<7} {:>7} ms  {}",
+                    s.name,
+                    format!("{:?}", s.status).to_lowercase(),
+                    s.duration_ms,
+                    s.detail
+                );
+            }
+        }),
+    };
+    let (report, ending) =
+        execute(&plan, &run_id, started_at, None, previous, cancel, &hooks).await;
+
+    // Whatever happens while writing evidence, the history row gets its outcome.
+    let written = write_report(&reports_root, &report);
+    let (folder, digest, mut reasons) = match &written {
+        Ok((folder, digest)) => (
+            Some(folder.display().to_string()),
+            Some(digest.clone()),
+            report.failure_reasons.clone(),
+        ),
+        Err(e) => {
+            let mut r = report.failure_reasons.clone();
+            r.push(format!("report: {e:#}"));
+            (None, None, r)
+        }
+    };
+    let status = if written.is_err() && ending == Ending::Passed {
+        Ending::Failed
+    } else {
+        ending
+    };
+    history
+        .finish(
+            &run_id,
+            status.as_str(),
+            report.finished_at,
+            folder.as_deref(),
+            digest.as_deref(),
+            &reasons,
+        )
+        .await?;
+
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report, folder.as_deref());
+    }
+    if let Err(e) = written {
+        reasons.truncate(0);
+        eprintln!("error: the report could not be written: {e:#}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if status == Ending::Passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Writes `DIR/<runbook>/<run-id>/{report.json, report.md}`; returns the folder and the digest.
+fn write_report(root: &Path, report: &Report) -> anyhow::Result<(PathBuf, String)> {
+    let folder = root.join(&report.runbook.name).join(&report.run_id);
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let json = serde_json::to_string_pretty(report)? + "\n";
+    std::fs::write(folder.join("report.json"), json)
+        .with_context(|| format!("cannot write {}", folder.join("report.json").display()))?;
+    std::fs::write(folder.join("report.md"), report.to_markdown())
+        .with_context(|| format!("cannot write {}", folder.join("report.md").display()))?;
+    Ok((folder, report.digest()?))
+}
+
+fn print_summary(report: &Report, folder: Option<&str>) {
+    let verdict = match report.verdict {
+        Verdict::Passed => "PASSED",
+        Verdict::Failed => "FAILED",
+    };
+    println!(
+        "drill {} {verdict} (run {})",
+        report.runbook.name, report.run_id
+    );
+    for c in &report.checks {
+        println!(
+            "  check {:<30} {:<6} observed {} expected {}",
+            c.name,
+            format!("{:?}", c.status).to_lowercase(),
+            c.observed,
+            c.expected
+        );
+    }
+    if let Some(o) = &report.objectives.rto {
+        println!(
+            "  RTO {} against {}s: {}",
+            o.measured_s
+                .map(|m| format!("{m:.1}s"))
+                .unwrap_or_else(|| "not measured".into()),
+            o.target_s,
+            if o.met { "met" } else { "NOT met" }
+        );
+    }
+    if let Some(o) = &report.objectives.rpo {
+        println!(
+            "  RPO {} against {}s: {}",
+            o.measured_s
+                .map(|m| format!("{m:.0}s"))
+                .unwrap_or_else(|| "not measured".into()),
+            o.target_s,
+            if o.met { "met" } else { "NOT met" }
+        );
+    }
+    for r in &report.failure_reasons {
+        println!("  reason: {r}");
+    }
+    if let Some(f) = folder {
+        println!("  report: {f}/report.json");
+    }
+}
+
+pub async fn history_command(
+    config: &Config,
+    runbook: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let history = History::open(&config.state).await?;
+    let rows = history.list(runbook).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("no drills recorded in {}", config.state);
+    } else {
+        println!(
+            "{:<38} {:<28} {:<11} {:<26} report",
+            "run", "runbook", "status", "started"
+        );
+        for r in rows {
+            println!(
+                "{:<38} {:<28} {:<11} {:<26} {}",
+                r.run_id,
+                r.runbook,
+                r.status,
+                r.started_at,
+                r.report.unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn manifest_command(adapter: &str, url: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    match adapter {
+        "sqlite" => {
+            let file = url.strip_prefix("sqlite://").unwrap_or(url);
+            if !Path::new(file).is_file() {
+                return Err(Invalid(format!("--url: no SQLite database at {file}")).into());
+            }
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(file)
+                .read_only(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot open {file}"))?;
+            let m = drillbook_adapters::sqlite::capture(&pool)
+                .await
+                .context("cannot read the database")?;
+            pool.close().await;
+            std::fs::write(out, serde_json::to_string_pretty(&m)? + "\n")
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "manifest of {} tables written to {}",
+                m.tables.len(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(Invalid(format!(
+            "--adapter: `{other}` has no manifest capture yet (supported: sqlite)"
+        ))
+        .into()),
+    }
+}
