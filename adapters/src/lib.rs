@@ -146,10 +146,7 @@ pub enum AdapterError {
 
 impl AdapterError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        AdapterError::Io {
-            context: context.into(),
-            source,
-        }
+        AdapterError::Io { context: context.into(), source }
     }
 }
 
@@ -173,12 +170,7 @@ pub trait Adapter: Send + Sync {
         scratch: &mut Scratch,
         backup: &Unpacked,
     ) -> Result<RestoreOutcome, AdapterError>;
-    async fn check(
-        &self,
-        cx: &DrillCx,
-        scratch: &Scratch,
-        check: &CheckKind,
-    ) -> Result<CheckOutcome, AdapterError>;
+    async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError>;
     /// Removes everything `provision` created. Must succeed on a half-provisioned scratch.
     async fn teardown(&self, cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError>;
 }
@@ -211,17 +203,13 @@ pub fn can_run(adapter: &dyn Adapter, check: &CheckKind) -> bool {
 /// Reads a runbook-relative file for a check, with the path in the error.
 pub fn read_input(cx: &DrillCx, p: &str) -> Result<String, AdapterError> {
     let path = cx.runbook_path(p);
-    std::fs::read_to_string(&path)
-        .map_err(|e| AdapterError::io(format!("cannot read {}", path.display()), e))
+    std::fs::read_to_string(&path).map_err(|e| AdapterError::io(format!("cannot read {}", path.display()), e))
 }
 
 /// A path inside `root` from a manifest or glob, refusing anything that escapes it.
 pub fn inside(root: &Path, rel: &str) -> Option<PathBuf> {
     let p = Path::new(rel);
-    if p.is_absolute()
-        || p.components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
+    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         return None;
     }
     Some(root.join(p))

@@ -27,11 +27,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error("`{program}` did not finish within {}s and was killed with its process group", limit.as_secs())]
-    TimedOut {
-        program: String,
-        limit: Duration,
-        output: String,
-    },
+    TimedOut { program: String, limit: Duration, output: String },
     #[error("cancelled")]
     Cancelled,
     #[error("waiting for `{program}`: {source}")]
@@ -43,21 +39,10 @@ pub enum RunError {
 }
 
 /// Runs `cmd` to completion, killing its process group on timeout or cancellation.
-pub async fn run(
-    mut cmd: Command,
-    limit: Duration,
-    cancel: &CancellationToken,
-) -> Result<Finished, RunError> {
+pub async fn run(mut cmd: Command, limit: Duration, cancel: &CancellationToken) -> Result<Finished, RunError> {
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| RunError::Spawn { program: program.clone(), source })?;
     let pgid = child.id();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     if let Some(out) = child.stdout.take() {
@@ -87,23 +72,13 @@ pub async fn run(
     };
     match outcome {
         Ok(status) => {
-            let status = status.map_err(|source| RunError::Wait {
-                program: program.clone(),
-                source,
-            })?;
-            Ok(Finished {
-                status,
-                output: tail_text(&tail),
-            })
+            let status = status.map_err(|source| RunError::Wait { program: program.clone(), source })?;
+            Ok(Finished { status, output: tail_text(&tail) })
         }
         Err(timed_out) => {
             kill_group(pgid);
             if timed_out {
-                Err(RunError::TimedOut {
-                    program,
-                    limit,
-                    output: tail_text(&tail),
-                })
+                Err(RunError::TimedOut { program, limit, output: tail_text(&tail) })
             } else {
                 Err(RunError::Cancelled)
             }
@@ -142,10 +117,6 @@ fn tail_text(bytes: &[u8]) -> String {
 
 /// The last `n` non-empty lines of `text`, joined with ` | ` for a one-line detail.
 pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let lines: Vec<&str> = text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }

@@ -24,9 +24,7 @@ pub enum SecretError {
 impl Secrets {
     pub fn resolve(&self, r: &SecretRef) -> Result<String, SecretError> {
         let value = match r {
-            SecretRef::Env(name) => {
-                std::env::var(name).map_err(|_| SecretError::MissingEnv(name.clone()))?
-            }
+            SecretRef::Env(name) => std::env::var(name).map_err(|_| SecretError::MissingEnv(name.clone()))?,
             SecretRef::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| SecretError::File(path.clone(), e))?,
@@ -45,12 +43,11 @@ impl Secrets {
 
     pub fn remember(&self, value: &str) {
         // Very short values would scrub innocent text and protect nothing.
-        if value.len() >= 4 {
-            if let Ok(mut seen) = self.seen.lock() {
-                if !seen.iter().any(|s| s == value) {
-                    seen.push(value.to_string());
-                }
-            }
+        if value.len() >= 4
+            && let Ok(mut seen) = self.seen.lock()
+            && !seen.iter().any(|s| s == value)
+        {
+            seen.push(value.to_string());
         }
     }
 
@@ -76,14 +73,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("k");
         std::fs::write(&f, "s3cr3t-value\n").unwrap();
-        let v = s
-            .resolve(&SecretRef::File(f.display().to_string()))
-            .unwrap();
+        let v = s.resolve(&SecretRef::File(f.display().to_string())).unwrap();
         assert_eq!(v, "s3cr3t-value");
         assert_eq!(s.redact("token=s3cr3t-value!"), "token=[redacted]!");
-        assert!(
-            s.resolve(&SecretRef::Env("DRILLBOOK_SURELY_UNSET_1".into()))
-                .is_err()
-        );
+        assert!(s.resolve(&SecretRef::Env("DRILLBOOK_SURELY_UNSET_1".into())).is_err());
     }
 }

@@ -24,9 +24,7 @@ pub struct Limits {
 impl Limits {
     fn max_bytes(&self) -> u64 {
         // A floor, so that a tiny archive of a few empty files is not refused.
-        self.compressed_size
-            .saturating_mul(self.max_ratio)
-            .max(1 << 20)
+        self.compressed_size.saturating_mul(self.max_ratio).max(1 << 20)
     }
 }
 
@@ -37,11 +35,7 @@ pub enum UnpackError {
     #[error(
         "expansion beyond the limit: more than {limit} bytes from a {compressed}-byte backup ({ratio}× its size); refused"
     )]
-    TooLarge {
-        limit: u64,
-        compressed: u64,
-        ratio: u64,
-    },
+    TooLarge { limit: u64, compressed: u64, ratio: u64 },
     #[error("corrupt or truncated {layer} data after {offset} bytes: {source}")]
     Corrupt {
         layer: &'static str,
@@ -70,15 +64,11 @@ pub fn unpack(
 ) -> Result<Unpacked, UnpackError> {
     let mut layers: Vec<&'static str> = Vec::new();
     let mut name = name.rsplit('/').next().unwrap_or(name).to_string();
-    let mut reader: Box<dyn Read + Send> =
-        Box::new(Counting::new(input, cancel.clone(), None, "raw"));
+    let mut reader: Box<dyn Read + Send> = Box::new(Counting::new(input, cancel.clone(), None, "raw"));
     // Up to three compression layers (tar.gz.zst would be odd, but harmless).
     for _ in 0..3 {
-        let (head, rest) = peek(reader, 4).map_err(|source| UnpackError::Corrupt {
-            layer: "raw",
-            offset: 0,
-            source,
-        })?;
+        let current = layers.last().copied().unwrap_or("raw");
+        let (head, rest) = peek(reader, 4).map_err(|e| classify(e, current, 0, limits))?;
         reader = rest;
         let layer = match head.as_slice() {
             [0x1f, 0x8b, ..] => "gzip",
@@ -88,21 +78,15 @@ pub fn unpack(
         layers.push(layer);
         for ext in [".gz", ".tgz", ".zst", ".zstd"] {
             if let Some(stem) = name.strip_suffix(ext) {
-                name = if ext == ".tgz" {
-                    format!("{stem}.tar")
-                } else {
-                    stem.to_string()
-                };
+                name = if ext == ".tgz" { format!("{stem}.tar") } else { stem.to_string() };
             }
         }
         let decoded: Box<dyn Read + Send> = match layer {
             "gzip" => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            _ => Box::new(zstd::stream::read::Decoder::new(reader).map_err(|source| {
-                UnpackError::Corrupt {
-                    layer: "zstd",
-                    offset: 0,
-                    source,
-                }
+            _ => Box::new(zstd::stream::read::Decoder::new(reader).map_err(|source| UnpackError::Corrupt {
+                layer: "zstd",
+                offset: 0,
+                source,
             })?),
         };
         let limit = Some(limits.max_bytes());
@@ -118,36 +102,18 @@ pub fn unpack(
         }
         format.push_str("tar");
         let (files, bytes) = untar(rest, dest, outer, limits)?;
-        Ok(Unpacked {
-            root: dest.to_path_buf(),
-            single_file: None,
-            format,
-            files,
-            bytes,
-        })
+        Ok(Unpacked { root: dest.to_path_buf(), single_file: None, format, files, bytes })
     } else {
         if format.is_empty() {
             format.push_str("raw");
         }
-        let safe = if name.is_empty() || name == "." || name == ".." {
-            "backup".to_string()
-        } else {
-            name
-        };
+        let safe = if name.is_empty() || name == "." || name == ".." { "backup".to_string() } else { name };
         let path = dest.join(&safe);
-        let mut out = std::fs::File::create(&path).map_err(|source| UnpackError::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let mut out = std::fs::File::create(&path)
+            .map_err(|source| UnpackError::Write { path: path.display().to_string(), source })?;
         let mut rest = rest;
         let bytes = io::copy(&mut rest, &mut out).map_err(|e| classify(e, outer, 0, limits))?;
-        Ok(Unpacked {
-            root: dest.to_path_buf(),
-            single_file: Some(path),
-            format,
-            files: 1,
-            bytes,
-        })
+        Ok(Unpacked { root: dest.to_path_buf(), single_file: Some(path), format, files: 1, bytes })
     }
 }
 
@@ -162,20 +128,12 @@ fn untar(
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
     let (mut files, mut bytes) = (0u64, 0u64);
-    let entries = archive
-        .entries()
-        .map_err(|e| classify(e, layer, bytes, limits))?;
+    let entries = archive.entries().map_err(|e| classify(e, layer, bytes, limits))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| classify(e, layer, bytes, limits))?;
-        let path = entry
-            .path()
-            .map_err(|e| classify(e, layer, bytes, limits))?
-            .into_owned();
+        let path = entry.path().map_err(|e| classify(e, layer, bytes, limits))?.into_owned();
         let shown = path.display().to_string();
-        let unsafe_ = |why: &str| UnpackError::Unsafe {
-            entry: shown.clone(),
-            why: why.to_string(),
-        };
+        let unsafe_ = |why: &str| UnpackError::Unsafe { entry: shown.clone(), why: why.to_string() };
         if !is_relative_inside(&path) {
             return Err(unsafe_("escapes the scratch dir (absolute path or `..`)"));
         }
@@ -184,11 +142,8 @@ fn untar(
         match kind {
             T::Regular | T::Continuous | T::GNUSparse | T::Directory => {}
             T::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| classify(e, layer, bytes, limits))?
-                    .unwrap_or_default()
-                    .into_owned();
+                let target =
+                    entry.link_name().map_err(|e| classify(e, layer, bytes, limits))?.unwrap_or_default().into_owned();
                 let parent = path.parent().unwrap_or(Path::new(""));
                 if target.is_absolute() || !is_relative_inside(&parent.join(&target)) {
                     return Err(unsafe_(&format!(
@@ -198,11 +153,8 @@ fn untar(
                 }
             }
             T::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| classify(e, layer, bytes, limits))?
-                    .unwrap_or_default()
-                    .into_owned();
+                let target =
+                    entry.link_name().map_err(|e| classify(e, layer, bytes, limits))?.unwrap_or_default().into_owned();
                 if !is_relative_inside(&target) {
                     return Err(unsafe_(&format!(
                         "is a hard link pointing out of the scratch dir (to `{}`)",
@@ -217,19 +169,19 @@ fn untar(
             other => return Err(unsafe_(&format!("has an unsupported type {other:?}"))),
         }
         let size = entry.header().size().unwrap_or(0);
-        let written = entry
-            .unpack_in(dest)
-            .map_err(|e| classify(e, layer, bytes, limits))?;
+        let written = entry.unpack_in(dest).map_err(|e| classify(e, layer, bytes, limits))?;
         if !written {
-            return Err(unsafe_(
-                "would be written outside the scratch dir through a link",
-            ));
+            return Err(unsafe_("would be written outside the scratch dir through a link"));
         }
         if kind != T::Directory {
             files += 1;
         }
         bytes += size;
     }
+    // Read to the end: the decoders verify their trailers (gzip CRC, zstd checksum) only
+    // there, and the tar reader stops at the end-of-archive marker before them.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| classify(e, layer, bytes, limits))?;
     Ok((files, bytes))
 }
 
@@ -254,7 +206,7 @@ fn is_relative_inside(p: &Path) -> bool {
 
 /// Turns an I/O error from the decoding stack back into the precise reason.
 fn classify(e: io::Error, layer: &'static str, offset: u64, limits: &Limits) -> UnpackError {
-    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Refusal>()) {
+    if let Some(inner) = find_refusal(&e) {
         return match inner {
             Refusal::TooLarge => UnpackError::TooLarge {
                 limit: limits.max_bytes(),
@@ -262,18 +214,29 @@ fn classify(e: io::Error, layer: &'static str, offset: u64, limits: &Limits) -> 
                 ratio: limits.max_ratio,
             },
             Refusal::Cancelled => UnpackError::Cancelled,
-            Refusal::Corrupt { layer, at, cause } => UnpackError::Corrupt {
-                layer,
-                offset: *at,
-                source: io::Error::other(cause.clone()),
-            },
+            Refusal::Corrupt { layer, at, cause } => {
+                UnpackError::Corrupt { layer, offset: *at, source: io::Error::other(cause.clone()) }
+            }
         };
     }
-    UnpackError::Corrupt {
-        layer,
-        offset,
-        source: e,
+    UnpackError::Corrupt { layer, offset, source: e }
+}
+
+/// The tar crate wraps reader errors in its own; look through the whole chain.
+fn find_refusal(e: &io::Error) -> Option<&Refusal> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|i| i as _);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<Refusal>() {
+            return Some(r);
+        }
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<Refusal>())
+        {
+            return Some(r);
+        }
+        cur = err.source();
     }
+    None
 }
 
 /// Why a [`Counting`] reader stopped the stream.
@@ -281,11 +244,7 @@ fn classify(e: io::Error, layer: &'static str, offset: u64, limits: &Limits) -> 
 enum Refusal {
     TooLarge,
     Cancelled,
-    Corrupt {
-        layer: &'static str,
-        at: u64,
-        cause: String,
-    },
+    Corrupt { layer: &'static str, at: u64, cause: String },
 }
 
 impl std::fmt::Display for Refusal {
@@ -311,13 +270,7 @@ struct Counting<R> {
 
 impl<R> Counting<R> {
     fn new(inner: R, cancel: Arc<AtomicBool>, limit: Option<u64>, layer: &'static str) -> Self {
-        Counting {
-            inner,
-            cancel,
-            limit,
-            layer,
-            count: 0,
-        }
+        Counting { inner, cancel, limit, layer, count: 0 }
     }
 }
 
@@ -328,14 +281,10 @@ impl<R: Read> Read for Counting<R> {
         }
         let n = match self.inner.read(buf) {
             Ok(n) => n,
-            Err(e) if e.get_ref().is_some_and(|i| i.is::<Refusal>()) => return Err(e),
+            Err(e) if find_refusal(&e).is_some() => return Err(e),
             Err(e) if self.layer != "raw" => {
                 let cause = e.to_string();
-                return Err(io::Error::other(Refusal::Corrupt {
-                    layer: self.layer,
-                    at: self.count,
-                    cause,
-                }));
+                return Err(io::Error::other(Refusal::Corrupt { layer: self.layer, at: self.count, cause }));
             }
             Err(e) => return Err(e),
         };
@@ -369,9 +318,7 @@ pub fn describe(u: &Unpacked) -> String {
         Some(p) => format!(
             "{} → {} ({} bytes)",
             u.format,
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             u.bytes
         ),
         None => format!("{}: {} files, {} bytes", u.format, u.files, u.bytes),

@@ -36,8 +36,7 @@ pub fn parse_queries(text: &str) -> Result<Vec<GoldenQuery>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let q: GoldenQuery = serde_json::from_str(line)
-            .map_err(|e| format!("golden queries line {}: {e}", i + 1))?;
+        let q: GoldenQuery = serde_json::from_str(line).map_err(|e| format!("golden queries line {}: {e}", i + 1))?;
         out.push(q);
     }
     if out.is_empty() {
@@ -50,60 +49,35 @@ pub fn parse_queries(text: &str) -> Result<Vec<GoldenQuery>, String> {
 pub fn decode(bytes: &[u8], encoding: VectorEncoding) -> Result<Vec<f32>, String> {
     match encoding {
         VectorEncoding::F32le => {
-            if bytes.len() % 4 != 0 {
-                return Err(format!(
-                    "{} bytes is not a whole number of f32 values",
-                    bytes.len()
-                ));
+            if !bytes.len().is_multiple_of(4) {
+                return Err(format!("{} bytes is not a whole number of f32 values", bytes.len()));
             }
-            Ok(bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+            Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
         }
         VectorEncoding::Json => {
             let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
             // NaN is not JSON; accept the spelling some writers use so that it is *counted*.
-            let values: Vec<serde_json::Value> = serde_json::from_str(&text.replace("NaN", "null"))
-                .map_err(|e| format!("not a JSON array: {e}"))?;
-            Ok(values
-                .iter()
-                .map(|v| v.as_f64().map(|f| f as f32).unwrap_or(f32::NAN))
-                .collect())
+            let values: Vec<serde_json::Value> =
+                serde_json::from_str(&text.replace("NaN", "null")).map_err(|e| format!("not a JSON array: {e}"))?;
+            Ok(values.iter().map(|v| v.as_f64().map(|f| f as f32).unwrap_or(f32::NAN)).collect())
         }
     }
 }
 
 pub fn norm(v: &[f32]) -> f64 {
-    v.iter()
-        .map(|x| (*x as f64) * (*x as f64))
-        .sum::<f64>()
-        .sqrt()
+    v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt()
 }
 
 /// Distance under `metric`; smaller is closer.
 pub fn distance(metric: Metric, a: &[f32], b: &[f32], norm_b: f64) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64) * (*y as f64))
-        .sum();
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
     match metric {
         Metric::Dot => -dot,
         Metric::Cosine => {
             let na = norm(a);
-            if na == 0.0 || norm_b == 0.0 {
-                1.0
-            } else {
-                1.0 - dot / (na * norm_b)
-            }
+            if na == 0.0 || norm_b == 0.0 { 1.0 } else { 1.0 - dot / (na * norm_b) }
         }
-        Metric::L2 => a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| ((*x - *y) as f64).powi(2))
-            .sum::<f64>()
-            .sqrt(),
+        Metric::L2 => a.iter().zip(b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum::<f64>().sqrt(),
     }
 }
 
@@ -132,19 +106,14 @@ impl Corpus {
             .map(|(i, v)| (distance(metric, q, v, self.norms[i]), i))
             .collect();
         let by = |a: &(f64, usize), b: &(f64, usize)| {
-            a.0.partial_cmp(&b.0)
-                .unwrap_or(Ordering::Equal)
-                .then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
+            a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal).then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
         };
         if scored.len() > k {
             scored.select_nth_unstable_by(k, by);
             scored.truncate(k);
         }
         scored.sort_by(by);
-        scored
-            .into_iter()
-            .map(|(_, i)| self.ids[i].clone())
-            .collect()
+        scored.into_iter().map(|(_, i)| self.ids[i].clone()).collect()
     }
 }
 
@@ -171,27 +140,13 @@ impl RecallSummary {
         } else {
             per_query.iter().map(|(_, r)| r).sum::<f64>() / per_query.len() as f64
         };
-        per_query.sort_by(|a, b| {
-            a.1.partial_cmp(&b.1)
-                .unwrap_or(Ordering::Equal)
-                .then_with(|| a.0.cmp(&b.0))
-        });
+        per_query.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal).then_with(|| a.0.cmp(&b.0)));
         RecallSummary { mean, per_query }
     }
 
     pub fn detail(&self, k: usize) -> String {
-        let worst: Vec<String> = self
-            .per_query
-            .iter()
-            .take(5)
-            .map(|(q, r)| format!("{q}={r:.2}"))
-            .collect();
-        format!(
-            "{} queries, mean recall@{k} {:.4}; worst: {}",
-            self.per_query.len(),
-            self.mean,
-            worst.join(", ")
-        )
+        let worst: Vec<String> = self.per_query.iter().take(5).map(|(q, r)| format!("{q}={r:.2}")).collect();
+        format!("{} queries, mean recall@{k} {:.4}; worst: {}", self.per_query.len(), self.mean, worst.join(", "))
     }
 }
 
@@ -261,36 +216,12 @@ mod tests {
     fn integrity_counts_each_fault() {
         let mut i = Integrity::default();
         let good: Vec<u8> = [0.6f32, 0.8].iter().flat_map(|f| f.to_le_bytes()).collect();
-        let nan: Vec<u8> = [f32::NAN, 0.8]
-            .iter()
-            .flat_map(|f| f.to_le_bytes())
-            .collect();
-        i.add(
-            Some(&good),
-            VectorEncoding::F32le,
-            2,
-            Some(0.99),
-            Some(1.01),
-        );
+        let nan: Vec<u8> = [f32::NAN, 0.8].iter().flat_map(|f| f.to_le_bytes()).collect();
+        i.add(Some(&good), VectorEncoding::F32le, 2, Some(0.99), Some(1.01));
         i.add(None, VectorEncoding::F32le, 2, None, None);
         i.add(Some(&nan), VectorEncoding::F32le, 2, None, None);
         i.add(Some(&good[..4]), VectorEncoding::F32le, 2, None, None);
-        i.add(
-            Some(b"[3.0, 4.0]"),
-            VectorEncoding::Json,
-            2,
-            None,
-            Some(2.0),
-        );
-        assert_eq!(
-            (
-                i.vectors,
-                i.null,
-                i.non_finite,
-                i.wrong_dim,
-                i.norm_out_of_range
-            ),
-            (5, 1, 1, 1, 1)
-        );
+        i.add(Some(b"[3.0, 4.0]"), VectorEncoding::Json, 2, None, Some(2.0));
+        assert_eq!((i.vectors, i.null, i.non_finite, i.wrong_dim, i.norm_out_of_range), (5, 1, 1, 1, 1));
     }
 }

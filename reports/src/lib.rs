@@ -133,25 +133,13 @@ pub struct Control {
 /// The controls every drill evidences: it tests that a backup restores and meets its objectives.
 pub fn standard_controls() -> Vec<Control> {
     [
-        (
-            "ISO/IEC 27001:2022 A.5.29",
-            "Information security during disruption",
-        ),
-        (
-            "ISO/IEC 27001:2022 A.5.30",
-            "ICT readiness for business continuity",
-        ),
-        (
-            "ISO/IEC 27001:2022 A.8.13",
-            "Information backup: backups are tested",
-        ),
+        ("ISO/IEC 27001:2022 A.5.29", "Information security during disruption"),
+        ("ISO/IEC 27001:2022 A.5.30", "ICT readiness for business continuity"),
+        ("ISO/IEC 27001:2022 A.8.13", "Information backup: backups are tested"),
         ("SOC 2 A1.3", "Recovery plan procedures are tested"),
     ]
     .into_iter()
-    .map(|(id, title)| Control {
-        id: id.into(),
-        title: title.into(),
-    })
+    .map(|(id, title)| Control { id: id.into(), title: title.into() })
     .collect()
 }
 
@@ -173,10 +161,7 @@ impl Report {
             Verdict::Passed => "PASSED",
             Verdict::Failed => "FAILED",
         };
-        md.push_str(&format!(
-            "# Drill `{}`: {verdict}\n\n",
-            md_escape(&self.runbook.name)
-        ));
+        md.push_str(&format!("# Drill `{}`: {verdict}\n\n", md_escape(&self.runbook.name)));
         md.push_str(&format!(
             "- run: `{}`\n- started: {}\n- finished: {}\n",
             self.run_id,
@@ -193,10 +178,7 @@ impl Report {
         }
         for (label, o) in [("RTO", &self.objectives.rto), ("RPO", &self.objectives.rpo)] {
             if let Some(o) = o {
-                let measured = o
-                    .measured_s
-                    .map(|m| format!("{m:.1} s"))
-                    .unwrap_or_else(|| "not measured".into());
+                let measured = o.measured_s.map(|m| format!("{m:.1} s")).unwrap_or_else(|| "not measured".into());
                 md.push_str(&format!(
                     "- {label}: {measured} against {} s ({})\n",
                     o.target_s,
@@ -246,9 +228,7 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
         }
-        serde_json::Value::Array(items) => {
-            serde_json::Value::Array(items.into_iter().map(sorted).collect())
-        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
         other => other,
     }
 }
@@ -274,17 +254,11 @@ mod tests {
     use super::*;
 
     fn sample() -> Report {
-        let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().with_timezone(&Utc);
         Report {
             schema: SCHEMA.into(),
             run_id: "r1".into(),
-            runbook: RunbookRef {
-                name: "a|b".into(),
-                path: "x.yaml".into(),
-                sha256: "00".into(),
-            },
+            runbook: RunbookRef { name: "a|b".into(), path: "x.yaml".into(), sha256: "00".into() },
             asset: serde_json::json!({"name": "a"}),
             backup: None,
             started_at: t,
@@ -296,10 +270,7 @@ mod tests {
             verdict: Verdict::Failed,
             failure_reasons: vec!["fetch: no object".into()],
             previous: None,
-            runner: Runner {
-                version: "0".into(),
-                host: "h".into(),
-            },
+            runner: Runner { version: "0".into(), host: "h".into() },
             controls: standard_controls(),
         }
     }
@@ -309,8 +280,7 @@ mod tests {
         let r = sample();
         let c = String::from_utf8(r.canonical_json().unwrap()).unwrap();
         assert!(c.starts_with("{\"asset\":"), "{c}");
-        let back: Report =
-            serde_json::from_str(&serde_json::to_string_pretty(&r).unwrap()).unwrap();
+        let back: Report = serde_json::from_str(&serde_json::to_string_pretty(&r).unwrap()).unwrap();
         assert_eq!(back.digest().unwrap(), r.digest().unwrap());
         let mut changed = r.clone();
         changed.verdict = Verdict::Passed;

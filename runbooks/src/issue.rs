@@ -11,10 +11,7 @@ pub struct Pos {
 
 impl Pos {
     pub(crate) fn from_marker(m: &marked_yaml::Marker) -> Pos {
-        Pos {
-            line: m.line(),
-            col: m.column(),
-        }
+        Pos { line: m.line(), col: m.column() }
     }
 }
 
@@ -66,7 +63,5 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// ", did you mean `x`?" or nothing.
 pub(crate) fn hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    nearest(word, candidates)
-        .map(|n| format!(", did you mean `{n}`?"))
-        .unwrap_or_default()
+    nearest(word, candidates).map(|n| format!(", did you mean `{n}`?")).unwrap_or_default()
 }

@@ -149,9 +149,7 @@ impl std::str::FromStr for ScratchSpec {
             "local" => Ok(ScratchSpec::Local),
             _ => match s.strip_prefix("server:") {
                 Some(name) if !name.is_empty() => Ok(ScratchSpec::Server(name.to_string())),
-                _ => Err(format!(
-                    "unknown scratch provider {s:?}: expected `local` or `server:<name>`"
-                )),
+                _ => Err(format!("unknown scratch provider {s:?}: expected `local` or `server:<name>`")),
             },
         }
     }
@@ -402,16 +400,10 @@ pub struct Timeouts {
 
 impl Timeouts {
     pub fn step(&self) -> std::time::Duration {
-        self.step
-            .as_ref()
-            .map(|d| d.get().0)
-            .unwrap_or(std::time::Duration::from_secs(15 * 60))
+        self.step.as_ref().map(|d| d.get().0).unwrap_or(std::time::Duration::from_secs(15 * 60))
     }
     pub fn drill(&self) -> std::time::Duration {
-        self.drill
-            .as_ref()
-            .map(|d| d.get().0)
-            .unwrap_or(std::time::Duration::from_secs(45 * 60))
+        self.drill.as_ref().map(|d| d.get().0).unwrap_or(std::time::Duration::from_secs(45 * 60))
     }
 }
 
@@ -447,9 +439,6 @@ impl Runbook {
         &self.name.get().0
     }
     pub fn timezone(&self) -> chrono_tz::Tz {
-        self.timezone
-            .as_ref()
-            .map(|t| t.get().0)
-            .unwrap_or(chrono_tz::UTC)
+        self.timezone.as_ref().map(|t| t.get().0).unwrap_or(chrono_tz::UTC)
     }
 }

@@ -42,22 +42,13 @@ impl Runbook {
     /// Parses and validates a runbook. `file` is only used in messages.
     /// Returns every issue of the file at once.
     pub fn parse(file: &str, text: &str) -> Result<Runbook, Issues> {
-        let mut cx = Cx {
-            file,
-            issues: Vec::new(),
-            original: None,
-        };
+        let mut cx = Cx { file, issues: Vec::new(), original: None };
         let runbook = cx.deserialize::<Runbook>(text, reshape_runbook);
         match runbook {
             Some(rb) if cx.issues.is_empty() => {
                 crate::validate::validate(&rb, &mut |path, msg| {
                     let pos = cx.pos_of_path(path);
-                    cx.issues.push(Issue {
-                        file: file.into(),
-                        pos,
-                        path: path.into(),
-                        message: msg,
-                    });
+                    cx.issues.push(Issue { file: file.into(), pos, path: path.into(), message: msg });
                 });
                 if cx.issues.is_empty() {
                     return Ok(rb);
@@ -72,11 +63,7 @@ impl Runbook {
 /// Parses any YAML document into `T` with the same positioned errors (used for the
 /// config file and manifests). No reshaping.
 pub fn parse_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Issues> {
-    let mut cx = Cx {
-        file,
-        issues: Vec::new(),
-        original: None,
-    };
+    let mut cx = Cx { file, issues: Vec::new(), original: None };
     match cx.deserialize::<T>(text, |_, _| {}) {
         Some(v) if cx.issues.is_empty() => Ok(v),
         _ => Err(cx.finish()),
@@ -96,17 +83,8 @@ impl Cx<'_> {
         if self.issues.iter().any(|i| i.pos == pos) {
             return;
         }
-        let path = self
-            .original
-            .as_ref()
-            .map(|n| path_at(n, pos))
-            .unwrap_or_default();
-        self.issues.push(Issue {
-            file: self.file.into(),
-            pos,
-            path,
-            message: message.into(),
-        });
+        let path = self.original.as_ref().map(|n| path_at(n, pos)).unwrap_or_default();
+        self.issues.push(Issue { file: self.file.into(), pos, path, message: message.into() });
     }
 
     fn finish(mut self) -> Issues {
@@ -116,10 +94,7 @@ impl Cx<'_> {
     }
 
     fn pos_of_path(&self, path: &str) -> Pos {
-        self.original
-            .as_ref()
-            .map(|n| pos_of_path(n, path))
-            .unwrap_or_default()
+        self.original.as_ref().map(|n| pos_of_path(n, path)).unwrap_or_default()
     }
 
     fn deserialize<T: DeserializeOwned>(
@@ -132,12 +107,7 @@ impl Cx<'_> {
             Ok(n) => n,
             Err(e) => {
                 let (pos, msg) = load_error(&e);
-                self.issues.push(Issue {
-                    file: self.file.into(),
-                    pos,
-                    path: String::new(),
-                    message: msg,
-                });
+                self.issues.push(Issue { file: self.file.into(), pos, path: String::new(), message: msg });
                 return None;
             }
         };
@@ -161,21 +131,13 @@ impl Cx<'_> {
                     return Some(v);
                 }
                 Err(e) => {
-                    let pos = e
-                        .start_mark()
-                        .map(|m| Pos::from_marker(&m))
-                        .unwrap_or_default();
+                    let pos = e.start_mark().map(|m| Pos::from_marker(&m)).unwrap_or_default();
                     match &*e {
                         marked_yaml::Error::UnknownFieldError(field, expected, _) => {
                             // The reported span is the enclosing entry; point at the key itself.
                             let pos = find_key_below(&shaped, pos, field).unwrap_or(pos);
-                            let mut expected: Vec<&str> =
-                                expected.iter().copied().filter(|f| *f != "check").collect();
-                            let path = self
-                                .original
-                                .as_ref()
-                                .map(|n| path_at(n, pos))
-                                .unwrap_or_default();
+                            let mut expected: Vec<&str> = expected.iter().copied().filter(|f| *f != "check").collect();
+                            let path = self.original.as_ref().map(|n| path_at(n, pos)).unwrap_or_default();
                             if path.starts_with("restore.") && path.matches('.').count() == 1 {
                                 // Adapter options sit beside these two common fields.
                                 expected.extend(["adapter", "scratch"]);
@@ -221,13 +183,7 @@ fn load_error(e: &marked_yaml::LoadError) -> (Pos, String) {
         DuplicateKey(inner) => {
             let pos = inner.key.span().start().map(at).unwrap_or_default();
             let prev = inner.prev_key.span().start().map(|m| m.line()).unwrap_or(0);
-            (
-                pos,
-                format!(
-                    "duplicate key `{}` (first defined on line {prev})",
-                    inner.key.as_str()
-                ),
-            )
+            (pos, format!("duplicate key `{}` (first defined on line {prev})", inner.key.as_str()))
         }
     }
 }
@@ -244,15 +200,15 @@ fn describe(e: &marked_yaml::Error) -> String {
         marked_yaml::Error::Other(msg, _) => msg.clone(),
     };
     // serde: "unknown variant `sqlit`, expected one of `sqlite`, `files`"
-    if let Some(rest) = text.strip_prefix("unknown variant `") {
-        if let Some((word, tail)) = rest.split_once('`') {
-            let options: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
-            return format!(
-                "unknown value `{word}`{} (expected one of: {})",
-                hint(word, options.iter().copied()),
-                options.join(", ")
-            );
-        }
+    if let Some(rest) = text.strip_prefix("unknown variant `")
+        && let Some((word, tail)) = rest.split_once('`')
+    {
+        let options: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+        return format!(
+            "unknown value `{word}`{} (expected one of: {})",
+            hint(word, options.iter().copied()),
+            options.join(", ")
+        );
     }
     text
 }
@@ -329,11 +285,7 @@ pub(crate) fn path_at(root: &Node, pos: Pos) -> String {
         }
     }
     let mut path = String::new();
-    if walk_containers(root, pos, &mut path) {
-        path
-    } else {
-        String::new()
-    }
+    if walk_containers(root, pos, &mut path) { path } else { String::new() }
 }
 
 /// The position of a dotted path such as `verify[1].vector_recall.k` in the original tree:
@@ -383,18 +335,14 @@ fn find_key_below(root: &Node, pos: Pos, field: &str) -> Option<Pos> {
             Node::Scalar(_) => None,
         }
     }
-    fn anchor<'a>(node: &'a Node, pos: Pos) -> Option<&'a Node> {
+    fn anchor(node: &Node, pos: Pos) -> Option<&Node> {
         if pos_of(node.span()) == pos {
             return Some(node);
         }
         match node {
-            Node::Mapping(m) => m.iter().find_map(|(k, v)| {
-                if pos_of(k.span()) == pos {
-                    Some(v)
-                } else {
-                    anchor(v, pos)
-                }
-            }),
+            Node::Mapping(m) => {
+                m.iter().find_map(|(k, v)| if pos_of(k.span()) == pos { Some(v) } else { anchor(v, pos) })
+            }
             Node::Sequence(s) => s.iter().find_map(|v| anchor(v, pos)),
             Node::Scalar(_) => None,
         }
@@ -442,17 +390,11 @@ fn reshape_restore(node: &mut Node, issue: &mut dyn FnMut(Pos, String)) {
     };
     let Some(adapter_key) = m.keys().find(|k| k.as_str() == "adapter").cloned() else {
         let adapters = adapter_kinds();
-        issue(
-            pos_of(&span),
-            format!("missing field `adapter` (one of: {})", adapters.join(", ")),
-        );
+        issue(pos_of(&span), format!("missing field `adapter` (one of: {})", adapters.join(", ")));
         return;
     };
     let Some(Node::Scalar(kind)) = m.remove(&adapter_key) else {
-        issue(
-            pos_of(adapter_key.span()),
-            "`adapter` must be a word such as `sqlite`".into(),
-        );
+        issue(pos_of(adapter_key.span()), "`adapter` must be a word such as `sqlite`".into());
         return;
     };
     let mut options = MarkedMappingNode::new_empty(span);
@@ -501,22 +443,14 @@ fn reshape_checks(seq: &mut MarkedSequenceNode, issue: &mut dyn FnMut(Pos, Strin
         };
         let span = *item.span();
         let Some(m) = item.as_mapping_mut() else {
-            issue(
-                pos_of(&span),
-                "a check is a mapping with `name` and one kind key".into(),
-            );
+            issue(pos_of(&span), "a check is a mapping with `name` and one kind key".into());
             continue;
         };
-        let kinds: Vec<MarkedScalarNode> = m
-            .keys()
-            .filter(|k| CHECK_KINDS.contains(&k.as_str()))
-            .cloned()
-            .collect();
+        let kinds: Vec<MarkedScalarNode> = m.keys().filter(|k| CHECK_KINDS.contains(&k.as_str())).cloned().collect();
         let kind = match kinds.as_slice() {
             [one] => one.clone(),
             [] => {
-                let others: Vec<&MarkedScalarNode> =
-                    m.keys().filter(|k| k.as_str() != "name").collect();
+                let others: Vec<&MarkedScalarNode> = m.keys().filter(|k| k.as_str() != "name").collect();
                 match others.first() {
                     Some(k) => issue(
                         pos_of(k.span()),
@@ -526,10 +460,7 @@ fn reshape_checks(seq: &mut MarkedSequenceNode, issue: &mut dyn FnMut(Pos, Strin
                             CHECK_KINDS.join(", ")
                         ),
                     ),
-                    None => issue(
-                        pos_of(&span),
-                        format!("missing check kind (one of: {})", CHECK_KINDS.join(", ")),
-                    ),
+                    None => issue(pos_of(&span), format!("missing check kind (one of: {})", CHECK_KINDS.join(", "))),
                 }
                 continue;
             }
@@ -538,11 +469,7 @@ fn reshape_checks(seq: &mut MarkedSequenceNode, issue: &mut dyn FnMut(Pos, Strin
                     pos_of(second.span()),
                     format!(
                         "a check has exactly one kind; found {}",
-                        kinds
-                            .iter()
-                            .map(|k| format!("`{}`", k.as_str()))
-                            .collect::<Vec<_>>()
-                            .join(" and ")
+                        kinds.iter().map(|k| format!("`{}`", k.as_str())).collect::<Vec<_>>().join(" and ")
                     ),
                 );
                 continue;
@@ -562,19 +489,11 @@ fn reshape_checks(seq: &mut MarkedSequenceNode, issue: &mut dyn FnMut(Pos, Strin
             } else {
                 issue(
                     pos_of(k.span()),
-                    format!(
-                        "unknown field beside `{}`; its options go under `{}:`",
-                        kind.as_str(),
-                        kind.as_str()
-                    ),
+                    format!("unknown field beside `{}`; its options go under `{}:`", kind.as_str(), kind.as_str()),
                 );
             }
         }
-        let value = if flat {
-            Node::Mapping(body)
-        } else {
-            nested.unwrap_or(Node::Mapping(body))
-        };
+        let value = if flat { Node::Mapping(body) } else { nested.unwrap_or(Node::Mapping(body)) };
         let mut check = MarkedMappingNode::new_empty(*kind.span());
         check.insert(key(*kind.span(), kind.as_str()), value);
         shaped.insert(key(*kind.span(), "check"), Node::Mapping(check));

@@ -7,18 +7,13 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Map, Value};
 
-use crate::model::{
-    AdapterOptions, Check, CheckKind, FLAT_CHECK_KINDS, Restore, Runbook, ScratchSpec,
-};
+use crate::model::{AdapterOptions, Check, CheckKind, FLAT_CHECK_KINDS, Restore, Runbook, ScratchSpec};
 
 /// The JSON Schema of runbook files, as printed by `drillbook schema`.
 pub fn runbook_schema() -> Value {
     let mut v = schemars::schema_for!(Runbook).to_value();
     if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "$id".into(),
-            "https://drillbook.dev/schema/runbook-v1.json".into(),
-        );
+        obj.insert("$id".into(), "https://drillbook.dev/schema/runbook-v1.json".into());
     }
     v
 }
@@ -26,11 +21,7 @@ pub fn runbook_schema() -> Value {
 /// `{tag: {options}}` variants of an externally tagged enum: (tag, options schema).
 fn variants(g: &mut SchemaGenerator, enum_schema: Schema) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    let one_of = enum_schema
-        .get("oneOf")
-        .and_then(|v| v.as_array())
-        .cloned()
-        .unwrap_or_default();
+    let one_of = enum_schema.get("oneOf").and_then(|v| v.as_array()).cloned().unwrap_or_default();
     for variant in one_of {
         let Some(props) = variant.get("properties").and_then(|p| p.as_object()) else {
             continue;
@@ -66,19 +57,11 @@ fn object(props: Map<String, Value>, required: Vec<String>, description: Option<
 }
 
 fn props_of(v: &Value) -> (Map<String, Value>, Vec<String>) {
-    let props = v
-        .get("properties")
-        .and_then(|p| p.as_object())
-        .cloned()
-        .unwrap_or_default();
+    let props = v.get("properties").and_then(|p| p.as_object()).cloned().unwrap_or_default();
     let required = v
         .get("required")
         .and_then(|r| r.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
         .unwrap_or_default();
     (props, required)
 }

@@ -8,13 +8,7 @@ use crate::values::SecretRef;
 /// Calls `issue(path, message)` for every rule the runbook breaks.
 pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
     if rb.version != 1 {
-        issue(
-            "version",
-            format!(
-                "unsupported version {}; this drillbook reads version 1",
-                rb.version
-            ),
-        );
+        issue("version", format!("unsupported version {}; this drillbook reads version 1", rb.version));
     }
     if rb.owner.trim().is_empty() {
         issue("owner", "must name who answers for this asset".into());
@@ -23,36 +17,23 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
         issue("source.path", "must not be empty".into());
     }
     if rb.source.pick != "latest" && rb.source.pattern.is_some() {
-        issue(
-            "source.match",
-            "only used with `pick: latest`; remove it or pick the latest".into(),
-        );
+        issue("source.match", "only used with `pick: latest`; remove it or pick the latest".into());
     }
-    if let (Some(step), Some(drill)) = (&rb.timeouts.step, &rb.timeouts.drill) {
-        if step.get().0 > drill.get().0 {
-            issue(
-                "timeouts.step",
-                format!(
-                    "{} is longer than the drill timeout {}",
-                    step.raw(),
-                    drill.raw()
-                ),
-            );
-        }
+    if let (Some(step), Some(drill)) = (&rb.timeouts.step, &rb.timeouts.drill)
+        && step.get().0 > drill.get().0
+    {
+        issue("timeouts.step", format!("{} is longer than the drill timeout {}", step.raw(), drill.raw()));
     }
-    if let Some(email) = rb.notify.as_ref().and_then(|n| n.email.as_ref()) {
-        if email.to.is_empty() {
-            issue("notify.email.to", "needs at least one address".into());
-        }
+    if let Some(email) = rb.notify.as_ref().and_then(|n| n.email.as_ref())
+        && email.to.is_empty()
+    {
+        issue("notify.email.to", "needs at least one address".into());
     }
     let mut names = BTreeSet::new();
     for (i, check) in rb.verify.iter().enumerate() {
         let at = |field: &str| format!("verify[{i}].{}{field}", check.check.name());
         if !names.insert(check.name.as_str()) {
-            issue(
-                &format!("verify[{i}].name"),
-                format!("duplicate check name {:?}", check.name),
-            );
+            issue(&format!("verify[{i}].name"), format!("duplicate check name {:?}", check.name));
         }
         match &check.check {
             CheckKind::VectorIntegrity(v) => {
@@ -60,10 +41,10 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 if v.dim == 0 {
                     issue(&at(".dim"), "must be at least 1".into());
                 }
-                if let (Some(lo), Some(hi)) = (v.min_norm, v.max_norm) {
-                    if lo > hi {
-                        issue(&at(".min_norm"), format!("{lo} is above max_norm {hi}"));
-                    }
+                if let (Some(lo), Some(hi)) = (v.min_norm, v.max_norm)
+                    && lo > hi
+                {
+                    issue(&at(".min_norm"), format!("{lo} is above max_norm {hi}"));
                 }
             }
             CheckKind::VectorRecall(v) => {
@@ -72,10 +53,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                     issue(&at(".k"), "must be at least 1".into());
                 }
                 if !(0.0..=1.0).contains(&v.min_recall) {
-                    issue(
-                        &at(".min_recall"),
-                        format!("{} is not between 0 and 1", v.min_recall),
-                    );
+                    issue(&at(".min_recall"), format!("{} is not between 0 and 1", v.min_recall));
                 }
             }
             CheckKind::Command(c) => {
@@ -105,10 +83,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
 fn target(table: bool, collection: bool, at: &str, issue: &mut dyn FnMut(&str, String)) {
     match (table, collection) {
         (true, true) => issue(at, "name either `table` or `collection`, not both".into()),
-        (false, false) => issue(
-            at,
-            "needs `table` (SQL stores) or `collection` (vector stores)".into(),
-        ),
+        (false, false) => issue(at, "needs `table` (SQL stores) or `collection` (vector stores)".into()),
         _ => {}
     }
 }

@@ -44,11 +44,7 @@ impl<T> Parsed<T> {
 impl<T: FromStr<Err = String>> Parsed<T> {
     /// Builds a value outside YAML (defaults, tests).
     pub fn new(raw: &str) -> Self {
-        Parsed {
-            raw: raw.to_string(),
-            pos: Pos::default(),
-            value: raw.parse(),
-        }
+        Parsed { raw: raw.to_string(), pos: Pos::default(), value: raw.parse() }
     }
 }
 
@@ -108,9 +104,7 @@ impl FromStr for DurationSpec {
             "h" => n * 3600,
             "d" => n * 86400,
             _ => {
-                return Err(format!(
-                    "cannot parse duration {s:?}: unknown unit {unit:?}, expected one of s, m, h, d"
-                ));
+                return Err(format!("cannot parse duration {s:?}: unknown unit {unit:?}, expected one of s, m, h, d"));
             }
         };
         if secs == 0 {
@@ -152,9 +146,7 @@ impl FromStr for Schedule {
                 "cannot parse schedule {s:?}: expected 5 fields (min hour day month weekday), 6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly; found {fields} fields"
             ));
         };
-        cron::Schedule::from_str(&expr)
-            .map(Schedule)
-            .map_err(|e| format!("cannot parse schedule {s:?}: {e}"))
+        cron::Schedule::from_str(&expr).map(Schedule).map_err(|e| format!("cannot parse schedule {s:?}: {e}"))
     }
 }
 
@@ -205,14 +197,11 @@ impl FromStr for Name {
         let ok = !s.is_empty()
             && s.len() <= 63
             && !s.starts_with('-')
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(Name(s.to_string()))
         } else {
-            Err(format!(
-                "invalid name {s:?}: use 1 to 63 characters of [a-z0-9-], not starting with `-`"
-            ))
+            Err(format!("invalid name {s:?}: use 1 to 63 characters of [a-z0-9-], not starting with `-`"))
         }
     }
 }
@@ -277,9 +266,7 @@ impl FromStr for Expect {
             let a: f64 = a.trim().parse().map_err(|_| err())?;
             let b: f64 = b.trim().parse().map_err(|_| err())?;
             if a > b {
-                return Err(format!(
-                    "cannot parse {s:?}: the lower bound {a} is above the upper bound {b}"
-                ));
+                return Err(format!("cannot parse {s:?}: the lower bound {a} is above the upper bound {b}"));
             }
             return Ok(Expect::Between(a, b));
         }
@@ -292,24 +279,16 @@ impl FromStr for Expect {
             ("<", CmpOp::Lt),
             (">", CmpOp::Gt),
         ];
-        let (op, rest) = ops
-            .iter()
-            .find_map(|(sym, op)| t.strip_prefix(sym).map(|r| (*op, r)))
-            .ok_or_else(err)?;
+        let (op, rest) = ops.iter().find_map(|(sym, op)| t.strip_prefix(sym).map(|r| (*op, r))).ok_or_else(err)?;
         let rest = rest.trim();
         if rest.is_empty() || rest.starts_with(['=', '<', '>', '!']) {
             return Err(err());
         }
         let operand = match rest.parse::<f64>() {
             Ok(n) => Operand::Number(n),
-            Err(_) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
-                Operand::Text(rest.trim_matches(['"', '\'']).to_string())
-            }
+            Err(_) if matches!(op, CmpOp::Eq | CmpOp::Ne) => Operand::Text(rest.trim_matches(['"', '\'']).to_string()),
             Err(_) => {
-                return Err(format!(
-                    "cannot parse {s:?}: `{}` needs a number",
-                    op.symbol()
-                ));
+                return Err(format!("cannot parse {s:?}: `{}` needs a number", op.symbol()));
             }
         };
         Ok(Expect::Cmp(op, operand))
@@ -380,9 +359,7 @@ impl FromStr for SecretRef {
         match inner.split_once(':') {
             Some(("env", name)) if !name.is_empty() => Ok(SecretRef::Env(name.to_string())),
             Some(("file", path)) if !path.is_empty() => Ok(SecretRef::File(path.to_string())),
-            _ => Err(format!(
-                "cannot parse secret reference {s:?}: expected `${{env:NAME}}` or `${{file:PATH}}`"
-            )),
+            _ => Err(format!("cannot parse secret reference {s:?}: expected `${{env:NAME}}` or `${{file:PATH}}`")),
         }
     }
 }
@@ -416,9 +393,7 @@ impl FromStr for Glob {
             }
         }
         if depth != 0 || s.is_empty() {
-            return Err(format!(
-                "cannot parse glob {s:?}: unbalanced brackets or braces"
-            ));
+            return Err(format!("cannot parse glob {s:?}: unbalanced brackets or braces"));
         }
         Ok(Glob(s.to_string()))
     }
@@ -443,12 +418,7 @@ mod tests {
         assert_eq!("20m".parse::<DurationSpec>().unwrap().0.as_secs(), 1200);
         assert_eq!("26h".parse::<DurationSpec>().unwrap().0.as_secs(), 93600);
         assert_eq!("7d".parse::<DurationSpec>().unwrap().0.as_secs(), 604800);
-        assert!(
-            "20 minutes"
-                .parse::<DurationSpec>()
-                .unwrap_err()
-                .contains("unknown unit")
-        );
+        assert!("20 minutes".parse::<DurationSpec>().unwrap_err().contains("unknown unit"));
         assert!("m".parse::<DurationSpec>().is_err());
         assert!("0s".parse::<DurationSpec>().is_err());
     }
@@ -459,12 +429,7 @@ mod tests {
         assert!("*/5 * * * * *".parse::<Schedule>().is_ok());
         assert!("@daily".parse::<Schedule>().is_ok());
         assert!("61 3 * * *".parse::<Schedule>().is_err());
-        assert!(
-            "3 * *"
-                .parse::<Schedule>()
-                .unwrap_err()
-                .contains("found 3 fields")
-        );
+        assert!("3 * *".parse::<Schedule>().unwrap_err().contains("found 3 fields"));
     }
 
     #[test]
@@ -477,32 +442,16 @@ mod tests {
         assert!(e.matches("5") && e.matches("9") && !e.matches("10"));
         let e: Expect = "== ok".parse().unwrap();
         assert!(e.matches("ok") && !e.matches("not ok"));
-        assert!(
-            ">== 0"
-                .parse::<Expect>()
-                .unwrap_err()
-                .contains("expected one of ==, !=")
-        );
+        assert!(">== 0".parse::<Expect>().unwrap_err().contains("expected one of ==, !="));
         assert!("< abc".parse::<Expect>().is_err());
         assert!("between 9 and 5".parse::<Expect>().is_err());
     }
 
     #[test]
     fn secrets() {
-        assert_eq!(
-            "${env:X}".parse::<SecretRef>().unwrap(),
-            SecretRef::Env("X".into())
-        );
-        assert_eq!(
-            "${file:/k}".parse::<SecretRef>().unwrap(),
-            SecretRef::File("/k".into())
-        );
-        assert!(
-            "hunter2"
-                .parse::<SecretRef>()
-                .unwrap_err()
-                .contains("never the value itself")
-        );
+        assert_eq!("${env:X}".parse::<SecretRef>().unwrap(), SecretRef::Env("X".into()));
+        assert_eq!("${file:/k}".parse::<SecretRef>().unwrap(), SecretRef::File("/k".into()));
+        assert!("hunter2".parse::<SecretRef>().unwrap_err().contains("never the value itself"));
         assert!("${vault:x}".parse::<SecretRef>().is_err());
     }
 

@@ -101,11 +101,7 @@ fn errors_name_file_line_column_field_and_hint() {
             "timezone: Europe/Berln",
             "rb.yaml:6:11: timezone: unknown time zone \"Europe/Berln\" (expected an IANA name such as Europe/Berlin), did you mean `Europe/Berlin`?",
         ),
-        (
-            "owner: search-platform",
-            "ownr: search-platform",
-            "rb.yaml:4:1: ownr: unknown field, did you mean `owner`?",
-        ),
+        ("owner: search-platform", "ownr: search-platform", "rb.yaml:4:1: ownr: unknown field, did you mean `owner`?"),
         (
             "  adapter: sqlite",
             "  adapter: sqlit",
@@ -131,24 +127,14 @@ fn errors_name_file_line_column_field_and_hint() {
             "\"${vault:TOKEN}\"",
             "verify[2].command.env.TOKEN: cannot parse secret reference \"${vault:TOKEN}\"",
         ),
-        (
-            "version: 1",
-            "version: 2",
-            "rb.yaml:1:1: version: unsupported version 2; this drillbook reads version 1",
-        ),
-        (
-            "name: rag-embeddings-nightly",
-            "name: Rag_Nightly",
-            "rb.yaml:2:7: name: invalid name \"Rag_Nightly\"",
-        ),
+        ("version: 1", "version: 2", "rb.yaml:1:1: version: unsupported version 2; this drillbook reads version 1"),
+        ("name: rag-embeddings-nightly", "name: Rag_Nightly", "rb.yaml:2:7: name: invalid name \"Rag_Nightly\""),
     ];
     let mut failures = Vec::new();
     for (from, to, want) in cases {
         let got = issues_after(from, to);
         if !got.contains(want) {
-            failures.push(format!(
-                "replacing {from:?} with {to:?}\n  want: {want}\n  got:  {got}"
-            ));
+            failures.push(format!("replacing {from:?} with {to:?}\n  want: {want}\n  got:  {got}"));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -162,40 +148,19 @@ fn all_issues_of_a_file_are_reported_at_once() {
         .replace("  rto: 20m", "  rto: 20x")
         .replace("\">= 10000\"", "\">== 1\"");
     let issues = Runbook::parse("rb.yaml", &text).unwrap_err();
-    let lines: Vec<String> = issues
-        .0
-        .iter()
-        .map(|i| format!("{}:{} {}", i.pos.line, i.pos.col, i.path))
-        .collect();
-    assert_eq!(
-        lines,
-        [
-            "4:1 ownr",
-            "15:8 objectives.rto",
-            "26:3 restore.fiel",
-            "30:13 verify[0].expect"
-        ],
-        "{issues}"
-    );
+    let lines: Vec<String> = issues.0.iter().map(|i| format!("{}:{} {}", i.pos.line, i.pos.col, i.path)).collect();
+    assert_eq!(lines, ["4:1 ownr", "15:8 objectives.rto", "26:3 restore.fiel", "30:13 verify[0].expect"], "{issues}");
 }
 
 #[test]
 fn syntax_errors_and_duplicates_have_positions() {
-    let e = Runbook::parse("rb.yaml", "version: 1\nname: [unclosed\n")
-        .unwrap_err()
-        .to_string();
+    let e = Runbook::parse("rb.yaml", "version: 1\nname: [unclosed\n").unwrap_err().to_string();
     assert!(e.starts_with("rb.yaml:"), "{e}");
     assert!(e.contains("invalid YAML"), "{e}");
-    let e = Runbook::parse(
-        "rb.yaml",
-        &VALID.replace("owner: search-platform", "owner: a\nowner: b"),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("rb.yaml:5:1: duplicate key `owner` (first defined on line 4)"),
-        "{e}"
-    );
+    let e = Runbook::parse("rb.yaml", &VALID.replace("owner: search-platform", "owner: a\nowner: b"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rb.yaml:5:1: duplicate key `owner` (first defined on line 4)"), "{e}");
 }
 
 #[test]
@@ -203,16 +168,12 @@ fn missing_required_fields_are_named() {
     let e = issues_after("owner: search-platform\n", "");
     assert!(e.contains("missing field `owner`"), "{e}");
     let e = issues_after("  adapter: sqlite\n", "");
-    assert!(
-        e.contains("restore: missing field `adapter` (one of: sqlite, files)"),
-        "{e}"
-    );
+    assert!(e.contains("restore: missing field `adapter` (one of: sqlite, files)"), "{e}");
 }
 
 #[test]
 fn committed_schema_is_current() {
-    let generated =
-        serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema()).unwrap() + "\n";
+    let generated = serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema()).unwrap() + "\n";
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.json");
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     if committed != generated {

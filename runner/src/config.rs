@@ -40,30 +40,20 @@ impl Config {
     /// `--config FILE`, else `./drillbook.yaml` when it exists, else the defaults.
     pub fn load(explicit: Option<&Path>) -> Result<Config, Invalid> {
         let (file, base) = match explicit {
-            Some(p) => (
-                Some(p.to_path_buf()),
-                p.parent().map(Path::to_path_buf).unwrap_or_default(),
-            ),
-            None if Path::new("drillbook.yaml").is_file() => {
-                (Some(PathBuf::from("drillbook.yaml")), PathBuf::new())
-            }
+            Some(p) => (Some(p.to_path_buf()), p.parent().map(Path::to_path_buf).unwrap_or_default()),
+            None if Path::new("drillbook.yaml").is_file() => (Some(PathBuf::from("drillbook.yaml")), PathBuf::new()),
             None => (None, PathBuf::new()),
         };
         let raw = match &file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    Invalid(format!("{}: cannot read the config: {e}", p.display()))
-                })?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Invalid(format!("{}: cannot read the config: {e}", p.display())))?;
                 drillbook_runbooks::parse_yaml::<ConfigFile>(&p.display().to_string(), &text)
                     .map_err(|e| Invalid(e.to_string()))?
             }
             None => ConfigFile::default(),
         };
-        let base = if base.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base
-        };
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         let abs = |p: &str| -> PathBuf { base.join(p) };
         let state = match raw.state {
             Some(s) if s.starts_with("sqlite://") => {
@@ -77,21 +67,13 @@ impl Config {
             if !profile.contains_key("type") {
                 return Err(Invalid(format!(
                     "{}: storage.{name}: missing `type` (an opendal scheme such as s3, fs, gcs)",
-                    file.as_ref()
-                        .map(|f| f.display().to_string())
-                        .unwrap_or_default()
+                    file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()
                 )));
             }
         }
         // Accepted now so that one config file serves every version; read by the daemon,
         // signing and email, which are not part of this build yet.
-        let _ = (
-            &raw.signing_key,
-            raw.concurrency,
-            &raw.scratch,
-            &raw.smtp,
-            &raw.http,
-        );
+        let _ = (&raw.signing_key, raw.concurrency, &raw.scratch, &raw.smtp, &raw.http);
         Ok(Config {
             runbooks: abs(raw.runbooks.as_deref().unwrap_or("runbooks")),
             state,

@@ -53,16 +53,7 @@ pub struct Hooks {
     pub on_step: Box<dyn Fn(&Step) + Send + Sync>,
 }
 
-const STEPS: [&str; 8] = [
-    "locate",
-    "fetch",
-    "integrity",
-    "unpack",
-    "provision",
-    "restore",
-    "verify",
-    "teardown",
-];
+const STEPS: [&str; 8] = ["locate", "fetch", "integrity", "unpack", "provision", "restore", "verify", "teardown"];
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(120);
 
 struct Recorder<'a> {
@@ -85,11 +76,7 @@ struct Done<T> {
 }
 
 fn done<T>(value: T, bytes: Option<u64>, detail: impl Into<String>) -> Done<T> {
-    Done {
-        value,
-        bytes,
-        detail: detail.into(),
-    }
+    Done { value, bytes, detail: detail.into() }
 }
 
 impl Recorder<'_> {
@@ -102,14 +89,8 @@ impl Recorder<'_> {
         bytes: Option<u64>,
         detail: String,
     ) {
-        let step = Step {
-            name: name.into(),
-            started_at: at,
-            duration_ms: took.as_millis() as u64,
-            status,
-            bytes,
-            detail,
-        };
+        let step =
+            Step { name: name.into(), started_at: at, duration_ms: took.as_millis() as u64, status, bytes, detail };
         (self.hooks.on_step)(&step);
         self.steps.push(step);
     }
@@ -121,30 +102,23 @@ impl Recorder<'_> {
     /// The time this step may take: the step limit, or what is left of the drill's.
     fn budget(&self) -> (Duration, &'static str) {
         let left = self.deadline.saturating_duration_since(Instant::now());
-        if left < self.step_limit {
-            (left, "drill")
-        } else {
-            (self.step_limit, "step")
-        }
+        if left < self.step_limit { (left, "drill") } else { (self.step_limit, "step") }
     }
 
-    async fn step<T>(
-        &mut self,
-        name: &str,
-        fut: impl Future<Output = Result<Done<T>, String>>,
-    ) -> Option<T> {
+    /// The reason for a step or check that ran out of time.
+    fn timed_out(&self, started: Instant, which: &str) -> String {
+        let limit = if which == "drill" { self.drill_limit } else { self.step_limit };
+        format!("timed out after {}s ({which} timeout {})", started.elapsed().as_secs(), human(limit))
+    }
+
+    async fn step<T>(&mut self, name: &str, fut: impl Future<Output = Result<Done<T>, String>>) -> Option<T> {
         let at = Utc::now();
         let t = Instant::now();
         let (limit, which) = self.budget();
-        let limit_text = if which == "drill" {
-            self.drill_limit
-        } else {
-            self.step_limit
-        };
         let outcome = tokio::select! {
             r = tokio::time::timeout(limit, fut) => match r {
                 Ok(r) => r,
-                Err(_) => Err(format!("timed out after {}s ({which} timeout {})", t.elapsed().as_secs(), human(limit_text))),
+                Err(_) => Err(self.timed_out(t, which)),
             },
             _ = self.cancel.cancelled() => {
                 self.aborted = true;
@@ -157,14 +131,7 @@ impl Recorder<'_> {
                 Some(d.value)
             }
             Err(reason) => {
-                self.push(
-                    name,
-                    at,
-                    t.elapsed(),
-                    StepStatus::Failed,
-                    None,
-                    reason.clone(),
-                );
+                self.push(name, at, t.elapsed(), StepStatus::Failed, None, reason.clone());
                 self.fail(name, reason);
                 None
             }
@@ -192,9 +159,9 @@ impl Recorder<'_> {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 && s >= 3600 {
+    if s.is_multiple_of(3600) && s >= 3600 {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 && s >= 60 {
+    } else if s.is_multiple_of(60) && s >= 60 {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -230,16 +197,11 @@ pub async fn execute(
     let mut proven_at: Option<Duration> = None;
 
     // The drill's private folder: everything unpacked or created lives here.
-    let work = tempfile::Builder::new()
-        .prefix(&format!("drillbook-{run_id}-"))
-        .tempdir();
+    let work = tempfile::Builder::new().prefix(&format!("drillbook-{run_id}-")).tempdir();
     let work = match work {
         Ok(w) => Some(w),
         Err(e) => {
-            rec.fail(
-                "locate",
-                format!("cannot create the drill's scratch folder: {e}"),
-            );
+            rec.fail("locate", format!("cannot create the drill's scratch folder: {e}"));
             None
         }
     };
@@ -259,10 +221,7 @@ pub async fn execute(
         if let Some(unpacked) = unpacked {
             let scratch = rec
                 .step("provision", async {
-                    let s = adapter
-                        .provision(&cx, &unpacked)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let s = adapter.provision(&cx, &unpacked).await.map_err(|e| e.to_string())?;
                     let detail = format!("{} scratch at {}", rb.restore.scratch.raw(), s.url);
                     Ok(done(s, None, detail))
                 })
@@ -270,16 +229,7 @@ pub async fn execute(
             match scratch {
                 None => rec.skip_rest("provision"),
                 Some(mut scratch) => {
-                    restore_and_verify(
-                        adapter.as_ref(),
-                        &cx,
-                        &mut scratch,
-                        &unpacked,
-                        &mut rec,
-                        &mut checks,
-                        rb,
-                    )
-                    .await;
+                    restore_and_verify(adapter.as_ref(), &cx, &mut scratch, &unpacked, &mut rec, &mut checks, rb).await;
                     if rec.reasons.is_empty() {
                         proven_at = Some(rec.started.elapsed());
                     }
@@ -292,10 +242,7 @@ pub async fn execute(
     if let Some(work) = work {
         let path = work.path().display().to_string();
         if let Err(e) = work.close() {
-            rec.fail(
-                "teardown",
-                format!("cannot remove the drill folder {path}: {e}"),
-            );
+            rec.fail("teardown", format!("cannot remove the drill folder {path}: {e}"));
         }
     }
 
@@ -305,46 +252,32 @@ pub async fn execute(
         let target = rto.get().0.as_secs();
         let measured = proven_at.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0);
         let met = measured.is_some_and(|m| m <= target as f64);
-        if let Some(m) = measured {
-            if !met {
-                rec.reasons.push(format!(
-                    "objective: RTO breached: restore and verify took {m:.1}s, objective {}",
-                    rto.raw()
-                ));
-            }
+        if let Some(m) = measured
+            && !met
+        {
+            rec.reasons
+                .push(format!("objective: RTO breached: restore and verify took {m:.1}s, objective {}", rto.raw()));
         }
-        objectives.rto = Some(reports::Objective {
-            target_s: target,
-            measured_s: measured,
-            met,
-        });
+        objectives.rto = Some(reports::Objective { target_s: target, measured_s: measured, met });
     }
     if let Some(rpo) = &rb.objectives.rpo {
         let target = rpo.get().0.as_secs();
         let age = backup.as_ref().and_then(|b| b.age_seconds);
         let met = age.is_some_and(|a| a <= target as i64);
-        if let Some(a) = age {
-            if !met {
-                rec.reasons.push(format!(
-                    "objective: RPO breached: the newest backup is {} old, objective {}",
-                    human(Duration::from_secs(a.max(0) as u64)),
-                    rpo.raw()
-                ));
-            }
+        if let Some(a) = age
+            && !met
+        {
+            rec.reasons.push(format!(
+                "objective: RPO breached: the newest backup is {} old, objective {}",
+                human(Duration::from_secs(a.max(0) as u64)),
+                rpo.raw()
+            ));
         }
-        objectives.rpo = Some(reports::Objective {
-            target_s: target,
-            measured_s: age.map(|a| a as f64),
-            met,
-        });
+        objectives.rpo = Some(reports::Objective { target_s: target, measured_s: age.map(|a| a as f64), met });
     }
 
     let secrets = &plan.secrets;
-    let redact_all = |v: Vec<String>| {
-        v.into_iter()
-            .map(|s| secrets.redact(&s))
-            .collect::<Vec<_>>()
-    };
+    let redact_all = |v: Vec<String>| v.into_iter().map(|s| secrets.redact(&s)).collect::<Vec<_>>();
     let failed = !rec.reasons.is_empty();
     let ending = if rec.aborted {
         Ending::Aborted
@@ -373,17 +306,10 @@ pub async fn execute(
         steps,
         checks,
         objectives,
-        verdict: if failed {
-            Verdict::Failed
-        } else {
-            Verdict::Passed
-        },
+        verdict: if failed { Verdict::Failed } else { Verdict::Passed },
         failure_reasons: redact_all(rec.reasons),
         previous,
-        runner: reports::Runner {
-            version: env!("CARGO_PKG_VERSION").into(),
-            host: crate::host(),
-        },
+        runner: reports::Runner { version: env!("CARGO_PKG_VERSION").into(), host: crate::host() },
         controls: reports::standard_controls(),
     };
     (report, ending)
@@ -400,26 +326,14 @@ async fn fetch_phase(
     let storage = &plan.storage;
     let located = rec
         .step("locate", async {
-            let found = storage
-                .locate(&rb.source, &plan.storage_path)
-                .await
-                .map_err(|e| e.to_string())?;
-            let expected = storage
-                .expected_sha256(&found, rb.source.checksum)
-                .await
-                .map_err(|e| e.to_string())?;
+            let found = storage.locate(&rb.source, &plan.storage_path).await.map_err(|e| e.to_string())?;
+            let expected = storage.expected_sha256(&found, rb.source.checksum).await.map_err(|e| e.to_string())?;
             let detail = format!(
                 "{} ({} bytes, modified {}){}",
                 found.location,
                 found.size,
-                found
-                    .modified
-                    .map(|m| m.to_rfc3339())
-                    .unwrap_or_else(|| "unknown".into()),
-                expected
-                    .as_ref()
-                    .map(|e| format!("; expected sha256 {e}"))
-                    .unwrap_or_default()
+                found.modified.map(|m| m.to_rfc3339()).unwrap_or_else(|| "unknown".into()),
+                expected.as_ref().map(|e| format!("; expected sha256 {e}")).unwrap_or_default()
             );
             Ok(done((found, expected), None, detail))
         })
@@ -438,13 +352,7 @@ async fn fetch_phase(
 
     let fetch_at = Utc::now();
     let (limit, which) = rec.budget();
-    let pipeline = storage.fetch_and_unpack(
-        &found,
-        &dest,
-        unpack::DEFAULT_MAX_RATIO,
-        cx.progress.clone(),
-        &cx.cancel,
-    );
+    let pipeline = storage.fetch_and_unpack(&found, &dest, unpack::DEFAULT_MAX_RATIO, cx.progress.clone(), &cx.cancel);
     let fetched = tokio::select! {
         r = tokio::time::timeout(limit, pipeline) => r.ok(),
         _ = cx.cancel.cancelled() => None,
@@ -459,10 +367,7 @@ async fn fetch_phase(
         rec.push(
             "fetch",
             fetch_at,
-            Utc::now()
-                .signed_duration_since(fetch_at)
-                .to_std()
-                .unwrap_or_default(),
+            Utc::now().signed_duration_since(fetch_at).to_std().unwrap_or_default(),
             StepStatus::Failed,
             None,
             reason.clone(),
@@ -477,14 +382,7 @@ async fn fetch_phase(
         if cx.cancel.is_cancelled() {
             rec.aborted = true;
         }
-        rec.push(
-            "fetch",
-            fetch_at,
-            fetch_took,
-            StepStatus::Failed,
-            Some(f.bytes_read),
-            err.clone(),
-        );
+        rec.push("fetch", fetch_at, fetch_took, StepStatus::Failed, Some(f.bytes_read), err.clone());
         rec.fail("fetch", err.clone());
         rec.skip_rest("fetch");
         return None;
@@ -502,18 +400,9 @@ async fn fetch_phase(
     let sha = f.sha256.clone().unwrap_or_default();
     match &expected {
         Some(want) if *want != sha => {
-            let reason = format!(
-                "sha256 mismatch: the backup hashes to {sha}, the {} says {want}",
-                checksum_source(rb)
-            );
-            rec.push(
-                "integrity",
-                integrity_at,
-                Duration::ZERO,
-                StepStatus::Failed,
-                Some(f.bytes_read),
-                reason.clone(),
-            );
+            let reason =
+                format!("sha256 mismatch: the backup hashes to {sha}, the {} says {want}", checksum_source(rb));
+            rec.push("integrity", integrity_at, Duration::ZERO, StepStatus::Failed, Some(f.bytes_read), reason.clone());
             rec.fail("integrity", reason);
             rec.skip_rest("integrity");
             return None;
@@ -551,14 +440,7 @@ async fn fetch_phase(
         }
         Err(e) => {
             let reason = e.to_string();
-            rec.push(
-                "unpack",
-                fetch_at,
-                unpack_took,
-                StepStatus::Failed,
-                None,
-                reason.clone(),
-            );
+            rec.push("unpack", fetch_at, unpack_took, StepStatus::Failed, None, reason.clone());
             rec.fail("unpack", reason);
             rec.skip_rest("unpack");
             None
@@ -573,20 +455,14 @@ fn checksum_source(rb: &Runbook) -> &'static str {
     }
 }
 
-fn backup_record(
-    found: &Located,
-    sha256: Option<String>,
-    expected: Option<String>,
-) -> reports::Backup {
+fn backup_record(found: &Located, sha256: Option<String>, expected: Option<String>) -> reports::Backup {
     reports::Backup {
         location: found.location.clone(),
         size_bytes: found.size,
         modified_at: found.modified,
         sha256,
         expected_sha256: expected,
-        age_seconds: found
-            .modified
-            .map(|m| Utc::now().signed_duration_since(m).num_seconds()),
+        age_seconds: found.modified.map(|m| Utc::now().signed_duration_since(m).num_seconds()),
     }
 }
 
@@ -602,10 +478,7 @@ async fn restore_and_verify(
     let restore_at = Utc::now();
     let restored = rec
         .step("restore", async {
-            let out = adapter
-                .restore(cx, scratch, unpacked)
-                .await
-                .map_err(|e| e.to_string())?;
+            let out = adapter.restore(cx, scratch, unpacked).await.map_err(|e| e.to_string())?;
             Ok(done(out.parts, None, out.detail))
         })
         .await;
@@ -614,25 +487,26 @@ async fn restore_and_verify(
         return;
     };
     for p in parts {
-        rec.push(
-            &p.name,
-            restore_at,
-            Duration::from_millis(p.duration_ms),
-            StepStatus::Passed,
-            p.bytes,
-            p.detail,
-        );
+        rec.push(&p.name, restore_at, Duration::from_millis(p.duration_ms), StepStatus::Passed, p.bytes, p.detail);
     }
 
     let verify_at = Utc::now();
     let verify_t = Instant::now();
-    for check in &rb.verify {
+    for (i, check) in rb.verify.iter().enumerate() {
         let at = Instant::now();
         let (limit, which) = rec.budget();
+        if limit.is_zero() {
+            let left = rb.verify.len() - i;
+            rec.fail(
+                "verify",
+                format!("the drill timeout {} was reached; {left} checks not run", human(rec.drill_limit)),
+            );
+            break;
+        }
         let outcome = tokio::select! {
             r = tokio::time::timeout(limit, drillbook_adapters::run_check(adapter, cx, scratch, &check.check)) => match r {
                 Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("timed out after {}s ({which} timeout)", limit.as_secs())),
+                Err(_) => Err(rec.timed_out(at, which)),
             },
             _ = cx.cancel.cancelled() => {
                 rec.aborted = true;
@@ -650,22 +524,14 @@ async fn restore_and_verify(
                             check.name,
                             o.observed,
                             o.expected,
-                            if o.detail.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" ({})", o.detail)
-                            }
+                            if o.detail.is_empty() { String::new() } else { format!(" ({})", o.detail) }
                         ),
                     );
                 }
                 reports::Check {
                     name: check.name.clone(),
                     kind: check.check.name().into(),
-                    status: if o.passed {
-                        CheckStatus::Passed
-                    } else {
-                        CheckStatus::Failed
-                    },
+                    status: if o.passed { CheckStatus::Passed } else { CheckStatus::Failed },
                     observed: o.observed,
                     expected: o.expected,
                     duration_ms: took,
@@ -674,10 +540,7 @@ async fn restore_and_verify(
             }
             Err(e) => {
                 let e = cx.secrets.redact(&e);
-                rec.fail(
-                    "verify",
-                    format!("check `{}` could not be evaluated: {e}", check.name),
-                );
+                rec.fail("verify", format!("check `{}` could not be evaluated: {e}", check.name));
                 reports::Check {
                     name: check.name.clone(),
                     kind: check.check.name().into(),
@@ -694,28 +557,10 @@ async fn restore_and_verify(
             break;
         }
     }
-    let failed = checks
-        .iter()
-        .filter(|c| c.status != CheckStatus::Passed)
-        .count();
-    let status = if failed == 0 {
-        StepStatus::Passed
-    } else {
-        StepStatus::Failed
-    };
-    let detail = format!(
-        "{} of {} checks passed",
-        checks.len() - failed,
-        rb.verify.len()
-    );
-    rec.push(
-        "verify",
-        verify_at,
-        verify_t.elapsed(),
-        status,
-        None,
-        detail,
-    );
+    let failed = checks.iter().filter(|c| c.status != CheckStatus::Passed).count();
+    let status = if failed == 0 { StepStatus::Passed } else { StepStatus::Failed };
+    let detail = format!("{} of {} checks passed", checks.len() - failed, rb.verify.len());
+    rec.push("verify", verify_at, verify_t.elapsed(), status, None, detail);
 }
 
 async fn teardown(adapter: &dyn Adapter, cx: &DrillCx, scratch: Scratch, rec: &mut Recorder<'_>) {
@@ -727,20 +572,10 @@ async fn teardown(adapter: &dyn Adapter, cx: &DrillCx, scratch: Scratch, rec: &m
     let (status, detail) = match result {
         Ok(Ok(())) => (
             StepStatus::Passed,
-            if created.is_empty() {
-                "nothing to remove".to_string()
-            } else {
-                format!("removed {created}")
-            },
+            if created.is_empty() { "nothing to remove".to_string() } else { format!("removed {created}") },
         ),
         Ok(Err(e)) => (StepStatus::Failed, format!("teardown failed: {e}")),
-        Err(_) => (
-            StepStatus::Failed,
-            format!(
-                "teardown did not finish within {}s",
-                TEARDOWN_LIMIT.as_secs()
-            ),
-        ),
+        Err(_) => (StepStatus::Failed, format!("teardown did not finish within {}s", TEARDOWN_LIMIT.as_secs())),
     };
     if status == StepStatus::Failed {
         rec.fail("teardown", detail.clone());

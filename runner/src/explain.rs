@@ -15,20 +15,10 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     let adapter = drillbook_adapters::build(&rb.restore.adapter);
     let mut steps: Vec<String> = Vec::new();
     let src = &rb.source;
-    let pattern = src
-        .pattern
-        .as_ref()
-        .map(|g| format!(" matching `{}`", g.raw()))
-        .unwrap_or_default();
+    let pattern = src.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
     steps.push(match src.pick.as_str() {
-        "latest" => format!(
-            "Locate the newest backup under `{}` in storage `{}`{pattern}.",
-            src.path, src.storage
-        ),
-        name => format!(
-            "Locate the backup `{name}` under `{}` in storage `{}`.",
-            src.path, src.storage
-        ),
+        "latest" => format!("Locate the newest backup under `{}` in storage `{}`{pattern}.", src.path, src.storage),
+        name => format!("Locate the backup `{name}` under `{}` in storage `{}`.", src.path, src.storage),
     });
     if let Some(rpo) = &rb.objectives.rpo {
         steps.push(format!(
@@ -41,33 +31,24 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     steps.push(match src.checksum {
         ChecksumMode::Sidecar => "Verify it: `sha256sum -c <object>.sha256` must print OK.".into(),
         ChecksumMode::Manifest => "Verify it: `sha256sum -c --ignore-missing SHA256SUMS` must print OK for it.".into(),
-        ChecksumMode::None => "Record its SHA-256 (`sha256sum <object>`); the runbook names no checksum to compare with.".into(),
+        ChecksumMode::None => {
+            "Record its SHA-256 (`sha256sum <object>`); the runbook names no checksum to compare with.".into()
+        }
     });
     steps.push("Unpack it into an empty folder: `zstd -d < B | tar x` (or `gzip -d`), refusing paths with `..` or absolute paths.".into());
     steps.extend(adapter.explain_restore("backup"));
     for c in &rb.verify {
         let how = match &c.check {
-            CheckKind::Command(cmd) => format!(
-                "run `{}` in the restored folder; it must exit 0",
-                cmd.run.join(" ")
-            ),
+            CheckKind::Command(cmd) => format!("run `{}` in the restored folder; it must exit 0", cmd.run.join(" ")),
             CheckKind::Files(f) => format!(
                 "`sha256sum -c {}` in the restored folder must print OK for every file{}",
                 f.manifest,
-                if f.allow_extra {
-                    ""
-                } else {
-                    ", and no other file may exist"
-                }
+                if f.allow_extra { "" } else { ", and no other file may exist" }
             ),
             CheckKind::ConfigParse(p) => format!(
                 "every file matching `{}` must parse{}",
                 p.path.raw(),
-                if p.require.is_empty() {
-                    String::new()
-                } else {
-                    format!(" and contain {}", p.require.join(", "))
-                }
+                if p.require.is_empty() { String::new() } else { format!(" and contain {}", p.require.join(", ")) }
             ),
             _ => adapter.explain_check(c),
         };
@@ -75,19 +56,13 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     }
     steps.push("Tear the scratch copy down: delete the folder and anything started for it.".into());
     if let Some(rto) = &rb.objectives.rto {
-        steps.push(format!(
-            "All of the above must be done within {} (RTO).",
-            rto.raw()
-        ));
+        steps.push(format!("All of the above must be done within {} (RTO).", rto.raw()));
     }
     println!("# {} — recovery checklist", rb.name());
     if let Some(d) = &rb.description {
         println!("{d}");
     }
-    println!(
-        "Asset: {} ({:?}), owner: {}",
-        rb.asset.name, rb.asset.kind, rb.owner
-    );
+    println!("Asset: {} ({:?}), owner: {}", rb.asset.name, rb.asset.kind, rb.owner);
     println!();
     for (i, s) in steps.iter().enumerate() {
         println!("{:>2}. [ ] {s}", i + 1);

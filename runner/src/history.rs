@@ -27,10 +27,10 @@ pub struct RunRow {
 
 /// `sqlite://drillbook.db` (created when missing) or `postgres://...`.
 pub fn normalize_url(state: &str) -> String {
-    if let Some(path) = state.strip_prefix("sqlite://") {
-        if !path.contains('?') {
-            return format!("sqlite://{path}?mode=rwc");
-        }
+    if let Some(path) = state.strip_prefix("sqlite://")
+        && !path.contains('?')
+    {
+        return format!("sqlite://{path}?mode=rwc");
     }
     state.to_string()
 }
@@ -94,11 +94,7 @@ impl History {
     }
 
     /// The last finished run of a runbook that left a report (for the `previous` link).
-    pub async fn last_report(
-        &self,
-        runbook: &str,
-        excluding: &str,
-    ) -> anyhow::Result<Option<(String, String)>> {
+    pub async fn last_report(&self, runbook: &str, excluding: &str) -> anyhow::Result<Option<(String, String)>> {
         let row = sqlx::query(
             "SELECT run_id, report_sha256 FROM runs WHERE runbook = $1 AND run_id <> $2 AND report_sha256 IS NOT NULL ORDER BY started_at DESC, run_id DESC LIMIT 1",
         )
@@ -116,18 +112,12 @@ impl History {
         const COLUMNS: &str = "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, failure_reasons FROM runs";
         let rows = match runbook {
             Some(name) => {
-                let sql =
-                    format!("{COLUMNS} WHERE runbook = $1 ORDER BY started_at DESC, run_id DESC");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(name)
-                    .fetch_all(&self.pool)
-                    .await?
+                let sql = format!("{COLUMNS} WHERE runbook = $1 ORDER BY started_at DESC, run_id DESC");
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_all(&self.pool).await?
             }
             None => {
                 let sql = format!("{COLUMNS} ORDER BY started_at DESC, run_id DESC");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?
             }
         };
         rows.into_iter()

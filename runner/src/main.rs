@@ -75,16 +75,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRILLBOOK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DRILLBOOK_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -109,25 +103,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = config::Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Validate { paths } => plan::validate_command(&config, &paths),
-        Command::Run {
-            runbook,
-            report_dir,
-            output,
-        } => run::run_command(&config, &runbook, report_dir, output == Output::Json).await,
+        Command::Run { runbook, report_dir, output } => {
+            run::run_command(&config, &runbook, report_dir, output == Output::Json).await
+        }
         Command::History { runbook, output } => {
             run::history_command(&config, runbook.as_deref(), output == Output::Json).await
         }
         Command::Explain { runbook } => explain::explain_command(&config, &runbook),
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema())?
-            );
+            println!("{}", serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Manifest { adapter, url, out } => {
-            run::manifest_command(&adapter, &url, &out).await
-        }
+        Command::Manifest { adapter, url, out } => run::manifest_command(&adapter, &url, &out).await,
     }
 }
 

@@ -22,16 +22,11 @@ pub struct Loaded {
 
 /// Reads and parses one runbook; every issue at once.
 pub fn load(path: &Path) -> Result<Loaded, Invalid> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Invalid(format!("{}: cannot read: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Invalid(format!("{}: cannot read: {e}", path.display())))?;
     let shown = path.display().to_string();
     let runbook = Runbook::parse(&shown, &text).map_err(|issues| Invalid(issues.to_string()))?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let loaded = Loaded {
-        runbook,
-        path: abs,
-        sha256: hex::encode(Sha256::digest(text.as_bytes())),
-    };
+    let loaded = Loaded { runbook, path: abs, sha256: hex::encode(Sha256::digest(text.as_bytes())) };
     let problems = check_against_config(&loaded, &shown);
     if !problems.is_empty() {
         return Err(Invalid(problems.join("\n")));
@@ -59,9 +54,7 @@ fn check_against_config(l: &Loaded, shown: &str) -> Vec<String> {
         ));
     }
     if l.runbook.source.decrypt.is_some() {
-        out.push(format!(
-            "{shown}: source.decrypt: decryption is not supported yet by this drillbook"
-        ));
+        out.push(format!("{shown}: source.decrypt: decryption is not supported yet by this drillbook"));
     }
     out
 }
@@ -74,9 +67,7 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         Storage::local().map_err(|e| Invalid(e.to_string()))?
     } else {
         let profile = config.storage.get(&src.storage).ok_or_else(|| {
-            let known: Vec<&str> = std::iter::once("local")
-                .chain(config.storage.keys().map(String::as_str))
-                .collect();
+            let known: Vec<&str> = std::iter::once("local").chain(config.storage.keys().map(String::as_str)).collect();
             let hint = drillbook_runbooks::nearest(&src.storage, known.iter().copied())
                 .map(|n| format!(", did you mean `{n}`?"))
                 .unwrap_or_default();
@@ -89,45 +80,30 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         })?;
         let mut resolved = std::collections::BTreeMap::new();
         for (k, v) in profile {
-            let value = secrets
-                .expand(v)
-                .map_err(|e| Invalid(format!("storage.{}.{k}: {e}", src.storage)))?;
+            let value = secrets.expand(v).map_err(|e| Invalid(format!("storage.{}.{k}: {e}", src.storage)))?;
             resolved.insert(k.clone(), value);
         }
         Storage::from_profile(&src.storage, &resolved).map_err(|e| Invalid(e.to_string()))?
     };
     let base = loaded.path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let storage_path = storage.resolve(&src.path, &base);
-    Ok(DrillPlan {
-        runbook: loaded.runbook,
-        path: loaded.path,
-        sha256: loaded.sha256,
-        storage,
-        storage_path,
-        secrets,
-    })
+    Ok(DrillPlan { runbook: loaded.runbook, path: loaded.path, sha256: loaded.sha256, storage, storage_path, secrets })
 }
 
 /// Runbook files named by the arguments (folders: every `*.yaml`/`*.yml` inside, recursively).
 pub fn expand(paths: &[PathBuf], default: &Path) -> Result<Vec<PathBuf>, Invalid> {
-    let roots: Vec<PathBuf> = if paths.is_empty() {
-        vec![default.to_path_buf()]
-    } else {
-        paths.to_vec()
-    };
+    let roots: Vec<PathBuf> = if paths.is_empty() { vec![default.to_path_buf()] } else { paths.to_vec() };
     let mut out = Vec::new();
     for root in roots {
         if root.is_dir() {
             let mut stack = vec![root];
             while let Some(dir) = stack.pop() {
-                let entries = std::fs::read_dir(&dir)
-                    .map_err(|e| Invalid(format!("{}: {e}", dir.display())))?;
+                let entries = std::fs::read_dir(&dir).map_err(|e| Invalid(format!("{}: {e}", dir.display())))?;
                 for e in entries.flatten() {
                     let p = e.path();
                     if p.is_dir() {
                         stack.push(p);
-                    } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
-                    {
+                    } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
                         out.push(p);
                     }
                 }
@@ -135,10 +111,7 @@ pub fn expand(paths: &[PathBuf], default: &Path) -> Result<Vec<PathBuf>, Invalid
         } else if root.exists() {
             out.push(root);
         } else {
-            return Err(Invalid(format!(
-                "{}: no such file or folder",
-                root.display()
-            )));
+            return Err(Invalid(format!("{}: no such file or folder", root.display())));
         }
     }
     out.sort();

@@ -16,11 +16,9 @@ impl Progress for Bars {
             Some(t) => ProgressBar::new(t),
             None => ProgressBar::new_spinner(),
         };
-        let style = ProgressStyle::with_template(
-            "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(step.to_string());
         if let Ok(mut c) = self.current.lock() {
@@ -28,28 +26,22 @@ impl Progress for Bars {
         }
     }
     fn advance(&self, bytes: u64) {
-        if let Ok(c) = self.current.lock() {
-            if let Some(b) = c.as_ref() {
-                b.inc(bytes);
-            }
+        if let Ok(c) = self.current.lock()
+            && let Some(b) = c.as_ref()
+        {
+            b.inc(bytes);
         }
     }
     fn finish(&self) {
-        if let Ok(mut c) = self.current.lock() {
-            if let Some(b) = c.take() {
-                b.finish_and_clear();
-            }
+        if let Ok(mut c) = self.current.lock()
+            && let Some(b) = c.take()
+        {
+            b.finish_and_clear();
         }
     }
 }
 
 /// Bars on stderr when it is a terminal; nothing otherwise.
 pub fn for_terminal() -> Arc<dyn Progress> {
-    if std::io::stderr().is_terminal() {
-        Arc::new(Bars {
-            current: Mutex::new(None),
-        })
-    } else {
-        Arc::new(NoProgress)
-    }
+    if std::io::stderr().is_terminal() { Arc::new(Bars { current: Mutex::new(None) }) } else { Arc::new(NoProgress) }
 }

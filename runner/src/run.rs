@@ -27,9 +27,7 @@ pub async fn run_command(
 
     let run_id = uuid::Uuid::now_v7().to_string();
     let started_at = Utc::now();
-    history
-        .start(&run_id, plan.runbook.name(), started_at, None)
-        .await?;
+    history.start(&run_id, plan.runbook.name(), started_at, None).await?;
     let previous = history
         .last_report(plan.runbook.name(), &run_id)
         .await
@@ -41,8 +39,7 @@ pub async fn run_command(
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
@@ -65,37 +62,23 @@ pub async fn run_command(
             }
         }),
     };
-    let (report, ending) =
-        execute(&plan, &run_id, started_at, None, previous, cancel, &hooks).await;
+    let (report, ending) = execute(&plan, &run_id, started_at, None, previous, cancel, &hooks).await;
 
     // Whatever happens while writing evidence, the history row gets its outcome.
     let written = write_report(&reports_root, &report);
     let (folder, digest, mut reasons) = match &written {
-        Ok((folder, digest)) => (
-            Some(folder.display().to_string()),
-            Some(digest.clone()),
-            report.failure_reasons.clone(),
-        ),
+        Ok((folder, digest)) => {
+            (Some(folder.display().to_string()), Some(digest.clone()), report.failure_reasons.clone())
+        }
         Err(e) => {
             let mut r = report.failure_reasons.clone();
             r.push(format!("report: {e:#}"));
             (None, None, r)
         }
     };
-    let status = if written.is_err() && ending == Ending::Passed {
-        Ending::Failed
-    } else {
-        ending
-    };
+    let status = if written.is_err() && ending == Ending::Passed { Ending::Failed } else { ending };
     history
-        .finish(
-            &run_id,
-            status.as_str(),
-            report.finished_at,
-            folder.as_deref(),
-            digest.as_deref(),
-            &reasons,
-        )
+        .finish(&run_id, status.as_str(), report.finished_at, folder.as_deref(), digest.as_deref(), &reasons)
         .await?;
 
     if json {
@@ -108,18 +91,13 @@ pub async fn run_command(
         eprintln!("error: the report could not be written: {e:#}");
         return Ok(ExitCode::from(1));
     }
-    Ok(if status == Ending::Passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if status == Ending::Passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// Writes `DIR/<runbook>/<run-id>/{report.json, report.md}`; returns the folder and the digest.
 fn write_report(root: &Path, report: &Report) -> anyhow::Result<(PathBuf, String)> {
     let folder = root.join(&report.runbook.name).join(&report.run_id);
-    std::fs::create_dir_all(&folder)
-        .with_context(|| format!("cannot create {}", folder.display()))?;
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
     let json = serde_json::to_string_pretty(report)? + "\n";
     std::fs::write(folder.join("report.json"), json)
         .with_context(|| format!("cannot write {}", folder.join("report.json").display()))?;
@@ -133,10 +111,7 @@ fn print_summary(report: &Report, folder: Option<&str>) {
         Verdict::Passed => "PASSED",
         Verdict::Failed => "FAILED",
     };
-    println!(
-        "drill {} {verdict} (run {})",
-        report.runbook.name, report.run_id
-    );
+    println!("drill {} {verdict} (run {})", report.runbook.name, report.run_id);
     for c in &report.checks {
         println!(
             "  check {:<30} {:<6} observed {} expected {}",
@@ -149,9 +124,7 @@ fn print_summary(report: &Report, folder: Option<&str>) {
     if let Some(o) = &report.objectives.rto {
         println!(
             "  RTO {} against {}s: {}",
-            o.measured_s
-                .map(|m| format!("{m:.1}s"))
-                .unwrap_or_else(|| "not measured".into()),
+            o.measured_s.map(|m| format!("{m:.1}s")).unwrap_or_else(|| "not measured".into()),
             o.target_s,
             if o.met { "met" } else { "NOT met" }
         );
@@ -159,9 +132,7 @@ fn print_summary(report: &Report, folder: Option<&str>) {
     if let Some(o) = &report.objectives.rpo {
         println!(
             "  RPO {} against {}s: {}",
-            o.measured_s
-                .map(|m| format!("{m:.0}s"))
-                .unwrap_or_else(|| "not measured".into()),
+            o.measured_s.map(|m| format!("{m:.0}s")).unwrap_or_else(|| "not measured".into()),
             o.target_s,
             if o.met { "met" } else { "NOT met" }
         );
@@ -174,11 +145,7 @@ fn print_summary(report: &Report, folder: Option<&str>) {
     }
 }
 
-pub async fn history_command(
-    config: &Config,
-    runbook: Option<&str>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+pub async fn history_command(config: &Config, runbook: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let history = History::open(&config.state).await?;
     let rows = history.list(runbook).await?;
     if json {
@@ -186,10 +153,7 @@ pub async fn history_command(
     } else if rows.is_empty() {
         println!("no drills recorded in {}", config.state);
     } else {
-        println!(
-            "{:<38} {:<28} {:<11} {:<26} report",
-            "run", "runbook", "status", "started"
-        );
+        println!("{:<38} {:<28} {:<11} {:<26} report", "run", "runbook", "status", "started");
         for r in rows {
             println!(
                 "{:<38} {:<28} {:<11} {:<26} {}",
@@ -211,30 +175,19 @@ pub async fn manifest_command(adapter: &str, url: &str, out: &Path) -> anyhow::R
             if !Path::new(file).is_file() {
                 return Err(Invalid(format!("--url: no SQLite database at {file}")).into());
             }
-            let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(file)
-                .read_only(true);
+            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(file).read_only(true);
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(opts)
                 .await
                 .with_context(|| format!("cannot open {file}"))?;
-            let m = drillbook_adapters::sqlite::capture(&pool)
-                .await
-                .context("cannot read the database")?;
+            let m = drillbook_adapters::sqlite::capture(&pool).await.context("cannot read the database")?;
             pool.close().await;
             std::fs::write(out, serde_json::to_string_pretty(&m)? + "\n")
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
-                "manifest of {} tables written to {}",
-                m.tables.len(),
-                out.display()
-            );
+            println!("manifest of {} tables written to {}", m.tables.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }
-        other => Err(Invalid(format!(
-            "--adapter: `{other}` has no manifest capture yet (supported: sqlite)"
-        ))
-        .into()),
+        other => Err(Invalid(format!("--adapter: `{other}` has no manifest capture yet (supported: sqlite)")).into()),
     }
 }

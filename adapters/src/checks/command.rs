@@ -10,11 +10,7 @@ use crate::{AdapterError, CheckOutcome, DrillCx, Scratch};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub async fn run(
-    cx: &DrillCx,
-    scratch: &Scratch,
-    check: &CommandCheck,
-) -> Result<CheckOutcome, AdapterError> {
+pub async fn run(cx: &DrillCx, scratch: &Scratch, check: &CommandCheck) -> Result<CheckOutcome, AdapterError> {
     let Some((program, args)) = check.run.split_first() else {
         return Err(AdapterError::Check("`run` is empty".into()));
     };
@@ -25,17 +21,10 @@ pub async fn run(
         .env("DRILL_SCRATCH_DIR", &scratch.dir)
         .env("DRILL_RUN_ID", &cx.run_id);
     for (name, value) in &check.env {
-        let value = cx
-            .secrets
-            .expand(value)
-            .map_err(|e| AdapterError::Check(e.to_string()))?;
+        let value = cx.secrets.expand(value).map_err(|e| AdapterError::Check(e.to_string()))?;
         cmd.env(name, value);
     }
-    let limit = check
-        .timeout
-        .as_ref()
-        .map(|t| t.get().0)
-        .unwrap_or(DEFAULT_TIMEOUT);
+    let limit = check.timeout.as_ref().map(|t| t.get().0).unwrap_or(DEFAULT_TIMEOUT);
     let expected = json!("exit 0");
     match process::run(cmd, limit, &cx.cancel).await {
         Ok(done) => {
@@ -52,11 +41,7 @@ pub async fn run(
             })
         }
         Err(RunError::Cancelled) => Err(AdapterError::Cancelled),
-        Err(RunError::TimedOut {
-            program,
-            limit,
-            output,
-        }) => {
+        Err(RunError::TimedOut { program, limit, output }) => {
             let tail = cx.secrets.redact(&process::last_lines(&output, 5));
             Ok(CheckOutcome {
                 passed: false,

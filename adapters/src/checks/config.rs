@@ -9,22 +9,19 @@ use serde_json::{Value, json};
 use crate::checks::files::walk;
 use crate::{AdapterError, CheckOutcome, DrillCx, read_input};
 
-pub async fn run(
-    cx: &DrillCx,
-    root: &Path,
-    check: &ConfigParseCheck,
-) -> Result<CheckOutcome, AdapterError> {
+pub async fn run(cx: &DrillCx, root: &Path, check: &ConfigParseCheck) -> Result<CheckOutcome, AdapterError> {
     let glob = globset::Glob::new(&check.path.get().0)
         .map_err(|e| AdapterError::Check(format!("bad glob `{}`: {e}", check.path.raw())))?
         .compile_matcher();
     let schema = match &check.schema {
         Some(p) => {
             let text = read_input(cx, p)?;
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| AdapterError::Check(format!("schema {p} is not JSON: {e}")))?;
-            Some(jsonschema::validator_for(&v).map_err(|e| {
-                AdapterError::Check(format!("schema {p} is not a valid JSON Schema: {e}"))
-            })?)
+            let v: Value =
+                serde_json::from_str(&text).map_err(|e| AdapterError::Check(format!("schema {p} is not JSON: {e}")))?;
+            Some(
+                jsonschema::validator_for(&v)
+                    .map_err(|e| AdapterError::Check(format!("schema {p} is not a valid JSON Schema: {e}")))?,
+            )
         }
         None => None,
     };
@@ -54,13 +51,10 @@ pub async fn run(
                 problems.push(format!("{rel}: missing required key `{key}`"));
             }
         }
-        if let Some(v) = &schema {
-            if let Some(err) = v.iter_errors(&value).next() {
-                problems.push(format!(
-                    "{rel}: does not match the schema at `{}`: {err}",
-                    err.instance_path
-                ));
-            }
+        if let Some(v) = &schema
+            && let Some(err) = v.iter_errors(&value).next()
+        {
+            problems.push(format!("{rel}: does not match the schema at `{}`: {err}", err.instance_path));
         }
     }
     let passed = !files.is_empty() && problems.is_empty();
@@ -69,12 +63,7 @@ pub async fn run(
     } else if passed {
         format!("{} files parse and have the required keys", files.len())
     } else {
-        problems
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ")
+        problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
     };
     Ok(CheckOutcome {
         passed,
@@ -96,9 +85,7 @@ fn parse(rel: &str, text: &str, format: ConfigFormat) -> Result<Value, String> {
     };
     match format {
         ConfigFormat::Json => serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}")),
-        ConfigFormat::Toml => {
-            toml::from_str::<Value>(text).map_err(|e| format!("invalid TOML: {}", e.message()))
-        }
+        ConfigFormat::Toml => toml::from_str::<Value>(text).map_err(|e| format!("invalid TOML: {}", e.message())),
         _ => serde_yaml_ng::from_str::<Value>(text).map_err(|e| format!("invalid YAML: {e}")),
     }
 }

@@ -31,15 +31,7 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, Entry>, String> {
             serde_json::from_str(text).map_err(|e| format!("manifest is not valid JSON: {e}"))?;
         return Ok(entries
             .into_iter()
-            .map(|e| {
-                (
-                    normalize(&e.path),
-                    Entry {
-                        sha256: e.sha256.to_lowercase(),
-                        size: e.size,
-                    },
-                )
-            })
+            .map(|e| (normalize(&e.path), Entry { sha256: e.sha256.to_lowercase(), size: e.size }))
             .collect());
     }
     let mut out = BTreeMap::new();
@@ -52,18 +44,9 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, Entry>, String> {
             .ok_or_else(|| format!("manifest line {}: expected `<sha256>  <path>`", i + 1))?;
         let path = rest.trim_start_matches([' ', '*']);
         if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!(
-                "manifest line {}: `{hash}` is not a SHA-256",
-                i + 1
-            ));
+            return Err(format!("manifest line {}: `{hash}` is not a SHA-256", i + 1));
         }
-        out.insert(
-            normalize(path),
-            Entry {
-                sha256: hash.to_lowercase(),
-                size: None,
-            },
-        );
+        out.insert(normalize(path), Entry { sha256: hash.to_lowercase(), size: None });
     }
     Ok(out)
 }
@@ -84,11 +67,7 @@ pub fn walk(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
             if ty.is_dir() {
                 stack.push(path);
             } else if ty.is_file() || ty.is_symlink() {
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
                 out.push((rel, path));
             }
         }
@@ -113,13 +92,8 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), n))
 }
 
-pub async fn run(
-    cx: &DrillCx,
-    root: &Path,
-    check: &FilesCheck,
-) -> Result<CheckOutcome, AdapterError> {
-    let manifest =
-        parse_manifest(&read_input(cx, &check.manifest)?).map_err(AdapterError::Check)?;
+pub async fn run(cx: &DrillCx, root: &Path, check: &FilesCheck) -> Result<CheckOutcome, AdapterError> {
+    let manifest = parse_manifest(&read_input(cx, &check.manifest)?).map_err(AdapterError::Check)?;
     let root = root.to_path_buf();
     let allow_extra = check.allow_extra;
     tokio::task::spawn_blocking(move || compare(&root, &manifest, allow_extra))
@@ -127,15 +101,9 @@ pub async fn run(
         .map_err(|e| AdapterError::Check(format!("files check panicked: {e}")))?
 }
 
-fn compare(
-    root: &Path,
-    manifest: &BTreeMap<String, Entry>,
-    allow_extra: bool,
-) -> Result<CheckOutcome, AdapterError> {
-    let present: BTreeMap<String, PathBuf> = walk(root)
-        .map_err(|e| AdapterError::io(format!("cannot list {}", root.display()), e))?
-        .into_iter()
-        .collect();
+fn compare(root: &Path, manifest: &BTreeMap<String, Entry>, allow_extra: bool) -> Result<CheckOutcome, AdapterError> {
+    let present: BTreeMap<String, PathBuf> =
+        walk(root).map_err(|e| AdapterError::io(format!("cannot list {}", root.display()), e))?.into_iter().collect();
     let (mut missing, mut different, mut problems) = (0u64, 0u64, Vec::new());
     for (rel, want) in manifest {
         let Some(path) = present.get(rel) else {
@@ -143,8 +111,7 @@ fn compare(
             problems.push(format!("missing {rel}"));
             continue;
         };
-        let (got, size) =
-            sha256_file(path).map_err(|e| AdapterError::io(format!("cannot read {rel}"), e))?;
+        let (got, size) = sha256_file(path).map_err(|e| AdapterError::io(format!("cannot read {rel}"), e))?;
         if got != want.sha256 || want.size.is_some_and(|s| s != size) {
             different += 1;
             problems.push(format!(
@@ -154,10 +121,7 @@ fn compare(
             ));
         }
     }
-    let extra: Vec<&String> = present
-        .keys()
-        .filter(|k| !manifest.contains_key(*k))
-        .collect();
+    let extra: Vec<&String> = present.keys().filter(|k| !manifest.contains_key(*k)).collect();
     if !allow_extra {
         for e in extra.iter().take(5) {
             problems.push(format!("unexpected {e}"));
@@ -168,12 +132,7 @@ fn compare(
     let detail = if passed {
         format!("{} files identical to the manifest", manifest.len())
     } else {
-        let mut d = problems
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ");
+        let mut d = problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
         if problems.len() > 5 {
             d.push_str(&format!("; and {} more", problems.len() - 5));
         }
@@ -196,10 +155,7 @@ mod tests {
         let h = "a".repeat(64);
         let m = parse_manifest(&format!("{h}  ./docs/a.txt\n{h} *b.bin\n")).unwrap();
         assert_eq!(m.keys().collect::<Vec<_>>(), ["b.bin", "docs/a.txt"]);
-        let m = parse_manifest(&format!(
-            "[{{\"path\":\"x\",\"size\":3,\"sha256\":\"{h}\"}}]"
-        ))
-        .unwrap();
+        let m = parse_manifest(&format!("[{{\"path\":\"x\",\"size\":3,\"sha256\":\"{h}\"}}]")).unwrap();
         assert_eq!(m["x"].size, Some(3));
         assert!(parse_manifest("nothex  a\n").is_err());
     }

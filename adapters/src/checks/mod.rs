@@ -7,8 +7,5 @@ pub mod config;
 pub mod files;
 
 pub fn is_store_independent(check: &CheckKind) -> bool {
-    matches!(
-        check,
-        CheckKind::Command(_) | CheckKind::Files(_) | CheckKind::ConfigParse(_)
-    )
+    matches!(check, CheckKind::Command(_) | CheckKind::Files(_) | CheckKind::ConfigParse(_))
 }

@@ -26,15 +26,8 @@ impl crate::Adapter for Files {
     }
 
     fn explain_restore(&self, backup: &str) -> Vec<String> {
-        let root = self
-            .options
-            .root
-            .as_deref()
-            .map(|r| format!(" and use its `{r}` folder"))
-            .unwrap_or_default();
-        vec![format!(
-            "Unpack {backup} into an empty scratch folder{root}."
-        )]
+        let root = self.options.root.as_deref().map(|r| format!(" and use its `{r}` folder")).unwrap_or_default();
+        vec![format!("Unpack {backup} into an empty scratch folder{root}.")]
     }
 
     fn explain_check(&self, check: &Check) -> String {
@@ -43,9 +36,8 @@ impl crate::Adapter for Files {
 
     async fn provision(&self, _cx: &DrillCx, backup: &Unpacked) -> Result<Scratch, AdapterError> {
         let dir = match &self.options.root {
-            Some(r) => inside(&backup.root, r).ok_or_else(|| {
-                AdapterError::Provision(format!("root `{r}` escapes the restored tree"))
-            })?,
+            Some(r) => inside(&backup.root, r)
+                .ok_or_else(|| AdapterError::Provision(format!("root `{r}` escapes the restored tree")))?,
             None => backup.root.clone(),
         };
         if !dir.is_dir() {
@@ -54,12 +46,7 @@ impl crate::Adapter for Files {
                 self.options.root.as_deref().unwrap_or(".")
             )));
         }
-        Ok(Scratch {
-            url: format!("file://{}", dir.display()),
-            dir,
-            created: Vec::new(),
-            state: Box::new(()),
-        })
+        Ok(Scratch { url: format!("file://{}", dir.display()), dir, created: Vec::new(), state: Box::new(()) })
     }
 
     async fn restore(
@@ -70,22 +57,11 @@ impl crate::Adapter for Files {
     ) -> Result<RestoreOutcome, AdapterError> {
         let files = crate::checks::files::walk(&scratch.dir)
             .map_err(|e| AdapterError::io("cannot list the restored tree", e))?;
-        Ok(RestoreOutcome {
-            detail: format!("{} files in the restored tree", files.len()),
-            parts: Vec::new(),
-        })
+        Ok(RestoreOutcome { detail: format!("{} files in the restored tree", files.len()), parts: Vec::new() })
     }
 
-    async fn check(
-        &self,
-        _cx: &DrillCx,
-        _scratch: &Scratch,
-        check: &CheckKind,
-    ) -> Result<CheckOutcome, AdapterError> {
-        Err(AdapterError::Unsupported(format!(
-            "files cannot evaluate `{}`",
-            check.name()
-        )))
+    async fn check(&self, _cx: &DrillCx, _scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
+        Err(AdapterError::Unsupported(format!("files cannot evaluate `{}`", check.name())))
     }
 
     async fn teardown(&self, _cx: &DrillCx, _scratch: Scratch) -> Result<(), AdapterError> {

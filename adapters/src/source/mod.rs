@@ -61,34 +61,20 @@ impl Located {
 
 impl Storage {
     /// A profile from the config: `type` is the opendal scheme, the other keys its config.
-    pub fn from_profile(
-        name: &str,
-        profile: &BTreeMap<String, String>,
-    ) -> Result<Storage, SourceError> {
+    pub fn from_profile(name: &str, profile: &BTreeMap<String, String>) -> Result<Storage, SourceError> {
         let scheme = profile.get("type").ok_or_else(|| SourceError::Config {
             name: name.into(),
             message: "missing `type` (an opendal scheme such as s3, fs, gcs, azblob)".into(),
         })?;
-        let options = profile
-            .iter()
-            .filter(|(k, _)| k.as_str() != "type")
-            .map(|(k, v)| (k.clone(), v.clone()));
-        let op = Operator::via_iter(scheme, options).map_err(|e| SourceError::Config {
-            name: name.into(),
-            message: e.to_string(),
-        })?;
-        Ok(Storage {
-            name: name.into(),
-            op,
-        })
+        let options = profile.iter().filter(|(k, _)| k.as_str() != "type").map(|(k, v)| (k.clone(), v.clone()));
+        let op = Operator::via_iter(scheme, options)
+            .map_err(|e| SourceError::Config { name: name.into(), message: e.to_string() })?;
+        Ok(Storage { name: name.into(), op })
     }
 
     /// The default `local` profile: the file system, paths relative to the runbook's folder.
     pub fn local() -> Result<Storage, SourceError> {
-        let profile = BTreeMap::from([
-            ("type".to_string(), "fs".to_string()),
-            ("root".to_string(), "/".to_string()),
-        ]);
+        let profile = BTreeMap::from([("type".to_string(), "fs".to_string()), ("root".to_string(), "/".to_string())]);
         Storage::from_profile("local", &profile)
     }
 
@@ -107,21 +93,13 @@ impl Storage {
     }
 
     fn location(&self, path: &str) -> String {
-        if self.name == "local" {
-            format!("local:/{path}")
-        } else {
-            format!("{}:{path}", self.name)
-        }
+        if self.name == "local" { format!("local:/{path}") } else { format!("{}:{path}", self.name) }
     }
 
     /// Finds the object: `pick: latest` (newest matching `match`, ties: greatest name) or a name.
     pub async fn locate(&self, source: &Source, path: &str) -> Result<Located, SourceError> {
         if source.pick != "latest" {
-            let dir = if path.ends_with('/') || path.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}/")
-            };
+            let dir = if path.ends_with('/') || path.is_empty() { path.to_string() } else { format!("{path}/") };
             let object = format!("{dir}{}", source.pick);
             return self.stat(&object).await;
         }
@@ -131,11 +109,7 @@ impl Storage {
                 return Ok(found);
             }
         }
-        let dir = if path.ends_with('/') || path.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}/")
-        };
+        let dir = if path.ends_with('/') || path.is_empty() { path.to_string() } else { format!("{path}/") };
         let glob = match &source.pattern {
             Some(g) => Some(
                 globset::Glob::new(&g.get().0)
@@ -145,14 +119,10 @@ impl Storage {
             None => None,
         };
         let entries = self.op.list(&dir).await.map_err(|e| match e.kind() {
-            opendal::ErrorKind::NotFound => SourceError::NotFound(format!(
-                "backup folder {} does not exist",
-                self.location(&dir)
-            )),
-            _ => SourceError::Read {
-                what: format!("cannot list {}", self.location(&dir)),
-                source: e,
-            },
+            opendal::ErrorKind::NotFound => {
+                SourceError::NotFound(format!("backup folder {} does not exist", self.location(&dir)))
+            }
+            _ => SourceError::Read { what: format!("cannot list {}", self.location(&dir)), source: e },
         })?;
         let mut listed = 0usize;
         let mut best: Option<Located> = None;
@@ -178,16 +148,16 @@ impl Storage {
                 best = Some(found);
             }
         }
+        if best.is_none()
+            && listed == 0
+            && let Err(e) = self.op.stat(&dir).await
+            && e.kind() == opendal::ErrorKind::NotFound
+        {
+            return Err(SourceError::NotFound(format!("backup folder {} does not exist", self.location(&dir))));
+        }
         best.ok_or_else(|| {
-            let pattern = source
-                .pattern
-                .as_ref()
-                .map(|g| format!(" matching `{}`", g.raw()))
-                .unwrap_or_default();
-            SourceError::NotFound(format!(
-                "no backup under {}{pattern} ({listed} objects listed)",
-                self.location(&dir)
-            ))
+            let pattern = source.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
+            SourceError::NotFound(format!("no backup under {}{pattern} ({listed} objects listed)", self.location(&dir)))
         })
     }
 
@@ -196,44 +166,25 @@ impl Storage {
             opendal::ErrorKind::NotFound => {
                 SourceError::NotFound(format!("backup {} does not exist", self.location(path)))
             }
-            _ => SourceError::Read {
-                what: format!("cannot stat {}", self.location(path)),
-                source: e,
-            },
+            _ => SourceError::Read { what: format!("cannot stat {}", self.location(path)), source: e },
         })?;
         if !meta.is_file() {
-            return Err(SourceError::NotFound(format!(
-                "{} is not an object",
-                self.location(path)
-            )));
+            return Err(SourceError::NotFound(format!("{} is not an object", self.location(path))));
         }
         let modified = meta.last_modified().and_then(|t| {
             let t = t.into_inner();
             DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
         });
-        Ok(Located {
-            path: path.to_string(),
-            size: meta.content_length(),
-            modified,
-            location: self.location(path),
-        })
+        Ok(Located { path: path.to_string(), size: meta.content_length(), modified, location: self.location(path) })
     }
 
     /// The digest the source claims for the object, by `checksum` mode.
-    pub async fn expected_sha256(
-        &self,
-        object: &Located,
-        mode: ChecksumMode,
-    ) -> Result<Option<String>, SourceError> {
+    pub async fn expected_sha256(&self, object: &Located, mode: ChecksumMode) -> Result<Option<String>, SourceError> {
         let (file, wanted_name) = match mode {
             ChecksumMode::None => return Ok(None),
             ChecksumMode::Sidecar => (format!("{}.sha256", object.path), None),
             ChecksumMode::Manifest => {
-                let dir = object
-                    .path
-                    .rsplit_once('/')
-                    .map(|(d, _)| format!("{d}/"))
-                    .unwrap_or_default();
+                let dir = object.path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
                 (format!("{dir}SHA256SUMS"), Some(object.name().to_string()))
             }
         };
@@ -241,10 +192,7 @@ impl Storage {
             opendal::ErrorKind::NotFound => {
                 SourceError::Checksum(format!("checksum file {} is missing", self.location(&file)))
             }
-            _ => SourceError::Read {
-                what: format!("cannot read {}", self.location(&file)),
-                source: e,
-            },
+            _ => SourceError::Read { what: format!("cannot read {}", self.location(&file)), source: e },
         })?;
         let text = String::from_utf8_lossy(&bytes.to_vec()).into_owned();
         for line in text.lines() {
@@ -286,21 +234,11 @@ impl Storage {
         let stop = Arc::new(AtomicBool::new(false));
         // A small bounded queue keeps memory flat whatever the backup's size.
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes_chunk::Chunk>(8);
-        let limits = Limits {
-            compressed_size: object.size,
-            max_ratio,
-        };
-        let (name, dest_owned, stop_unpack) =
-            (object.name().to_string(), dest.to_path_buf(), stop.clone());
+        let limits = Limits { compressed_size: object.size, max_ratio };
+        let (name, dest_owned, stop_unpack) = (object.name().to_string(), dest.to_path_buf(), stop.clone());
         let unpacker = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
-            let r = unpack::unpack(
-                bytes_chunk::ChannelReader::new(rx),
-                &name,
-                &dest_owned,
-                &limits,
-                stop_unpack,
-            );
+            let r = unpack::unpack(bytes_chunk::ChannelReader::new(rx), &name, &dest_owned, &limits, stop_unpack);
             (r, t.elapsed())
         });
 
@@ -325,10 +263,7 @@ impl Storage {
                             break;
                         }
                         Some(Err(e)) => {
-                            error = Some(format!(
-                                "reading {} failed after {read} bytes: {e}",
-                                object.location
-                            ));
+                            error = Some(format!("reading {} failed after {read} bytes: {e}", object.location));
                             break;
                         }
                         Some(Ok(chunk)) => {
@@ -337,10 +272,10 @@ impl Storage {
                             progress.advance(chunk.len() as u64);
                             // When the unpacker has stopped (an error), keep reading so the
                             // digest is complete: a checksum mismatch is the better reason.
-                            if let Some(sender) = &tx {
-                                if sender.send(chunk).await.is_err() {
-                                    tx = None;
-                                }
+                            if let Some(sender) = &tx
+                                && sender.send(chunk).await.is_err()
+                            {
+                                tx = None;
                             }
                         }
                     }
@@ -403,11 +338,7 @@ mod bytes_chunk {
 
     impl ChannelReader {
         pub fn new(rx: tokio::sync::mpsc::Receiver<Chunk>) -> Self {
-            ChannelReader {
-                rx,
-                current: bytes::Bytes::new(),
-                offset: 0,
-            }
+            ChannelReader { rx, current: bytes::Bytes::new(), offset: 0 }
         }
     }
 

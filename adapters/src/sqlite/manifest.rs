@@ -35,25 +35,23 @@ impl Manifest {
 
 /// Reads counts, digests and schema from a live database (read-only queries).
 pub async fn capture(pool: &SqlitePool) -> Result<Manifest, sqlx::Error> {
-    let tables: Vec<String> = sqlx::query_scalar("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name")
-        .fetch_all(pool)
-        .await?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name",
+    )
+    .fetch_all(pool)
+    .await?;
     let mut m = Manifest::default();
     for t in tables {
         m.tables.insert(t.clone(), table_digest(pool, &t).await?);
     }
     let rows: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("select type, name, sql from sqlite_master where name not like 'sqlite_%' order by type, name").fetch_all(pool).await?;
+        sqlx::query_as("select type, name, sql from sqlite_master where name not like 'sqlite_%' order by type, name")
+            .fetch_all(pool)
+            .await?;
     m.schema = rows
         .into_iter()
         .map(|(ty, name, sql)| {
-            format!(
-                "{ty} {name}: {}",
-                sql.unwrap_or_default()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
+            format!("{ty} {name}: {}", sql.unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" "))
         })
         .collect();
     Ok(m)
@@ -71,17 +69,9 @@ pub async fn table_digest(pool: &SqlitePool, table: &str) -> Result<TableTruth, 
     if columns.is_empty() {
         return Err(sqlx::Error::RowNotFound);
     }
-    let expr = columns
-        .iter()
-        .map(|c| format!("quote({})", ident(c)))
-        .collect::<Vec<_>>()
-        .join(" || char(31) || ");
-    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "select {expr} from {}",
-        ident(table)
-    )))
-    .fetch_all(pool)
-    .await?;
+    let expr = columns.iter().map(|c| format!("quote({})", ident(c))).collect::<Vec<_>>().join(" || char(31) || ");
+    let rows: Vec<String> =
+        sqlx::query_scalar(AssertSqlSafe(format!("select {expr} from {}", ident(table)))).fetch_all(pool).await?;
     let mut sum: u128 = 0;
     for r in &rows {
         let h = Sha256::digest(r.as_bytes());
@@ -89,10 +79,7 @@ pub async fn table_digest(pool: &SqlitePool, table: &str) -> Result<TableTruth, 
         first.copy_from_slice(&h[..16]);
         sum = sum.wrapping_add(u128::from_le_bytes(first));
     }
-    Ok(TableTruth {
-        rows: rows.len() as u64,
-        digest: format!("{sum:032x}"),
-    })
+    Ok(TableTruth { rows: rows.len() as u64, digest: format!("{sum:032x}") })
 }
 
 fn quote_literal(s: &str) -> String {
@@ -110,12 +97,8 @@ pub(crate) fn compare_counts(want: &Manifest, got: &Manifest, tolerance: u64) ->
             Some(_) => {}
         }
     }
-    let counts = |m: &Manifest| {
-        m.tables
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v.rows)))
-            .collect::<serde_json::Map<_, _>>()
-    };
+    let counts =
+        |m: &Manifest| m.tables.iter().map(|(k, v)| (k.clone(), json!(v.rows))).collect::<serde_json::Map<_, _>>();
     CheckOutcome {
         passed: problems.is_empty(),
         observed: json!(counts(got)),
@@ -129,20 +112,9 @@ pub(crate) fn compare_counts(want: &Manifest, got: &Manifest, tolerance: u64) ->
 }
 
 pub(crate) fn compare_schema(want: &Manifest, got: &Manifest) -> CheckOutcome {
-    let missing: Vec<&String> = want
-        .schema
-        .iter()
-        .filter(|s| !got.schema.contains(s))
-        .collect();
-    let extra: Vec<&String> = got
-        .schema
-        .iter()
-        .filter(|s| !want.schema.contains(s))
-        .collect();
-    let mut problems: Vec<String> = missing
-        .iter()
-        .map(|s| format!("missing or changed: {s}"))
-        .collect();
+    let missing: Vec<&String> = want.schema.iter().filter(|s| !got.schema.contains(s)).collect();
+    let extra: Vec<&String> = got.schema.iter().filter(|s| !want.schema.contains(s)).collect();
+    let mut problems: Vec<String> = missing.iter().map(|s| format!("missing or changed: {s}")).collect();
     problems.extend(extra.iter().map(|s| format!("unexpected: {s}")));
     CheckOutcome {
         passed: problems.is_empty(),

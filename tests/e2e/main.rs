@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `drillbook` binary against real backups and real servers.
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod history_store;
+mod quickstart;
+mod s3;
+mod servers;
