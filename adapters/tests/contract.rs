@@ -1,0 +1,106 @@
+//! The contract every adapter passes: provision → restore → checks → teardown, and
+//! nothing left behind (no open file in the scratch folder, nothing outside it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use drillbook_adapters::{DrillCx, NoProgress, Secrets, Unpacked, build, can_run, run_check};
+use drillbook_runbooks::Runbook;
+use tokio_util::sync::CancellationToken;
+
+/// One fixture per adapter: a runbook fragment and a way to lay out its unpacked backup.
+struct Fixture {
+    restore: &'static str,
+    verify: &'static str,
+    lay_out: fn(&Path) -> Option<std::path::PathBuf>,
+}
+
+fn sqlite_db(dir: &Path) -> Option<std::path::PathBuf> {
+    let db = dir.join("app.sqlite");
+    let status = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("create table t (id integer primary key, v text); insert into t (v) values ('a'), ('b'), ('c');")
+        .status()
+        .expect("sqlite3 is needed for the fixture: apt-get install sqlite3 (scripts/test-deps.sh)");
+    assert!(status.success());
+    Some(db)
+}
+
+fn tree(dir: &Path) -> Option<std::path::PathBuf> {
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    std::fs::write(dir.join("conf/a.json"), r#"{"model": {"name": "m"}}"#).unwrap();
+    None
+}
+
+fn fixtures() -> Vec<Fixture> {
+    vec![
+        Fixture {
+            restore: "restore: { adapter: sqlite }",
+            verify: "  - name: rows\n    sql: select count(*) from t\n    expect: \"== 3\"\n  - name: script\n    command: { run: [sh, -c, \"test -f \\\"$DRILL_SCRATCH_DIR/app.sqlite\\\"\"] }\n",
+            lay_out: sqlite_db,
+        },
+        Fixture {
+            restore: "restore: { adapter: files }",
+            verify: "  - name: conf\n    config_parse: { path: \"conf/*.json\", require: [model.name] }\n",
+            lay_out: tree,
+        },
+    ]
+}
+
+fn open_fds_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            if target.starts_with(dir) {
+                out.push(target.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
+    for f in fixtures() {
+        let text = format!(
+            "version: 1\nname: contract\nowner: t\nasset: {{ name: a, kind: files }}\nsource: {{ path: x/ }}\n{}\nverify:\n{}",
+            f.restore, f.verify
+        );
+        let rb = Runbook::parse("contract.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let adapter = build(&rb.restore.adapter);
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path().join("restore");
+        std::fs::create_dir(&root).unwrap();
+        let single = (f.lay_out)(&root);
+        let unpacked = Unpacked { root: root.clone(), single_file: single, format: "raw".into(), files: 1, bytes: 0 };
+        let cx = DrillCx {
+            run_id: "contract".into(),
+            runbook_dir: work.path().into(),
+            work_dir: work.path().into(),
+            cancel: CancellationToken::new(),
+            secrets: Secrets::default(),
+            progress: Arc::new(NoProgress),
+        };
+        let mut scratch = adapter.provision(&cx, &unpacked).await.unwrap_or_else(|e| panic!("{}: provision: {e}", adapter.kind()));
+        adapter.restore(&cx, &mut scratch, &unpacked).await.unwrap_or_else(|e| panic!("{}: restore: {e}", adapter.kind()));
+        for c in &rb.verify {
+            assert!(can_run(adapter.as_ref(), &c.check), "{} cannot run {}", adapter.kind(), c.check.name());
+            let out = run_check(adapter.as_ref(), &cx, &scratch, &c.check).await.unwrap_or_else(|e| panic!("{}: {}: {e}", adapter.kind(), c.name));
+            assert!(out.passed, "{}: check {} failed: {:?}", adapter.kind(), c.name, out);
+        }
+        adapter.teardown(&cx, scratch).await.unwrap_or_else(|e| panic!("{}: teardown: {e}", adapter.kind()));
+        let open = open_fds_under(work.path());
+        assert!(open.is_empty(), "{}: files still open after teardown: {open:?}", adapter.kind());
+        let path = work.path().to_path_buf();
+        work.close().unwrap();
+        assert!(!path.exists());
+    }
+}
+
+#[tokio::test]
+async fn a_check_kind_the_adapter_lacks_is_refused_not_passed() {
+    let text = "version: 1\nname: c\nowner: t\nasset: { name: a, kind: files }\nsource: { path: x/ }\nrestore: { adapter: files }\nverify:\n  - name: q\n    sql: select 1\n    expect: \"== 1\"\n";
+    let rb = Runbook::parse("c.yaml", text).unwrap();
+    let adapter = build(&rb.restore.adapter);
+    assert!(!can_run(adapter.as_ref(), &rb.verify[0].check));
+}
