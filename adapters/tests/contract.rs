@@ -81,11 +81,17 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
             secrets: Secrets::default(),
             progress: Arc::new(NoProgress),
         };
-        let mut scratch = adapter.provision(&cx, &unpacked).await.unwrap_or_else(|e| panic!("{}: provision: {e}", adapter.kind()));
-        adapter.restore(&cx, &mut scratch, &unpacked).await.unwrap_or_else(|e| panic!("{}: restore: {e}", adapter.kind()));
+        let mut scratch =
+            adapter.provision(&cx, &unpacked).await.unwrap_or_else(|e| panic!("{}: provision: {e}", adapter.kind()));
+        adapter
+            .restore(&cx, &mut scratch, &unpacked)
+            .await
+            .unwrap_or_else(|e| panic!("{}: restore: {e}", adapter.kind()));
         for c in &rb.verify {
             assert!(can_run(adapter.as_ref(), &c.check), "{} cannot run {}", adapter.kind(), c.check.name());
-            let out = run_check(adapter.as_ref(), &cx, &scratch, &c.check).await.unwrap_or_else(|e| panic!("{}: {}: {e}", adapter.kind(), c.name));
+            let out = run_check(adapter.as_ref(), &cx, &scratch, &c.check)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {}: {e}", adapter.kind(), c.name));
             assert!(out.passed, "{}: check {} failed: {:?}", adapter.kind(), c.name, out);
         }
         adapter.teardown(&cx, scratch).await.unwrap_or_else(|e| panic!("{}: teardown: {e}", adapter.kind()));

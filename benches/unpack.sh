@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Benchmark: a drill of a tar.zst holding SIZE_MIB of files, from the fs source, side by side
+# in one run with (a) the sequential script an SRE would write (`sha256sum -c; zstd -d | tar x`)
+# and (b) the unpack alone (`zstd -d | tar x`, the physical floor).
+#
+#   benches/unpack.sh                 # 1 GiB, 3 rounds
+#   SIZE_MIB=4096 ROUNDS=1 benches/unpack.sh
+#
+# Prints a Markdown table (median wall time and peak RSS of each variant).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MIB="${SIZE_MIB:-1024}"
+ROUNDS="${ROUNDS:-3}"
+WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/$SIZE_MIB"
+command -v zstd >/dev/null || { echo "needs zstd: apt-get install zstd" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
+
+cargo build --release --quiet
+BIN="$PWD/target/release/drillbook"
+mkdir -p "$WORK"
+
+if [[ ! -f "$WORK/backups/data.tar.zst" ]]; then
+  echo "generating $SIZE_MIB MiB of files in $WORK ..." >&2
+  rm -rf "$WORK/src" && mkdir -p "$WORK/src" "$WORK/backups"
+  # Half random, half text per file: compresses to roughly 55-60 % like real document stores.
+  for ((i = 0; i < SIZE_MIB; i++)); do
+    d="$WORK/src/d$((i / 64))"
+    mkdir -p "$d"
+    { head -c 524288 /dev/urandom; yes "document $i: restore drills prove backups are usable" | head -c 524288; } > "$d/f$i.bin"
+  done
+  tar -C "$WORK/src" -cf - . | zstd -q -T2 -3 -o "$WORK/backups/data.tar.zst"
+  (cd "$WORK/backups" && sha256sum data.tar.zst > data.tar.zst.sha256)
+  rm -rf "$WORK/src"
+fi
+
+cat > "$WORK/bench.yaml" <<YAML
+version: 1
+name: bench-unpack
+owner: bench
+asset: { name: bench, kind: files }
+source: { path: backups/, pick: data.tar.zst, checksum: sidecar }
+restore: { adapter: files }
+timeouts: { step: 30m, drill: 30m }
+YAML
+
+measure() { # name, command...
+  local name="$1"; shift
+  local walls=() rss=()
+  for ((r = 0; r < ROUNDS; r++)); do
+    rm -rf "$WORK/out" "$WORK/tmp" && mkdir -p "$WORK/out" "$WORK/tmp"
+    sync
+    local line
+    line=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1 )
+    walls+=("${line% *}"); rss+=("${line#* }")
+  done
+  local w m
+  w=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p")
+  m=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n1)
+  echo "$name|$w|$((m / 1024))"
+}
+
+cd "$WORK"
+# Warm the page cache once so every variant reads the same way.
+cat backups/data.tar.zst > /dev/null
+results=()
+results+=("$(measure "(b) zstd -d | tar x (floor)" bash -c 'zstd -d -q -c backups/data.tar.zst | tar -x -C out')")
+results+=("$(measure "(a) sha256sum -c; zstd -d | tar x" bash -c 'cd backups && sha256sum -c --quiet data.tar.zst.sha256 && zstd -d -q -c data.tar.zst | tar -x -C ../out')")
+results+=("$(measure "drillbook run (hash + unpack + teardown)" env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config /dev/null)")
+
+size=$(stat -c %s backups/data.tar.zst)
+floor=$(echo "${results[0]}" | cut -d'|' -f2)
+echo
+echo "backup: $((size / 1048576)) MiB tar.zst holding $SIZE_MIB MiB of files; median of $ROUNDS rounds; $(nproc) cores"
+echo
+echo "| variant | wall s | × floor | peak RSS MiB |"
+echo "| --- | --- | --- | --- |"
+for r in "${results[@]}"; do
+  IFS='|' read -r n w m <<< "$r"
+  echo "| $n | $w | $(echo "scale=2; $w / $floor" | bc) | $m |"
+done
