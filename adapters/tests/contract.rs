@@ -50,10 +50,10 @@ fn fixtures() -> Vec<Fixture> {
 fn open_fds_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        if let Ok(target) = std::fs::read_link(e.path()) {
-            if target.starts_with(dir) {
-                out.push(target.display().to_string());
-            }
+        if let Ok(target) = std::fs::read_link(e.path())
+            && target.starts_with(dir)
+        {
+            out.push(target.display().to_string());
         }
     }
     out
