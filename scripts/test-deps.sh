@@ -11,6 +11,7 @@ need_apt=()
 command -v zstd >/dev/null || need_apt+=(zstd)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v curl >/dev/null || need_apt+=(curl)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing ${need_apt[*]} from Debian"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -62,7 +62,23 @@ pub async fn run_command(
             }
         }),
     };
-    let (report, ending) = execute(&plan, &run_id, started_at, None, previous, cancel, &hooks).await;
+    // The drill runs in its own task so that even a bug that panics inside an adapter ends
+    // as a failed drill with a history row, not as a lost one.
+    let task = {
+        let run_id = run_id.clone();
+        tokio::spawn(async move { execute(&plan, &run_id, started_at, None, previous, cancel, &hooks).await })
+    };
+    let (report, ending) = match task.await {
+        Ok(done) => done,
+        Err(e) => {
+            let reason = format!("internal error: the drill task ended abnormally ({e}); please report this");
+            history
+                .finish(&run_id, Ending::Failed.as_str(), Utc::now(), None, None, std::slice::from_ref(&reason))
+                .await?;
+            eprintln!("error: {reason}");
+            return Ok(ExitCode::from(1));
+        }
+    };
 
     // Whatever happens while writing evidence, the history row gets its outcome.
     let written = write_report(&reports_root, &report);
