@@ -26,7 +26,7 @@ if [[ ! -f "$WORK/backups/data.tar.zst" ]]; then
   for ((i = 0; i < SIZE_MIB; i++)); do
     d="$WORK/src/d$((i / 64))"
     mkdir -p "$d"
-    { head -c 524288 /dev/urandom; yes "document $i: restore drills prove backups are usable" | head -c 524288; } > "$d/f$i.bin"
+    { head -c 524288 /dev/urandom; { yes "document $i: restore drills prove backups are usable" | head -c 524288 || true; }; } > "$d/f$i.bin"
   done
   tar -C "$WORK/src" -cf - . | zstd -q -T2 -3 -o "$WORK/backups/data.tar.zst"
   (cd "$WORK/backups" && sha256sum data.tar.zst > data.tar.zst.sha256)
@@ -49,32 +49,35 @@ measure() { # name, command...
   for ((r = 0; r < ROUNDS; r++)); do
     rm -rf "$WORK/out" "$WORK/tmp" && mkdir -p "$WORK/out" "$WORK/tmp"
     sync
-    local line
-    line=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1 )
+    if ! /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt"; then
+      echo "variant failed: $name" >&2; cat "$WORK/stderr.txt" >&2; exit 1
+    fi
+    local line; line=$(tail -n1 "$WORK/time.txt")
     walls+=("${line% *}"); rss+=("${line#* }")
   done
   local w m
   w=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p")
   m=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n1)
-  echo "$name|$w|$((m / 1024))"
+  printf '%s\t%s\t%s\n' "$name" "$w" "$((m / 1024))"
 }
 
 cd "$WORK"
 # Warm the page cache once so every variant reads the same way.
 cat backups/data.tar.zst > /dev/null
 results=()
-results+=("$(measure "(b) zstd -d | tar x (floor)" bash -c 'zstd -d -q -c backups/data.tar.zst | tar -x -C out')")
+results+=("$(measure "(b) zstd -d | tar x  (floor)" bash -c 'zstd -d -q -c backups/data.tar.zst | tar -x -C out')")
 results+=("$(measure "(a) sha256sum -c; zstd -d | tar x" bash -c 'cd backups && sha256sum -c --quiet data.tar.zst.sha256 && zstd -d -q -c data.tar.zst | tar -x -C ../out')")
 results+=("$(measure "drillbook run (hash + unpack + teardown)" env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config /dev/null)")
 
 size=$(stat -c %s backups/data.tar.zst)
-floor=$(echo "${results[0]}" | cut -d'|' -f2)
+floor=$(echo "${results[0]}" | cut -f2)
 echo
 echo "backup: $((size / 1048576)) MiB tar.zst holding $SIZE_MIB MiB of files; median of $ROUNDS rounds; $(nproc) cores"
 echo
 echo "| variant | wall s | × floor | peak RSS MiB |"
 echo "| --- | --- | --- | --- |"
 for r in "${results[@]}"; do
-  IFS='|' read -r n w m <<< "$r"
-  echo "| $n | $w | $(echo "scale=2; $w / $floor" | bc) | $m |"
+  IFS=$'\t' read -r n w m <<< "$r"
+  n=${n//|/\\|}
+  echo "| \`$n\` | $w | $(echo "scale=2; $w / $floor" | bc) | $m |"
 done
