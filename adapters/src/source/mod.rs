@@ -19,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::Progress;
 use crate::unpack::{self, Limits, UnpackError};
 
+/// Bytes per read from the storage: large enough for object stores' ranged GETs to stay
+/// efficient, small enough that `READ_CHUNK × QUEUE_CHUNKS` keeps memory flat.
+const READ_CHUNK: usize = 2 << 20;
+const QUEUE_CHUNKS: usize = 4;
+
 /// A named storage profile, ready to read from.
 #[derive(Clone)]
 pub struct Storage {
@@ -233,7 +238,7 @@ impl Storage {
         let started = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         // A small bounded queue keeps memory flat whatever the backup's size.
-        let (tx, rx) = tokio::sync::mpsc::channel::<bytes_chunk::Chunk>(8);
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes_chunk::Chunk>(QUEUE_CHUNKS);
         let limits = Limits { compressed_size: object.size, max_ratio };
         let (name, dest_owned, stop_unpack) = (object.name().to_string(), dest.to_path_buf(), stop.clone());
         let unpacker = tokio::task::spawn_blocking(move || {
@@ -248,7 +253,8 @@ impl Storage {
         let mut error = None;
         let mut tx = Some(tx);
         let mut complete = false;
-        match self.op.reader(&object.path).await {
+        // Explicit chunks bound what is in flight (chunk × queue) whatever the service's default.
+        match self.op.reader_with(&object.path).chunk(READ_CHUNK).await {
             Err(e) => error = Some(format!("cannot open {}: {e}", object.location)),
             Ok(reader) => match reader.into_bytes_stream(..).await {
                 Err(e) => error = Some(format!("cannot read {}: {e}", object.location)),
