@@ -103,7 +103,11 @@ impl Corpus {
             .iter()
             .enumerate()
             .filter(|(_, v)| v.len() == q.len())
-            .map(|(i, v)| (distance(metric, q, v, self.norms[i]), i))
+            .map(|(i, v)| {
+                // A vector with NaN is infinitely far, never a neighbour.
+                let d = distance(metric, q, v, self.norms[i]);
+                (if d.is_nan() { f64::INFINITY } else { d }, i)
+            })
             .collect();
         let by = |a: &(f64, usize), b: &(f64, usize)| {
             a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal).then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
@@ -208,6 +212,8 @@ mod tests {
         c.push("c".into(), vec![0.7, 0.7]);
         assert_eq!(c.top_k(Metric::Cosine, &[1.0, 0.1], 2), ["a", "c"]);
         assert_eq!(c.top_k(Metric::L2, &[0.0, 0.9], 1), ["b"]);
+        c.push("0-nan".into(), vec![f32::NAN, 0.0]);
+        assert_eq!(c.top_k(Metric::Cosine, &[1.0, 0.1], 3), ["a", "c", "b"]);
         let exp = vec!["a".to_string(), "c".to_string()];
         assert_eq!(recall(&exp, &["a".into(), "b".into()], 2), 0.5);
     }

@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod checks;
 mod cli;
 mod history_store;
 mod quickstart;
