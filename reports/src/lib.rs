@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod sign;
+
 pub const SCHEMA: &str = "drillbook.report/v1";
 
 /// One drill's evidence: what ran, what it proved, and whether the objectives held.
@@ -144,10 +146,10 @@ pub fn standard_controls() -> Vec<Control> {
 }
 
 impl Report {
-    /// Canonical JSON: keys sorted, no insignificant white space. The digest of a report
-    /// is taken over this form, so re-serializing never changes it.
+    /// Canonical JSON (RFC 8785). The digest of a report is taken over this form, so
+    /// re-serializing never changes it.
     pub fn canonical_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(&sorted(serde_json::to_value(self)?))
+        sign::canonical(self)
     }
 
     /// SHA-256 (hex) of the canonical JSON.
@@ -219,20 +221,6 @@ impl Report {
     }
 }
 
-/// Rebuilds objects with keys in sorted order, whichever map type serde_json was built with
-/// (another crate in the graph may turn on `preserve_order`).
-fn sorted(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(map) => {
-            let mut entries: Vec<_> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
-    }
-}
-
 /// Keeps runbook- and data-provided text from breaking the Markdown table or injecting markup.
 fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -250,10 +238,10 @@ fn md_escape(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Report {
+    pub(crate) fn sample() -> Report {
         let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().with_timezone(&Utc);
         Report {
             schema: SCHEMA.into(),

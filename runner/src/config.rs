@@ -31,6 +31,10 @@ pub struct Config {
     pub runbooks: PathBuf,
     pub state: String,
     pub reports: PathBuf,
+    /// Ed25519 private key (PKCS#8 PEM); its public half is `signing.pub.pem` beside it.
+    pub signing_key: PathBuf,
+    /// True when no key was configured: a development key is generated on first use.
+    pub signing_key_is_default: bool,
     /// Named storage profiles: `type` (an opendal scheme) and opendal's own keys. Values may
     /// be secret references; they are resolved when a drill builds the profile.
     pub storage: BTreeMap<String, BTreeMap<String, String>>,
@@ -72,12 +76,14 @@ impl Config {
             }
         }
         // Accepted now so that one config file serves every version; read by the daemon,
-        // signing and email, which are not part of this build yet.
-        let _ = (&raw.signing_key, raw.concurrency, &raw.scratch, &raw.smtp, &raw.http);
+        // server scratch providers and email, which are not part of this build yet.
+        let _ = (raw.concurrency, &raw.scratch, &raw.smtp, &raw.http);
         Ok(Config {
             runbooks: abs(raw.runbooks.as_deref().unwrap_or("runbooks")),
             state,
             reports: abs(raw.reports.as_deref().unwrap_or("drill-reports")),
+            signing_key_is_default: raw.signing_key.is_none(),
+            signing_key: abs(raw.signing_key.as_deref().unwrap_or(".drillbook/signing.pem")),
             storage: raw.storage,
         })
     }

@@ -1,6 +1,7 @@
 //! `drillbook`: recovery drills as code. CLI entry point; maps outcomes to exit codes.
 
 mod config;
+mod evidence;
 mod execute;
 mod explain;
 mod history;
@@ -61,6 +62,14 @@ enum Command {
     Explain { runbook: PathBuf },
     /// The JSON Schema of runbooks.
     Schema,
+    /// Create an Ed25519 key pair: DIR/signing.pem (PKCS#8, 0600) and DIR/signing.pub.pem (SPKI).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evidence: verify a signed report and its chain.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Capture ground truth from a live store at backup time (row counts, digests, schema).
     Manifest {
         #[arg(long)]
@@ -69,6 +78,20 @@ enum Command {
         url: String,
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Check an envelope's signature, that report.json beside it is the signed report, and
+    /// with --chain DIR (the reports root) the chain of earlier reports. Exit 0 valid, 1 not.
+    Verify {
+        envelope: PathBuf,
+        /// The signer's public key (default: signing.pub.pem beside the configured key).
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        #[arg(long)]
+        chain: Option<PathBuf>,
     },
 }
 
@@ -113,6 +136,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema())?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { out } => evidence::keygen_command(&out),
+        Command::Report(ReportCommand::Verify { envelope, pubkey, chain }) => {
+            evidence::verify_command(&config, &envelope, pubkey.as_deref(), chain.as_deref())
         }
         Command::Manifest { adapter, url, out } => run::manifest_command(&adapter, &url, &out).await,
     }

@@ -23,6 +23,7 @@ pub async fn run_command(
     let loaded = plan::load(runbook)?;
     let plan = plan::build(config, loaded)?;
     let reports_root = report_dir.unwrap_or_else(|| config.reports.clone());
+    let key = crate::evidence::signing_key(config)?;
     let history = History::open(&config.state).await?;
 
     let run_id = uuid::Uuid::now_v7().to_string();
@@ -81,7 +82,7 @@ pub async fn run_command(
     };
 
     // Whatever happens while writing evidence, the history row gets its outcome.
-    let written = write_report(&reports_root, &report);
+    let written = write_report(&reports_root, &report, &key);
     let (folder, digest, mut reasons) = match &written {
         Ok((folder, digest)) => {
             (Some(folder.display().to_string()), Some(digest.clone()), report.failure_reasons.clone())
@@ -110,10 +111,15 @@ pub async fn run_command(
     Ok(if status == Ending::Passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Writes `DIR/<runbook>/<run-id>/{report.json, report.md}`; returns the folder and the digest.
-fn write_report(root: &Path, report: &Report) -> anyhow::Result<(PathBuf, String)> {
+/// Writes `DIR/<runbook>/<run-id>/{report.json, report.dsse.json, report.md}`; returns the
+/// folder and the report's digest.
+fn write_report(root: &Path, report: &Report, key: &ed25519_dalek::SigningKey) -> anyhow::Result<(PathBuf, String)> {
     let folder = root.join(&report.runbook.name).join(&report.run_id);
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let envelope = drillbook_reports::sign::sign(report, key)?;
+    let path = folder.join("report.dsse.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&envelope)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
     let json = serde_json::to_string_pretty(report)? + "\n";
     std::fs::write(folder.join("report.json"), json)
         .with_context(|| format!("cannot write {}", folder.join("report.json").display()))?;

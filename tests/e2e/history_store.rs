@@ -8,26 +8,20 @@ struct Database {
     name: String,
 }
 
+/// Runs one statement as the `postgres` superuser on the machine's PostgreSQL.
+fn psql(sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run psql ({e}); install postgresql-client and start PostgreSQL: scripts/test-deps.sh")
+        })
+}
+
 impl Database {
     fn create() -> Database {
         let name = format!("drillbook_e2e_{}_{}", std::process::id(), uuid_like());
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                &format!("CREATE DATABASE {name}"),
-            ])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run psql ({e}); install postgresql-client and start PostgreSQL: scripts/test-deps.sh")
-            });
+        let out = psql(&format!("CREATE DATABASE {name}"));
         assert!(
             out.status.success(),
             "cannot create a database on 127.0.0.1:5432 (start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start): {}",
@@ -39,18 +33,7 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
 

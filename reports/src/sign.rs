@@ -1,0 +1,220 @@
+//! Signed evidence: a DSSE envelope around an in-toto Statement v1 whose subject is the
+//! backup and whose predicate is the report. Ed25519; `keyid` = SHA-256 of the public key
+//! (its SPKI DER encoding). Anyone can check it with `openssl` alone (see the README).
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding,
+};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::Report;
+
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub const PREDICATE_TYPE: &str = "https://drillbook.dev/report/v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("cannot read key {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an Ed25519 {what} in PEM: {message}")]
+    Key { path: String, what: &'static str, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no randomness available: {0}")]
+    Random(String),
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    /// Base64 of the statement's canonical JSON.
+    pub payload: String,
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnvelopeSignature {
+    pub keyid: String,
+    pub sig: String,
+}
+
+/// Why an envelope does not verify. Each names exactly what is wrong.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum VerifyError {
+    #[error("not a DSSE envelope: {0}")]
+    Malformed(String),
+    #[error("unexpected payloadType `{0}` (expected {PAYLOAD_TYPE})")]
+    PayloadType(String),
+    #[error("signed by an unknown key: keyid {found}, expected {expected}")]
+    UnknownKey { found: String, expected: String },
+    #[error("bad signature: the payload was altered or not signed by this key")]
+    BadSignature,
+    #[error("the payload is not a drillbook statement: {0}")]
+    Statement(String),
+}
+
+/// RFC 8785 canonical JSON of any serializable value.
+pub fn canonical<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json_canonicalizer::to_vec(value)
+}
+
+/// The DSSE pre-authentication encoding: `DSSEv1 <len type> <type> <len body> <body>`.
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn keyid(key: &VerifyingKey) -> Result<String, SignError> {
+    let der = key.to_public_key_der().map_err(|e| SignError::Encode(e.to_string()))?;
+    Ok(hex::encode(Sha256::digest(der.as_bytes())))
+}
+
+pub fn generate() -> Result<SigningKey, SignError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| SignError::Random(e.to_string()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Writes `DIR/signing.pem` (PKCS#8, mode 0600) and `DIR/signing.pub.pem` (SPKI).
+pub fn write_pair(dir: &Path, key: &SigningKey) -> Result<(), SignError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).map_err(|source| SignError::Write { path: dir.display().to_string(), source })?;
+    let private = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| SignError::Encode(e.to_string()))?;
+    let public = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| SignError::Encode(e.to_string()))?;
+    let path = dir.join("signing.pem");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| SignError::Write { path: path.display().to_string(), source })?;
+    f.write_all(private.as_bytes()).map_err(|source| SignError::Write { path: path.display().to_string(), source })?;
+    let pub_path = dir.join("signing.pub.pem");
+    std::fs::write(&pub_path, public)
+        .map_err(|source| SignError::Write { path: pub_path.display().to_string(), source })?;
+    Ok(())
+}
+
+pub fn load_signing(path: &Path) -> Result<SigningKey, SignError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SignError::Read { path: path.display().to_string(), source })?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| SignError::Key {
+        path: path.display().to_string(),
+        what: "private key (PKCS#8)",
+        message: e.to_string(),
+    })
+}
+
+pub fn load_public(path: &Path) -> Result<VerifyingKey, SignError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SignError::Read { path: path.display().to_string(), source })?;
+    VerifyingKey::from_public_key_pem(&text).map_err(|e| SignError::Key {
+        path: path.display().to_string(),
+        what: "public key (SPKI)",
+        message: e.to_string(),
+    })
+}
+
+/// The in-toto statement: subject = the backup object and its sha256, predicate = the report.
+pub fn statement(report: &Report) -> serde_json::Value {
+    let subject = match &report.backup {
+        Some(b) => vec![json!({"name": b.location, "digest": {"sha256": b.sha256.clone().unwrap_or_default()}})],
+        None => Vec::new(),
+    };
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": subject,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": report,
+    })
+}
+
+pub fn sign(report: &Report, key: &SigningKey) -> Result<Envelope, SignError> {
+    let body = canonical(&statement(report)).map_err(|e| SignError::Encode(e.to_string()))?;
+    let sig: Signature = key.sign(&pae(PAYLOAD_TYPE, &body));
+    Ok(Envelope {
+        payload_type: PAYLOAD_TYPE.into(),
+        payload: B64.encode(&body),
+        signatures: vec![EnvelopeSignature { keyid: keyid(&key.verifying_key())?, sig: B64.encode(sig.to_bytes()) }],
+    })
+}
+
+/// Checks the signature with `key` and returns the signed report.
+pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Report, VerifyError> {
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(VerifyError::PayloadType(env.payload_type.clone()));
+    }
+    let body = B64.decode(&env.payload).map_err(|e| VerifyError::Malformed(format!("payload is not base64: {e}")))?;
+    let expected = keyid(key).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let Some(s) = env.signatures.iter().find(|s| s.keyid == expected) else {
+        let found = env.signatures.first().map(|s| s.keyid.clone()).unwrap_or_else(|| "none".into());
+        return Err(VerifyError::UnknownKey { found, expected });
+    };
+    let raw = B64.decode(&s.sig).map_err(|e| VerifyError::Malformed(format!("signature is not base64: {e}")))?;
+    let sig = Signature::from_slice(&raw).map_err(|_| VerifyError::BadSignature)?;
+    key.verify(&pae(&env.payload_type, &body), &sig).map_err(|_| VerifyError::BadSignature)?;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| VerifyError::Statement(format!("not JSON: {e}")))?;
+    if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != PREDICATE_TYPE {
+        return Err(VerifyError::Statement("wrong _type or predicateType".into()));
+    }
+    serde_json::from_value(statement["predicate"].clone()).map_err(|e| VerifyError::Statement(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let key = generate().unwrap();
+        let report = crate::tests::sample();
+        let env = sign(&report, &key).unwrap();
+        assert_eq!(verify(&env, &key.verifying_key()).unwrap(), report);
+
+        let mut tampered = env.clone();
+        let mut body = B64.decode(&tampered.payload).unwrap();
+        let pos = body.windows(6).position(|w| w == b"failed").unwrap();
+        body[pos..pos + 6].copy_from_slice(b"passed");
+        tampered.payload = B64.encode(&body);
+        assert_eq!(verify(&tampered, &key.verifying_key()), Err(VerifyError::BadSignature));
+
+        let other = generate().unwrap();
+        assert!(matches!(verify(&env, &other.verifying_key()), Err(VerifyError::UnknownKey { .. })));
+    }
+
+    #[test]
+    fn keys_round_trip_through_pem_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate().unwrap();
+        write_pair(dir.path(), &key).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("signing.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(load_signing(&dir.path().join("signing.pem")).unwrap().to_bytes(), key.to_bytes());
+        assert_eq!(load_public(&dir.path().join("signing.pub.pem")).unwrap(), key.verifying_key());
+        // Never overwrite an existing key.
+        assert!(write_pair(dir.path(), &key).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! Signed evidence: keys, DSSE envelopes, `report verify`, the hash chain, and openssl alone.
+
+use std::process::Command;
+
+use crate::support::Sandbox;
+
+fn run_ids(sb: &Sandbox) -> Vec<String> {
+    // History is newest first; the chain is easier to read oldest first.
+    let mut ids: Vec<String> = sb.history().iter().map(|h| h["run_id"].as_str().unwrap().to_string()).collect();
+    ids.reverse();
+    ids
+}
+
+fn envelope(run_id: &str) -> String {
+    format!("drill-reports/quickstart-rag/{run_id}/report.dsse.json")
+}
+
+#[test]
+fn keygen_writes_a_private_and_a_public_key_and_never_overwrites() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["keygen", "--out", "keys"]);
+    assert_eq!(r.code, 0, "{r}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sb.path("keys/signing.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(sb.read("keys/signing.pem").starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(sb.read("keys/signing.pub.pem").starts_with("-----BEGIN PUBLIC KEY-----"));
+    let again = sb.run(&["keygen", "--out", "keys"]);
+    assert_eq!(again.code, 2, "{again}");
+    assert!(again.stderr.contains("refusing to overwrite"), "{again}");
+}
+
+#[test]
+fn every_drill_is_signed_and_verifies() {
+    let sb = Sandbox::quickstart();
+    let (first, report) = sb.drill("quickstart.yaml");
+    assert_eq!(first.code, 0, "{first}");
+    assert!(first.stderr.contains("warning: generated a development signing key"), "{first}");
+    let (second, _) = sb.drill("quickstart.yaml");
+    assert!(!second.stderr.contains("development signing key"), "the warning is said once: {second}");
+    let env_path = envelope(report["run_id"].as_str().unwrap());
+    let env: serde_json::Value = serde_json::from_str(&sb.read(&env_path)).unwrap();
+    assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+    let r = sb.run(&["report", "verify", &env_path]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.starts_with("OK: run "), "{r}");
+}
+
+#[test]
+fn tampering_wrong_keys_and_broken_files_are_named() {
+    let sb = Sandbox::quickstart();
+    let (run, report) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let id = report["run_id"].as_str().unwrap();
+    let env_path = envelope(id);
+    let original = sb.read(&env_path);
+
+    // A payload turned from passed to failed (or anything else): the signature breaks.
+    let env: serde_json::Value = serde_json::from_str(&original).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = String::from_utf8(b64.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+    let forged = b64.encode(body.replacen("\"verdict\":\"passed\"", "\"verdict\":\"failed\"", 1));
+    sb.write(&env_path, original.replace(env["payload"].as_str().unwrap(), &forged));
+    let r = sb.run(&["report", "verify", &env_path]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("bad signature"), "{r}");
+
+    // Truncated.
+    sb.write(&env_path, &original[..original.len() / 2]);
+    let r = sb.run(&["report", "verify", &env_path]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("not a DSSE envelope"), "{r}");
+    sb.write(&env_path, &original);
+
+    // Another key.
+    assert_eq!(sb.run(&["keygen", "--out", "other"]).code, 0);
+    let r = sb.run(&["report", "verify", &env_path, "--pubkey", "other/signing.pub.pem"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("signed by an unknown key"), "{r}");
+
+    // A missing key file is an input error.
+    let r = sb.run(&["report", "verify", &env_path, "--pubkey", "nope.pem"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("cannot read key nope.pem"), "{r}");
+
+    // report.json edited after signing.
+    let json_path = env_path.replace("report.dsse.json", "report.json");
+    sb.edit(&json_path, "\"verdict\": \"passed\"", "\"verdict\": \"failed\"");
+    let r = sb.run(&["report", "verify", &env_path]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("report.json differs from the signed payload"), "{r}");
+}
+
+#[test]
+fn the_chain_names_the_run_where_it_breaks() {
+    let sb = Sandbox::quickstart();
+    for _ in 0..3 {
+        assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    }
+    // One failed drill in the middle: exactly what someone would like to delete.
+    sb.edit("quickstart.yaml", "expect: \">= 200\"", "expect: \"> 200\"");
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 1);
+    sb.edit("quickstart.yaml", "expect: \"> 200\"", "expect: \">= 200\"");
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    let ids = run_ids(&sb);
+    assert_eq!(ids.len(), 5);
+    let head = envelope(&ids[4]);
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("chain intact over 4 earlier report(s)"), "{r}");
+
+    // Altered: the first report's JSON (the envelope is left alone).
+    let first_json = format!("drill-reports/quickstart-rag/{}/report.json", ids[0]);
+    let saved = sb.read(&first_json);
+    sb.edit(&first_json, "\"verdict\": \"passed\"", "\"verdict\": \"failed\"");
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("chain broken at run {}: report {} was altered", ids[1], ids[0])), "{r}");
+    sb.write(&first_json, saved);
+
+    // Deleted: the failed drill's evidence.
+    std::fs::remove_dir_all(sb.path(&format!("drill-reports/quickstart-rag/{}", ids[3]))).unwrap();
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout.contains(&format!("chain broken at run {}: its previous report {} is missing", ids[4], ids[3])),
+        "{r}"
+    );
+}
+
+/// The README's recipe, run exactly: base64, the DSSE PAE with printf, openssl pkeyutl.
+#[test]
+fn an_auditor_verifies_with_openssl_alone() {
+    let sb = Sandbox::quickstart();
+    let (run, report) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let env = envelope(report["run_id"].as_str().unwrap());
+    let script = format!(
+        r#"set -eu
+ENV={env}
+PUB=.drillbook/signing.pub.pem
+grep -o '"payload": *"[^"]*"' "$ENV" | cut -d'"' -f4 | base64 -d > payload.json
+grep -o '"sig": *"[^"]*"' "$ENV" | cut -d'"' -f4 | base64 -d > sig.bin
+T=application/vnd.in-toto+json
+printf 'DSSEv1 %d %s %d ' ${{#T}} "$T" "$(stat -c %s payload.json)" > pae.bin
+cat payload.json >> pae.bin
+openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in pae.bin -sigfile sig.bin
+openssl pkey -pubin -in "$PUB" -outform DER | sha256sum | cut -d' ' -f1
+"#
+    );
+    let out = Command::new("bash").arg("-c").arg(&script).current_dir(&sb.root).output().expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Signature Verified Successfully"), "{stdout}");
+    let keyid = serde_json::from_str::<serde_json::Value>(&sb.read(&env)).unwrap()["signatures"][0]["keyid"].clone();
+    assert!(stdout.contains(keyid.as_str().unwrap()), "keyid is the SHA-256 of the SPKI DER: {stdout}");
+    // The payload an auditor decoded is the report, in canonical form.
+    let payload: serde_json::Value = serde_json::from_str(&sb.read("payload.json")).unwrap();
+    // Canonical JSON (RFC 8785) writes 1.0 as 1: compare numbers as numbers.
+    assert_eq!(numbers_as_f64(&payload["predicate"]), numbers_as_f64(&report));
+    assert_eq!(payload["subject"][0]["digest"]["sha256"], report["backup"]["sha256"]);
+}
+
+#[test]
+fn a_configured_key_that_is_missing_stops_the_drill_before_it_runs() {
+    let sb = Sandbox::quickstart();
+    sb.write("drillbook.yaml", "signing_key: keys/signing.pem\n");
+    let r = sb.run(&["run", "quickstart.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("drillbook keygen --out"), "{r}");
+    assert!(!sb.path("drillbook.db").exists());
+}
+
+fn numbers_as_f64(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Number(n) => serde_json::json!(n.as_f64()),
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(numbers_as_f64).collect()),
+        serde_json::Value::Object(o) => {
+            serde_json::Value::Object(o.iter().map(|(k, v)| (k.clone(), numbers_as_f64(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
