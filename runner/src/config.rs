@@ -14,6 +14,7 @@ struct ConfigFile {
     state: Option<String>,
     reports: Option<String>,
     signing_key: Option<String>,
+    templates: Option<String>,
     concurrency: Option<u32>,
     #[serde(default)]
     storage: BTreeMap<String, BTreeMap<String, String>>,
@@ -35,6 +36,8 @@ pub struct Config {
     pub signing_key: PathBuf,
     /// True when no key was configured: a development key is generated on first use.
     pub signing_key_is_default: bool,
+    /// A folder whose `report.html` replaces the built-in template.
+    pub templates: Option<PathBuf>,
     /// Named storage profiles: `type` (an opendal scheme) and opendal's own keys. Values may
     /// be secret references; they are resolved when a drill builds the profile.
     pub storage: BTreeMap<String, BTreeMap<String, String>>,
@@ -83,6 +86,7 @@ impl Config {
             state,
             reports: abs(raw.reports.as_deref().unwrap_or("drill-reports")),
             signing_key_is_default: raw.signing_key.is_none(),
+            templates: raw.templates.as_deref().map(abs),
             signing_key: abs(raw.signing_key.as_deref().unwrap_or(".drillbook/signing.pem")),
             storage: raw.storage,
         })

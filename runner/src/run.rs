@@ -82,7 +82,7 @@ pub async fn run_command(
     };
 
     // Whatever happens while writing evidence, the history row gets its outcome.
-    let written = write_report(&reports_root, &report, &key);
+    let written = write_report(&reports_root, &report, &key, config.templates.as_deref());
     let (folder, digest, mut reasons) = match &written {
         Ok((folder, digest)) => {
             (Some(folder.display().to_string()), Some(digest.clone()), report.failure_reasons.clone())
@@ -111,9 +111,14 @@ pub async fn run_command(
     Ok(if status == Ending::Passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Writes `DIR/<runbook>/<run-id>/{report.json, report.dsse.json, report.md}`; returns the
+/// Writes `DIR/<runbook>/<run-id>/{report.json, report.dsse.json, report.html, report.md}`; returns the
 /// folder and the report's digest.
-fn write_report(root: &Path, report: &Report, key: &ed25519_dalek::SigningKey) -> anyhow::Result<(PathBuf, String)> {
+fn write_report(
+    root: &Path,
+    report: &Report,
+    key: &ed25519_dalek::SigningKey,
+    templates: Option<&Path>,
+) -> anyhow::Result<(PathBuf, String)> {
     let folder = root.join(&report.runbook.name).join(&report.run_id);
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
     let envelope = drillbook_reports::sign::sign(report, key)?;
@@ -123,6 +128,10 @@ fn write_report(root: &Path, report: &Report, key: &ed25519_dalek::SigningKey) -
     let json = serde_json::to_string_pretty(report)? + "\n";
     std::fs::write(folder.join("report.json"), json)
         .with_context(|| format!("cannot write {}", folder.join("report.json").display()))?;
+    let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
+    let html = drillbook_reports::render::render_html(report, &keyid, templates)?;
+    std::fs::write(folder.join("report.html"), html)
+        .with_context(|| format!("cannot write {}", folder.join("report.html").display()))?;
     std::fs::write(folder.join("report.md"), report.to_markdown())
         .with_context(|| format!("cannot write {}", folder.join("report.md").display()))?;
     Ok((folder, report.digest()?))

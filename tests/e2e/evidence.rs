@@ -182,3 +182,62 @@ fn numbers_as_f64(v: &serde_json::Value) -> serde_json::Value {
         other => other.clone(),
     }
 }
+
+/// report.html opened in real headless Chromium: it renders (not blank) and shows the verdict.
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let sb = Sandbox::quickstart();
+    sb.edit("quickstart.yaml", "expect: \">= 200\"", "expect: \">= 201\"");
+    let (run, report) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let html = sb.path(&format!("drill-reports/quickstart-rag/{}/report.html", report["run_id"].as_str().unwrap()));
+    let url = format!("file://{}", html.display());
+    let chromium = |extra: &[&str]| {
+        let profile = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("chromium");
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1100,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(&url)
+        .current_dir(&sb.root);
+        let out = cmd.output().unwrap_or_else(|e| {
+            panic!("cannot start chromium ({e}); install it: apt-get install chromium (scripts/test-deps.sh)")
+        });
+        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(dom.contains("FAILED — quickstart-rag"), "verdict banner missing from the rendered DOM");
+    assert!(dom.contains("check `documents restored` failed"), "failure reason missing");
+    chromium(&["--screenshot=shot.png"]);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(sb.path("shot.png")).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let bytes = &buf[..info.buffer_size()];
+    let channels = info.color_type.samples();
+    let (mut red_banner, mut non_white) = (0usize, 0usize);
+    for px in bytes.chunks(channels) {
+        let (r, g, b) = (px[0], px[1], px[2]);
+        if (r, g, b) == (0xb3, 0x26, 0x1e) {
+            red_banner += 1;
+        }
+        if r < 240 || g < 240 || b < 240 {
+            non_white += 1;
+        }
+    }
+    let total = bytes.len() / channels;
+    assert!(non_white * 20 > total, "the page looks blank: {non_white} of {total} pixels are not white");
+    assert!(red_banner > 20_000, "the red FAILED banner is not visible ({red_banner} pixels)");
+}

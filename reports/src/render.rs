@@ -1,0 +1,175 @@
+//! `report.html`: a self-contained page (no network, no JavaScript) rendered with tera.
+//! Every string from a runbook or a data source goes through tera's HTML autoescaping.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::{Report, StepStatus, Verdict};
+
+pub const DEFAULT_HTML: &str = include_str!("../templates/report.html");
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {path}: {message}")]
+    Template { path: String, message: String },
+    #[error("cannot render report.html: {0}")]
+    Render(String),
+}
+
+#[derive(Serialize)]
+struct Bar {
+    name: String,
+    x: f64,
+    y: u32,
+    w: f64,
+    label_x: f64,
+    duration_ms: u64,
+    color: &'static str,
+}
+
+#[derive(Serialize)]
+struct ObjectiveRow {
+    name: &'static str,
+    target: String,
+    measured: String,
+    met: bool,
+}
+
+/// Renders `report.html`; `templates` may hold a `report.html` that replaces the default.
+pub fn render_html(report: &Report, keyid: &str, templates: Option<&Path>) -> Result<String, RenderError> {
+    let (name, source) = match templates.map(|d| d.join("report.html")).filter(|p| p.is_file()) {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| RenderError::Template { path: p.display().to_string(), message: e.to_string() })?;
+            (p.display().to_string(), text)
+        }
+        None => ("report.html".to_string(), DEFAULT_HTML.to_string()),
+    };
+    let mut tera = tera::Tera::default();
+    // The name ends in .html, so autoescaping is on.
+    tera.add_raw_template("report.html", &source)
+        .map_err(|e| RenderError::Template { path: name.clone(), message: chain(&e) })?;
+    let mut cx = tera::Context::new();
+    cx.insert("report", report);
+    cx.insert("keyid", keyid);
+    cx.insert("verdict_text", if report.verdict == Verdict::Passed { "PASSED" } else { "FAILED" });
+    let bars = timeline(report);
+    cx.insert("timeline_height", &(bars.len() as u32 * 22 + 6));
+    cx.insert("timeline", &bars);
+    cx.insert("objectives", &objectives(report));
+    tera.render("report.html", &cx).map_err(|e| RenderError::Render(chain(&e)))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+/// Bars on a shared time axis: x from each step's start, width from its duration.
+fn timeline(report: &Report) -> Vec<Bar> {
+    const LEFT: f64 = 150.0;
+    const WIDTH: f64 = 760.0;
+    let t0 = report.started_at;
+    let total_ms = report.finished_at.signed_duration_since(t0).num_milliseconds().max(1) as f64;
+    report
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let start = s.started_at.signed_duration_since(t0).num_milliseconds().max(0) as f64;
+            let x = LEFT + WIDTH * (start / total_ms).min(1.0);
+            // At least 2 px so that instant steps show; never past the axis (nor below 2 px
+            // when a step starts at its very end).
+            let room = (LEFT + WIDTH - x).max(2.0);
+            let w = (WIDTH * s.duration_ms as f64 / total_ms).max(2.0).min(room);
+            Bar {
+                name: s.name.clone(),
+                x: (x * 10.0).round() / 10.0,
+                y: i as u32 * 22 + 4,
+                w: (w * 10.0).round() / 10.0,
+                label_x: ((x + w + 6.0).min(960.0) * 10.0).round() / 10.0,
+                duration_ms: s.duration_ms,
+                color: match s.status {
+                    StepStatus::Passed => "#3d9a5a",
+                    StepStatus::Failed => "#c8413a",
+                    StepStatus::Skipped => "#b9c0c8",
+                },
+            }
+        })
+        .collect()
+}
+
+fn objectives(report: &Report) -> Vec<ObjectiveRow> {
+    let mut rows = Vec::new();
+    for (name, o) in [("RTO", &report.objectives.rto), ("RPO", &report.objectives.rpo)] {
+        if let Some(o) = o {
+            rows.push(ObjectiveRow {
+                name,
+                target: format!("{} s", o.target_s),
+                measured: o.measured_s.map(|m| format!("{m:.1} s")).unwrap_or_else(|| "not measured".into()),
+                met: o.met,
+            });
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runbook_text_is_escaped() {
+        let mut r = crate::tests::sample();
+        r.failure_reasons = vec!["<script>alert(1)</script>".into()];
+        let html = render_html(&r, "k", None).unwrap();
+        assert!(!html.contains("<script>alert(1)"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"));
+        assert!(html.contains("FAILED"));
+        assert!(!html.contains("<script"), "the page needs no JavaScript");
+    }
+
+    #[test]
+    fn the_timeline_never_panics_on_odd_timings() {
+        let mut r = crate::tests::sample();
+        let step = |at: chrono::DateTime<chrono::Utc>, ms| crate::Step {
+            name: "s".into(),
+            started_at: at,
+            duration_ms: ms,
+            status: StepStatus::Passed,
+            bytes: None,
+            detail: String::new(),
+        };
+        // A step starting at (or after) the end, zero-length drills, long steps.
+        r.steps = vec![
+            step(r.finished_at, 0),
+            step(r.finished_at + chrono::Duration::seconds(5), 9_000),
+            step(r.started_at, 0),
+        ];
+        let bars = timeline(&r);
+        assert!(
+            bars.iter().all(|b| b.w >= 2.0 && b.x + b.w <= 912.0),
+            "{:?}",
+            bars.iter().map(|b| (b.x, b.w)).collect::<Vec<_>>()
+        );
+        assert!(render_html(&r, "k", None).is_ok());
+    }
+
+    #[test]
+    fn a_template_folder_overrides_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("report.html"), "<p>{{ report.run_id }} {{ verdict_text }}</p>").unwrap();
+        let html = render_html(&crate::tests::sample(), "k", Some(dir.path())).unwrap();
+        assert_eq!(html, "<p>r1 FAILED</p>");
+        std::fs::write(dir.path().join("report.html"), "{% if %}").unwrap();
+        let e = render_html(&crate::tests::sample(), "k", Some(dir.path())).unwrap_err().to_string();
+        assert!(e.contains("report.html"), "{e}");
+    }
+}
