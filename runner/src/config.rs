@@ -26,6 +26,17 @@ struct ConfigFile {
     http: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: drillbook_reports::email::Tls,
+    pub from: String,
+    pub username: Option<String>,
+    /// A secret reference (`${env:NAME}` or `${file:PATH}`).
+    pub password: Option<String>,
+}
+
 /// The effective configuration, paths made absolute.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,6 +49,8 @@ pub struct Config {
     pub signing_key_is_default: bool,
     /// A folder whose `report.html` replaces the built-in template.
     pub templates: Option<PathBuf>,
+    /// SMTP settings for `notify.email`; the password stays a reference until sending.
+    pub smtp: Option<SmtpConfig>,
     /// Named storage profiles: `type` (an opendal scheme) and opendal's own keys. Values may
     /// be secret references; they are resolved when a drill builds the profile.
     pub storage: BTreeMap<String, BTreeMap<String, String>>,
@@ -60,6 +73,7 @@ impl Config {
             }
             None => ConfigFile::default(),
         };
+        let shown = file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         let abs = |p: &str| -> PathBuf { base.join(p) };
         let state = match raw.state {
@@ -80,15 +94,56 @@ impl Config {
         }
         // Accepted now so that one config file serves every version; read by the daemon,
         // server scratch providers and email, which are not part of this build yet.
-        let _ = (raw.concurrency, &raw.scratch, &raw.smtp, &raw.http);
+        let _ = (raw.concurrency, &raw.scratch, &raw.http);
+        let smtp = if raw.smtp.is_empty() { None } else { Some(smtp_config(&raw.smtp, &shown)?) };
         Ok(Config {
             runbooks: abs(raw.runbooks.as_deref().unwrap_or("runbooks")),
             state,
             reports: abs(raw.reports.as_deref().unwrap_or("drill-reports")),
             signing_key_is_default: raw.signing_key.is_none(),
             templates: raw.templates.as_deref().map(abs),
+            smtp,
             signing_key: abs(raw.signing_key.as_deref().unwrap_or(".drillbook/signing.pem")),
             storage: raw.storage,
         })
     }
+}
+
+fn smtp_config(raw: &BTreeMap<String, String>, file: &str) -> Result<SmtpConfig, Invalid> {
+    let bad = |msg: String| Invalid(format!("{file}: smtp: {msg}"));
+    const KEYS: &[&str] = &["host", "port", "tls", "from", "username", "password"];
+    for k in raw.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            let hint = drillbook_runbooks::nearest(k, KEYS.iter().copied())
+                .map(|n| format!(", did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(bad(format!("unknown key `{k}`{hint}")));
+        }
+    }
+    let host = raw.get("host").cloned().ok_or_else(|| bad("missing `host`".into()))?;
+    let from = raw.get("from").cloned().ok_or_else(|| bad("missing `from`".into()))?;
+    let tls: drillbook_reports::email::Tls =
+        raw.get("tls").map(String::as_str).unwrap_or("starttls").parse().map_err(bad)?;
+    let default_port = match tls {
+        drillbook_reports::email::Tls::Tls => 465,
+        drillbook_reports::email::Tls::Starttls => 587,
+        drillbook_reports::email::Tls::None => 25,
+    };
+    let port = match raw.get("port") {
+        Some(p) => p.parse().map_err(|_| bad(format!("port `{p}` is not a port number")))?,
+        None => default_port,
+    };
+    if let Some(p) = raw.get("password") {
+        drillbook_runbooks::SecretRef::find(p)
+            .map_err(bad)?
+            .ok_or_else(|| bad("password must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
+    }
+    Ok(SmtpConfig {
+        host,
+        port,
+        tls,
+        from,
+        username: raw.get("username").cloned(),
+        password: raw.get("password").cloned(),
+    })
 }

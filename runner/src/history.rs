@@ -23,6 +23,7 @@ pub struct RunRow {
     pub scheduled_for: Option<String>,
     pub report: Option<String>,
     pub failure_reasons: Vec<String>,
+    pub notification: Option<String>,
 }
 
 /// `sqlite://drillbook.db` (created when missing) or `postgres://...`.
@@ -108,8 +109,33 @@ impl History {
         })
     }
 
+    /// The status of the last finished run of a runbook before `excluding` (for `recovery`).
+    pub async fn previous_status(&self, runbook: &str, excluding: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT status FROM runs WHERE runbook = $1 AND run_id <> $2 AND finished_at IS NOT NULL ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        )
+        .bind(runbook)
+        .bind(excluding)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("status")?),
+            None => None,
+        })
+    }
+
+    pub async fn set_notification(&self, run_id: &str, outcome: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE runs SET notification = $1 WHERE run_id = $2")
+            .bind(outcome)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .context("cannot record the notification outcome")?;
+        Ok(())
+    }
+
     pub async fn list(&self, runbook: Option<&str>) -> anyhow::Result<Vec<RunRow>> {
-        const COLUMNS: &str = "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, failure_reasons FROM runs";
+        const COLUMNS: &str = "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, failure_reasons, notification FROM runs";
         let rows = match runbook {
             Some(name) => {
                 let sql = format!("{COLUMNS} WHERE runbook = $1 ORDER BY started_at DESC, run_id DESC");
@@ -134,6 +160,7 @@ impl History {
                     failure_reasons: reasons
                         .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
                         .unwrap_or_default(),
+                    notification: r.try_get("notification")?,
                 })
             })
             .collect()

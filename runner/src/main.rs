@@ -5,6 +5,7 @@ mod evidence;
 mod execute;
 mod explain;
 mod history;
+mod notify;
 mod plan;
 mod progress;
 mod run;

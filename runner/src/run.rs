@@ -65,6 +65,7 @@ pub async fn run_command(
     };
     // The drill runs in its own task so that even a bug that panics inside an adapter ends
     // as a failed drill with a history row, not as a lost one.
+    let (notify, secrets) = (plan.runbook.notify.clone(), plan.secrets.clone());
     let task = {
         let run_id = run_id.clone();
         tokio::spawn(async move { execute(&plan, &run_id, started_at, None, previous, cancel, &hooks).await })
@@ -94,9 +95,29 @@ pub async fn run_command(
         }
     };
     let status = if written.is_err() && ending == Ending::Passed { Ending::Failed } else { ending };
+    let previous_status = history.previous_status(&report.runbook.name, &run_id).await.ok().flatten();
     history
         .finish(&run_id, status.as_str(), report.finished_at, folder.as_deref(), digest.as_deref(), &reasons)
         .await?;
+
+    // The outcome is recorded; now tell people, within the retry budget.
+    let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
+    let html = drillbook_reports::render::render_html(&report, &keyid, config.templates.as_deref()).unwrap_or_default();
+    if let Some(outcome) = crate::notify::email(
+        config.smtp.as_ref(),
+        notify.as_ref(),
+        &report,
+        previous_status.as_deref(),
+        &html,
+        &secrets,
+    )
+    .await
+    {
+        if !json {
+            eprintln!("notify: {outcome}");
+        }
+        history.set_notification(&run_id, &outcome).await?;
+    }
 
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -132,3 +132,107 @@ impl Drop for Seaweed {
         let _ = self.child.wait();
     }
 }
+
+fn venv_python() -> PathBuf {
+    let py = PathBuf::from("/opt/drillbook-test/venv/bin/python");
+    assert!(py.exists(), "the test venv is missing: {INSTALL}");
+    py
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// An SMTP server that keeps every message it receives (aiosmtpd's Mailbox handler), or
+/// one that rejects every recipient.
+pub struct MailServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl MailServer {
+    pub fn start() -> MailServer {
+        Self::spawn(&["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"], true)
+    }
+
+    pub fn rejecting() -> MailServer {
+        Self::spawn(&["-c", REJECTING], false)
+    }
+
+    fn spawn(args: &[&str], mailbox: bool) -> MailServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut cmd = Command::new(venv_python());
+        cmd.args(args);
+        if mailbox {
+            cmd.arg("-l").arg(format!("127.0.0.1:{port}")).arg(dir.path().join("mail"));
+        } else {
+            cmd.arg(port.to_string());
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start aiosmtpd: {e}; {INSTALL}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the SMTP server did not listen on {port}; is aiosmtpd installed? {INSTALL}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        MailServer { child, dir, port }
+    }
+
+    /// Every stored message, parsed by Python's email package: subject, to, the content
+    /// types of its parts, and the decoded `report.json` attachment.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        let maildir = self.dir.path().join("mail/new");
+        let Ok(entries) = std::fs::read_dir(&maildir) else { return Vec::new() };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let parsed = Command::new(venv_python()).arg("-c").arg(PARSE).arg(e.path()).output().expect("python");
+            assert!(parsed.status.success(), "{}", String::from_utf8_lossy(&parsed.stderr));
+            out.push(serde_json::from_slice(&parsed.stdout).expect("parser output"));
+        }
+        out
+    }
+}
+
+impl Drop for MailServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PARSE: &str = r#"
+import email, json, sys
+from email import policy
+msg = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=policy.default)
+attachment = None
+for part in msg.walk():
+    if part.get_filename() == "report.json":
+        attachment = json.loads(part.get_content() if isinstance(part.get_content(), str) else part.get_content().decode())
+body = msg.get_body(preferencelist=("html",))
+print(json.dumps({
+    "subject": msg["subject"], "to": msg["to"],
+    "types": [p.get_content_type() for p in msg.walk()],
+    "html": body.get_content() if body else None,
+    "attachment": attachment,
+}))
+"#;
+
+const REJECTING: &str = r#"
+import asyncio, sys
+from aiosmtpd.controller import Controller
+class Reject:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 no such user here"
+c = Controller(Reject(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+asyncio.get_event_loop().run_forever()
+"#;

@@ -1,0 +1,92 @@
+//! Notifications through a real SMTP server on loopback (aiosmtpd), read back from its maildir.
+
+use std::time::{Duration, Instant};
+
+use crate::servers::MailServer;
+use crate::support::Sandbox;
+
+fn with_notify(sb: &Sandbox, port: u16, on: &str) {
+    sb.write(
+        "drillbook.yaml",
+        format!("smtp: {{ host: 127.0.0.1, port: {port}, tls: none, from: drillbook@example.com }}\n"),
+    );
+    let text = sb.read("quickstart.yaml")
+        + &format!("notify:\n  email: {{ to: [sre@example.com, oncall@example.com], on: [{on}] }}\n");
+    sb.write("quickstart.yaml", text);
+}
+
+fn notification(sb: &Sandbox) -> String {
+    sb.history()[0]["notification"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn failure_and_recovery_are_mailed_with_the_report_attached() {
+    let mail = MailServer::start();
+    let sb = Sandbox::quickstart();
+    with_notify(&sb, mail.port, "failure, recovery");
+
+    // A pass with nothing before it: nobody is mailed.
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    assert!(mail.messages().is_empty());
+    assert_eq!(sb.history()[0]["notification"], serde_json::Value::Null);
+
+    sb.edit("quickstart.yaml", "expect: \">= 200\"", "expect: \"> 200\"");
+    let (run, report) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let msgs = mail.messages();
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    let m = &msgs[0];
+    assert_eq!(m["subject"], "[drillbook] quickstart-rag FAILED");
+    assert!(m["to"].as_str().unwrap().contains("oncall@example.com"));
+    let types: Vec<&str> = m["types"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert!(
+        types.contains(&"text/html") && types.contains(&"text/plain") && types.contains(&"application/json"),
+        "{types:?}"
+    );
+    assert!(m["html"].as_str().unwrap().contains("FAILED — quickstart-rag"));
+    assert_eq!(m["attachment"]["run_id"], report["run_id"]);
+    assert!(
+        notification(&sb).starts_with("email sent to sre@example.com, oncall@example.com"),
+        "{}",
+        notification(&sb)
+    );
+
+    sb.edit("quickstart.yaml", "expect: \"> 200\"", "expect: \">= 200\"");
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    let msgs = mail.messages();
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs.iter().any(|m| m["subject"] == "[drillbook] quickstart-rag PASSED (recovered)"), "{msgs:#?}");
+
+    // Passing again is not news.
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    assert_eq!(mail.messages().len(), 2);
+}
+
+#[test]
+fn an_unreachable_smtp_server_neither_fails_nor_loses_the_drill() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sb = Sandbox::quickstart();
+    with_notify(&sb, port, "always");
+    let t = Instant::now();
+    let (run, report) = sb.drill("quickstart.yaml");
+    assert!(t.elapsed() < Duration::from_secs(40), "the retry budget was exceeded: {:?}", t.elapsed());
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["verdict"], "passed");
+    let h = sb.history();
+    assert_eq!(h[0]["status"], "passed");
+    assert!(notification(&sb).starts_with("email not sent after 3 attempts"), "{}", notification(&sb));
+}
+
+#[test]
+fn a_rejecting_smtp_server_is_recorded_without_retrying() {
+    let mail = MailServer::rejecting();
+    let sb = Sandbox::quickstart();
+    with_notify(&sb, mail.port, "always");
+    let t = Instant::now();
+    let (run, _) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    assert!(t.elapsed() < Duration::from_secs(10), "a permanent rejection must not be retried: {:?}", t.elapsed());
+    let n = notification(&sb);
+    assert!(n.contains("email rejected") && n.contains("no such user"), "{n}");
+}
