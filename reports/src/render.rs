@@ -173,3 +173,105 @@ mod tests {
         assert!(e.contains("report.html"), "{e}");
     }
 }
+
+pub const DEFAULT_INDEX: &str = include_str!("../templates/index.html");
+
+#[derive(Serialize)]
+struct IndexRun {
+    run_id: String,
+    started_at: String,
+    verdict: &'static str,
+    rto: String,
+    link: String,
+}
+
+#[derive(Serialize)]
+struct TrendPoint {
+    x: f64,
+    y: f64,
+    passed: bool,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct IndexRunbook {
+    name: String,
+    last_verdict: &'static str,
+    rto_target: Option<u64>,
+    runs: Vec<IndexRun>,
+    points: Vec<TrendPoint>,
+    polyline: String,
+    y_max: String,
+    target_y: Option<f64>,
+}
+
+/// `index.html` over all reports: per runbook, its drills (newest first) with links, and
+/// an SVG trend of the measured RTO against its objective. `link` maps a report to its href.
+pub fn render_index(
+    mut runbooks: Vec<(String, Vec<Report>)>,
+    link: &dyn Fn(&Report) -> String,
+    templates: Option<&Path>,
+) -> Result<String, RenderError> {
+    runbooks.sort_by(|a, b| a.0.cmp(&b.0));
+    let verdict = |r: &Report| if r.verdict == Verdict::Passed { "passed" } else { "failed" };
+    let mut out = Vec::new();
+    for (name, mut reports) in runbooks {
+        reports.sort_by_key(|r| r.started_at);
+        let measured: Vec<(&Report, f64)> = reports
+            .iter()
+            .filter_map(|r| r.objectives.rto.as_ref().and_then(|o| o.measured_s).map(|m| (r, m)))
+            .collect();
+        let target = reports.iter().rev().find_map(|r| r.objectives.rto.as_ref().map(|o| o.target_s));
+        let y_max = measured.iter().map(|(_, m)| *m).fold(target.unwrap_or(0) as f64, f64::max).max(0.001);
+        let n = measured.len().max(2) - 1;
+        let points: Vec<TrendPoint> = measured
+            .iter()
+            .enumerate()
+            .map(|(i, (r, m))| TrendPoint {
+                x: ((60.0 + 920.0 * i as f64 / n as f64) * 10.0).round() / 10.0,
+                y: ((140.0 - 125.0 * m / y_max) * 10.0).round() / 10.0,
+                passed: r.verdict == Verdict::Passed,
+                label: format!("{}: {m:.1} s", r.started_at.to_rfc3339()),
+            })
+            .collect();
+        let polyline = points.iter().map(|p| format!("{},{}", p.x, p.y)).collect::<Vec<_>>().join(" ");
+        let runs = reports
+            .iter()
+            .rev()
+            .map(|r| IndexRun {
+                run_id: r.run_id.clone(),
+                started_at: r.started_at.to_rfc3339(),
+                verdict: verdict(r),
+                rto: r
+                    .objectives
+                    .rto
+                    .as_ref()
+                    .and_then(|o| o.measured_s)
+                    .map(|m| format!("{m:.1} s"))
+                    .unwrap_or_else(|| "—".into()),
+                link: link(r),
+            })
+            .collect();
+        out.push(IndexRunbook {
+            last_verdict: reports.last().map(verdict).unwrap_or("failed"),
+            rto_target: target,
+            target_y: target.map(|t| ((140.0 - 125.0 * t as f64 / y_max) * 10.0).round() / 10.0),
+            y_max: format!("{y_max:.1}"),
+            name,
+            runs,
+            points,
+            polyline,
+        });
+    }
+    let source = match templates.map(|d| d.join("index.html")).filter(|p| p.is_file()) {
+        Some(p) => std::fs::read_to_string(&p)
+            .map_err(|e| RenderError::Template { path: p.display().to_string(), message: e.to_string() })?,
+        None => DEFAULT_INDEX.to_string(),
+    };
+    let mut tera = tera::Tera::default();
+    tera.add_raw_template("index.html", &source)
+        .map_err(|e| RenderError::Template { path: "index.html".into(), message: chain(&e) })?;
+    let mut cx = tera::Context::new();
+    cx.insert("runbooks", &out);
+    tera.render("index.html", &cx).map_err(|e| RenderError::Render(chain(&e)))
+}

@@ -185,3 +185,38 @@ fn walk_chain(root: &Path, head: &Report, key: &ed25519_dalek::VerifyingKey) -> 
     }
     Ok(seen.len() - 1)
 }
+
+pub fn index_command(config: &Config, report_dir: Option<&Path>, out: &Path) -> anyhow::Result<ExitCode> {
+    let root = report_dir.map(Path::to_path_buf).unwrap_or_else(|| config.reports.clone());
+    let mut runbooks: BTreeMap<String, Vec<Report>> = BTreeMap::new();
+    let mut folders: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for rb in entries.flatten().filter(|e| e.path().is_dir()) {
+            for run in std::fs::read_dir(rb.path()).into_iter().flatten().flatten() {
+                let file = run.path().join("report.json");
+                let Ok(text) = std::fs::read_to_string(&file) else { continue };
+                let report: Report =
+                    serde_json::from_str(&text).with_context(|| format!("{} is not a report", file.display()))?;
+                folders.insert(report.run_id.clone(), run.path());
+                runbooks.entry(report.runbook.name.clone()).or_default().push(report);
+            }
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let out_abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let link = |r: &Report| -> String {
+        let folder = folders.get(&r.run_id).cloned().unwrap_or_default();
+        let abs = std::path::absolute(&folder).unwrap_or(folder);
+        match abs.strip_prefix(&out_abs) {
+            Ok(rel) => format!("{}/report.html", rel.display()),
+            Err(_) => format!("file://{}/report.html", abs.display()),
+        }
+    };
+    let count: usize = runbooks.values().map(Vec::len).sum();
+    let html =
+        drillbook_reports::render::render_index(runbooks.into_iter().collect(), &link, config.templates.as_deref())?;
+    let path = out.join("index.html");
+    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {} ({count} drill reports)", path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -94,6 +94,14 @@ enum ReportCommand {
         #[arg(long)]
         chain: Option<PathBuf>,
     },
+    /// Render DIR/index.html: every drill of every runbook, with an RTO trend per runbook.
+    Index {
+        #[arg(long)]
+        out: PathBuf,
+        /// The reports root (default: `reports` from the config).
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -141,6 +149,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen { out } => evidence::keygen_command(&out),
         Command::Report(ReportCommand::Verify { envelope, pubkey, chain }) => {
             evidence::verify_command(&config, &envelope, pubkey.as_deref(), chain.as_deref())
+        }
+        Command::Report(ReportCommand::Index { out, report_dir }) => {
+            evidence::index_command(&config, report_dir.as_deref(), &out)
         }
         Command::Manifest { adapter, url, out } => run::manifest_command(&adapter, &url, &out).await,
     }

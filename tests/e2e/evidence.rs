@@ -241,3 +241,36 @@ fn report_html_renders_in_headless_chromium() {
     assert!(non_white * 20 > total, "the page looks blank: {non_white} of {total} pixels are not white");
     assert!(red_banner > 20_000, "the red FAILED banner is not visible ({red_banner} pixels)");
 }
+
+#[test]
+fn report_index_lists_every_drill_with_an_rto_trend() {
+    let sb = Sandbox::quickstart();
+    for _ in 0..2 {
+        assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    }
+    sb.edit("quickstart.yaml", "expect: \">= 200\"", "expect: \"> 200\"");
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 1);
+    sb.write("other.yaml", crate::support::files_runbook("other", ""));
+    sb.write("backups/tree.tar.zst", crate::support::zstd(&crate::support::TarBuilder::new().file("a", b"a").finish()));
+    assert_eq!(sb.drill("other.yaml").0.code, 0);
+
+    let r = sb.run(&["report", "index", "--out", "drill-reports"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("(4 drill reports)"), "{r}");
+    // Tera escapes `/` in text as `&#x2F;`, which browsers read as `/`.
+    let html = sb.read("drill-reports/index.html").replace("&#x2F;", "/");
+    assert!(html.contains("<h2>quickstart-rag</h2>") && html.contains("<h2>other</h2>"));
+    assert!(html.contains("3 drill(s); last verdict <span class=\"failed\">failed</span>"), "{html}");
+    // Only proven restores have an RTO: two points; the failed drill's row shows none.
+    let polyline =
+        html.split("class=\"rto-trend\"").nth(1).unwrap().split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(polyline.split_whitespace().count(), 2, "{polyline}");
+    assert!(html.contains("<td class=\"failed\">failed</td><td>—</td>"), "{html}");
+    for id in run_ids(&sb).iter().filter(|id| !id.is_empty()) {
+        let folder =
+            sb.history().iter().find(|h| h["run_id"] == id.as_str()).unwrap()["runbook"].as_str().unwrap().to_string();
+        assert!(html.contains(&format!("href=\"{folder}/{id}/report.html\"")), "no link to {id}");
+    }
+    // The index in a browser: it renders and nothing in it runs.
+    assert!(!html.contains("<script"));
+}
