@@ -274,3 +274,19 @@ fn report_index_lists_every_drill_with_an_rto_trend() {
     // The index in a browser: it renders and nothing in it runs.
     assert!(!html.contains("<script"));
 }
+
+#[test]
+fn an_unwritable_report_dir_fails_the_drill_but_keeps_its_history_row() {
+    let sb = Sandbox::quickstart();
+    // Even root cannot create a folder below a regular file.
+    sb.write("not-a-dir", "x");
+    let r = sb.run(&["run", "quickstart.yaml", "--report-dir", "not-a-dir/reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("the report could not be written: cannot create"), "{r}");
+    let h = sb.history();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0]["status"], "failed");
+    assert!(h[0]["failure_reasons"][0].as_str().unwrap().starts_with("report: cannot create"), "{h:#?}");
+    assert_eq!(h[0]["report"], serde_json::Value::Null);
+    sb.assert_no_leftovers();
+}
