@@ -137,10 +137,12 @@ pub fn load_public(path: &Path) -> Result<VerifyingKey, SignError> {
 }
 
 /// The in-toto statement: subject = the backup object and its sha256, predicate = the report.
+/// A drill that never read a backup (none found, read failed) names the runbook instead, so
+/// the subject is never empty.
 pub fn statement(report: &Report) -> serde_json::Value {
-    let subject = match &report.backup {
-        Some(b) => vec![json!({"name": b.location, "digest": {"sha256": b.sha256.clone().unwrap_or_default()}})],
-        None => Vec::new(),
+    let subject = match report.backup.as_ref().and_then(|b| b.sha256.as_ref().map(|s| (b, s))) {
+        Some((b, sha)) => json!([{"name": b.location, "digest": {"sha256": sha}}]),
+        None => json!([{"name": report.runbook.path, "digest": {"sha256": report.runbook.sha256}}]),
     };
     json!({
         "_type": STATEMENT_TYPE,
@@ -199,6 +201,11 @@ mod tests {
         body[pos..pos + 6].copy_from_slice(b"passed");
         tampered.payload = B64.encode(&body);
         assert_eq!(verify(&tampered, &key.verifying_key()), Err(VerifyError::BadSignature));
+
+        // No backup was read: the runbook is the subject.
+        let body: serde_json::Value = serde_json::from_slice(&B64.decode(&env.payload).unwrap()).unwrap();
+        assert_eq!(body["subject"][0]["name"], "x.yaml");
+        assert_eq!(body["subject"][0]["digest"]["sha256"], "00");
 
         let other = generate().unwrap();
         assert!(matches!(verify(&env, &other.verifying_key()), Err(VerifyError::UnknownKey { .. })));
