@@ -5,6 +5,7 @@ mod evidence;
 mod execute;
 mod explain;
 mod history;
+mod inventory;
 mod notify;
 mod plan;
 mod progress;
@@ -56,6 +57,21 @@ enum Command {
     History {
         #[arg(long)]
         runbook: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Next fire times of runbooks (files or folders), in each runbook's time zone.
+    Plan {
+        paths: Vec<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// The asset map: every runbook's asset with its last drill and whether a passing drill
+    /// proved it within its RPO.
+    Assets {
+        paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "human")]
         output: Output,
     },
@@ -141,6 +157,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History { runbook, output } => {
             run::history_command(&config, runbook.as_deref(), output == Output::Json).await
         }
+        Command::Plan { paths, count, output } => {
+            inventory::plan_command(&config, &paths, count, output == Output::Json)
+        }
+        Command::Assets { paths, output } => inventory::assets_command(&config, &paths, output == Output::Json).await,
         Command::Explain { runbook } => explain::explain_command(&config, &runbook),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema())?);

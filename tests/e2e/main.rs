@@ -8,6 +8,7 @@ mod cli;
 mod email;
 mod evidence;
 mod history_store;
+mod inventory;
 mod quickstart;
 mod s3;
 mod servers;
