@@ -117,23 +117,31 @@ pub fn verify_command(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Follows `previous` links back through `ROOT/<runbook>/*/`, checking that each linked report
-/// exists, has the digest the later one recorded, is signed, and is older. Every report of
-/// the runbook must be on the chain: one that is not was cut out of it.
-fn walk_chain(root: &Path, head: &Report, key: &ed25519_dalek::VerifyingKey) -> Result<usize, String> {
-    let dir = root.join(&head.runbook.name);
-    let mut reports: BTreeMap<String, (Report, PathBuf)> = BTreeMap::new();
+/// Every report in `DIR/*/report.json` (one runbook's folder) with its run folder. Folders
+/// without a report are skipped; a report.json that does not parse is an error.
+fn reports_under(dir: &Path) -> Result<Vec<(Report, PathBuf)>, String> {
     let entries =
-        std::fs::read_dir(&dir).map_err(|e| format!("cannot read the chain folder {}: {e}", dir.display()))?;
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read the report folder {}: {e}", dir.display()))?;
+    let mut out = Vec::new();
     for e in entries.flatten() {
         let folder = e.path();
         let file = folder.join("report.json");
         if let Ok(text) = std::fs::read_to_string(&file) {
             let r: Report =
                 serde_json::from_str(&text).map_err(|err| format!("{}: not a report: {err}", file.display()))?;
-            reports.insert(r.run_id.clone(), (r, folder));
+            out.push((r, folder));
         }
     }
+    Ok(out)
+}
+
+/// Follows `previous` links back through `ROOT/<runbook>/*/`, checking that each linked report
+/// exists, has the digest the later one recorded, is signed, and is older. Every report of
+/// the runbook must be on the chain: one that is not was cut out of it.
+fn walk_chain(root: &Path, head: &Report, key: &ed25519_dalek::VerifyingKey) -> Result<usize, String> {
+    let dir = root.join(&head.runbook.name);
+    let reports: BTreeMap<String, (Report, PathBuf)> =
+        reports_under(&dir)?.into_iter().map(|(r, folder)| (r.run_id.clone(), (r, folder))).collect();
     let mut seen = vec![head.run_id.clone()];
     let mut current = head.clone();
     while let Some(prev) = current.previous.clone() {
@@ -192,12 +200,8 @@ pub fn index_command(config: &Config, report_dir: Option<&Path>, out: &Path) -> 
     let mut folders: BTreeMap<String, PathBuf> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(&root) {
         for rb in entries.flatten().filter(|e| e.path().is_dir()) {
-            for run in std::fs::read_dir(rb.path()).into_iter().flatten().flatten() {
-                let file = run.path().join("report.json");
-                let Ok(text) = std::fs::read_to_string(&file) else { continue };
-                let report: Report =
-                    serde_json::from_str(&text).with_context(|| format!("{} is not a report", file.display()))?;
-                folders.insert(report.run_id.clone(), run.path());
+            for (report, folder) in reports_under(&rb.path()).map_err(anyhow::Error::msg)? {
+                folders.insert(report.run_id.clone(), folder);
                 runbooks.entry(report.runbook.name.clone()).or_default().push(report);
             }
         }

@@ -351,6 +351,7 @@ async fn fetch_phase(
     }
 
     let fetch_at = Utc::now();
+    let fetch_t = Instant::now();
     let (limit, which) = rec.budget();
     let pipeline = storage.fetch_and_unpack(&found, &dest, unpack::DEFAULT_MAX_RATIO, cx.progress.clone(), &cx.cancel);
     let fetched = tokio::select! {
@@ -362,7 +363,7 @@ async fn fetch_phase(
             rec.aborted = true;
             "aborted: the drill was interrupted".to_string()
         } else {
-            format!("timed out after {}s ({which} timeout)", limit.as_secs())
+            rec.timed_out(fetch_t, which)
         };
         rec.push(
             "fetch",

@@ -83,7 +83,10 @@ pub async fn run_command(
     };
 
     // Whatever happens while writing evidence, the history row gets its outcome.
-    let written = write_report(&reports_root, &report, &key, config.templates.as_deref());
+    // Rendered once: the HTML goes into the report folder and into the email.
+    let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
+    let html = drillbook_reports::render::render_html(&report, &keyid, config.templates.as_deref());
+    let written = write_report(&reports_root, &report, &key, &html);
     let (folder, digest, mut reasons) = match &written {
         Ok((folder, digest)) => {
             (Some(folder.display().to_string()), Some(digest.clone()), report.failure_reasons.clone())
@@ -101,14 +104,12 @@ pub async fn run_command(
         .await?;
 
     // The outcome is recorded; now tell people, within the retry budget.
-    let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
-    let html = drillbook_reports::render::render_html(&report, &keyid, config.templates.as_deref()).unwrap_or_default();
     if let Some(outcome) = crate::notify::email(
         config.smtp.as_ref(),
         notify.as_ref(),
         &report,
         previous_status.as_deref(),
-        &html,
+        html.as_deref().unwrap_or_default(),
         &secrets,
     )
     .await
@@ -138,7 +139,7 @@ fn write_report(
     root: &Path,
     report: &Report,
     key: &ed25519_dalek::SigningKey,
-    templates: Option<&Path>,
+    html: &Result<String, drillbook_reports::render::RenderError>,
 ) -> anyhow::Result<(PathBuf, String)> {
     let folder = root.join(&report.runbook.name).join(&report.run_id);
     std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
@@ -149,8 +150,8 @@ fn write_report(
     let json = serde_json::to_string_pretty(report)? + "\n";
     std::fs::write(folder.join("report.json"), json)
         .with_context(|| format!("cannot write {}", folder.join("report.json").display()))?;
-    let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
-    let html = drillbook_reports::render::render_html(report, &keyid, templates)?;
+    // A template that failed to render fails the evidence only after the signed report is safe.
+    let html = html.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::write(folder.join("report.html"), html)
         .with_context(|| format!("cannot write {}", folder.join("report.html").display()))?;
     std::fs::write(folder.join("report.md"), report.to_markdown())
