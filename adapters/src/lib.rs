@@ -13,6 +13,7 @@ use drillbook_runbooks::{Check, CheckKind};
 use tokio_util::sync::CancellationToken;
 
 pub mod checks;
+pub mod manifest;
 pub mod process;
 pub mod progress;
 pub mod registry;
@@ -23,6 +24,8 @@ pub mod vectors;
 
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -41,6 +44,37 @@ pub struct DrillCx {
     pub cancel: CancellationToken,
     pub secrets: Secrets,
     pub progress: Arc<dyn Progress>,
+    /// Where the scratch environment comes from (`restore.scratch` resolved in the config).
+    pub scratch: ScratchTarget,
+}
+
+/// Where a drill's scratch environment comes from.
+#[derive(Clone, Debug, Default)]
+pub enum ScratchTarget {
+    /// An ephemeral server from installed binaries, in the drill's folder.
+    #[default]
+    Local,
+    /// A uniquely named database on a configured server (`scratch:` in the config).
+    Server(ServerScratch),
+}
+
+/// A `scratch:` entry of the config, its references resolved.
+#[derive(Clone)]
+pub struct ServerScratch {
+    /// The entry's name (`server:<name>` in runbooks).
+    pub name: String,
+    /// Its `type`: which adapters can use it.
+    pub kind: String,
+    /// Where to connect to create and drop scratch databases.
+    pub url: String,
+    /// Kept out of `url` and out of `Debug`; the secrets registry redacts it everywhere.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ServerScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerScratch").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+    }
 }
 
 impl DrillCx {
@@ -158,6 +192,10 @@ pub trait Adapter: Send + Sync {
     /// Whether this adapter evaluates `check` itself. Store-independent kinds
     /// (`command`, `files`, `config_parse`) are handled by [`checks`] for every adapter.
     fn supports(&self, check: &CheckKind) -> bool;
+    /// The `type`s of config `scratch:` servers this adapter can restore into; none by default.
+    fn server_kinds(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// The restore as manual steps, for `drillbook explain`.
     fn explain_restore(&self, backup: &str) -> Vec<String>;
     /// A check as a manual step, for `drillbook explain`.

@@ -1,11 +1,12 @@
 //! Child processes of a drill: each in its own process group, so that a timeout or a
 //! cancelled drill kills the whole tree, not just the direct child.
 
+use std::future::Future;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{ChildStdin, Command};
 use tokio_util::sync::CancellationToken;
 
 /// How much of a child's output is kept (the end of it).
@@ -16,6 +17,9 @@ pub struct Finished {
     pub status: ExitStatus,
     /// The last lines of stdout and stderr, interleaved as they arrived.
     pub output: String,
+    /// Why feeding stdin stopped early (not when the child closed it): the child saw a
+    /// short input, so its success means nothing.
+    pub feed_error: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +42,41 @@ pub enum RunError {
     },
 }
 
+/// Kills a child's process group when the future running it is dropped (an outer timeout).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
+}
+
 /// Runs `cmd` to completion, killing its process group on timeout or cancellation.
-pub async fn run(mut cmd: Command, limit: Duration, cancel: &CancellationToken) -> Result<Finished, RunError> {
+pub async fn run(cmd: Command, limit: Duration, cancel: &CancellationToken) -> Result<Finished, RunError> {
+    run_fed(cmd, limit, cancel, None::<fn(ChildStdin) -> std::future::Ready<std::io::Result<()>>>).await
+}
+
+/// [`run`], with `feed` writing the child's stdin (and closing it when it returns).
+pub async fn run_fed<F, Fut>(
+    mut cmd: Command,
+    limit: Duration,
+    cancel: &CancellationToken,
+    feed: Option<F>,
+) -> Result<Finished, RunError>
+where
+    F: FnOnce(ChildStdin) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+    let stdin = if feed.is_some() { Stdio::piped() } else { Stdio::null() };
+    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn { program: program.clone(), source })?;
     let pgid = child.id();
+    let mut guard = GroupGuard(pgid);
+    let fed = match (feed, child.stdin.take()) {
+        (Some(f), Some(stdin)) => Some(tokio::spawn(f(stdin))),
+        _ => None,
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     if let Some(out) = child.stdout.take() {
         tokio::spawn(pump(out, tx.clone()));
@@ -72,11 +105,25 @@ pub async fn run(mut cmd: Command, limit: Duration, cancel: &CancellationToken) 
     };
     match outcome {
         Ok(status) => {
+            guard.0 = None;
             let status = status.map_err(|source| RunError::Wait { program: program.clone(), source })?;
-            Ok(Finished { status, output: tail_text(&tail) })
+            let feed_error = match fed {
+                Some(task) => match task.await {
+                    Ok(Ok(())) => None,
+                    // The child closed its input: its own output says why.
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                },
+                None => None,
+            };
+            Ok(Finished { status, output: tail_text(&tail), feed_error })
         }
         Err(timed_out) => {
-            kill_group(pgid);
+            if let Some(task) = fed {
+                task.abort();
+            }
+            kill_group(guard.0.take());
             if timed_out {
                 Err(RunError::TimedOut { program, limit, output: tail_text(&tail) })
             } else {

@@ -8,6 +8,7 @@ use crate::Adapter;
 /// The adapter for a runbook's `restore` options.
 pub fn build(options: &AdapterOptions) -> Box<dyn Adapter> {
     match options {
+        AdapterOptions::Postgres(o) => Box::new(crate::postgres::Postgres::new(o.clone())),
         AdapterOptions::Sqlite(o) => Box::new(crate::sqlite::Sqlite::new(o.clone())),
         AdapterOptions::Files(o) => Box::new(crate::files::Files::new(o.clone())),
     }

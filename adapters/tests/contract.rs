@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use drillbook_adapters::{DrillCx, NoProgress, Secrets, Unpacked, build, can_run, run_check};
+use drillbook_adapters::{DrillCx, NoProgress, ScratchTarget, Secrets, Unpacked, build, can_run, run_check};
 use drillbook_runbooks::Runbook;
 use tokio_util::sync::CancellationToken;
 
@@ -32,8 +32,33 @@ fn tree(dir: &Path) -> Option<std::path::PathBuf> {
     None
 }
 
+/// A real `pg_dump -Fc` of a `pgbench -i` database, made on the machine's PostgreSQL.
+fn pg_dump(dir: &Path) -> Option<std::path::PathBuf> {
+    let db = format!("contract_src_{}", std::process::id());
+    let pg = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(["-h", "127.0.0.1", "-U", "postgres"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}; install PostgreSQL (scripts/test-deps.sh)"));
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let file = dir.join("bench.dump");
+    pg("dropdb", &["--if-exists", &db]);
+    pg("createdb", &[&db]);
+    pg("pgbench", &["-i", "-q", "-s", "1", &db]);
+    pg("pg_dump", &["-Fc", "-f", file.to_str().unwrap(), &db]);
+    pg("dropdb", &[&db]);
+    Some(file)
+}
+
 fn fixtures() -> Vec<Fixture> {
     vec![
+        Fixture {
+            restore: "restore: { adapter: postgres }",
+            verify: "  - name: accounts\n    sql: select count(*) from pgbench_accounts\n    expect: \"== 100000\"\n  - name: script\n    command: { run: [sh, -c, \"psql \\\"$DRILL_SCRATCH_URL\\\" -Atc 'select count(*) from pgbench_branches' | grep -qx 1\"] }\n",
+            lay_out: pg_dump,
+        },
         Fixture {
             restore: "restore: { adapter: sqlite }",
             verify: "  - name: rows\n    sql: select count(*) from t\n    expect: \"== 3\"\n  - name: script\n    command: { run: [sh, -c, \"test -f \\\"$DRILL_SCRATCH_DIR/app.sqlite\\\"\"] }\n",
@@ -54,6 +79,21 @@ fn open_fds_under(dir: &Path) -> Vec<String> {
             && target.starts_with(dir)
         {
             out.push(target.display().to_string());
+        }
+    }
+    out
+}
+
+/// Processes whose command line names a path under `dir` (a scratch server, say).
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) {
+                out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
         }
     }
     out
@@ -80,6 +120,7 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
             cancel: CancellationToken::new(),
             secrets: Secrets::default(),
             progress: Arc::new(NoProgress),
+            scratch: ScratchTarget::Local,
         };
         let mut scratch =
             adapter.provision(&cx, &unpacked).await.unwrap_or_else(|e| panic!("{}: provision: {e}", adapter.kind()));
@@ -97,6 +138,8 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
         adapter.teardown(&cx, scratch).await.unwrap_or_else(|e| panic!("{}: teardown: {e}", adapter.kind()));
         let open = open_fds_under(work.path());
         assert!(open.is_empty(), "{}: files still open after teardown: {open:?}", adapter.kind());
+        let running = processes_under(work.path());
+        assert!(running.is_empty(), "{}: processes left after teardown: {running:?}", adapter.kind());
         let path = work.path().to_path_buf();
         work.close().unwrap();
         assert!(!path.exists());

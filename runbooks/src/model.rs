@@ -174,6 +174,7 @@ impl JsonSchema for ScratchSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AdapterOptions {
+    Postgres(PostgresOptions),
     Sqlite(SqliteOptions),
     Files(FilesOptions),
 }
@@ -182,10 +183,37 @@ impl AdapterOptions {
     /// The `adapter:` word of YAML.
     pub fn kind(&self) -> &'static str {
         match self {
+            AdapterOptions::Postgres(_) => "postgres",
             AdapterOptions::Sqlite(_) => "sqlite",
             AdapterOptions::Files(_) => "files",
         }
     }
+}
+
+/// `adapter: postgres` — a `pg_dump` archive (custom, directory, tar) or plain SQL script,
+/// restored with the real `pg_restore`/`psql` into a local ephemeral cluster or a scratch
+/// database on a configured server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresOptions {
+    /// The folder of `initdb`, `postgres`, `pg_restore`, `psql`; default: the newest
+    /// installation on PATH or under `/usr/lib/postgresql/*/bin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<String>,
+    /// Parallel restore jobs (`pg_restore -j`), where the dump format allows it; default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u32>,
+    /// The dump inside the unpacked tree, when the backup holds more than the dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The unprivileged user that runs a `local` cluster when drillbook runs as root;
+    /// default `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+    /// Server settings of a `local` cluster (`-c name=value`), over drillbook's defaults
+    /// for a throwaway restore (`fsync=off`, large `maintenance_work_mem`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
 }
 
 /// `adapter: sqlite` — a SQLite database file.

@@ -54,6 +54,8 @@ pub struct Config {
     /// Named storage profiles: `type` (an opendal scheme) and opendal's own keys. Values may
     /// be secret references; they are resolved when a drill builds the profile.
     pub storage: BTreeMap<String, BTreeMap<String, String>>,
+    /// `server` scratch providers: `type`, `url` and `password` (a secret reference).
+    pub scratch: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Config {
@@ -93,8 +95,11 @@ impl Config {
             }
         }
         // Accepted now so that one config file serves every version; read by the daemon,
-        // server scratch providers and email, which are not part of this build yet.
-        let _ = (raw.concurrency, &raw.scratch, &raw.http);
+        // which is not part of this build yet.
+        let _ = (raw.concurrency, &raw.http);
+        for (name, entry) in &raw.scratch {
+            scratch_entry(name, entry, &shown)?;
+        }
         let smtp = if raw.smtp.is_empty() { None } else { Some(smtp_config(&raw.smtp, &shown)?) };
         Ok(Config {
             runbooks: abs(raw.runbooks.as_deref().unwrap_or("runbooks")),
@@ -105,8 +110,40 @@ impl Config {
             smtp,
             signing_key: abs(raw.signing_key.as_deref().unwrap_or(".drillbook/signing.pem")),
             storage: raw.storage,
+            scratch: raw.scratch,
         })
     }
+}
+
+/// A `scratch:` entry: `type` (the adapter family it serves), `url`, optional `password`
+/// (a secret reference; a password written inline would end up in logs and reports).
+fn scratch_entry(name: &str, raw: &BTreeMap<String, String>, file: &str) -> Result<(), Invalid> {
+    let bad = |msg: String| Invalid(format!("{file}: scratch.{name}: {msg}"));
+    const KEYS: &[&str] = &["type", "url", "password"];
+    for k in raw.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            let hint = drillbook_runbooks::nearest(k, KEYS.iter().copied())
+                .map(|n| format!(", did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(bad(format!("unknown key `{k}`{hint}")));
+        }
+    }
+    match raw.get("type").map(String::as_str) {
+        Some("postgres") => {}
+        Some(other) => return Err(bad(format!("unknown type `{other}` (known: postgres)"))),
+        None => return Err(bad("missing `type` (known: postgres)".into())),
+    }
+    let url =
+        raw.get("url").ok_or_else(|| bad("missing `url` (e.g. postgres://drill@127.0.0.1:5432/postgres)".into()))?;
+    if url.contains('@') && url.split('@').next().is_some_and(|auth| auth.matches(':').count() > 1) {
+        return Err(bad("`url` holds a password; put it in `password: ${env:NAME}` instead".into()));
+    }
+    if let Some(p) = raw.get("password") {
+        drillbook_runbooks::SecretRef::find(p)
+            .map_err(bad)?
+            .ok_or_else(|| bad("password must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
+    }
+    Ok(())
 }
 
 fn smtp_config(raw: &BTreeMap<String, String>, file: &str) -> Result<SmtpConfig, Invalid> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drillbook_adapters::source::{Located, Storage};
-use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, Secrets, Unpacked, unpack};
+use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, ScratchTarget, Secrets, Unpacked, unpack};
 use drillbook_reports::{self as reports, CheckStatus, Report, Step, StepStatus, Verdict};
 use drillbook_runbooks::Runbook;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,7 @@ pub struct DrillPlan {
     /// `source.path` resolved inside the storage.
     pub storage_path: String,
     pub secrets: Secrets,
+    pub scratch: ScratchTarget,
 }
 
 /// How a drill ended, for history.
@@ -216,6 +217,7 @@ pub async fn execute(
             cancel: cancel.clone(),
             secrets: plan.secrets.clone(),
             progress: hooks.progress.clone(),
+            scratch: plan.scratch.clone(),
         };
         let unpacked = fetch_phase(plan, &cx, &mut rec, &mut backup).await;
         if let Some(unpacked) = unpacked {

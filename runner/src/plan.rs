@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use drillbook_adapters::source::Storage;
-use drillbook_adapters::{Secrets, can_run};
+use drillbook_adapters::{ScratchTarget, Secrets, ServerScratch, can_run};
 use drillbook_runbooks::{Runbook, ScratchSpec};
 use sha2::{Digest, Sha256};
 
@@ -27,7 +27,7 @@ pub fn load(path: &Path) -> Result<Loaded, Invalid> {
     let runbook = Runbook::parse(&shown, &text).map_err(|issues| Invalid(issues.to_string()))?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let loaded = Loaded { runbook, path: abs, sha256: hex::encode(Sha256::digest(text.as_bytes())) };
-    let problems = check_against_config(&loaded, &shown);
+    let problems = check_against_registry(&loaded, &shown);
     if !problems.is_empty() {
         return Err(Invalid(problems.join("\n")));
     }
@@ -35,7 +35,7 @@ pub fn load(path: &Path) -> Result<Loaded, Invalid> {
 }
 
 /// Rules that need the adapter registry: every check kind must be one the adapter runs.
-fn check_against_config(l: &Loaded, shown: &str) -> Vec<String> {
+fn check_against_registry(l: &Loaded, shown: &str) -> Vec<String> {
     let adapter = drillbook_adapters::build(&l.runbook.restore.adapter);
     let mut out = Vec::new();
     for (i, c) in l.runbook.verify.iter().enumerate() {
@@ -47,7 +47,9 @@ fn check_against_config(l: &Loaded, shown: &str) -> Vec<String> {
             ));
         }
     }
-    if let ScratchSpec::Server(name) = l.runbook.restore.scratch.get() {
+    if let ScratchSpec::Server(name) = l.runbook.restore.scratch.get()
+        && adapter.server_kinds().is_empty()
+    {
         out.push(format!(
             "{shown}: restore.scratch: adapter `{}` has no server scratch providers (`server:{name}`); use `local`",
             adapter.kind()
@@ -87,7 +89,48 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
     };
     let base = loaded.path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let storage_path = storage.resolve(&src.path, &base);
-    Ok(DrillPlan { runbook: loaded.runbook, path: loaded.path, sha256: loaded.sha256, storage, storage_path, secrets })
+    let scratch = scratch_target(config, &loaded, &secrets)?;
+    Ok(DrillPlan {
+        runbook: loaded.runbook,
+        path: loaded.path,
+        sha256: loaded.sha256,
+        storage,
+        storage_path,
+        secrets,
+        scratch,
+    })
+}
+
+/// `restore.scratch: server:<name>` resolved in the config: the entry must exist and serve
+/// this adapter; its references are resolved (and remembered for redaction) here.
+fn scratch_target(config: &Config, loaded: &Loaded, secrets: &Secrets) -> Result<ScratchTarget, Invalid> {
+    let ScratchSpec::Server(name) = loaded.runbook.restore.scratch.get() else {
+        return Ok(ScratchTarget::Local);
+    };
+    let shown = loaded.path.display();
+    let entry = config.scratch.get(name).ok_or_else(|| {
+        let hint = drillbook_runbooks::nearest(name, config.scratch.keys().map(String::as_str))
+            .map(|n| format!(", did you mean `server:{n}`?"))
+            .unwrap_or_default();
+        Invalid(format!("{shown}: restore.scratch: no scratch server `{name}` in the config{hint}"))
+    })?;
+    let kind = entry.get("type").cloned().unwrap_or_default();
+    let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
+    if !adapter.server_kinds().contains(&kind.as_str()) {
+        return Err(Invalid(format!(
+            "{shown}: restore.scratch: scratch server `{name}` is of type `{kind}`, which adapter `{}` cannot use",
+            adapter.kind()
+        )));
+    }
+    let resolve = |key: &str| -> Result<Option<String>, Invalid> {
+        entry.get(key).map(|v| secrets.expand(v).map_err(|e| Invalid(format!("scratch.{name}.{key}: {e}")))).transpose()
+    };
+    Ok(ScratchTarget::Server(ServerScratch {
+        name: name.clone(),
+        kind,
+        url: resolve("url")?.unwrap_or_default(),
+        password: resolve("password")?,
+    }))
 }
 
 /// Runbook files named by the arguments (folders: every `*.yaml`/`*.yml` inside, recursively).

@@ -1,37 +1,12 @@
 //! Ground truth of a SQLite database: row counts, order-independent table digests and the
-//! schema. Captured at backup time (`drillbook manifest`), compared after a restore.
+//! schema, in the shared [`Manifest`] shape.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 // Identifiers are quoted with `ident`/`quote_literal`; the tables come from the database itself.
 use sqlx::{AssertSqlSafe, SqlitePool};
 
 use super::ident;
-use crate::CheckOutcome;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Manifest {
-    pub tables: BTreeMap<String, TableTruth>,
-    /// `type name: sql` of every table, index, view and trigger.
-    #[serde(default)]
-    pub schema: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct TableTruth {
-    pub rows: u64,
-    #[serde(default)]
-    pub digest: String,
-}
-
-impl Manifest {
-    pub fn parse(text: &str) -> Result<Manifest, String> {
-        serde_json::from_str(text).map_err(|e| format!("manifest is not a drillbook manifest: {e}"))
-    }
-}
+use crate::manifest::{Manifest, TableTruth};
 
 /// Reads counts, digests and schema from a live database (read-only queries).
 pub async fn capture(pool: &SqlitePool) -> Result<Manifest, sqlx::Error> {
@@ -84,46 +59,4 @@ pub async fn table_digest(pool: &SqlitePool, table: &str) -> Result<TableTruth, 
 
 fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-pub(crate) fn compare_counts(want: &Manifest, got: &Manifest, tolerance: u64) -> CheckOutcome {
-    let mut problems = Vec::new();
-    for (t, w) in &want.tables {
-        match got.tables.get(t) {
-            None => problems.push(format!("table {t} is missing")),
-            Some(g) if g.rows.abs_diff(w.rows) > tolerance => {
-                problems.push(format!("{t}: {} rows, expected {}", g.rows, w.rows))
-            }
-            Some(_) => {}
-        }
-    }
-    let counts =
-        |m: &Manifest| m.tables.iter().map(|(k, v)| (k.clone(), json!(v.rows))).collect::<serde_json::Map<_, _>>();
-    CheckOutcome {
-        passed: problems.is_empty(),
-        observed: json!(counts(got)),
-        expected: json!(counts(want)),
-        detail: if problems.is_empty() {
-            format!("{} tables match (tolerance {tolerance})", want.tables.len())
-        } else {
-            problems.join("; ")
-        },
-    }
-}
-
-pub(crate) fn compare_schema(want: &Manifest, got: &Manifest) -> CheckOutcome {
-    let missing: Vec<&String> = want.schema.iter().filter(|s| !got.schema.contains(s)).collect();
-    let extra: Vec<&String> = got.schema.iter().filter(|s| !want.schema.contains(s)).collect();
-    let mut problems: Vec<String> = missing.iter().map(|s| format!("missing or changed: {s}")).collect();
-    problems.extend(extra.iter().map(|s| format!("unexpected: {s}")));
-    CheckOutcome {
-        passed: problems.is_empty(),
-        observed: json!({"objects": got.schema.len(), "missing": missing.len(), "unexpected": extra.len()}),
-        expected: json!({"objects": want.schema.len(), "missing": 0, "unexpected": 0}),
-        detail: if problems.is_empty() {
-            format!("{} schema objects match", want.schema.len())
-        } else {
-            problems.into_iter().take(5).collect::<Vec<_>>().join("; ")
-        },
-    }
 }

@@ -15,8 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 // Queries are the runbook author's own, run against the drill's private copy.
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
-pub use manifest::{Manifest, capture};
+pub use manifest::capture;
 
+use crate::manifest::{self as truth, Manifest};
 use crate::vectors::{Corpus, Integrity, RecallSummary, parse_queries, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, Part, RestoreOutcome, Scratch, Unpacked, read_input};
 
@@ -206,30 +207,18 @@ impl crate::Adapter for Sqlite {
             CheckKind::RowCounts(r) => {
                 let m = Manifest::parse(&read_input(cx, &r.manifest)?).map_err(AdapterError::Check)?;
                 let now = capture(pool).await.map_err(|e| sql_err("cannot count rows", e))?;
-                Ok(manifest::compare_counts(&m, &now, r.tolerance))
+                Ok(truth::compare_counts(&m, &now, r.tolerance))
             }
             CheckKind::Schema(s) => {
                 let m = Manifest::parse(&read_input(cx, &s.expected)?).map_err(AdapterError::Check)?;
                 let now = capture(pool).await.map_err(|e| sql_err("cannot read the schema", e))?;
-                Ok(manifest::compare_schema(&m, &now))
+                Ok(truth::compare_schema(&m, &now))
             }
             CheckKind::TableChecksum(t) => {
                 let m = Manifest::parse(&read_input(cx, &t.manifest)?).map_err(AdapterError::Check)?;
-                let Some(want) = m.tables.get(&t.table) else {
-                    return Err(AdapterError::Check(format!("manifest `{}` has no table `{}`", t.manifest, t.table)));
-                };
                 let got =
                     manifest::table_digest(pool, &t.table).await.map_err(|e| sql_err("cannot digest the table", e))?;
-                Ok(CheckOutcome {
-                    passed: got.digest == want.digest && got.rows == want.rows,
-                    observed: json!({"rows": got.rows, "digest": got.digest}),
-                    expected: json!({"rows": want.rows, "digest": want.digest}),
-                    detail: if got.digest == want.digest {
-                        "digests equal".into()
-                    } else {
-                        "the rows differ from the manifest".into()
-                    },
-                })
+                truth::compare_table(&t.manifest, &m, &t.table, &got).map_err(AdapterError::Check)
             }
             CheckKind::VectorIntegrity(v) => {
                 let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;

@@ -1,0 +1,316 @@
+//! `scratch: local` — an ephemeral PostgreSQL cluster in the drill's folder: `initdb`, then
+//! `postgres` on a free loopback port with its socket beside the data, settings sized for a
+//! throwaway restore, stopped and deleted at teardown.
+//!
+//! PostgreSQL refuses to run as root, and a daemon often is root: then the cluster runs as an
+//! unprivileged user (`run_as`, default `postgres`) that owns only the cluster's folder.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnectOptions;
+use tokio_util::sync::CancellationToken;
+
+use super::tools::Tools;
+use crate::AdapterError;
+use crate::process::{self, RunError};
+
+const START_LIMIT: Duration = Duration::from_secs(60);
+const STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// The superuser `initdb` creates; only the drill knows its password.
+pub const SUPERUSER: &str = "postgres";
+
+/// An unprivileged account to run the cluster as (set only when drillbook runs as root).
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// `None` when drillbook is not root: the cluster then runs as drillbook's own user.
+    pub fn for_root(name: &str) -> Result<Option<RunAs>, AdapterError> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Ok(None);
+        }
+        let c = std::ffi::CString::new(name).map_err(|_| AdapterError::Provision(format!("bad user name {name:?}")))?;
+        // SAFETY: getpwnam returns a pointer to static storage or null; read at once.
+        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+        if pw.is_null() {
+            return Err(AdapterError::Provision(format!(
+                "drillbook runs as root and PostgreSQL refuses to; the cluster runs as `{name}`, which does not exist \
+                 (create it, e.g. `useradd --system {name}`, or name another with `run_as:`)"
+            )));
+        }
+        // SAFETY: non-null, as checked.
+        let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+        if uid == 0 {
+            return Err(AdapterError::Provision(format!(
+                "run_as: `{name}` is root; PostgreSQL refuses to run as root"
+            )));
+        }
+        Ok(Some(RunAs { name: name.to_string(), uid, gid }))
+    }
+}
+
+/// A running scratch cluster.
+pub struct Cluster {
+    /// Owned by the cluster's user: `data/`, the socket, `server.log`.
+    pub dir: PathBuf,
+    pub port: u16,
+    pub password: String,
+    pub pid: Option<u32>,
+    child: Option<tokio::process::Child>,
+}
+
+impl Cluster {
+    /// Connection options for the superuser over the socket.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.dir)
+            .port(self.port)
+            .username(SUPERUSER)
+            .database(database)
+            .application_name("drillbook")
+    }
+
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.dir)
+    }
+
+    pub async fn start(
+        tools: &Tools,
+        work_dir: &Path,
+        run_as: Option<&RunAs>,
+        settings: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
+    ) -> Result<Cluster, AdapterError> {
+        let dir = work_dir.join("pg");
+        std::fs::create_dir(&dir).map_err(|e| AdapterError::io(format!("cannot create {}", dir.display()), e))?;
+        let password = random_password()?;
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, format!("{password}\n"))
+            .map_err(|e| AdapterError::io(format!("cannot write {}", pwfile.display()), e))?;
+        if let Some(u) = run_as {
+            // The cluster's user must reach its folder (and nothing else of the drill's).
+            std::fs::set_permissions(work_dir, std::fs::Permissions::from_mode(0o711))
+                .map_err(|e| AdapterError::io(format!("cannot open {} to {}", work_dir.display(), u.name), e))?;
+            for p in [&dir, &pwfile] {
+                std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
+                    .map_err(|e| AdapterError::io(format!("cannot give {} to {}", p.display(), u.name), e))?;
+            }
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| AdapterError::io(format!("cannot protect {}", dir.display()), e))?;
+
+        let data = dir.join("data");
+        let mut initdb = server_command(tools, "initdb", &dir, run_as);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", SUPERUSER, "-E", "UTF8", "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()));
+        let t = Instant::now();
+        let done = process::run(initdb, START_LIMIT, cancel).await.map_err(|e| run_error("initdb", e, run_as))?;
+        let _ = std::fs::remove_file(&pwfile);
+        if !done.status.success() {
+            return Err(AdapterError::Provision(format!(
+                "initdb failed ({}): {}{}",
+                done.status,
+                process::last_lines(&done.output, 3),
+                reach_hint(run_as, work_dir)
+            )));
+        }
+        tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "initdb finished");
+
+        let mut last_error = String::new();
+        // A free port can be taken between choosing it and binding it: try a few.
+        for _ in 0..3 {
+            let port = free_port()?;
+            match spawn(tools, &dir, &data, port, run_as, settings, cancel).await {
+                Ok(child) => {
+                    let pid = child.id();
+                    return Ok(Cluster { dir, port, password, pid, child: Some(child) });
+                }
+                Err(e) if log_tail(&dir).contains("could not bind") => last_error = e.to_string(),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AdapterError::Provision(format!("postgres could not bind a loopback port: {last_error}")))
+    }
+
+    /// Fast shutdown (SIGINT), then SIGKILL to the process group if it lingers. Safe to call
+    /// on a cluster that already died.
+    pub async fn stop(&mut self) -> Result<String, AdapterError> {
+        let Some(mut child) = self.child.take() else {
+            return Ok("no server process".into());
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            return Ok(format!("the server had already exited ({status})"));
+        }
+        if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: signalling our own child; a stale pid yields ESRCH.
+            unsafe {
+                libc::kill(pid, libc::SIGINT);
+            }
+        }
+        match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
+            Ok(_) => {
+                // Backends of a fast shutdown exit with the postmaster; make sure of it.
+                process::kill_group(self.pid);
+                Ok("server stopped".into())
+            }
+            Err(_) => {
+                process::kill_group(self.pid);
+                let _ = child.wait().await;
+                Ok(format!("server killed after not stopping within {}s", STOP_LIMIT.as_secs()))
+            }
+        }
+    }
+}
+
+/// A server binary, as the cluster's user when drillbook is root, in the cluster's folder
+/// (a working directory the user cannot enter makes `initdb` fail).
+fn server_command(tools: &Tools, program: &str, dir: &Path, run_as: Option<&RunAs>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(tools.path(program));
+    cmd.current_dir(dir).env("LC_ALL", "C").env_remove("PGDATA");
+    if let Some(u) = run_as {
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    cmd
+}
+
+async fn spawn(
+    tools: &Tools,
+    dir: &Path,
+    data: &Path,
+    port: u16,
+    run_as: Option<&RunAs>,
+    settings: &BTreeMap<String, String>,
+    cancel: &CancellationToken,
+) -> Result<tokio::process::Child, AdapterError> {
+    let log = std::fs::File::create(dir.join("server.log"))
+        .map_err(|e| AdapterError::io(format!("cannot create {}", dir.join("server.log").display()), e))?;
+    let log2 = log.try_clone().map_err(|e| AdapterError::io("cannot open the server log twice", e))?;
+    let mut cmd = server_command(tools, "postgres", dir, run_as);
+    cmd.arg("-D").arg(data).arg("-p").arg(port.to_string()).arg("-k").arg(dir);
+    cmd.args(["-c", "listen_addresses=127.0.0.1"]);
+    for (k, v) in effective_settings(settings) {
+        cmd.arg("-c").arg(format!("{k}={v}"));
+    }
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0).kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| run_error("postgres", RunError::Spawn { program: "postgres".into(), source: e }, run_as))?;
+    let opts = PgConnectOptions::new().socket(dir).port(port).username(SUPERUSER).database("postgres");
+    let t = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(AdapterError::Provision(format!(
+                "postgres exited during start-up ({status}): {}",
+                log_tail(dir)
+            )));
+        }
+        if let Ok(conn) = sqlx::ConnectOptions::connect(&opts).await {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(child);
+        }
+        if t.elapsed() > START_LIMIT || cancel.is_cancelled() {
+            process::kill_group(child.id());
+            let _ = child.wait().await;
+            if cancel.is_cancelled() {
+                return Err(AdapterError::Cancelled);
+            }
+            return Err(AdapterError::Provision(format!(
+                "postgres did not accept connections within {}s: {}",
+                START_LIMIT.as_secs(),
+                log_tail(dir)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// drillbook's settings for a throwaway restore, then the runbook's over them.
+pub fn effective_settings(overrides: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mem_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string())))
+        .and_then(|v| v.split_whitespace().next().and_then(|k| k.parse::<u64>().ok()))
+        .map(|kb| kb / 1024)
+        .unwrap_or(4096);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
+    let mut s: BTreeMap<String, String> = [
+        // Durability buys nothing for a copy that is thrown away.
+        ("fsync", "off"),
+        ("synchronous_commit", "off"),
+        ("full_page_writes", "off"),
+        ("wal_level", "minimal"),
+        ("max_wal_senders", "0"),
+        ("archive_mode", "off"),
+        ("checkpoint_timeout", "1h"),
+        ("max_wal_size", "16GB"),
+        ("autovacuum", "off"),
+        ("shared_buffers", "256MB"),
+        ("work_mem", "64MB"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    // Index builds (HNSW above all) are the long part of a restore: give them memory and cores.
+    s.insert("maintenance_work_mem".into(), format!("{}MB", (mem_mb / 8).clamp(64, 2048)));
+    s.insert("max_parallel_maintenance_workers".into(), cores.to_string());
+    for (k, v) in overrides {
+        s.insert(k.clone(), v.clone());
+    }
+    s
+}
+
+fn free_port() -> Result<u16, AdapterError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| AdapterError::io("cannot find a free port", e))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| AdapterError::io("cannot find a free port", e))
+}
+
+fn random_password() -> Result<String, AdapterError> {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).map_err(|e| AdapterError::Provision(format!("no randomness for a password: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    process::last_lines(&text, 3)
+}
+
+fn reach_hint(run_as: Option<&RunAs>, work_dir: &Path) -> String {
+    match run_as {
+        Some(u) => format!(
+            " (the cluster runs as `{}`: the drill folder {} and the bin_dir must be reachable by that user; \
+             a TMPDIR or venv under /root is not)",
+            u.name,
+            work_dir.display()
+        ),
+        None => String::new(),
+    }
+}
+
+fn run_error(program: &str, e: RunError, run_as: Option<&RunAs>) -> AdapterError {
+    match e {
+        RunError::Cancelled => AdapterError::Cancelled,
+        RunError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            AdapterError::Provision(format!(
+                "cannot start {program}: {source}{}",
+                run_as
+                    .map(|u| format!(" (as `{}`: the bin_dir must be readable by that user)", u.name))
+                    .unwrap_or_default()
+            ))
+        }
+        other => AdapterError::Provision(other.to_string()),
+    }
+}

@@ -1,0 +1,647 @@
+//! `adapter: postgres` — `pg_dump` backups (custom, directory, tar, plain SQL) restored with
+//! the real `pg_restore`/`psql` into a scratch database nobody else uses:
+//! - `scratch: local`: an ephemeral cluster in the drill's folder ([`cluster`]);
+//! - `scratch: server:<name>`: a database `drillbook_<run-id>` on a configured server,
+//!   refused if it exists, dropped at teardown. Nothing else on that server is written.
+//!
+//! The restore runs in two timed parts, `restore.data` (pre-data and data) and
+//! `restore.post-data` (indexes, constraints, triggers), so the report shows how long the
+//! index builds (HNSW above all) took.
+
+mod checks;
+mod cluster;
+mod dump;
+mod manifest;
+mod tools;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use drillbook_runbooks::{Check, CheckKind, PostgresOptions};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+pub use manifest::{capture, golden_answers};
+pub use tools::Tools;
+
+use self::cluster::{Cluster, RunAs};
+use self::dump::{Dump, Format};
+use crate::process::{self, RunError};
+use crate::{AdapterError, DrillCx, Part, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
+
+/// A single `pg_restore`/`psql` run may take this long; the drill's own timeouts are shorter.
+const CLIENT_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub struct Postgres {
+    options: PostgresOptions,
+}
+
+impl Postgres {
+    pub fn new(options: PostgresOptions) -> Self {
+        Postgres { options }
+    }
+
+    fn jobs(&self) -> u32 {
+        self.options.jobs.unwrap_or(2).max(1)
+    }
+}
+
+/// Where the scratch database lives.
+enum Home {
+    Local(Cluster),
+    Server { name: String, admin: PgConnectOptions },
+}
+
+struct State {
+    tools: Tools,
+    dump: Dump,
+    home: Home,
+    /// `drillbook_<run-id>`; set once created, so teardown drops only what this drill made.
+    database: Option<String>,
+    /// Connection to the scratch database, for the restore tools and the checks.
+    target: PgConnectOptions,
+    password: Option<String>,
+    pool: Option<PgPool>,
+}
+
+impl State {
+    fn pool(&self) -> Result<&PgPool, AdapterError> {
+        self.pool.as_ref().ok_or_else(|| AdapterError::Check("the database was not restored".into()))
+    }
+
+    /// Connection settings for `pg_restore`/`psql`, as libpq environment variables.
+    fn client_env(&self, cmd: &mut Command) {
+        for k in ["PGSERVICE", "PGSERVICEFILE", "PGOPTIONS", "PGDATABASE", "PGHOST", "PGHOSTADDR", "PGPASSFILE"] {
+            cmd.env_remove(k);
+        }
+        let t = &self.target;
+        let host = match t.get_socket() {
+            Some(dir) => dir.display().to_string(),
+            None => t.get_host().to_string(),
+        };
+        cmd.env("PGHOST", host)
+            .env("PGPORT", t.get_port().to_string())
+            .env("PGUSER", t.get_username())
+            .env("PGDATABASE", t.get_database().unwrap_or_default())
+            .env("PGAPPNAME", "drillbook")
+            .env("PGCONNECT_TIMEOUT", "10");
+        match &self.password {
+            Some(pw) => cmd.env("PGPASSWORD", pw),
+            None => cmd.env_remove("PGPASSWORD"),
+        };
+    }
+
+    /// When a client lost its server, the local cluster's log says why (killed, out of memory).
+    fn server_log_if_lost(&self, output: &str) -> String {
+        let lost = ["server closed the connection", "connection to server", "terminating connection"];
+        match &self.home {
+            Home::Local(c) if lost.iter().any(|l| output.contains(l)) => format!("; server log: {}", c.log_tail()),
+            _ => String::new(),
+        }
+    }
+}
+
+/// `drillbook_<run-id>` as an identifier (at most 63 bytes, PostgreSQL's limit).
+pub fn database_name(run_id: &str) -> String {
+    let id: String =
+        run_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    format!("drillbook_{id}").chars().take(63).collect()
+}
+
+/// Quotes an identifier for PostgreSQL.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[async_trait::async_trait]
+impl crate::Adapter for Postgres {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn supports(&self, check: &CheckKind) -> bool {
+        matches!(
+            check,
+            CheckKind::Sql(_)
+                | CheckKind::RowCounts(_)
+                | CheckKind::Schema(_)
+                | CheckKind::TableChecksum(_)
+                | CheckKind::VectorIntegrity(_)
+                | CheckKind::VectorRecall(_)
+        )
+    }
+
+    fn server_kinds(&self) -> &'static [&'static str] {
+        &["postgres"]
+    }
+
+    fn explain_restore(&self, backup: &str) -> Vec<String> {
+        let bin = self.options.bin_dir.as_deref().unwrap_or("the newest PostgreSQL bin folder");
+        vec![
+            format!(
+                "Find the dump in the unpacked {backup}: `PGDMP` header = custom/directory/tar archive, else plain SQL."
+            ),
+            format!("Check that `{bin}/pg_restore --version` is at least the dump's pg_dump version."),
+            "Start a throwaway cluster (`initdb`, `postgres -c fsync=off ...`, as an unprivileged user) or create \
+             `drillbook_<run-id>` on the scratch server; never restore into a database that exists."
+                .into(),
+            format!(
+                "`pg_restore --no-owner --no-privileges --exit-on-error --section=pre-data --section=data -j {} -d DB DUMP` \
+                 (plain SQL: `psql -v ON_ERROR_STOP=1` up to the first index), then the same with `--section=post-data`.",
+                self.jobs()
+            ),
+        ]
+    }
+
+    fn explain_check(&self, check: &Check) -> String {
+        match &check.check {
+            CheckKind::Sql(s) => format!("`psql -d DB -Atc \"{}\"` must print a value {}", s.sql, s.expect.raw()),
+            CheckKind::RowCounts(r) => {
+                format!("`select count(*)` of every table listed in `{}` (tolerance {}).", r.manifest, r.tolerance)
+            }
+            CheckKind::Schema(s) => {
+                format!("Compare columns, indexes and constraints with the snapshot `{}`.", s.expected)
+            }
+            CheckKind::TableChecksum(t) => format!(
+                "`select count(*), sum(('x'||substr(md5(t::text),1,16))::bit(64)::bigint) from {} t` equals `{}`.",
+                t.table, t.manifest
+            ),
+            CheckKind::VectorIntegrity(v) => format!(
+                "Every `{}` of `{}` has {} dimensions, no NULL, a finite norm{}.",
+                v.column,
+                v.table.as_deref().unwrap_or("?"),
+                v.dim,
+                match (v.min_norm, v.max_norm) {
+                    (None, None) => String::new(),
+                    (lo, hi) =>
+                        format!(" within [{}, {}]", lo.unwrap_or(0.0), hi.map(|h| h.to_string()).unwrap_or("∞".into())),
+                }
+            ),
+            CheckKind::VectorRecall(v) => format!(
+                "Run the golden queries of `{}` as `order by {} <=> q limit {}` on `{}` (through the index, then as an exact scan); \
+                 mean recall must be ≥ {}.",
+                v.queries,
+                v.column,
+                v.k,
+                v.table.as_deref().unwrap_or("?"),
+                v.min_recall
+            ),
+            other => format!("`{}` check", other.name()),
+        }
+    }
+
+    async fn provision(&self, cx: &DrillCx, backup: &Unpacked) -> Result<Scratch, AdapterError> {
+        let local = matches!(cx.scratch, ScratchTarget::Local);
+        let tools = Tools::find(self.options.bin_dir.as_deref(), local).await?;
+        let dump = dump::detect(backup, self.options.file.as_deref())?;
+        if let Some(by) = &dump.dumped_by
+            && tools::major(by) > tools.major
+        {
+            return Err(AdapterError::Provision(format!(
+                "the dump was made by pg_dump {by}{}, newer than the PostgreSQL {} tools at {}; \
+                 restore it with PostgreSQL {} or newer (set `bin_dir:`)",
+                dump.dumped_from.as_ref().map(|f| format!(" from server {f}")).unwrap_or_default(),
+                tools.version,
+                tools.bin_dir.display(),
+                tools::major(by)
+            )));
+        }
+        let database = database_name(&cx.run_id);
+        let (home, password) = match &cx.scratch {
+            ScratchTarget::Local => {
+                let run_as = RunAs::for_root(self.options.run_as.as_deref().unwrap_or("postgres"))?;
+                let cluster =
+                    Cluster::start(&tools, &cx.work_dir, run_as.as_ref(), &self.options.settings, &cx.cancel).await?;
+                cx.secrets.remember(&cluster.password);
+                let pw = cluster.password.clone();
+                (Home::Local(cluster), Some(pw))
+            }
+            ScratchTarget::Server(server) => (server_home(server)?, server.password.clone()),
+        };
+        let target = match &home {
+            Home::Local(c) => c.connect_options(&database),
+            Home::Server { admin, .. } => admin.clone().database(&database),
+        };
+        let mut state = State { tools, dump, home, database: None, target, password, pool: None };
+        match create_database(&mut state, &database).await {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = release(&mut state).await;
+                return Err(e);
+            }
+        }
+        let mut created = Vec::new();
+        let url = match &state.home {
+            Home::Local(c) => {
+                created.push(format!(
+                    "PostgreSQL {} cluster {} (pid {}, port {})",
+                    state.tools.version,
+                    c.dir.display(),
+                    c.pid.map(|p| p.to_string()).unwrap_or_default(),
+                    c.port
+                ));
+                created.push(format!("database {database}"));
+                url(SUPERUSER_FOR_URL, Some(&c.password), "127.0.0.1", c.port, &database)
+            }
+            Home::Server { name, admin } => {
+                created.push(format!("database {database} on server `{name}`"));
+                url(admin.get_username(), state.password.as_deref(), admin.get_host(), admin.get_port(), &database)
+            }
+        };
+        Ok(Scratch { url, dir: backup.root.clone(), created, state: Box::new(state) })
+    }
+
+    async fn restore(
+        &self,
+        cx: &DrillCx,
+        scratch: &mut Scratch,
+        _backup: &Unpacked,
+    ) -> Result<RestoreOutcome, AdapterError> {
+        let state = scratch
+            .state
+            .downcast_mut::<State>()
+            .ok_or_else(|| AdapterError::Restore("scratch is not a PostgreSQL scratch".into()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(state.target.clone())
+            .await
+            .map_err(|e| AdapterError::Restore(format!("cannot connect to the scratch database: {e}")))?;
+        state.pool = Some(pool.clone());
+
+        let mut dump = state.dump.clone();
+        if dump.format == Format::Tar && dump.path.is_dir() {
+            let out = cx.work_dir.join("dump.tar");
+            let tree = dump.path.clone();
+            dump.path = tokio::task::spawn_blocking(move || dump::rebuild_tar(&tree, &out))
+                .await
+                .map_err(|e| AdapterError::Restore(format!("repacking the tar dump failed: {e}")))??;
+        }
+        let layout = match dump.format {
+            Format::Plain => {
+                let path = dump.path.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || dump::plain_layout(&path))
+                        .await
+                        .map_err(|e| AdapterError::Restore(format!("reading the script failed: {e}")))??,
+                )
+            }
+            _ => None,
+        };
+        let needed = match &layout {
+            Some(l) => l.extensions.clone(),
+            None => dump::extensions_in_listing(&self.list(state, &dump, cx).await?),
+        };
+        let available: Vec<String> = sqlx::query_scalar("select name::text from pg_available_extensions order by 1")
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| AdapterError::Restore(format!("cannot list available extensions: {e}")))?;
+        let missing: Vec<&String> = needed.iter().filter(|n| !available.contains(n)).collect();
+        if !missing.is_empty() {
+            let where_ = match &state.home {
+                Home::Local(_) => {
+                    format!("the PostgreSQL {} installation at {}", state.tools.version, state.tools.bin_dir.display())
+                }
+                Home::Server { name, .. } => format!("the scratch server `{name}`"),
+            };
+            return Err(AdapterError::Restore(format!(
+                "the dump needs extension{} {}, which {where_} does not have (available: {}); \
+                 install it there or point `bin_dir:` at an installation that has it",
+                if missing.len() > 1 { "s" } else { "" },
+                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+                available.join(", ")
+            )));
+        }
+
+        let jobs = if dump.format.parallel() { self.jobs() } else { 1 };
+        let (data_ms, post_ms, post_detail) = match &layout {
+            None => {
+                let t = Instant::now();
+                self.pg_restore(state, &dump, &["--section=pre-data", "--section=data"], jobs, cx).await?;
+                let data_ms = t.elapsed().as_millis() as u64;
+                let t = Instant::now();
+                self.pg_restore(state, &dump, &["--section=post-data"], jobs, cx).await?;
+                (data_ms, t.elapsed().as_millis() as u64, format!("pg_restore --section=post-data -j {jobs}"))
+            }
+            Some(l) => {
+                let split = l.post_data_start.unwrap_or(l.len);
+                let t = Instant::now();
+                let skipped = self.psql(state, &dump.path, vec![(0, split)], cx).await?;
+                let data_ms = t.elapsed().as_millis() as u64;
+                let t = Instant::now();
+                let skipped2 = match l.post_data_start {
+                    Some(start) => self.psql(state, &dump.path, vec![(0, l.prelude_end), (start, l.len)], cx).await?,
+                    None => 0,
+                };
+                let detail = if l.post_data_start.is_some() {
+                    "psql: indexes, constraints and triggers of the script".to_string()
+                } else {
+                    "the script has no post-data statements".to_string()
+                };
+                let skipped = skipped + skipped2;
+                let note = if skipped > 0 {
+                    format!("; skipped {skipped} ownership/grant/publication statements")
+                } else {
+                    String::new()
+                };
+                (data_ms, t.elapsed().as_millis() as u64, format!("{detail}{note}"))
+            }
+        };
+        let size: i64 =
+            sqlx::query_scalar("select pg_database_size(current_database())").fetch_one(&pool).await.map_err(|e| {
+                AdapterError::Restore(format!("the scratch database does not answer after the restore: {e}"))
+            })?;
+        let tables: i64 = sqlx::query_scalar(
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') \
+             and n.nspname not like 'pg_toast%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| AdapterError::Restore(format!("cannot count tables: {e}")))?;
+        let by = dump.dumped_by.as_deref().map(|v| format!(" by pg_dump {v}")).unwrap_or_default();
+        let tool = if dump.format == Format::Plain { "psql" } else { "pg_restore" };
+        let ext = if needed.is_empty() { String::new() } else { format!("; extensions: {}", needed.join(", ")) };
+        Ok(RestoreOutcome {
+            detail: format!(
+                "{} dump{by} restored with {tool} {} ({jobs} job{}): {tables} tables, {size} bytes{ext}",
+                dump.format.name(),
+                state.tools.version,
+                if jobs == 1 { "" } else { "s" }
+            ),
+            parts: vec![
+                Part {
+                    name: "restore.data".into(),
+                    duration_ms: data_ms,
+                    bytes: None,
+                    detail: if dump.format == Format::Plain {
+                        "psql: schema and data of the script".into()
+                    } else {
+                        format!("pg_restore --section=pre-data --section=data -j {jobs}")
+                    },
+                },
+                Part {
+                    name: "restore.post-data".into(),
+                    duration_ms: post_ms,
+                    bytes: Some(size as u64),
+                    detail: post_detail,
+                },
+            ],
+        })
+    }
+
+    async fn check(
+        &self,
+        cx: &DrillCx,
+        scratch: &Scratch,
+        check: &CheckKind,
+    ) -> Result<crate::CheckOutcome, AdapterError> {
+        let state = scratch
+            .state
+            .downcast_ref::<State>()
+            .ok_or_else(|| AdapterError::Check("scratch is not a PostgreSQL scratch".into()))?;
+        checks::run(cx, state.pool()?, check).await
+    }
+
+    async fn teardown(&self, _cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
+        let Ok(mut state) = scratch.state.downcast::<State>() else {
+            return Ok(());
+        };
+        release(&mut state).await
+    }
+}
+
+const SUPERUSER_FOR_URL: &str = cluster::SUPERUSER;
+
+impl Postgres {
+    /// `pg_restore -l`: the archive's table of contents. Reading it proves the archive can be
+    /// read at all before anything is restored.
+    async fn list(&self, state: &State, dump: &Dump, cx: &DrillCx) -> Result<String, AdapterError> {
+        let mut cmd = Command::new(state.tools.path("pg_restore"));
+        cmd.arg("--list").arg(&dump.path);
+        let done = process::run(cmd, CLIENT_LIMIT, &cx.cancel).await.map_err(client_error)?;
+        if !done.status.success() {
+            return Err(AdapterError::Restore(format!(
+                "pg_restore {} cannot read the {} dump: {}",
+                state.tools.version,
+                dump.format.name(),
+                process::last_lines(&done.output, 3)
+            )));
+        }
+        Ok(done.output)
+    }
+
+    async fn pg_restore(
+        &self,
+        state: &State,
+        dump: &Dump,
+        sections: &[&str],
+        jobs: u32,
+        cx: &DrillCx,
+    ) -> Result<(), AdapterError> {
+        let mut cmd = Command::new(state.tools.path("pg_restore"));
+        state.client_env(&mut cmd);
+        cmd.args(["--no-owner", "--no-privileges", "--no-tablespaces", "--no-publications", "--no-subscriptions"])
+            .args(["--exit-on-error", "--dbname"])
+            .arg(state.target.get_database().unwrap_or_default())
+            .args(sections);
+        if jobs > 1 {
+            cmd.arg(format!("--jobs={jobs}"));
+        }
+        cmd.arg(&dump.path);
+        let done = process::run(cmd, CLIENT_LIMIT, &cx.cancel).await.map_err(client_error)?;
+        if !done.status.success() {
+            return Err(AdapterError::Restore(format!(
+                "pg_restore {} failed ({}): {}{}",
+                sections.join(" "),
+                done.status,
+                process::last_lines(&done.output, 3),
+                state.server_log_if_lost(&done.output)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Feeds byte ranges of a plain script to `psql`, minus the statements a scratch copy
+    /// must not run ([`dump::skipped_statement`]); returns how many were skipped.
+    async fn psql(
+        &self,
+        state: &State,
+        path: &std::path::Path,
+        ranges: Vec<(u64, u64)>,
+        cx: &DrillCx,
+    ) -> Result<u64, AdapterError> {
+        let mut cmd = Command::new(state.tools.path("psql"));
+        state.client_env(&mut cmd);
+        cmd.args(["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--dbname"])
+            .arg(state.target.get_database().unwrap_or_default());
+        let skipped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = skipped.clone();
+        let path = PathBuf::from(path);
+        let feed = move |stdin| feed_script(path, ranges, stdin, count);
+        let done = process::run_fed(cmd, CLIENT_LIMIT, &cx.cancel, Some(feed)).await.map_err(client_error)?;
+        if let Some(e) = done.feed_error {
+            return Err(AdapterError::Restore(format!("reading the script failed: {e}")));
+        }
+        if !done.status.success() {
+            return Err(AdapterError::Restore(format!(
+                "psql failed ({}): {}{}",
+                done.status,
+                process::last_lines(&done.output, 3),
+                state.server_log_if_lost(&done.output)
+            )));
+        }
+        Ok(skipped.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+async fn feed_script(
+    path: PathBuf,
+    ranges: Vec<(u64, u64)>,
+    mut stdin: tokio::process::ChildStdin,
+    skipped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncSeekExt};
+    let file = tokio::fs::File::open(&path).await?;
+    let mut r = tokio::io::BufReader::with_capacity(1 << 20, file);
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, &mut stdin);
+    let mut line = Vec::new();
+    for (start, end) in ranges {
+        r.seek(std::io::SeekFrom::Start(start)).await?;
+        let mut at = start;
+        let mut in_copy = false;
+        while at < end {
+            line.clear();
+            let n = r.read_until(b'\n', &mut line).await?;
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+            let text = String::from_utf8_lossy(dump::trim_newline(&line));
+            if in_copy {
+                in_copy = text != "\\.";
+            } else if dump::is_copy_from_stdin(&text) {
+                in_copy = true;
+            } else if dump::skipped_statement(&text) {
+                skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
+            out.write_all(&line).await?;
+        }
+    }
+    out.flush().await?;
+    drop(out);
+    stdin.shutdown().await
+}
+
+fn client_error(e: RunError) -> AdapterError {
+    match e {
+        RunError::Cancelled => AdapterError::Cancelled,
+        other => AdapterError::Restore(other.to_string()),
+    }
+}
+
+fn server_home(server: &ServerScratch) -> Result<Home, AdapterError> {
+    let mut admin: PgConnectOptions = server.url.parse().map_err(|e| {
+        AdapterError::Provision(format!("scratch server `{}`: `url` is not a PostgreSQL URL: {e}", server.name))
+    })?;
+    if let Some(pw) = &server.password {
+        admin = admin.password(pw);
+    }
+    Ok(Home::Server { name: server.name.clone(), admin: admin.application_name("drillbook") })
+}
+
+/// Creates the scratch database, refusing one that exists: it is not ours to restore into.
+async fn create_database(state: &mut State, database: &str) -> Result<(), AdapterError> {
+    let admin = match &state.home {
+        Home::Local(c) => c.connect_options("postgres"),
+        Home::Server { admin, .. } => admin.clone(),
+    };
+    let whose = match &state.home {
+        Home::Local(_) => "the scratch cluster".to_string(),
+        Home::Server { name, .. } => format!("scratch server `{name}`"),
+    };
+    let mut conn = sqlx::ConnectOptions::connect(&admin)
+        .await
+        .map_err(|e| AdapterError::Provision(format!("cannot connect to {whose}: {e}")))?;
+    let exists: Option<i32> = sqlx::query_scalar("select 1 from pg_database where datname = $1")
+        .bind(database)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(|e| AdapterError::Provision(format!("{whose}: {e}")))?;
+    if exists.is_some() {
+        return Err(AdapterError::Provision(format!(
+            "database {database} already exists on {whose}; a drill never restores into a database it did not create"
+        )));
+    }
+    // Identifiers cannot be bound; the name is ours (`database_name`), quoted anyway.
+    let sql = format!("create database {} template template0", ident(database));
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.map_err(|e| {
+        let hint = if e.to_string().contains("42501") || e.to_string().contains("permission denied") {
+            " (the configured role needs CREATEDB)"
+        } else {
+            ""
+        };
+        AdapterError::Provision(format!("{whose}: cannot create database {database}: {e}{hint}"))
+    })?;
+    state.database = Some(database.to_string());
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(())
+}
+
+/// Drops what this drill created: the database (server) or the whole cluster (local).
+async fn release(state: &mut State) -> Result<(), AdapterError> {
+    if let Some(pool) = state.pool.take() {
+        pool.close().await;
+    }
+    match &mut state.home {
+        Home::Local(cluster) => {
+            let stopped = cluster.stop().await;
+            let removed = std::fs::remove_dir_all(&cluster.dir);
+            stopped?;
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(AdapterError::io(format!("cannot remove the cluster {}", cluster.dir.display()), e))
+                }
+                _ => Ok(()),
+            }
+        }
+        Home::Server { name, admin } => {
+            let Some(database) = state.database.take() else {
+                return Ok(());
+            };
+            let mut conn = sqlx::ConnectOptions::connect(&*admin).await.map_err(|e| {
+                AdapterError::Provision(format!("cannot connect to scratch server `{name}` to drop {database}: {e}"))
+            })?;
+            // WITH (FORCE) ends sessions a check left open (PostgreSQL 13+).
+            let sql = format!("drop database if exists {} with (force)", ident(&database));
+            let dropped = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+            let _ = sqlx::Connection::close(conn).await;
+            dropped
+                .map(|_| ())
+                .map_err(|e| AdapterError::Provision(format!("scratch server `{name}`: cannot drop {database}: {e}")))
+        }
+    }
+}
+
+/// A libpq URL for `command` checks (`DRILL_SCRATCH_URL`); the password is a remembered secret.
+fn url(user: &str, password: Option<&str>, host: &str, port: u16, database: &str) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let auth = match password {
+        Some(p) => format!("{}:{}", enc(user), enc(p)),
+        None => enc(user),
+    };
+    format!("postgresql://{auth}@{host}:{port}/{database}")
+}
