@@ -140,7 +140,11 @@ impl Cx<'_> {
                             let path = self.original.as_ref().map(|n| path_at(n, pos)).unwrap_or_default();
                             if path.starts_with("restore.") && path.matches('.').count() == 1 {
                                 // Adapter options sit beside these two common fields.
-                                expected.extend(["adapter", "scratch"]);
+                                for common in ["adapter", "scratch"] {
+                                    if !expected.contains(&common) {
+                                        expected.push(common);
+                                    }
+                                }
                             }
                             let msg = format!(
                                 "unknown field{}{}",
