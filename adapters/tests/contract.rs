@@ -121,6 +121,7 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
             secrets: Secrets::default(),
             progress: Arc::new(NoProgress),
             scratch: ScratchTarget::Local,
+            parts: Default::default(),
         };
         let mut scratch =
             adapter.provision(&cx, &unpacked).await.unwrap_or_else(|e| panic!("{}: provision: {e}", adapter.kind()));

@@ -218,6 +218,7 @@ pub async fn execute(
             secrets: plan.secrets.clone(),
             progress: hooks.progress.clone(),
             scratch: plan.scratch.clone(),
+            parts: Default::default(),
         };
         let unpacked = fetch_phase(plan, &cx, &mut rec, &mut backup).await;
         if let Some(unpacked) = unpacked {
@@ -478,19 +479,27 @@ async fn restore_and_verify(
     checks: &mut Vec<reports::Check>,
     rb: &Runbook,
 ) {
-    let restore_at = Utc::now();
     let restored = rec
         .step("restore", async {
             let out = adapter.restore(cx, scratch, unpacked).await.map_err(|e| e.to_string())?;
-            Ok(done(out.parts, None, out.detail))
+            Ok(done((), None, out.detail))
         })
         .await;
-    let Some(parts) = restored else {
+    let (parts, running) = cx.parts.take();
+    for p in parts {
+        rec.push(&p.name, p.started_at, Duration::from_millis(p.duration_ms), StepStatus::Passed, p.bytes, p.detail);
+    }
+    if let Some(p) = running {
+        // The part the restore was in when it failed: name it in the reason.
+        if let Some(reason) = rec.reasons.last_mut().filter(|r| r.starts_with("restore:")) {
+            reason.push_str(&format!(" (during {}: {})", p.name, p.detail));
+        }
+        let detail = format!("{}; stopped after {} ms when the restore failed", p.detail, p.duration_ms);
+        rec.push(&p.name, p.started_at, Duration::from_millis(p.duration_ms), StepStatus::Failed, None, detail);
+    }
+    if restored.is_none() {
         rec.skip_rest("restore");
         return;
-    };
-    for p in parts {
-        rec.push(&p.name, restore_at, Duration::from_millis(p.duration_ms), StepStatus::Passed, p.bytes, p.detail);
     }
 
     let verify_at = Utc::now();

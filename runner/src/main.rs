@@ -87,15 +87,9 @@ enum Command {
     /// Evidence: verify a signed report and its chain.
     #[command(subcommand)]
     Report(ReportCommand),
-    /// Capture ground truth from a live store at backup time (row counts, digests, schema).
-    Manifest {
-        #[arg(long)]
-        adapter: String,
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    /// Capture ground truth from a live store at backup time (row counts, digests, schema,
+    /// golden-query answers). Read-only.
+    Manifest(run::ManifestArgs),
 }
 
 #[derive(Subcommand)]
@@ -173,7 +167,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(ReportCommand::Index { out, report_dir }) => {
             evidence::index_command(&config, report_dir.as_deref(), &out)
         }
-        Command::Manifest { adapter, url, out } => run::manifest_command(&adapter, &url, &out).await,
+        Command::Manifest(args) => run::manifest_command(&args).await,
     }
 }
 

@@ -221,9 +221,47 @@ pub async fn history_command(config: &Config, runbook: Option<&str>, json: bool)
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn manifest_command(adapter: &str, url: &str, out: &Path) -> anyhow::Result<ExitCode> {
-    match adapter {
+/// `drillbook manifest`.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
+    /// `sqlite` or `postgres`.
+    #[arg(long)]
+    adapter: String,
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD).
+    #[arg(long)]
+    url: String,
+    /// The manifest to write (JSON): row counts, table digests, schema snapshot.
+    #[arg(long)]
+    out: PathBuf,
+    /// Golden queries (JSON Lines, `{"id", "vector"}`) to answer with an exact search of
+    /// `--table`; the answers are written to `--golden-out` for `vector_recall`.
+    #[arg(long, requires_all = ["table", "column", "id"])]
+    queries: Option<PathBuf>,
+    #[arg(long)]
+    table: Option<String>,
+    #[arg(long)]
+    column: Option<String>,
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long, default_value_t = 10)]
+    k: u32,
+    #[arg(long, default_value = "cosine", value_parser = ["cosine", "l2", "dot"])]
+    metric: String,
+    /// Default: beside `--out`, named `<out stem>.golden.jsonl`.
+    #[arg(long)]
+    golden_out: Option<PathBuf>,
+}
+
+pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
+    let (url, out) = (args.url.as_str(), args.out.as_path());
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let m = match args.adapter.as_str() {
         "sqlite" => {
+            if args.queries.is_some() {
+                return Err(Invalid("--queries: golden answers are captured from postgres only".into()).into());
+            }
             let file = url.strip_prefix("sqlite://").unwrap_or(url);
             if !Path::new(file).is_file() {
                 return Err(Invalid(format!("--url: no SQLite database at {file}")).into());
@@ -236,11 +274,58 @@ pub async fn manifest_command(adapter: &str, url: &str, out: &Path) -> anyhow::R
                 .with_context(|| format!("cannot open {file}"))?;
             let m = drillbook_adapters::sqlite::capture(&pool).await.context("cannot read the database")?;
             pool.close().await;
-            std::fs::write(out, serde_json::to_string_pretty(&m)? + "\n")
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            println!("manifest of {} tables written to {}", m.tables.len(), out.display());
-            Ok(ExitCode::SUCCESS)
+            m
         }
-        other => Err(Invalid(format!("--adapter: `{other}` has no manifest capture yet (supported: sqlite)")).into()),
-    }
+        "postgres" => {
+            let opts: sqlx::postgres::PgConnectOptions =
+                url.parse().map_err(|e| Invalid(format!("--url: not a PostgreSQL URL: {e}")))?;
+            // Read-only by construction: every transaction of these sessions is.
+            let opts = opts.options([("default_transaction_read_only", "on")]).application_name("drillbook-manifest");
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect_with(opts)
+                .await
+                .context("cannot connect to the source database")?;
+            let m = drillbook_adapters::postgres::capture(&pool).await.context("cannot read the database")?;
+            if let Some(queries) = &args.queries {
+                let text =
+                    std::fs::read_to_string(queries).with_context(|| format!("cannot read {}", queries.display()))?;
+                let parsed = drillbook_adapters::vectors::parse_queries(&text).map_err(Invalid)?;
+                let metric = match args.metric.as_str() {
+                    "l2" => drillbook_runbooks::Metric::L2,
+                    "dot" => drillbook_runbooks::Metric::Dot,
+                    _ => drillbook_runbooks::Metric::Cosine,
+                };
+                let (table, column, id) = (
+                    args.table.as_deref().unwrap_or_default(),
+                    args.column.as_deref().unwrap_or_default(),
+                    args.id.as_deref().unwrap_or_default(),
+                );
+                let answers =
+                    drillbook_adapters::postgres::golden_answers(&pool, table, column, id, metric, args.k, &parsed)
+                        .await
+                        .context("cannot answer the golden queries")?;
+                let golden = args.golden_out.clone().unwrap_or_else(|| {
+                    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("manifest".into());
+                    out.with_file_name(format!("{stem}.golden.jsonl"))
+                });
+                let lines: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
+                std::fs::write(&golden, lines.join("\n") + "\n")
+                    .with_context(|| format!("cannot write {}", golden.display()))?;
+                println!("{} golden queries answered (exact top-{}) in {}", answers.len(), args.k, golden.display());
+            }
+            pool.close().await;
+            m
+        }
+        other => {
+            return Err(Invalid(format!(
+                "--adapter: `{other}` has no manifest capture yet (supported: postgres, sqlite)"
+            ))
+            .into());
+        }
+    };
+    std::fs::write(out, serde_json::to_string_pretty(&m)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("manifest of {} tables written to {}", m.tables.len(), out.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ mod email;
 mod evidence;
 mod history_store;
 mod inventory;
+mod postgres;
 mod quickstart;
 mod s3;
 mod servers;

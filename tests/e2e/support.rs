@@ -39,6 +39,9 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
+        // Traversable (not listable) by others: a PostgreSQL scratch cluster runs as an
+        // unprivileged user when the tests run as root, and must reach the drill folder.
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o711)).expect("chmod");
         let tmp = root.join("tmp");
         std::fs::create_dir(&tmp).expect("tmp");
         Sandbox { _dir: dir, root, tmp, env: Vec::new() }

@@ -157,7 +157,8 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
             if v.k > 40 {
                 let _ = sqlx::query(AssertSqlSafe(format!("set hnsw.ef_search = {}", v.k))).execute(&mut *conn).await;
             }
-            let index = index_used(&mut conn, &search, &queries[0].vector).await;
+            let index =
+                search.index_used(&mut conn, &queries[0].vector).await.map_err(|e| sql_err("explain failed", e))?;
             let mut per_query = Vec::new();
             let mut agreement = Vec::new();
             for q in &queries {
@@ -198,27 +199,6 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
         }
         other => Err(AdapterError::Unsupported(format!("postgres cannot evaluate `{}`", other.name()))),
     }
-}
-
-/// The index the planner uses for the query, from `EXPLAIN (FORMAT JSON)`.
-async fn index_used(conn: &mut sqlx::PgConnection, search: &Search<'_>, probe: &[f32]) -> Option<String> {
-    let plan: String = sqlx::query_scalar(AssertSqlSafe(format!("explain (format json) {}", search.sql())))
-        .bind(super::manifest::vector_text(probe))
-        .fetch_one(&mut *conn)
-        .await
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_str(&plan).ok()?;
-    fn find(v: &serde_json::Value) -> Option<String> {
-        if let Some(name) = v.get("Index Name").and_then(|n| n.as_str()) {
-            return Some(name.to_string());
-        }
-        match v {
-            serde_json::Value::Array(a) => a.iter().find_map(find),
-            serde_json::Value::Object(o) => o.values().find_map(find),
-            _ => None,
-        }
-    }
-    find(&v)
 }
 
 async fn resolve(pool: &PgPool, table: Option<&str>) -> Result<String, AdapterError> {

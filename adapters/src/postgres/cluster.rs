@@ -98,6 +98,14 @@ impl Cluster {
         std::fs::write(&pwfile, format!("{password}\n"))
             .map_err(|e| AdapterError::io(format!("cannot write {}", pwfile.display()), e))?;
         if let Some(u) = run_as {
+            if let Some(closed) = unreachable_ancestor(work_dir, u) {
+                return Err(AdapterError::Provision(format!(
+                    "the cluster runs as `{}`, who cannot pass through {} to reach the drill folder; \
+                     set TMPDIR to a folder that user can reach (e.g. /tmp) or run drillbook as that user",
+                    u.name,
+                    closed.display()
+                )));
+            }
             // The cluster's user must reach its folder (and nothing else of the drill's).
             std::fs::set_permissions(work_dir, std::fs::Permissions::from_mode(0o711))
                 .map_err(|e| AdapterError::io(format!("cannot open {} to {}", work_dir.display(), u.name), e))?;
@@ -152,6 +160,8 @@ impl Cluster {
             return Ok("no server process".into());
         };
         if let Ok(Some(status)) = child.try_wait() {
+            // Its backends notice the postmaster's death on their own; do not wait for them.
+            process::kill_group(self.pid);
             return Ok(format!("the server had already exited ({status})"));
         }
         if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
@@ -270,6 +280,26 @@ pub fn effective_settings(overrides: &BTreeMap<String, String>) -> BTreeMap<Stri
         s.insert(k.clone(), v.clone());
     }
     s
+}
+
+/// The first folder above `dir` that `u` may not pass through.
+fn unreachable_ancestor(dir: &Path, u: &RunAs) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    for a in dir.ancestors().skip(1) {
+        let m = std::fs::metadata(a).ok()?;
+        let mode = m.mode();
+        let pass = if m.uid() == u.uid {
+            mode & 0o100 != 0
+        } else if m.gid() == u.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !pass {
+            return Some(a.to_path_buf());
+        }
+    }
+    None
 }
 
 fn free_port() -> Result<u16, AdapterError> {

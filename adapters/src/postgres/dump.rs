@@ -73,14 +73,17 @@ pub fn detect(backup: &Unpacked, file: Option<&str>) -> Result<Dump, AdapterErro
         .map_err(|e| AdapterError::io(format!("cannot read {}", toc.display()), e))?;
     if head.starts_with(b"PGDMP") {
         let h = read_header(&head);
-        let format = match h.as_ref().map(|h| h.format) {
-            Ok(1) => Format::Custom,
-            Ok(3) => Format::Tar,
-            Ok(5) => Format::Directory,
-            Ok(other) => return Err(AdapterError::Restore(format!("pg_dump archive of unknown format {other}"))),
-            // A header cut short: pg_restore will say what is wrong with it.
-            Err(_) if path.is_dir() => Format::Directory,
-            Err(_) => Format::Custom,
+        // A tree is a directory dump or an unpacked `-Ft` archive (whose members end with the
+        // `restore.sql` script); their `toc.dat` headers do not tell them apart.
+        let format = if path.is_dir() {
+            if path.join("restore.sql").is_file() { Format::Tar } else { Format::Directory }
+        } else {
+            match h.as_ref().map(|h| h.format) {
+                Ok(1) | Err(_) => Format::Custom,
+                Ok(other) => {
+                    return Err(AdapterError::Restore(format!("pg_dump archive of unexpected format {other}")));
+                }
+            }
         };
         let (dumped_by, dumped_from) = h.map(|h| (h.dumped_by, h.dumped_from)).unwrap_or_default();
         return Ok(Dump { format, path, dumped_by, dumped_from });

@@ -116,7 +116,9 @@ impl Search<'_> {
         )
     }
 
-    /// The top-k ids; `exact` forbids index scans, so the answer comes from a full scan.
+    /// The top-k ids. `exact` forbids index scans, so the answer comes from a full scan;
+    /// otherwise sequential scans are off, so an ANN index is used whenever one exists (on a
+    /// small or freshly restored table the planner might prefer a scan and hide a broken index).
     pub async fn top_k(
         &self,
         conn: &mut PgConnection,
@@ -124,15 +126,46 @@ impl Search<'_> {
         exact: bool,
     ) -> Result<Vec<String>, sqlx::Error> {
         let mut tx = sqlx::Connection::begin(conn).await?;
-        if exact {
-            for s in ["enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"] {
-                sqlx::query(AssertSqlSafe(format!("set local {s} = off"))).execute(&mut *tx).await?;
-            }
-        }
+        Self::plan(&mut tx, exact).await?;
         let ids: Vec<String> =
             sqlx::query_scalar(AssertSqlSafe(self.sql())).bind(vector_text(vector)).fetch_all(&mut *tx).await?;
         tx.rollback().await?;
         Ok(ids)
+    }
+
+    /// The index an ANN query goes through, from `EXPLAIN (FORMAT JSON)`.
+    pub async fn index_used(&self, conn: &mut PgConnection, probe: &[f32]) -> Result<Option<String>, sqlx::Error> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        Self::plan(&mut tx, false).await?;
+        let plan: serde_json::Value =
+            sqlx::query_scalar(AssertSqlSafe(format!("explain (format json) {}", self.sql())))
+                .bind(vector_text(probe))
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.rollback().await?;
+        fn find(v: &serde_json::Value) -> Option<String> {
+            if let Some(name) = v.get("Index Name").and_then(|n| n.as_str()) {
+                return Some(name.to_string());
+            }
+            match v {
+                serde_json::Value::Array(a) => a.iter().find_map(find),
+                serde_json::Value::Object(o) => o.values().find_map(find),
+                _ => None,
+            }
+        }
+        Ok(find(&plan))
+    }
+
+    async fn plan(tx: &mut PgConnection, exact: bool) -> Result<(), sqlx::Error> {
+        let off: &[&str] = if exact {
+            &["enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"]
+        } else {
+            &["enable_seqscan"]
+        };
+        for s in off {
+            sqlx::query(AssertSqlSafe(format!("set local {s} = off"))).execute(&mut *tx).await?;
+        }
+        Ok(())
     }
 }
 

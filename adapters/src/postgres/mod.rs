@@ -15,7 +15,7 @@ mod manifest;
 mod tools;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use drillbook_runbooks::{Check, CheckKind, PostgresOptions};
 use sqlx::PgPool;
@@ -29,7 +29,7 @@ pub use tools::Tools;
 use self::cluster::{Cluster, RunAs};
 use self::dump::{Dump, Format};
 use crate::process::{self, RunError};
-use crate::{AdapterError, DrillCx, Part, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
+use crate::{AdapterError, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
 
 /// A single `pg_restore`/`psql` run may take this long; the drill's own timeouts are shorter.
 const CLIENT_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -316,43 +316,31 @@ impl crate::Adapter for Postgres {
         }
 
         let jobs = if dump.format.parallel() { self.jobs() } else { 1 };
-        let (data_ms, post_ms, post_detail) = match &layout {
+        let mut skipped = 0;
+        match &layout {
             None => {
-                let t = Instant::now();
+                cx.parts.begin("restore.data", format!("pg_restore --section=pre-data --section=data -j {jobs}"));
                 self.pg_restore(state, &dump, &["--section=pre-data", "--section=data"], jobs, cx).await?;
-                let data_ms = t.elapsed().as_millis() as u64;
-                let t = Instant::now();
+                cx.parts.begin("restore.post-data", format!("pg_restore --section=post-data -j {jobs}"));
                 self.pg_restore(state, &dump, &["--section=post-data"], jobs, cx).await?;
-                (data_ms, t.elapsed().as_millis() as u64, format!("pg_restore --section=post-data -j {jobs}"))
             }
             Some(l) => {
-                let split = l.post_data_start.unwrap_or(l.len);
-                let t = Instant::now();
-                let skipped = self.psql(state, &dump.path, vec![(0, split)], cx).await?;
-                let data_ms = t.elapsed().as_millis() as u64;
-                let t = Instant::now();
-                let skipped2 = match l.post_data_start {
-                    Some(start) => self.psql(state, &dump.path, vec![(0, l.prelude_end), (start, l.len)], cx).await?,
-                    None => 0,
-                };
-                let detail = if l.post_data_start.is_some() {
-                    "psql: indexes, constraints and triggers of the script".to_string()
-                } else {
-                    "the script has no post-data statements".to_string()
-                };
-                let skipped = skipped + skipped2;
-                let note = if skipped > 0 {
-                    format!("; skipped {skipped} ownership/grant/publication statements")
-                } else {
-                    String::new()
-                };
-                (data_ms, t.elapsed().as_millis() as u64, format!("{detail}{note}"))
+                cx.parts.begin("restore.data", "psql: schema and data of the script");
+                skipped += self.psql(state, &dump.path, vec![(0, l.post_data_start.unwrap_or(l.len))], cx).await?;
+                match l.post_data_start {
+                    Some(start) => {
+                        cx.parts.begin("restore.post-data", "psql: indexes, constraints and triggers of the script");
+                        skipped += self.psql(state, &dump.path, vec![(0, l.prelude_end), (start, l.len)], cx).await?;
+                    }
+                    None => cx.parts.begin("restore.post-data", "the script has no post-data statements"),
+                }
             }
-        };
+        }
         let size: i64 =
             sqlx::query_scalar("select pg_database_size(current_database())").fetch_one(&pool).await.map_err(|e| {
                 AdapterError::Restore(format!("the scratch database does not answer after the restore: {e}"))
             })?;
+        cx.parts.end(Some(size as u64));
         let tables: i64 = sqlx::query_scalar(
             "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
              where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') \
@@ -364,31 +352,18 @@ impl crate::Adapter for Postgres {
         let by = dump.dumped_by.as_deref().map(|v| format!(" by pg_dump {v}")).unwrap_or_default();
         let tool = if dump.format == Format::Plain { "psql" } else { "pg_restore" };
         let ext = if needed.is_empty() { String::new() } else { format!("; extensions: {}", needed.join(", ")) };
+        let skipped = if skipped > 0 {
+            format!("; skipped {skipped} ownership/grant/publication statements of the script")
+        } else {
+            String::new()
+        };
         Ok(RestoreOutcome {
             detail: format!(
-                "{} dump{by} restored with {tool} {} ({jobs} job{}): {tables} tables, {size} bytes{ext}",
+                "{} dump{by} restored with {tool} {} ({jobs} job{}): {tables} tables, {size} bytes{ext}{skipped}",
                 dump.format.name(),
                 state.tools.version,
                 if jobs == 1 { "" } else { "s" }
             ),
-            parts: vec![
-                Part {
-                    name: "restore.data".into(),
-                    duration_ms: data_ms,
-                    bytes: None,
-                    detail: if dump.format == Format::Plain {
-                        "psql: schema and data of the script".into()
-                    } else {
-                        format!("pg_restore --section=pre-data --section=data -j {jobs}")
-                    },
-                },
-                Part {
-                    name: "restore.post-data".into(),
-                    duration_ms: post_ms,
-                    bytes: Some(size as u64),
-                    detail: post_detail,
-                },
-            ],
         })
     }
 

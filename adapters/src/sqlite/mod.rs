@@ -7,7 +7,6 @@
 mod manifest;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use drillbook_runbooks::{Check, CheckKind, SqliteOptions, VectorEncoding};
 use serde_json::json;
@@ -19,7 +18,7 @@ pub use manifest::capture;
 
 use crate::manifest::{self as truth, Manifest};
 use crate::vectors::{Corpus, Integrity, RecallSummary, parse_queries, recall};
-use crate::{AdapterError, CheckOutcome, DrillCx, Part, RestoreOutcome, Scratch, Unpacked, read_input};
+use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Unpacked, read_input};
 
 pub struct Sqlite {
     options: SqliteOptions,
@@ -133,7 +132,7 @@ impl crate::Adapter for Sqlite {
 
     async fn restore(
         &self,
-        _cx: &DrillCx,
+        cx: &DrillCx,
         scratch: &mut Scratch,
         _backup: &Unpacked,
     ) -> Result<RestoreOutcome, AdapterError> {
@@ -141,7 +140,7 @@ impl crate::Adapter for Sqlite {
             .state
             .downcast_mut::<State>()
             .ok_or_else(|| AdapterError::Restore("scratch is not a SQLite scratch".into()))?;
-        let started = Instant::now();
+        cx.parts.begin("restore.integrity", "PRAGMA integrity_check");
         let pool = open(&state.file, false)
             .await
             .map_err(|e| AdapterError::Restore(format!("cannot open the database: {e}")))?;
@@ -149,7 +148,7 @@ impl crate::Adapter for Sqlite {
             .fetch_all(&pool)
             .await
             .map_err(|e| AdapterError::Restore(format!("PRAGMA integrity_check failed: {e}")))?;
-        let integrity_ms = started.elapsed().as_millis() as u64;
+        cx.parts.end(std::fs::metadata(&state.file).map(|m| m.len()).ok());
         state.pool = Some(pool);
         if rows != ["ok"] {
             return Err(AdapterError::Restore(format!(
@@ -162,16 +161,7 @@ impl crate::Adapter for Sqlite {
                 .fetch_one(state.pool.as_ref().ok_or_else(|| AdapterError::Restore("no pool".into()))?)
                 .await
                 .map_err(|e| AdapterError::Restore(e.to_string()))?;
-        let size = std::fs::metadata(&state.file).map(|m| m.len()).ok();
-        Ok(RestoreOutcome {
-            detail: format!("{tables} tables; PRAGMA integrity_check: ok"),
-            parts: vec![Part {
-                name: "restore.integrity".into(),
-                duration_ms: integrity_ms,
-                bytes: size,
-                detail: "PRAGMA integrity_check".into(),
-            }],
-        })
+        Ok(RestoreOutcome { detail: format!("{tables} tables; PRAGMA integrity_check: ok") })
     }
 
     async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
