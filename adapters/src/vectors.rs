@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub struct GoldenQuery {
     pub id: String,
     pub vector: Vec<f32>,
+    /// Absent in a query file given to `drillbook manifest`, which answers it.
+    #[serde(default)]
     pub expected: Vec<serde_json::Value>,
 }
 
@@ -43,6 +45,19 @@ pub fn parse_queries(text: &str) -> Result<Vec<GoldenQuery>, String> {
         return Err("the golden queries file holds no query".into());
     }
     Ok(out)
+}
+
+/// Golden queries for `vector_recall`: each must name the ids it expects, or its recall
+/// would be meaningless.
+pub fn parse_golden(text: &str) -> Result<Vec<GoldenQuery>, String> {
+    let queries = parse_queries(text)?;
+    if let Some(q) = queries.iter().find(|q| q.expected.is_empty()) {
+        return Err(format!(
+            "golden query `{}` has no `expected` ids; answer the queries with `drillbook manifest --queries`",
+            q.id
+        ));
+    }
+    Ok(queries)
 }
 
 /// Decodes a stored vector.

@@ -52,7 +52,7 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
             ),
             _ => adapter.explain_check(c),
         };
-        steps.push(format!("Check \"{}\": {how}.", c.name));
+        steps.push(format!("Check \"{}\": {}.", c.name, how.trim_end_matches('.')));
     }
     steps.push("Tear the scratch copy down: delete the folder and anything started for it.".into());
     if let Some(rto) = &rb.objectives.rto {
@@ -62,7 +62,8 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     if let Some(d) = &rb.description {
         println!("{d}");
     }
-    println!("Asset: {} ({:?}), owner: {}", rb.asset.name, rb.asset.kind, rb.owner);
+    let kind = serde_json::to_value(rb.asset.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    println!("Asset: {} ({kind}), owner: {}", rb.asset.name, rb.owner);
     println!();
     for (i, s) in steps.iter().enumerate() {
         println!("{:>2}. [ ] {s}", i + 1);

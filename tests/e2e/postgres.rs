@@ -433,3 +433,20 @@ fn a_drill_timeout_during_the_index_build_names_post_data_and_stops_the_cluster(
     assert_eq!(step(&report, "teardown")["status"], "passed", "{report:#}");
     assert_clean(&sb);
 }
+
+#[test]
+fn the_pgvector_example_runs_as_documented_with_pgvector_first_on_path() {
+    let sb = Sandbox::new();
+    let examples = crate::support::examples();
+    crate::support::copy_dir(&examples.join("postgres-pgvector"), &sb.path("postgres-pgvector"));
+    std::fs::copy(examples.join("postgres-pgvector.yaml"), sb.path("rag.yaml")).expect("copy runbook");
+    // No bin_dir in the runbook: the newest installation on PATH with pgvector wins.
+    let path = format!("{}:{}", pg18_bin().display(), std::env::var("PATH").unwrap_or_default());
+    let sb = sb.env("PATH", &path);
+    let (r, report) = sb.drill("rag.yaml");
+    assert_eq!(r.code, 0, "{r}");
+    let failed: Vec<_> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "passed").collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(report["checks"].as_array().map(Vec::len), Some(8));
+    assert_clean(&sb);
+}

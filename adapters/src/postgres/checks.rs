@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use super::ident;
 use super::manifest::{Search, schema, table_digest, vector_type};
 use crate::manifest::{self as truth, Manifest};
-use crate::vectors::{RecallSummary, parse_queries, recall};
+use crate::vectors::{RecallSummary, parse_golden, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, read_input};
 
 fn sql_err(what: &str, e: sqlx::Error) -> AdapterError {
@@ -125,11 +125,11 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
             let row =
                 sqlx::query(AssertSqlSafe(sql)).fetch_one(pool).await.map_err(|e| sql_err("cannot read vectors", e))?;
             let get = |i| row.try_get::<i64, _>(i).unwrap_or(0) as u64;
-            let (vectors, null, wrong_dim, non_finite, out_of_range) = (get(0), get(1), get(2), get(3), get(4));
-            let bad = null + wrong_dim + non_finite + out_of_range;
+            let (vectors, nulls, wrong_dim, non_finite, out_of_range) = (get(0), get(1), get(2), get(3), get(4));
+            let bad = nulls + wrong_dim + non_finite + out_of_range;
             Ok(CheckOutcome {
                 passed: bad == 0 && vectors > 0,
-                observed: json!({"vectors": vectors, "null": null, "wrong_dim": wrong_dim, "non_finite": non_finite,
+                observed: json!({"vectors": vectors, "null": nulls, "wrong_dim": wrong_dim, "non_finite": non_finite,
                                  "norm_out_of_range": out_of_range}),
                 expected: json!({"dim": v.dim, "bad": 0, "min_norm": v.min_norm, "max_norm": v.max_norm}),
                 detail: if vectors == 0 {
@@ -141,7 +141,7 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
         }
         CheckKind::VectorRecall(v) => {
             let table = resolve(pool, v.table.as_deref()).await?;
-            let queries = parse_queries(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
+            let queries = parse_golden(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
             let vtype = vector_type(pool, &table, &v.column).await.map_err(|e| sql_err("no such column", e))?;
             let base = vtype.rsplit('.').next().unwrap_or_default().to_string();
             if base != "vector" && base != "halfvec" {

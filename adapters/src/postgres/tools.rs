@@ -58,6 +58,9 @@ impl Tools {
     }
 
     async fn probe(dir: &Path) -> Result<Tools, AdapterError> {
+        // Through symlinks to the real folder: the binaries find their libraries and
+        // extensions relative to where they really are.
+        let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         let out = tokio::process::Command::new(dir.join("pg_restore"))
             .arg("--version")
             .output()

@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 pub use manifest::capture;
 
 use crate::manifest::{self as truth, Manifest};
-use crate::vectors::{Corpus, Integrity, RecallSummary, parse_queries, recall};
+use crate::vectors::{Corpus, Integrity, RecallSummary, parse_golden, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Unpacked, read_input};
 
 pub struct Sqlite {
@@ -236,7 +236,7 @@ impl crate::Adapter for Sqlite {
             }
             CheckKind::VectorRecall(v) => {
                 let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
-                let queries = parse_queries(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
+                let queries = parse_golden(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
                 let sql = format!("select {}, {} from {}", ident(&v.id), ident(&v.column), ident(table));
                 let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
