@@ -450,3 +450,26 @@ fn the_pgvector_example_runs_as_documented_with_pgvector_first_on_path() {
     assert_eq!(report["checks"].as_array().map(Vec::len), Some(8));
     assert_clean(&sb);
 }
+
+#[test]
+fn a_gzipped_plain_sql_dump_of_a_pgvector_store_restores_with_its_index_build_timed_apart() {
+    let pg = rag_source(3000, 16);
+    let sb = Sandbox::new();
+    capture_truth(&sb, &pg);
+    let sql = pg.tool("pg_dump", &["rag"]);
+    assert!(sql.contains("CREATE INDEX chunks_embedding_hnsw"), "the script builds the index");
+    sb.write("backups/rag.sql.gz", crate::support::gzip(sql.as_bytes()));
+    let sum = sha256_hex(&std::fs::read(sb.path("backups/rag.sql.gz")).unwrap());
+    sb.write("backups/rag.sql.gz.sha256", format!("{sum}  rag.sql.gz\n"));
+    let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pg18_bin().display());
+    sb.write("rag.yaml", runbook("rag-plain", "rag.sql.gz", &restore, RAG_CHECKS, ""));
+    let (r, report) = sb.drill("rag.yaml");
+    assert_eq!(r.code, 0, "{r}");
+    let detail = step(&report, "restore")["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.starts_with("plain SQL dump by pg_dump 18.3 restored with psql"), "{detail}");
+    let post = step(&report, "restore.post-data");
+    assert_eq!(post["status"], "passed", "{report:#}");
+    assert!(post["detail"].as_str().unwrap_or_default().contains("indexes"), "{post}");
+    assert_eq!(check(&report, "semantic search")["observed"]["index"], "chunks_embedding_hnsw");
+    assert_clean(&sb);
+}

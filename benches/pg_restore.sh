@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Benchmark: restoring a pgvector custom-format dump (>= 500 MB, HNSW index) with drillbook's
+# restore steps vs raw `pg_restore -j JOBS` into a fresh database, side by side in one run, on
+# clusters with the same settings (drillbook's throwaway-restore defaults for this machine,
+# passed explicitly to both).
+#
+#   benches/pg_restore.sh                    # 125k x 384-d vectors (~530 MB dump), 1 round
+#   ROWS=250000 ROUNDS=2 benches/pg_restore.sh
+#
+# Prints a Markdown table: raw pg_restore wall time, drillbook's `restore` step (and its
+# restore.data / restore.post-data parts), the ratio, and the share of post-data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS="${ROWS:-125000}"
+DIM="${DIM:-384}"
+JOBS="${JOBS:-2}"
+ROUNDS="${ROUNDS:-1}"
+PG_BIN="$(readlink -f "${PG_BIN:-/opt/drillbook-test/pg18/bin}")"
+WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/pg-$ROWS-$DIM"
+[[ -x "$PG_BIN/pg_restore" ]] || { echo "needs PostgreSQL with pgvector at PG_BIN (scripts/test-deps.sh installs one)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
+
+cargo build --release --quiet
+BIN="$PWD/target/release/drillbook"
+mkdir -p "$WORK/backups"
+chmod 755 "$WORK" "$(dirname "$WORK")"
+
+as_pg=()
+if [[ $EUID -eq 0 ]]; then as_pg=(runuser -u postgres --); fi
+mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 8 ))
+((mem_mb > 2048)) && mem_mb=2048
+cores=$(nproc); ((cores > 8)) && cores=8
+SETTINGS=(fsync=off synchronous_commit=off full_page_writes=off wal_level=minimal max_wal_senders=0
+  archive_mode=off checkpoint_timeout=1h max_wal_size=16GB autovacuum=off shared_buffers=256MB work_mem=64MB
+  maintenance_work_mem=${mem_mb}MB max_parallel_maintenance_workers=$cores)
+
+# A cluster in $1 on port $2 with SETTINGS; prints nothing, fails loudly.
+start_cluster() {
+  local dir="$1" port="$2" opts="-p $2 -k $1 -c listen_addresses=127.0.0.1"
+  for s in "${SETTINGS[@]}"; do opts+=" -c $s"; done
+  rm -rf "$dir" && mkdir -p "$dir"
+  [[ $EUID -eq 0 ]] && chown postgres "$dir"
+  (cd "$dir" && "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null)
+  (cd "$dir" && "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/log" -w start >/dev/null)
+}
+stop_cluster() { (cd "$1" && "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null) || true; rm -rf "$1"; }
+now() { date +%s.%N; }
+
+DUMP="$WORK/backups/items.dump"
+if [[ ! -f "$DUMP" ]]; then
+  echo "building the source: $ROWS x $DIM-d vectors with an HNSW index ..." >&2
+  start_cluster "$WORK/src" 54321
+  psql=("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 54321 -U postgres)
+  "${psql[@]}" -d postgres -c "create database items"
+  "${psql[@]}" -d items -c "create extension vector;
+    create table items (id bigint primary key, doc jsonb not null, embedding vector($DIM) not null);
+    insert into items select i, jsonb_build_object('title', 'item ' || i),
+      (select array_agg(random()::real) from generate_series(1, $DIM) where i > 0)::vector
+      from generate_series(1, $ROWS) i;
+    create index items_embedding_hnsw on items using hnsw (embedding vector_cosine_ops);"
+  # -Z0: the dump is compressed by the storage pipeline (zstd), as in production.
+  "$PG_BIN/pg_dump" -h 127.0.0.1 -p 54321 -U postgres -Fc -Z0 -f "$DUMP" items
+  stop_cluster "$WORK/src"
+fi
+DUMP_MB=$(( $(stat -c %s "$DUMP") / 1048576 ))
+
+yaml_settings=""
+for s in "${SETTINGS[@]}"; do yaml_settings+="${s%%=*}: \"${s#*=}\", "; done
+cat > "$WORK/bench.yaml" <<YAML
+version: 1
+name: bench-pg-restore
+owner: bench
+asset: { name: bench, kind: vector-store }
+source: { path: $WORK/backups/, pick: items.dump }
+restore:
+  adapter: postgres
+  bin_dir: $PG_BIN
+  jobs: $JOBS
+  settings: { ${yaml_settings%, } }
+verify:
+  - name: rows
+    sql: select count(*) from items
+    expect: "== $ROWS"
+timeouts: { step: 2h, drill: 3h }
+YAML
+
+rows=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  # Raw: a fresh cluster with the same settings, one `pg_restore -j` call.
+  start_cluster "$WORK/raw" 54322
+  "$PG_BIN/createdb" -h 127.0.0.1 -p 54322 -U postgres items
+  t0=$(now)
+  "$PG_BIN/pg_restore" -h 127.0.0.1 -p 54322 -U postgres --no-owner --no-privileges --exit-on-error -j "$JOBS" -d items "$DUMP"
+  t1=$(now)
+  stop_cluster "$WORK/raw"
+  raw=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
+
+  out="$WORK/report-$r.json"
+  (cd "$WORK" && "$BIN" run bench.yaml --report-dir "$WORK/reports" --output json > "$out") || { echo "drill failed: $out" >&2; exit 1; }
+  read -r restore data post < <(python3 - "$out" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = {x["name"]: x["duration_ms"] / 1000 for x in r["steps"]}
+print(f'{s["restore"]:.1f} {s["restore.data"]:.1f} {s["restore.post-data"]:.1f}')
+PY
+)
+  ratio=$(python3 -c "print(f'{$restore / $raw:.3f}')")
+  share=$(python3 -c "print(f'{100 * $post / $restore:.0f} %')")
+  rows+=("| $r | $DUMP_MB MB | $raw s | $restore s | $data s | $post s | $ratio× | $share |")
+done
+echo
+echo "| round | dump | raw \`pg_restore -j $JOBS\` | drillbook \`restore\` | restore.data | restore.post-data | ratio | post-data share |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${rows[@]}"
