@@ -180,10 +180,11 @@ impl crate::Adapter for Postgres {
                 }
             ),
             CheckKind::VectorRecall(v) => format!(
-                "Run the golden queries of `{}` as `order by {} <=> q limit {}` on `{}` (through the index, then as an exact scan); \
+                "Run the golden queries of `{}` as `order by {} {} q limit {}` on `{}` (through the index, then as an exact scan); \
                  mean recall must be ≥ {}.",
                 v.queries,
                 v.column,
+                manifest::operator(v.metric),
                 v.k,
                 v.table.as_deref().unwrap_or("?"),
                 v.min_recall
@@ -243,13 +244,17 @@ impl crate::Adapter for Postgres {
                     c.port
                 ));
                 created.push(format!("database {database}"));
-                url(SUPERUSER_FOR_URL, Some(&c.password), "127.0.0.1", c.port, &database)
+                url(cluster::SUPERUSER, Some(&c.password), "127.0.0.1", c.port, &database)
             }
             Home::Server { name, admin } => {
                 created.push(format!("database {database} on server `{name}`"));
                 url(admin.get_username(), state.password.as_deref(), admin.get_host(), admin.get_port(), &database)
             }
         };
+        if let Some(pw) = &state.password {
+            // The URL carries it percent-encoded: scrub that spelling too.
+            cx.secrets.remember(&percent_encode(pw));
+        }
         Ok(Scratch { url, dir: backup.root.clone(), created, state: Box::new(state) })
     }
 
@@ -387,8 +392,6 @@ impl crate::Adapter for Postgres {
         release(&mut state).await
     }
 }
-
-const SUPERUSER_FOR_URL: &str = cluster::SUPERUSER;
 
 impl Postgres {
     /// `pg_restore -l`: the archive's table of contents. Reading it proves the archive can be
@@ -601,22 +604,23 @@ async fn release(state: &mut State) -> Result<(), AdapterError> {
     }
 }
 
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A libpq URL for `command` checks (`DRILL_SCRATCH_URL`); the password is a remembered secret.
 fn url(user: &str, password: Option<&str>, host: &str, port: u16, database: &str) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
     let auth = match password {
-        Some(p) => format!("{}:{}", enc(user), enc(p)),
-        None => enc(user),
+        Some(p) => format!("{}:{}", percent_encode(user), percent_encode(p)),
+        None => percent_encode(user),
     };
     format!("postgresql://{auth}@{host}:{port}/{database}")
 }
