@@ -84,18 +84,19 @@ verify:
 timeouts: { step: 2h, drill: 3h }
 YAML
 
-rows=()
-for ((r = 1; r <= ROUNDS; r++)); do
-  # Raw: a fresh cluster with the same settings, one `pg_restore -j` call.
+raw_round() {
   start_cluster "$WORK/raw" 54322
   "$PG_BIN/createdb" -h 127.0.0.1 -p 54322 -U postgres items
+  local t0 t1
   t0=$(now)
   "$PG_BIN/pg_restore" -h 127.0.0.1 -p 54322 -U postgres --no-owner --no-privileges --exit-on-error -j "$JOBS" -d items "$DUMP"
   t1=$(now)
   stop_cluster "$WORK/raw"
   raw=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
+}
 
-  out="$WORK/report-$r.json"
+drill_round() {
+  local out="$WORK/report-$1.json"
   (cd "$WORK" && "$BIN" run bench.yaml --report-dir "$WORK/reports" --output json > "$out") || { echo "drill failed: $out" >&2; exit 1; }
   read -r restore data post < <(python3 - "$out" <<'PY'
 import json, sys
@@ -104,11 +105,21 @@ s = {x["name"]: x["duration_ms"] / 1000 for x in r["steps"]}
 print(f'{s["restore"]:.1f} {s["restore.data"]:.1f} {s["restore.post-data"]:.1f}')
 PY
 )
+}
+
+rows=()
+ratios=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  # Alternate which goes first, so that neither always inherits the other's page cache.
+  if ((r % 2)); then raw_round; drill_round "$r"; else drill_round "$r"; raw_round; fi
   ratio=$(python3 -c "print(f'{$restore / $raw:.3f}')")
+  ratios+=("$ratio")
   share=$(python3 -c "print(f'{100 * $post / $restore:.0f} %')")
-  rows+=("| $r | $DUMP_MB MB | $raw s | $restore s | $data s | $post s | $ratio× | $share |")
+  rows+=("| $r | $DUMP_MB MiB | $raw s | $restore s | $data s | $post s | $ratio× | $share |")
 done
 echo
 echo "| round | dump | raw \`pg_restore -j $JOBS\` | drillbook \`restore\` | restore.data | restore.post-data | ratio | post-data share |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
+echo
+echo "median ratio: $(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')×"
