@@ -26,6 +26,13 @@ pub struct Runbook {
     /// IANA time zone of the schedule; default UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<Parsed<Timezone>>,
+    /// What the daemon does with fire times it missed (it was down or busy); default `skip`.
+    #[serde(default)]
+    pub misfire: Misfire,
+    /// Start up to this long after each fire time (a fixed offset per runbook), so that
+    /// runbooks on the same schedule do not all start at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Parsed<DurationSpec>>,
     pub asset: Asset,
     #[serde(default)]
     pub objectives: Objectives,
@@ -38,6 +45,16 @@ pub struct Runbook {
     pub timeouts: Timeouts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+}
+
+/// Missed fire times: `skip` waits for the next one; `once` runs one drill at once for all
+/// that were missed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Misfire {
+    #[default]
+    Skip,
+    Once,
 }
 
 /// What is being protected; feeds the asset map.

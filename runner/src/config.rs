@@ -56,6 +56,8 @@ pub struct Config {
     pub storage: BTreeMap<String, BTreeMap<String, String>>,
     /// `server` scratch providers: `type`, `url` and `password` (a secret reference).
     pub scratch: BTreeMap<String, BTreeMap<String, String>>,
+    /// How many drills the daemon runs at once; default 2.
+    pub concurrency: u32,
 }
 
 impl Config {
@@ -94,9 +96,9 @@ impl Config {
                 )));
             }
         }
-        // Accepted now so that one config file serves every version; read by the daemon,
-        // which is not part of this build yet.
-        let _ = (raw.concurrency, &raw.http);
+        // Accepted now so that one config file serves every version; the daemon's HTTP
+        // listener is not part of this build yet.
+        let _ = &raw.http;
         for (name, entry) in &raw.scratch {
             scratch_entry(name, entry, &shown)?;
         }
@@ -111,6 +113,7 @@ impl Config {
             signing_key: abs(raw.signing_key.as_deref().unwrap_or(".drillbook/signing.pem")),
             storage: raw.storage,
             scratch: raw.scratch,
+            concurrency: raw.concurrency.unwrap_or(2),
         })
     }
 }

@@ -126,6 +126,14 @@ impl Recorder<'_> {
                 Err("aborted: the drill was interrupted".into())
             }
         };
+        // The step may have seen the cancellation first (a child process it killed).
+        let outcome = match outcome {
+            Err(_) if self.cancel.is_cancelled() => {
+                self.aborted = true;
+                Err("aborted: the drill was interrupted".into())
+            }
+            other => other,
+        };
         match outcome {
             Ok(d) => {
                 self.push(name, at, t.elapsed(), StepStatus::Passed, d.bytes, d.detail);
@@ -524,6 +532,14 @@ async fn restore_and_verify(
                 rec.aborted = true;
                 Err("aborted: the drill was interrupted".into())
             }
+        };
+        // A check that saw the cancellation first (its child was killed) was interrupted too.
+        let outcome = match outcome {
+            Err(_) if cx.cancel.is_cancelled() => {
+                rec.aborted = true;
+                Err("aborted: the drill was interrupted".into())
+            }
+            other => other,
         };
         let took = at.elapsed().as_millis() as u64;
         let record = match outcome {

@@ -45,10 +45,19 @@ impl History {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the history store {state}"))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .with_context(|| format!("cannot migrate the history store {state}"))?;
+        // Two processes opening a new store at once (the daemon starting while `history`
+        // runs) race to create its tables; the loser finds them made on its next try.
+        let mut tries = 0;
+        loop {
+            match sqlx::migrate!("./migrations").run(&pool).await {
+                Ok(()) => break,
+                Err(_) if tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot migrate the history store {state}")),
+            }
+        }
         Ok(History { pool })
     }
 
@@ -122,6 +131,41 @@ impl History {
             Some(r) => Some(r.try_get("status")?),
             None => None,
         })
+    }
+
+    /// Runs left `running` on this host: (run id, runbook, pid of the process that ran it).
+    pub async fn running_here(&self) -> anyhow::Result<Vec<(String, String, Option<i64>)>> {
+        let rows = sqlx::query("SELECT run_id, runbook, pid FROM runs WHERE status = 'running' AND host = $1")
+            .bind(crate::host())
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot read running drills from history")?;
+        rows.into_iter().map(|r| Ok((r.try_get("run_id")?, r.try_get("runbook")?, r.try_get("pid")?))).collect()
+    }
+
+    /// Marks a run whose process died as `interrupted`, keeping why. Only a row still
+    /// `running` changes, so a late outcome is never overwritten.
+    pub async fn interrupt(&self, run_id: &str, reason: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = $1, failure_reasons = $2 WHERE run_id = $3 AND status = 'running'",
+        )
+        .bind(ts(Utc::now()))
+        .bind(serde_json::to_string(&[reason])?)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .context("cannot mark an interrupted drill")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The latest fire time a runbook's scheduled drills were recorded for.
+    pub async fn last_scheduled(&self, runbook: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT MAX(scheduled_for) AS t FROM runs WHERE runbook = $1")
+            .bind(runbook)
+            .fetch_one(&self.pool)
+            .await?;
+        let t: Option<String> = row.try_get("t")?;
+        Ok(t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc)))
     }
 
     pub async fn set_notification(&self, run_id: &str, outcome: &str) -> anyhow::Result<()> {

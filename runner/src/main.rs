@@ -1,6 +1,7 @@
 //! `drillbook`: recovery drills as code. CLI entry point; maps outcomes to exit codes.
 
 mod config;
+mod daemon;
 mod evidence;
 mod execute;
 mod explain;
@@ -10,6 +11,7 @@ mod notify;
 mod plan;
 mod progress;
 mod run;
+mod schedule;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         output: Output,
     },
+    /// Fire every runbook of the folder on its schedule until SIGTERM; SIGHUP reloads.
+    Daemon,
     /// Past drills, newest first.
     History {
         #[arg(long)]
@@ -148,6 +152,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { runbook, report_dir, output } => {
             run::run_command(&config, &runbook, report_dir, output == Output::Json).await
         }
+        Command::Daemon => daemon::daemon_command(&config).await,
         Command::History { runbook, output } => {
             run::history_command(&config, runbook.as_deref(), output == Output::Json).await
         }

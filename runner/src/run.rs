@@ -26,16 +26,6 @@ pub async fn run_command(
     let key = crate::evidence::signing_key(config)?;
     let history = History::open(&config.state).await?;
 
-    let run_id = uuid::Uuid::now_v7().to_string();
-    let started_at = Utc::now();
-    history.start(&run_id, plan.runbook.name(), started_at, None).await?;
-    let previous = history
-        .last_report(plan.runbook.name(), &run_id)
-        .await
-        .ok()
-        .flatten()
-        .map(|(run_id, sha256)| drillbook_reports::Previous { run_id, sha256 });
-
     // Ctrl-C and SIGTERM abort the drill; teardown still runs.
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
@@ -63,12 +53,76 @@ pub async fn run_command(
             }
         }),
     };
+    let setup = DrillSetup { config, reports_root: &reports_root, key: &key, history: &history };
+    let done = drill(&setup, plan, None, cancel, hooks).await?;
+    let Some(report) = done.report else {
+        eprintln!("error: {}", done.reasons.join("; "));
+        return Ok(ExitCode::from(1));
+    };
+    if let Some(outcome) = &done.notification
+        && !json
+    {
+        eprintln!("notify: {outcome}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report, done.folder.as_deref());
+    }
+    if let Some(e) = &done.write_error {
+        eprintln!("error: the report could not be written: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if done.status == Ending::Passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// What a drill needs from its surroundings, the same for `drillbook run` and the daemon.
+pub struct DrillSetup<'a> {
+    pub config: &'a Config,
+    pub reports_root: &'a Path,
+    pub key: &'a ed25519_dalek::SigningKey,
+    pub history: &'a History,
+}
+
+/// How one drill ended, once its history row has its outcome.
+pub struct Drilled {
+    pub run_id: String,
+    pub status: Ending,
+    /// `None` only when the drill task itself died (a bug); `reasons` says so.
+    pub report: Option<Report>,
+    pub folder: Option<String>,
+    pub write_error: Option<String>,
+    pub reasons: Vec<String>,
+    pub notification: Option<String>,
+}
+
+/// One drill, start to end: the history row (before anything is touched), `execute`, the
+/// evidence, the outcome in history, then the notification. Scheduled and manual drills
+/// both come through here.
+pub async fn drill(
+    setup: &DrillSetup<'_>,
+    plan: crate::execute::DrillPlan,
+    scheduled_for: Option<chrono::DateTime<Utc>>,
+    cancel: CancellationToken,
+    hooks: Hooks,
+) -> anyhow::Result<Drilled> {
+    let DrillSetup { config, reports_root, key, history } = *setup;
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let started_at = Utc::now();
+    history.start(&run_id, plan.runbook.name(), started_at, scheduled_for).await?;
+    let previous = history
+        .last_report(plan.runbook.name(), &run_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|(run_id, sha256)| drillbook_reports::Previous { run_id, sha256 });
+
     // The drill runs in its own task so that even a bug that panics inside an adapter ends
     // as a failed drill with a history row, not as a lost one.
     let (notify, secrets) = (plan.runbook.notify.clone(), plan.secrets.clone());
     let task = {
         let run_id = run_id.clone();
-        tokio::spawn(async move { execute(&plan, &run_id, started_at, None, previous, cancel, &hooks).await })
+        tokio::spawn(async move { execute(&plan, &run_id, started_at, scheduled_for, previous, cancel, &hooks).await })
     };
     let (report, ending) = match task.await {
         Ok(done) => done,
@@ -77,8 +131,15 @@ pub async fn run_command(
             history
                 .finish(&run_id, Ending::Failed.as_str(), Utc::now(), None, None, std::slice::from_ref(&reason))
                 .await?;
-            eprintln!("error: {reason}");
-            return Ok(ExitCode::from(1));
+            return Ok(Drilled {
+                run_id,
+                status: Ending::Failed,
+                report: None,
+                folder: None,
+                write_error: None,
+                reasons: vec![reason],
+                notification: None,
+            });
         }
     };
 
@@ -86,8 +147,8 @@ pub async fn run_command(
     // Rendered once: the HTML goes into the report folder and into the email.
     let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
     let html = drillbook_reports::render::render_html(&report, &keyid, config.templates.as_deref());
-    let written = write_report(&reports_root, &report, &key, &html);
-    let (folder, digest, mut reasons) = match &written {
+    let written = write_report(reports_root, &report, key, &html);
+    let (folder, digest, reasons) = match &written {
         Ok((folder, digest)) => {
             (Some(folder.display().to_string()), Some(digest.clone()), report.failure_reasons.clone())
         }
@@ -104,7 +165,7 @@ pub async fn run_command(
         .await?;
 
     // The outcome is recorded; now tell people, within the retry budget.
-    if let Some(outcome) = crate::notify::email(
+    let notification = crate::notify::email(
         config.smtp.as_ref(),
         notify.as_ref(),
         &report,
@@ -112,25 +173,19 @@ pub async fn run_command(
         html.as_deref().unwrap_or_default(),
         &secrets,
     )
-    .await
-    {
-        if !json {
-            eprintln!("notify: {outcome}");
-        }
-        history.set_notification(&run_id, &outcome).await?;
+    .await;
+    if let Some(outcome) = &notification {
+        history.set_notification(&run_id, outcome).await?;
     }
-
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_summary(&report, folder.as_deref());
-    }
-    if let Err(e) = written {
-        reasons.truncate(0);
-        eprintln!("error: the report could not be written: {e:#}");
-        return Ok(ExitCode::from(1));
-    }
-    Ok(if status == Ending::Passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(Drilled {
+        run_id,
+        status,
+        report: Some(report),
+        folder,
+        write_error: written.err().map(|e| format!("{e:#}")),
+        reasons,
+        notification,
+    })
 }
 
 /// Writes `DIR/<runbook>/<run-id>/{report.json, report.dsse.json, report.html, report.md}`; returns the

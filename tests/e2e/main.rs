@@ -5,6 +5,7 @@ mod support;
 mod bad_input;
 mod checks;
 mod cli;
+mod daemon;
 mod email;
 mod evidence;
 mod history_store;

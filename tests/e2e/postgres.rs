@@ -6,22 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::servers::{PgServer, SystemDb, pg15_bin, pg18_bin};
-use crate::support::{Run, Sandbox, sha256_hex};
-
-/// Processes whose command line names the sandbox (a scratch cluster, a pg_restore).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&needle) {
-                out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
-            }
-        }
-    }
-    out
-}
+use crate::support::{Run, Sandbox, processes_under, sha256_hex};
 
 fn assert_clean(sb: &Sandbox) {
     sb.assert_no_leftovers();

@@ -217,3 +217,22 @@ pub fn files_runbook(name: &str, extra: &str) -> String {
         "version: 1\nname: {name}\nowner: sre\nasset: {{ name: docs, kind: files }}\nsource:\n  path: backups/\n  match: \"*\"\nrestore:\n  adapter: files\n{extra}"
     )
 }
+
+/// Processes started in `dir`: named on their command line (a scratch server's data folder,
+/// a pg_restore of a file there) or working inside it (a `command` check).
+pub fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        if cmd.contains(&needle) || cwd.starts_with(dir) {
+            out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    out
+}

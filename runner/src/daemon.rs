@@ -1,0 +1,252 @@
+//! `drillbook daemon`: fires every runbook of the folder on its schedule through the same
+//! `run::drill` path as `drillbook run`, at most `concurrency` at once.
+//!
+//! - SIGTERM/SIGINT: stop firing, cancel running drills (their teardown runs, they are
+//!   recorded as `aborted`), exit 0.
+//! - SIGHUP: reload the folder; a runbook that became invalid keeps its previous version.
+//! - On start: runs left `running` by a process that is gone become `interrupted`, and what
+//!   they left in `$TMPDIR` (`drillbook-<run-id>-*`, processes started there) is removed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::execute::{Ending, Hooks};
+use crate::history::History;
+use crate::plan::{self, Loaded};
+use crate::run::{DrillSetup, drill};
+use crate::schedule::Timetable;
+
+/// One runbook file as the daemon knows it.
+struct Entry {
+    loaded: Loaded,
+    timetable: Option<Timetable>,
+    /// The latest fire time handled (fired or passed over).
+    last: DateTime<Utc>,
+    busy: bool,
+    /// Why the file on disk is not the version in use (it became invalid).
+    error: Option<String>,
+}
+
+pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
+    let history = Arc::new(History::open(&config.state).await?);
+    let key = Arc::new(crate::evidence::signing_key(config)?);
+    recover(&history).await?;
+
+    let shutdown = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let slots = Arc::new(Semaphore::new(config.concurrency.max(1) as usize));
+    let mut book: BTreeMap<PathBuf, Entry> = BTreeMap::new();
+    reload(config, &history, &mut book).await;
+    tracing::info!(runbooks = book.len(), concurrency = config.concurrency, "daemon started");
+    eprintln!("drillbook daemon: {} runbooks from {}", book.len(), config.runbooks.display());
+
+    let mut drills: JoinSet<(PathBuf, String)> = JoinSet::new();
+    loop {
+        let now = Utc::now();
+        for (path, e) in book.iter_mut() {
+            let Some(t) = &e.timetable else { continue };
+            if e.busy {
+                continue;
+            }
+            let due = t.due(e.last, now);
+            if let Some(handled) = due.handled {
+                e.last = handled;
+            }
+            if due.missed > 0 {
+                tracing::warn!(runbook = e.loaded.runbook.name(), missed = due.missed, "fire times missed");
+            }
+            if let Some(fire) = due.fire {
+                e.busy = true;
+                let job = Job {
+                    config: config.clone(),
+                    history: history.clone(),
+                    key: key.clone(),
+                    slots: slots.clone(),
+                    cancel: shutdown.child_token(),
+                    loaded: Loaded {
+                        runbook: e.loaded.runbook.clone(),
+                        path: e.loaded.path.clone(),
+                        sha256: e.loaded.sha256.clone(),
+                    },
+                };
+                let path = path.clone();
+                drills.spawn(async move {
+                    let name = job.loaded.runbook.name().to_string();
+                    (path, job.run(fire).await.unwrap_or_else(|e| format!("{name}: {e:#}")))
+                });
+            }
+        }
+        let wake = book
+            .values()
+            .filter(|e| !e.busy)
+            .filter_map(|e| e.timetable.as_ref().and_then(|t| t.next_after(e.last).map(|f| t.start_at(f))))
+            .min();
+        let sleep =
+            wake.map(|w| (w - Utc::now()).to_std().unwrap_or_default()).unwrap_or(std::time::Duration::from_secs(3600));
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            Some(done) = drills.join_next(), if !drills.is_empty() => {
+                if let Ok((path, line)) = done {
+                    eprintln!("{line}");
+                    if let Some(e) = book.get_mut(&path) {
+                        e.busy = false;
+                    }
+                }
+            }
+            _ = hup.recv() => {
+                reload(config, &history, &mut book).await;
+                eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    eprintln!("drillbook daemon: stopping; {} drills to abort", drills.len());
+    shutdown.cancel();
+    while let Some(done) = drills.join_next().await {
+        if let Ok((_, line)) = done {
+            eprintln!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One scheduled drill, run when a concurrency slot is free.
+struct Job {
+    config: Config,
+    history: Arc<History>,
+    key: Arc<ed25519_dalek::SigningKey>,
+    slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+    loaded: Loaded,
+}
+
+impl Job {
+    async fn run(self, fire: DateTime<Utc>) -> anyhow::Result<String> {
+        let name = self.loaded.runbook.name().to_string();
+        let _slot = tokio::select! {
+            s = self.slots.clone().acquire_owned() => s?,
+            _ = self.cancel.cancelled() => return Ok(format!("{name}: fire time {fire} not started (shutting down)")),
+        };
+        let plan = plan::build(&self.config, self.loaded)?;
+        let setup = DrillSetup {
+            config: &self.config,
+            reports_root: &self.config.reports,
+            key: &self.key,
+            history: &self.history,
+        };
+        let hooks = Hooks { progress: Arc::new(drillbook_adapters::NoProgress), on_step: Box::new(|_| {}) };
+        let done = drill(&setup, plan, Some(fire), self.cancel, hooks).await?;
+        let verdict = match done.status {
+            Ending::Passed => "passed".to_string(),
+            other => format!("{} ({})", other.as_str(), done.reasons.join("; ")),
+        };
+        Ok(format!("{name}: run {} for {fire}: {verdict}", done.run_id))
+    }
+}
+
+/// Reads the runbooks folder. A file that no longer parses keeps its previous version and
+/// its error; a new runbook starts from its last recorded fire time, or from now.
+async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf, Entry>) {
+    let paths: Vec<PathBuf> = plan::expand(&[], &config.runbooks)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .collect();
+    book.retain(|p, _| paths.contains(p));
+    for path in paths {
+        match plan::load(&path) {
+            Ok(loaded) => {
+                if let Some(e) = book.get_mut(&path) {
+                    if e.loaded.sha256 != loaded.sha256 {
+                        e.timetable = Timetable::for_runbook(&loaded.runbook);
+                        e.loaded = loaded;
+                    }
+                    e.error = None;
+                    continue;
+                }
+                let last = history.last_scheduled(loaded.runbook.name()).await.ok().flatten().unwrap_or_else(Utc::now);
+                let timetable = Timetable::for_runbook(&loaded.runbook);
+                book.insert(path, Entry { loaded, timetable, last, busy: false, error: None });
+            }
+            Err(invalid) => {
+                tracing::warn!(path = %path.display(), error = %invalid, "runbook invalid; keeping its previous version");
+                eprintln!("drillbook daemon: {invalid}");
+                if let Some(e) = book.get_mut(&path) {
+                    e.error = Some(invalid.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Runs left `running` by a process that is gone become `interrupted`; their drill folders
+/// and the processes started in them are removed.
+async fn recover(history: &History) -> anyhow::Result<()> {
+    for (run_id, runbook, pid) in history.running_here().await? {
+        if pid.is_some_and(alive) {
+            continue;
+        }
+        let removed = sweep(&std::env::temp_dir(), &run_id);
+        let reason = format!(
+            "interrupted: the process that ran it (pid {}) is gone; cleaned up: {}",
+            pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+            if removed.is_empty() { "nothing was left".to_string() } else { removed.join(", ") }
+        );
+        if history.interrupt(&run_id, &reason).await? {
+            eprintln!("drillbook daemon: {runbook} run {run_id} {reason}");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a drillbook process with this pid still runs.
+fn alive(pid: i64) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("drillbook"))
+        .unwrap_or(false)
+}
+
+/// Kills the processes a dead drill started in its folders and removes the folders.
+fn sweep(tmp: &Path, run_id: &str) -> Vec<String> {
+    let prefix = format!("drillbook-{run_id}-");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(tmp) else { return out };
+    for dir in entries.flatten().map(|e| e.path()) {
+        if !dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)) {
+            continue;
+        }
+        let needle = dir.display().to_string();
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+            // Started there: named on its command line (a scratch server's data folder) or
+            // working inside it (a `command` check).
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cwd = std::fs::read_link(p.path().join("cwd")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmd).replace('\0', " ").contains(&needle) || cwd.starts_with(&dir) {
+                // SAFETY: kill(2) on a pid read from /proc; a stale one yields ESRCH.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                out.push(format!("process {pid}"));
+            }
+        }
+        // Give killed processes a moment to release their files.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => out.push(format!("folder {needle}")),
+            Err(e) => out.push(format!("folder {needle} could not be removed: {e}")),
+        }
+    }
+    out
+}

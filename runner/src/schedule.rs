@@ -1,0 +1,155 @@
+//! When drills fire: a runbook's cron schedule in its time zone, what happens to fire times
+//! that were missed, and jitter. Pure: the clock is an argument, so the tests need no sleep.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drillbook_runbooks::{Misfire, Runbook};
+use sha2::{Digest, Sha256};
+
+/// A fire time is on time when its drill can start within this of it (plus jitter).
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Fire times are looked at no further back than this many, after a long downtime.
+const MAX_SCAN: usize = 100_000;
+
+#[derive(Debug, Clone)]
+pub struct Timetable {
+    schedule: cron::Schedule,
+    tz: chrono_tz::Tz,
+    misfire: Misfire,
+    /// This runbook's fixed share of its `jitter` window.
+    offset: Duration,
+}
+
+/// What to do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// Start a drill now for this fire time (its `scheduled_for`).
+    pub fire: Option<DateTime<Utc>>,
+    /// Fire times passed over without a drill (missed, or coalesced by `misfire: once`).
+    pub missed: usize,
+    /// The latest fire time handled by this decision (fired or passed over); the next
+    /// decision looks only after it.
+    pub handled: Option<DateTime<Utc>>,
+}
+
+impl Timetable {
+    /// `None` for a runbook without a schedule (it runs only by hand).
+    pub fn for_runbook(rb: &Runbook) -> Option<Timetable> {
+        let schedule = rb.schedule.as_ref()?.get().0.clone();
+        let jitter = rb.jitter.as_ref().map(|j| j.get().0).unwrap_or_default();
+        Some(Timetable { schedule, tz: rb.timezone(), misfire: rb.misfire, offset: offset(rb.name(), jitter) })
+    }
+
+    /// The first fire time strictly after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule.after(&t.with_timezone(&self.tz)).next().map(|f| f.with_timezone(&Utc))
+    }
+
+    /// When the drill for fire time `fire` starts: the fire time plus this runbook's jitter.
+    pub fn start_at(&self, fire: DateTime<Utc>) -> DateTime<Utc> {
+        fire + chrono::Duration::from_std(self.offset).unwrap_or_default()
+    }
+
+    /// The decision at `now`, for fire times after `last` (the latest one already handled).
+    pub fn due(&self, last: DateTime<Utc>, now: DateTime<Utc>) -> Due {
+        let mut latest = None;
+        let mut count = 0;
+        let mut t = last;
+        while let Some(f) = self.next_after(t) {
+            if self.start_at(f) > now || count >= MAX_SCAN {
+                break;
+            }
+            latest = Some(f);
+            count += 1;
+            t = f;
+        }
+        let Some(latest) = latest else {
+            return Due { fire: None, missed: 0, handled: None };
+        };
+        let late = (now - self.start_at(latest)).to_std().unwrap_or_default();
+        let on_time = late <= GRACE;
+        let fire = match self.misfire {
+            _ if on_time => Some(latest),
+            Misfire::Once => Some(latest),
+            Misfire::Skip => None,
+        };
+        Due { fire, missed: count - usize::from(fire.is_some()), handled: Some(latest) }
+    }
+}
+
+/// A fixed point in `[0, jitter)` derived from the runbook's name, so a restart keeps it.
+fn offset(name: &str, jitter: Duration) -> Duration {
+    let ms = jitter.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    let h = Sha256::digest(name.as_bytes());
+    let n = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+    Duration::from_millis(n % ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(schedule: &str, tz: &str, misfire: &str, jitter: Option<&str>) -> Timetable {
+        let text = format!(
+            "version: 1\nname: t\nowner: o\nschedule: \"{schedule}\"\ntimezone: {tz}\nmisfire: {misfire}\n{}\
+             asset: {{ name: a, kind: files }}\nsource: {{ path: x/ }}\nrestore: {{ adapter: files }}\n",
+            jitter.map(|j| format!("jitter: {j}\n")).unwrap_or_default()
+        );
+        let rb = Runbook::parse("t.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        Timetable::for_runbook(&rb).expect("scheduled")
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn fire_times_follow_the_time_zone_across_daylight_saving() {
+        let t = table("30 3 * * *", "Europe/Berlin", "skip", None);
+        // 03:30 in Berlin is 01:30 UTC in summer and 02:30 UTC in winter.
+        assert_eq!(t.next_after(at("2026-10-24T12:00:00Z")), Some(at("2026-10-25T02:30:00Z")));
+        assert_eq!(t.next_after(at("2026-07-01T12:00:00Z")), Some(at("2026-07-02T01:30:00Z")));
+    }
+
+    #[test]
+    fn an_on_time_fire_is_started_and_nothing_before_it() {
+        let t = table("*/10 * * * * *", "UTC", "skip", None);
+        let d = t.due(at("2026-11-29T10:00:00Z"), at("2026-11-29T10:00:10.2Z"));
+        assert_eq!(d, Due { fire: Some(at("2026-11-29T10:00:10Z")), missed: 0, handled: d.handled });
+        assert_eq!(t.due(at("2026-11-29T10:00:10Z"), at("2026-11-29T10:00:15Z")).fire, None, "not yet due");
+    }
+
+    #[test]
+    fn missed_fires_are_skipped_or_coalesced_into_one() {
+        let last = at("2026-11-29T10:00:00Z");
+        // Down for 97 s: nine 10-second fire times passed, the latest (10:01:30) 7 s ago.
+        let now = at("2026-11-29T10:01:37Z");
+        let skip = table("*/10 * * * * *", "UTC", "skip", None).due(last, now);
+        assert_eq!((skip.fire, skip.missed, skip.handled), (None, 9, Some(at("2026-11-29T10:01:30Z"))));
+        let once = table("*/10 * * * * *", "UTC", "once", None).due(last, now);
+        assert_eq!((once.fire, once.missed), (Some(at("2026-11-29T10:01:30Z")), 8), "one drill for all of them");
+        // Back within the grace of the latest: skip runs that one and passes over the rest.
+        let skip = table("*/10 * * * * *", "UTC", "skip", None).due(last, at("2026-11-29T10:01:33Z"));
+        assert_eq!((skip.fire, skip.missed), (Some(at("2026-11-29T10:01:30Z")), 8));
+        let daily = |misfire| table("0 3 * * *", "UTC", misfire, None);
+        let (last, now) = (at("2026-11-27T03:00:00Z"), at("2026-11-29T11:00:00Z"));
+        assert_eq!(daily("once").due(last, now).fire, Some(at("2026-11-29T03:00:00Z")), "once: even hours late");
+        assert_eq!(daily("skip").due(last, now).fire, None);
+    }
+
+    #[test]
+    fn jitter_is_a_fixed_offset_within_the_window() {
+        let t = table("0 * * * *", "UTC", "skip", Some("10m"));
+        let fire = at("2026-11-29T11:00:00Z");
+        let start = t.start_at(fire);
+        assert!(start >= fire && start < fire + chrono::Duration::minutes(10), "{start}");
+        assert_eq!(table("0 * * * *", "UTC", "skip", Some("10m")).start_at(fire), start, "stable across restarts");
+        assert_eq!(t.due(at("2026-11-29T10:59:00Z"), fire).fire, None, "not before its jittered start");
+        assert_eq!(t.due(at("2026-11-29T10:59:00Z"), start).fire, Some(fire));
+    }
+}
