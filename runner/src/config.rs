@@ -58,6 +58,37 @@ pub struct Config {
     pub scratch: BTreeMap<String, BTreeMap<String, String>>,
     /// How many drills the daemon runs at once; default 2.
     pub concurrency: u32,
+    pub http: HttpConfig,
+}
+
+/// The daemon's HTTP listener.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Default `127.0.0.1:9477`.
+    pub listen: String,
+    /// A secret reference; without it the trigger endpoint refuses everyone.
+    pub token: Option<String>,
+}
+
+fn http_config(raw: &BTreeMap<String, String>, file: &str) -> Result<HttpConfig, Invalid> {
+    let bad = |msg: String| Invalid(format!("{file}: http: {msg}"));
+    const KEYS: &[&str] = &["listen", "token"];
+    for k in raw.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            let hint = drillbook_runbooks::nearest(k, KEYS.iter().copied())
+                .map(|n| format!(", did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(bad(format!("unknown key `{k}`{hint}")));
+        }
+    }
+    let listen = raw.get("listen").cloned().unwrap_or_else(|| "127.0.0.1:9477".into());
+    listen.parse::<std::net::SocketAddr>().map_err(|e| bad(format!("listen `{listen}`: {e}")))?;
+    if let Some(t) = raw.get("token") {
+        drillbook_runbooks::SecretRef::find(t)
+            .map_err(bad)?
+            .ok_or_else(|| bad("token must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
+    }
+    Ok(HttpConfig { listen, token: raw.get("token").cloned() })
 }
 
 impl Config {
@@ -96,9 +127,7 @@ impl Config {
                 )));
             }
         }
-        // Accepted now so that one config file serves every version; the daemon's HTTP
-        // listener is not part of this build yet.
-        let _ = &raw.http;
+        let http = http_config(&raw.http, &shown)?;
         for (name, entry) in &raw.scratch {
             scratch_entry(name, entry, &shown)?;
         }
@@ -114,6 +143,7 @@ impl Config {
             storage: raw.storage,
             scratch: raw.scratch,
             concurrency: raw.concurrency.unwrap_or(2),
+            http,
         })
     }
 }

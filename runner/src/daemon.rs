@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::Invalid;
 use crate::config::Config;
 use crate::execute::{Ending, Hooks};
 use crate::history::History;
@@ -50,6 +51,34 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     tracing::info!(runbooks = book.len(), concurrency = config.concurrency, "daemon started");
     eprintln!("drillbook daemon: {} runbooks from {}", book.len(), config.runbooks.display());
 
+    // The HTTP side reads what the loop publishes and sends triggers back to it.
+    let (status_tx, status_rx) = watch::channel(Vec::new());
+    let (trigger_tx, mut trigger_rx) = mpsc::channel::<String>(64);
+    let token = match &config.http.token {
+        Some(t) => {
+            Some(drillbook_adapters::Secrets::default().expand(t).map_err(|e| Invalid(format!("http.token: {e}")))?)
+        }
+        None => None,
+    };
+    let shared = Arc::new(crate::http::Shared {
+        history: history.clone(),
+        reports: config.reports.clone(),
+        token,
+        status: status_rx,
+        trigger: trigger_tx,
+    });
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http.listen))?;
+    eprintln!("drillbook daemon: http on http://{}", listener.local_addr()?);
+    let server = {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, crate::http::router(shared)).with_graceful_shutdown(stop.cancelled_owned()).await
+        })
+    };
+
+    let ctx = JobContext { config, history: &history, key: &key, slots: &slots, shutdown: &shutdown };
     let mut drills: JoinSet<(PathBuf, String)> = JoinSet::new();
     loop {
         let now = Utc::now();
@@ -67,25 +96,10 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
             if let Some(fire) = due.fire {
                 e.busy = true;
-                let job = Job {
-                    config: config.clone(),
-                    history: history.clone(),
-                    key: key.clone(),
-                    slots: slots.clone(),
-                    cancel: shutdown.child_token(),
-                    loaded: Loaded {
-                        runbook: e.loaded.runbook.clone(),
-                        path: e.loaded.path.clone(),
-                        sha256: e.loaded.sha256.clone(),
-                    },
-                };
-                let path = path.clone();
-                drills.spawn(async move {
-                    let name = job.loaded.runbook.name().to_string();
-                    (path, job.run(fire).await.unwrap_or_else(|e| format!("{name}: {e:#}")))
-                });
+                ctx.spawn(&mut drills, path, &e.loaded, Some(fire));
             }
         }
+        status_tx.send_replace(statuses(&book));
         let wake = book
             .values()
             .filter(|e| !e.busy)
@@ -103,6 +117,16 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            Some(name) = trigger_rx.recv() => {
+                match book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == name) {
+                    Some((path, e)) if !e.busy => {
+                        e.busy = true;
+                        ctx.spawn(&mut drills, path, &e.loaded, None);
+                    }
+                    Some(_) => eprintln!("drillbook daemon: {name} is already running; trigger ignored"),
+                    None => eprintln!("drillbook daemon: no runbook {name}; trigger ignored"),
+                }
+            }
             _ = hup.recv() => {
                 reload(config, &history, &mut book).await;
                 eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
@@ -118,7 +142,68 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             eprintln!("{line}");
         }
     }
+    let _ = server.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What every drill the daemon starts shares.
+struct JobContext<'a> {
+    config: &'a Config,
+    history: &'a Arc<History>,
+    key: &'a Arc<ed25519_dalek::SigningKey>,
+    slots: &'a Arc<Semaphore>,
+    shutdown: &'a CancellationToken,
+}
+
+impl JobContext<'_> {
+    /// Starts a drill of `loaded` (scheduled for `fire`, or by hand) in `drills`.
+    fn spawn(
+        &self,
+        drills: &mut JoinSet<(PathBuf, String)>,
+        path: &Path,
+        loaded: &Loaded,
+        fire: Option<DateTime<Utc>>,
+    ) {
+        let job = Job {
+            config: self.config.clone(),
+            history: self.history.clone(),
+            key: self.key.clone(),
+            slots: self.slots.clone(),
+            cancel: self.shutdown.child_token(),
+            loaded: Loaded {
+                runbook: loaded.runbook.clone(),
+                path: loaded.path.clone(),
+                sha256: loaded.sha256.clone(),
+            },
+        };
+        let path = path.to_path_buf();
+        drills.spawn(async move {
+            let name = job.loaded.runbook.name().to_string();
+            (path, job.run(fire).await.unwrap_or_else(|e| format!("{name}: {e:#}")))
+        });
+    }
+}
+
+/// The status the HTTP side shows.
+fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> {
+    book.iter()
+        .map(|(path, e)| {
+            let rb = &e.loaded.runbook;
+            crate::http::RunbookStatus {
+                name: rb.name().to_string(),
+                path: path.display().to_string(),
+                owner: rb.owner.clone(),
+                asset: serde_json::to_value(&rb.asset).unwrap_or_default(),
+                schedule: rb.schedule.as_ref().map(|s| s.raw().to_string()),
+                timezone: rb.timezone().to_string(),
+                next_fire: e.timetable.as_ref().and_then(|t| t.next_after(e.last)),
+                running: e.busy,
+                rpo_s: rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs()),
+                rto_s: rb.objectives.rto.as_ref().map(|d| d.get().0.as_secs()),
+                error: e.error.clone(),
+            }
+        })
+        .collect()
 }
 
 /// One scheduled drill, run when a concurrency slot is free.
@@ -132,11 +217,12 @@ struct Job {
 }
 
 impl Job {
-    async fn run(self, fire: DateTime<Utc>) -> anyhow::Result<String> {
+    async fn run(self, fire: Option<DateTime<Utc>>) -> anyhow::Result<String> {
         let name = self.loaded.runbook.name().to_string();
+        let when = fire.map(|f| format!("fire time {f}")).unwrap_or_else(|| "triggered run".into());
         let _slot = tokio::select! {
             s = self.slots.clone().acquire_owned() => s?,
-            _ = self.cancel.cancelled() => return Ok(format!("{name}: fire time {fire} not started (shutting down)")),
+            _ = self.cancel.cancelled() => return Ok(format!("{name}: {when} not started (shutting down)")),
         };
         let plan = plan::build(&self.config, self.loaded)?;
         let setup = DrillSetup {
@@ -146,12 +232,12 @@ impl Job {
             history: &self.history,
         };
         let hooks = Hooks { progress: Arc::new(drillbook_adapters::NoProgress), on_step: Box::new(|_| {}) };
-        let done = drill(&setup, plan, Some(fire), self.cancel, hooks).await?;
+        let done = drill(&setup, plan, fire, self.cancel, hooks).await?;
         let verdict = match done.status {
             Ending::Passed => "passed".to_string(),
             other => format!("{} ({})", other.as_str(), done.reasons.join("; ")),
         };
-        Ok(format!("{name}: run {} for {fire}: {verdict}", done.run_id))
+        Ok(format!("{name}: run {} ({when}): {verdict}", done.run_id))
     }
 }
 

@@ -6,6 +6,7 @@ mod evidence;
 mod execute;
 mod explain;
 mod history;
+mod http;
 mod inventory;
 mod notify;
 mod plan;

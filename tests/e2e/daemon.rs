@@ -15,7 +15,7 @@ fn scheduled_quickstart(schedule: &str, extra_checks: &str) -> Sandbox {
     let text = text
         .replace("timeouts: { step: 2m, drill: 5m }", &format!("{extra_checks}timeouts: {{ step: 2m, drill: 5m }}"));
     sb.write("runbooks/quickstart.yaml", text);
-    sb.write("drillbook.yaml", "runbooks: runbooks\nconcurrency: 2\n");
+    sb.write("drillbook.yaml", "runbooks: runbooks\nconcurrency: 2\nhttp: { listen: \"127.0.0.1:0\" }\n");
     sb
 }
 
@@ -138,4 +138,142 @@ fn after_kill_9_a_restarted_daemon_marks_the_drill_interrupted_and_cleans_up() {
     sb.assert_no_leftovers();
     let left = crate::support::processes_under(&sb.tmp);
     assert!(left.is_empty(), "the killed drill's processes were left running: {left:?}");
+}
+
+fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = cmd.output().expect("curl (scripts/test-deps.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Parses OpenMetrics/Prometheus text with the reference Python parser (PyPI
+/// `prometheus-client`) and returns `name{labels} value` lines for every sample.
+fn parse_metrics(text: &str) -> Vec<String> {
+    const PARSE: &str = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\n\
+        for f in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in f.samples:\n\
+        \x20       print(s.name + '{' + ','.join(f'{k}={v}' for k, v in sorted(s.labels.items())) + '} ' + repr(s.value))\n";
+    let mut child = std::process::Command::new("/opt/drillbook-test/venv/bin/python")
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the test venv's python (scripts/test-deps.sh)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser rejected /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+}
+
+#[test]
+fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
+    let sb = scheduled_quickstart("0 0 1 1 *", "").env("DRILLBOOK_TOKEN", "s3cret-trigger-token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    sb.write(
+        "drillbook.yaml",
+        format!("runbooks: runbooks\nhttp: {{ listen: \"127.0.0.1:{port}\", token: \"${{env:DRILLBOOK_TOKEN}}\" }}\n"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let daemon = start(&sb);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http("GET", &format!("{base}/healthz"), None).0 != 200 {
+        assert!(Instant::now() < deadline, "no /healthz");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, body) = http("GET", &format!("{base}/healthz"), None);
+    assert_eq!(code, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((health["status"].as_str(), health["runbooks"].as_u64()), (Some("ok"), Some(1)), "{health}");
+
+    let trigger = format!("{base}/api/runbooks/quickstart-rag/run");
+    assert_eq!(http("POST", &trigger, None).0, 401, "no token");
+    assert_eq!(http("POST", &trigger, Some("wrong")).0, 401, "wrong token");
+    assert_eq!(http("POST", &format!("{base}/api/runbooks/nope/run"), Some("s3cret-trigger-token")).0, 404);
+    let (code, body) = http("POST", &trigger, Some("s3cret-trigger-token"));
+    assert_eq!(code, 202, "{body}");
+    let h =
+        wait_for(&sb, Duration::from_secs(30), "the triggered drill", |h| h.iter().any(|r| r["status"] == "passed"));
+    assert!(h[0]["scheduled_for"].is_null(), "a triggered drill has no fire time: {}", h[0]);
+
+    let (code, runs) = http("GET", &format!("{base}/api/runs"), None);
+    assert_eq!(code, 200);
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(runs[0]["run_id"], h[0]["run_id"]);
+    let (_, books) = http("GET", &format!("{base}/api/runbooks"), None);
+    let books: serde_json::Value = serde_json::from_str(&books).unwrap();
+    assert_eq!(books[0]["name"], "quickstart-rag");
+    // Midnight of 1 January in Berlin.
+    assert!(books[0]["next_fire"].as_str().unwrap_or_default().ends_with("-12-31T23:00:00Z"), "{books}");
+
+    let (code, text) = http("GET", &format!("{base}/metrics"), None);
+    assert_eq!(code, 200);
+    let samples = parse_metrics(&text);
+    let labels = "asset=rag-documents,owner=search-platform,runbook=quickstart-rag";
+    for name in [
+        "drillbook_last_run_timestamp_seconds",
+        "drillbook_last_success_timestamp_seconds",
+        "drillbook_rto_measured_seconds",
+        "drillbook_rpo_measured_seconds",
+    ] {
+        assert!(samples.iter().any(|s| s.starts_with(&format!("{name}{{{labels}}} "))), "{name} missing: {samples:#?}");
+    }
+    let value = |series: String| -> Option<f64> {
+        samples.iter().find_map(|s| s.strip_prefix(&format!("{series} ")).and_then(|v| v.parse().ok()))
+    };
+    assert_eq!(value(format!("drillbook_drill_duration_seconds_count{{{labels}}}")), Some(1.0), "{samples:#?}");
+    assert_eq!(value(format!("drillbook_failed_checks{{{labels}}}")), Some(0.0), "{samples:#?}");
+
+    // The dashboard, as a browser renders it.
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", &format!("{base}/")])
+        .output()
+        .expect("chromium (scripts/test-deps.sh installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("rag-documents") && dom.contains("quickstart-rag"), "{dom}");
+    assert!(dom.contains("class=\"verdict passed\""), "{dom}");
+    let report_link = format!("/reports/quickstart-rag/{}/report.html", h[0]["run_id"].as_str().unwrap());
+    assert!(dom.contains(&report_link), "{dom}");
+    let (code, html) = http("GET", &format!("{base}{report_link}"), None);
+    assert_eq!(code, 200);
+    assert!(html.contains("PASSED"), "the linked report is served");
+    assert_eq!(http("GET", &format!("{base}/reports/quickstart-rag/..%2F..%2Fetc/report.html"), None).0, 404);
+
+    // A runbook that becomes invalid keeps its previous version and shows up as such.
+    sb.edit("runbooks/quickstart.yaml", "owner: search-platform", "owner: search-platform\nownr: typo");
+    signal(&daemon, libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let (_, body) = http("GET", &format!("{base}/healthz"), None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if v["status"] == "degraded" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(health["invalid"][0]["error"].as_str().unwrap_or_default().contains("ownr"), "{health}");
+    let (_, text) = http("GET", &format!("{base}/metrics"), None);
+    let samples = parse_metrics(&text);
+    assert!(samples.iter().any(|s| s == "drillbook_runbook_invalid{runbook=quickstart-rag} 1"), "{samples:#?}");
+    assert_eq!(http("POST", &trigger, Some("s3cret-trigger-token")).0, 202, "the previous version still runs");
+
+    let (code, err) = stop(daemon, Duration::from_secs(30));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("s3cret-trigger-token"), "the token never appears in output");
+    sb.assert_no_leftovers();
 }

@@ -1,0 +1,361 @@
+//! The daemon's HTTP side (127.0.0.1:9477 by default): `/healthz`, `/metrics` (OpenMetrics
+//! text), the dashboard, `/api/runs`, `/api/runbooks`, the reports, and the token-protected
+//! trigger `POST /api/runbooks/{name}/run`. Everything is read from history and from the
+//! status the scheduler publishes; nothing here runs a drill itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::history::{History, RunRow};
+
+/// What the scheduler knows about one runbook, published after every change.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunbookStatus {
+    pub name: String,
+    pub path: String,
+    pub owner: String,
+    pub asset: serde_json::Value,
+    pub schedule: Option<String>,
+    pub timezone: String,
+    pub next_fire: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub rpo_s: Option<u64>,
+    pub rto_s: Option<u64>,
+    /// Why the file on disk is not the version in use.
+    pub error: Option<String>,
+}
+
+pub struct Shared {
+    pub history: Arc<History>,
+    pub reports: std::path::PathBuf,
+    /// The resolved bearer token; `None` refuses every trigger.
+    pub token: Option<String>,
+    pub status: watch::Receiver<Vec<RunbookStatus>>,
+    pub trigger: mpsc::Sender<String>,
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/runs", get(runs))
+        .route("/api/runbooks", get(runbooks))
+        .route("/api/runbooks/{name}/run", post(trigger))
+        .route("/reports/{runbook}/{run_id}/{file}", get(report_file))
+        .with_state(shared)
+}
+
+async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+    let status = s.status.borrow().clone();
+    let invalid: Vec<_> = status
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| serde_json::json!({"runbook": r.name, "path": r.path, "error": e})))
+        .collect();
+    let body = serde_json::json!({
+        "status": if invalid.is_empty() { "ok" } else { "degraded" },
+        "runbooks": status.len(),
+        "running": status.iter().filter(|r| r.running).count(),
+        "invalid": invalid,
+    });
+    axum::Json(body).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RunsQuery {
+    runbook: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn runs(State(s): State<Arc<Shared>>, Query(q): Query<RunsQuery>) -> Response {
+    match s.history.list(q.runbook.as_deref()).await {
+        Ok(mut rows) => {
+            rows.truncate(q.limit.unwrap_or(100));
+            axum::Json(rows).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("history: {e:#}")).into_response(),
+    }
+}
+
+async fn runbooks(State(s): State<Arc<Shared>>) -> Response {
+    axum::Json(s.status.borrow().clone()).into_response()
+}
+
+async fn trigger(State(s): State<Arc<Shared>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let authorized = match (&s.token, given) {
+        (Some(want), Some(got)) => constant_time_eq(want.as_bytes(), got.as_bytes()),
+        _ => false,
+    };
+    if !authorized {
+        let why =
+            if s.token.is_none() { "no token is configured (http.token)" } else { "a valid bearer token is required" };
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], why).into_response();
+    }
+    if !s.status.borrow().iter().any(|r| r.name == name) {
+        return (StatusCode::NOT_FOUND, format!("no runbook `{name}`")).into_response();
+    }
+    match s.trigger.send(name.clone()).await {
+        Ok(()) => (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"accepted": name}))).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping").into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn report_file(
+    State(s): State<Arc<Shared>>,
+    Path((runbook, run_id, file)): Path<(String, String, String)>,
+) -> Response {
+    let kind = match file.as_str() {
+        "report.html" => "text/html; charset=utf-8",
+        "report.json" | "report.dsse.json" => "application/json",
+        "report.md" => "text/markdown; charset=utf-8",
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let plain = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !plain(&runbook) || !plain(&run_id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match tokio::fs::read(s.reports.join(&runbook).join(&run_id).join(&file)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Labels {
+    runbook: String,
+    asset: String,
+    owner: String,
+}
+
+/// What the last report of a runbook says, for RTO/RPO and failed checks.
+struct LastReport {
+    rto_s: Option<f64>,
+    rpo_s: Option<f64>,
+    failed_checks: i64,
+}
+
+fn read_report(row: &RunRow) -> Option<LastReport> {
+    let folder = row.report.as_ref()?;
+    let text = std::fs::read_to_string(std::path::Path::new(folder).join("report.json")).ok()?;
+    let r: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(LastReport {
+        rto_s: r["objectives"]["rto"]["measured_s"].as_f64(),
+        rpo_s: r["objectives"]["rpo"]["measured_s"].as_f64(),
+        failed_checks: r["checks"].as_array().map(|c| c.iter().filter(|c| c["status"] != "passed").count() as i64)?,
+    })
+}
+
+fn epoch(t: &str) -> Option<f64> {
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_millis() as f64 / 1000.0)
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let status = s.status.borrow().clone();
+    let rows = match s.history.list(None).await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("history: {e:#}")).into_response(),
+    };
+    let mut registry = Registry::default();
+    let gauge = || Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let (last_run, last_success, rto, rpo, failed, running, rto_target, rpo_target) =
+        (gauge(), gauge(), gauge(), gauge(), gauge(), gauge(), gauge(), gauge());
+    let duration = Family::<Labels, Histogram>::new_with_constructor(|| {
+        Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0])
+    });
+    let invalid = Family::<Vec<(String, String)>, Gauge>::default();
+    let mut by_runbook: BTreeMap<&str, Vec<&RunRow>> = BTreeMap::new();
+    for r in &rows {
+        by_runbook.entry(r.runbook.as_str()).or_default().push(r);
+    }
+    for st in &status {
+        let labels = Labels {
+            runbook: st.name.clone(),
+            asset: st.asset["name"].as_str().unwrap_or_default().to_string(),
+            owner: st.owner.clone(),
+        };
+        running.get_or_create(&labels).set(if st.running { 1.0 } else { 0.0 });
+        if let Some(t) = st.rto_s {
+            rto_target.get_or_create(&labels).set(t as f64);
+        }
+        if let Some(t) = st.rpo_s {
+            rpo_target.get_or_create(&labels).set(t as f64);
+        }
+        if st.error.is_some() {
+            invalid.get_or_create(&vec![("runbook".to_string(), st.name.clone())]).set(1);
+        }
+        let runs = by_runbook.get(st.name.as_str()).map(Vec::as_slice).unwrap_or_default();
+        // Rows come newest first.
+        if let Some(t) = runs.first().and_then(|r| epoch(&r.started_at)) {
+            last_run.get_or_create(&labels).set(t);
+        }
+        if let Some(t) =
+            runs.iter().find(|r| r.status == "passed").and_then(|r| r.finished_at.as_deref()).and_then(epoch)
+        {
+            last_success.get_or_create(&labels).set(t);
+        }
+        for r in runs {
+            if let (Some(a), Some(b)) = (epoch(&r.started_at), r.finished_at.as_deref().and_then(epoch)) {
+                duration.get_or_create(&labels).observe(b - a);
+            }
+        }
+        if let Some(last) = runs.iter().find(|r| r.report.is_some()).and_then(|r| read_report(r)) {
+            if let Some(v) = last.rto_s {
+                rto.get_or_create(&labels).set(v);
+            }
+            if let Some(v) = last.rpo_s {
+                rpo.get_or_create(&labels).set(v);
+            }
+            failed.get_or_create(&labels).set(last.failed_checks as f64);
+        }
+    }
+    let reg = &mut registry;
+    reg.register("drillbook_last_run_timestamp_seconds", "Start of the runbook's latest drill (Unix time)", last_run);
+    reg.register(
+        "drillbook_last_success_timestamp_seconds",
+        "End of the runbook's latest passing drill (Unix time)",
+        last_success,
+    );
+    reg.register("drillbook_drill_duration_seconds", "Wall time of finished drills", duration);
+    reg.register("drillbook_rto_measured_seconds", "Restore and verify time of the latest drill", rto);
+    reg.register("drillbook_rpo_measured_seconds", "Age of the backup restored by the latest drill", rpo);
+    reg.register("drillbook_rto_objective_seconds", "The runbook's RTO objective", rto_target);
+    reg.register("drillbook_rpo_objective_seconds", "The runbook's RPO objective", rpo_target);
+    reg.register("drillbook_failed_checks", "Checks that did not pass in the latest report", failed);
+    reg.register("drillbook_running_drills", "Drills of the runbook running now", running);
+    reg.register(
+        "drillbook_runbook_invalid",
+        "1 when the runbook file no longer parses (its previous version runs)",
+        invalid,
+    );
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding: {e}")).into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn ago(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// The RTO trend of a runbook as an inline SVG polyline (oldest left).
+fn sparkline(values: &[f64]) -> String {
+    if values.len() < 2 {
+        return values.first().map(|v| format!("{v:.1}s")).unwrap_or_else(|| "—".into());
+    }
+    let max = values.iter().cloned().fold(f64::MIN, f64::max).max(0.001);
+    let step = 100.0 / (values.len() - 1) as f64;
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, 20.0 - 18.0 * v / max))
+        .collect();
+    format!(
+        "<svg class=\"trend\" viewBox=\"0 0 100 20\" width=\"100\" height=\"20\" role=\"img\" aria-label=\"RTO trend, last {:.1}s\">\
+         <polyline fill=\"none\" stroke=\"#36c\" stroke-width=\"1.5\" points=\"{}\"/></svg> {:.1}s",
+        values[values.len() - 1],
+        points.join(" "),
+        values[values.len() - 1]
+    )
+}
+
+async fn dashboard(State(s): State<Arc<Shared>>) -> Response {
+    let status = s.status.borrow().clone();
+    let rows = s.history.list(None).await.unwrap_or_default();
+    let now = Utc::now();
+    let mut body = String::new();
+    for st in &status {
+        let runs: Vec<&RunRow> = rows.iter().filter(|r| r.runbook == st.name).collect();
+        let last = runs.first();
+        let verdict = last.map(|r| r.status.as_str()).unwrap_or("never run");
+        let success = runs.iter().find(|r| r.status == "passed").and_then(|r| r.finished_at.as_deref());
+        let age = success
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| (now - t.with_timezone(&Utc)).num_seconds());
+        let within = match (age, st.rpo_s) {
+            (Some(a), Some(rpo)) => a <= rpo as i64,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let age_text = match (age, st.rpo_s) {
+            (Some(a), Some(rpo)) => format!("{} ago (RPO {})", ago(a), ago(rpo as i64)),
+            (Some(a), None) => format!("{} ago", ago(a)),
+            (None, _) => "no passing drill".into(),
+        };
+        let trend: Vec<f64> =
+            runs.iter().take(20).rev().filter_map(|r| read_report(r)).filter_map(|r| r.rto_s).collect();
+        let link = last
+            .filter(|r| r.report.is_some())
+            .map(|r| format!("<a href=\"/reports/{0}/{1}/report.html\">{1}</a>", esc(&st.name), esc(&r.run_id)))
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "<tr class=\"{cls}\"><td>{asset}<br><small>{kind}</small></td><td>{name}{err}</td><td>{owner}</td>\
+             <td class=\"verdict {verdict}\">{verdict}{running}</td><td class=\"{rpo_cls}\">{age_text}</td>\
+             <td>{next}</td><td>{trend}</td><td>{link}</td></tr>\n",
+            cls = if within { "ok" } else { "stale" },
+            asset = esc(st.asset["name"].as_str().unwrap_or_default()),
+            kind = esc(st.asset["kind"].as_str().unwrap_or_default()),
+            name = esc(&st.name),
+            err = st
+                .error
+                .as_ref()
+                .map(|e| format!("<br><small class=\"invalid\">invalid: {}</small>", esc(e)))
+                .unwrap_or_default(),
+            owner = esc(&st.owner),
+            verdict = esc(verdict),
+            running = if st.running { " <small>(running)</small>" } else { "" },
+            rpo_cls = if within { "within" } else { "breached" },
+            next = st
+                .next_fire
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "by hand".into()),
+            trend = sparkline(&trend),
+        ));
+    }
+    let uncovered = status.len()
+        - status.iter().filter(|st| rows.iter().any(|r| r.runbook == st.name && r.status == "passed")).count();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>drillbook</title>\
+         <meta http-equiv=\"refresh\" content=\"30\"><style>\
+         body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}\
+         td,th{{border-bottom:1px solid #ddd;padding:.4em .6em;text-align:left;vertical-align:top}}\
+         .passed{{color:#176f2c;font-weight:600}}.failed,.aborted,.interrupted{{color:#b3261e;font-weight:600}}\
+         .breached{{color:#b3261e}}.invalid{{color:#b3261e}}small{{color:#666}}</style></head><body>\
+         <h1>drillbook</h1><p id=\"summary\">{n} runbooks, {uncovered} without a passing drill; \
+         <a href=\"/metrics\">metrics</a> · <a href=\"/api/runs\">runs</a> · <a href=\"/api/runbooks\">runbooks</a></p>\
+         <table id=\"assets\"><thead><tr><th>asset</th><th>runbook</th><th>owner</th><th>last verdict</th>\
+         <th>last success</th><th>next fire</th><th>RTO trend</th><th>last report</th></tr></thead><tbody>\n{body}</tbody></table>\
+         </body></html>",
+        n = status.len(),
+    ))
+    .into_response()
+}
