@@ -16,6 +16,7 @@ struct ConfigFile {
     signing_key: Option<String>,
     templates: Option<String>,
     concurrency: Option<u32>,
+    lease: Option<String>,
     #[serde(default)]
     storage: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
@@ -58,6 +59,8 @@ pub struct Config {
     pub scratch: BTreeMap<String, BTreeMap<String, String>>,
     /// How many drills the daemon runs at once; default 2.
     pub concurrency: u32,
+    /// How long a daemon's claim on a fire time outlives the daemon (default 60s).
+    pub lease: std::time::Duration,
     pub http: HttpConfig,
 }
 
@@ -143,6 +146,14 @@ impl Config {
             storage: raw.storage,
             scratch: raw.scratch,
             concurrency: raw.concurrency.unwrap_or(2),
+            lease: match &raw.lease {
+                Some(l) => {
+                    l.parse::<drillbook_runbooks::DurationSpec>()
+                        .map_err(|e| Invalid(format!("{shown}: lease: {e}")))?
+                        .0
+                }
+                None => std::time::Duration::from_secs(60),
+            },
             http,
         })
     }

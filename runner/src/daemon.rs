@@ -78,7 +78,11 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         })
     };
 
-    let ctx = JobContext { config, history: &history, key: &key, slots: &slots, shutdown: &shutdown };
+    // Several daemons may share the history store: a fire time runs where its claim won.
+    let owner =
+        format!("{}:{}:{}", crate::host(), std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(60));
+    let ctx = JobContext { config, history: &history, key: &key, slots: &slots, shutdown: &shutdown, owner: &owner };
     let mut drills: JoinSet<(PathBuf, String)> = JoinSet::new();
     loop {
         let now = Utc::now();
@@ -95,8 +99,32 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 tracing::warn!(runbook = e.loaded.runbook.name(), missed = due.missed, "fire times missed");
             }
             if let Some(fire) = due.fire {
-                e.busy = true;
-                ctx.spawn(&mut drills, path, &e.loaded, Some(fire));
+                match history.claim(e.loaded.runbook.name(), fire, &owner, lease).await {
+                    Ok(true) => {
+                        e.busy = true;
+                        ctx.spawn(&mut drills, path, &e.loaded, Some(fire));
+                    }
+                    Ok(false) => tracing::debug!(runbook = e.loaded.runbook.name(), %fire, "claimed by another daemon"),
+                    Err(err) => {
+                        eprintln!("drillbook daemon: {}: cannot claim {fire}: {err:#}", e.loaded.runbook.name())
+                    }
+                }
+            }
+        }
+        // Fire times whose daemon died mid-drill (its lease ran out) are taken over here.
+        let idle: Vec<String> =
+            book.values().filter(|e| !e.busy).map(|e| e.loaded.runbook.name().to_string()).collect();
+        if let Ok(taken) = history.take_over_expired(&idle, &owner, lease).await {
+            for (name, fire) in taken {
+                if let Some((path, e)) = book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == name) {
+                    let reason = format!(
+                        "interrupted: the daemon holding fire time {fire} stopped renewing its claim; taken over by {owner}"
+                    );
+                    let _ = history.interrupt_fire(&name, fire, &reason).await;
+                    eprintln!("drillbook daemon: {name}: taking over fire time {fire}");
+                    e.busy = true;
+                    ctx.spawn(&mut drills, path, &e.loaded, Some(fire));
+                }
             }
         }
         status_tx.send_replace(statuses(&book));
@@ -153,6 +181,7 @@ struct JobContext<'a> {
     key: &'a Arc<ed25519_dalek::SigningKey>,
     slots: &'a Arc<Semaphore>,
     shutdown: &'a CancellationToken,
+    owner: &'a str,
 }
 
 impl JobContext<'_> {
@@ -175,6 +204,7 @@ impl JobContext<'_> {
                 path: loaded.path.clone(),
                 sha256: loaded.sha256.clone(),
             },
+            owner: self.owner.to_string(),
         };
         let path = path.to_path_buf();
         drills.spawn(async move {
@@ -214,6 +244,8 @@ struct Job {
     slots: Arc<Semaphore>,
     cancel: CancellationToken,
     loaded: Loaded,
+    /// Whose claim a scheduled drill runs under (renewed while it runs).
+    owner: String,
 }
 
 impl Job {
@@ -224,7 +256,36 @@ impl Job {
             s = self.slots.clone().acquire_owned() => s?,
             _ = self.cancel.cancelled() => return Ok(format!("{name}: {when} not started (shutting down)")),
         };
-        let plan = plan::build(&self.config, self.loaded)?;
+        // Keep the claim alive while the drill runs; mark it done however the drill ends.
+        let renewal = fire.map(|f| {
+            let (history, owner, runbook, lease) =
+                (self.history.clone(), self.owner.clone(), name.clone(), self.config.lease);
+            tokio::spawn(async move {
+                let every = lease / 3;
+                let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+                loop {
+                    tokio::time::sleep(every).await;
+                    let _ = history.renew(&runbook, f, &owner, lease).await;
+                }
+            })
+        });
+        let outcome = self.drill(fire, &name, &when).await;
+        if let Some(r) = renewal {
+            r.abort();
+        }
+        if let Some(f) = fire {
+            self.history.claim_done(&name, f).await?;
+        }
+        outcome
+    }
+
+    async fn drill(&self, fire: Option<DateTime<Utc>>, name: &str, when: &str) -> anyhow::Result<String> {
+        let loaded = Loaded {
+            runbook: self.loaded.runbook.clone(),
+            path: self.loaded.path.clone(),
+            sha256: self.loaded.sha256.clone(),
+        };
+        let plan = plan::build(&self.config, loaded)?;
         let setup = DrillSetup {
             config: &self.config,
             reports_root: &self.config.reports,
@@ -232,7 +293,7 @@ impl Job {
             history: &self.history,
         };
         let hooks = Hooks { progress: Arc::new(drillbook_adapters::NoProgress), on_step: Box::new(|_| {}) };
-        let done = drill(&setup, plan, fire, self.cancel, hooks).await?;
+        let done = drill(&setup, plan, fire, self.cancel.clone(), hooks).await?;
         let verdict = match done.status {
             Ending::Passed => "passed".to_string(),
             other => format!("{} ({})", other.as_str(), done.reasons.join("; ")),

@@ -4,7 +4,7 @@
 //! and updated on every way out, so no drill goes unrecorded.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
@@ -158,6 +158,21 @@ impl History {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Marks the run of a fire time still `running` (its daemon lost its claim) as interrupted.
+    pub async fn interrupt_fire(&self, runbook: &str, fire: DateTime<Utc>, reason: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = $1, failure_reasons = $2 \
+             WHERE runbook = $3 AND scheduled_for = $4 AND status = 'running'",
+        )
+        .bind(ts(Utc::now()))
+        .bind(serde_json::to_string(&[reason])?)
+        .bind(runbook)
+        .bind(ts(fire))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The latest fire time a runbook's scheduled drills were recorded for.
     pub async fn last_scheduled(&self, runbook: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
         let row = sqlx::query("SELECT MAX(scheduled_for) AS t FROM runs WHERE runbook = $1")
@@ -166,6 +181,89 @@ impl History {
             .await?;
         let t: Option<String> = row.try_get("t")?;
         Ok(t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// Claims a fire time for `owner`: true when this insert won (exactly one daemon does).
+    pub async fn claim(
+        &self,
+        runbook: &str,
+        fire: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO claims (runbook, scheduled_for, owner, lease_until, done) VALUES ($1, $2, $3, $4, 0) \
+             ON CONFLICT (runbook, scheduled_for) DO NOTHING",
+        )
+        .bind(runbook)
+        .bind(ts(fire))
+        .bind(owner)
+        .bind(ts(Utc::now() + lease))
+        .execute(&self.pool)
+        .await
+        .context("cannot claim a fire time")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes over claims whose lease ran out before their drill was done: (runbook, fire time).
+    /// The conditional update lets exactly one daemon take each.
+    pub async fn take_over_expired(
+        &self,
+        runbooks: &[String],
+        owner: &str,
+        lease: Duration,
+    ) -> anyhow::Result<Vec<(String, DateTime<Utc>)>> {
+        let now = ts(Utc::now());
+        let rows = sqlx::query("SELECT runbook, scheduled_for FROM claims WHERE done = 0 AND lease_until < $1")
+            .bind(&now)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut won = Vec::new();
+        for r in rows {
+            let (runbook, fire): (String, String) = (r.try_get("runbook")?, r.try_get("scheduled_for")?);
+            if !runbooks.contains(&runbook) {
+                continue;
+            }
+            let taken = sqlx::query(
+                "UPDATE claims SET owner = $1, lease_until = $2 \
+                 WHERE runbook = $3 AND scheduled_for = $4 AND done = 0 AND lease_until < $5",
+            )
+            .bind(owner)
+            .bind(ts(Utc::now() + lease))
+            .bind(&runbook)
+            .bind(&fire)
+            .bind(&now)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1
+                && let Ok(t) = DateTime::parse_from_rfc3339(&fire)
+            {
+                won.push((runbook, t.with_timezone(&Utc)));
+            }
+        }
+        Ok(won)
+    }
+
+    /// Keeps a claim alive while its drill runs.
+    pub async fn renew(&self, runbook: &str, fire: DateTime<Utc>, owner: &str, lease: Duration) -> anyhow::Result<()> {
+        sqlx::query("UPDATE claims SET lease_until = $1 WHERE runbook = $2 AND scheduled_for = $3 AND owner = $4")
+            .bind(ts(Utc::now() + lease))
+            .bind(runbook)
+            .bind(ts(fire))
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The claim's drill ended (whatever its verdict): nobody takes it over.
+    pub async fn claim_done(&self, runbook: &str, fire: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query("UPDATE claims SET done = 1 WHERE runbook = $1 AND scheduled_for = $2")
+            .bind(runbook)
+            .bind(ts(fire))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn set_notification(&self, run_id: &str, outcome: &str) -> anyhow::Result<()> {

@@ -277,3 +277,40 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     assert!(!err.contains("s3cret-trigger-token"), "the token never appears in output");
     sb.assert_no_leftovers();
 }
+
+#[test]
+fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
+    let db = crate::servers::SystemDb::create("drillbook_claims");
+    let sb = scheduled_quickstart("* * * * * *", "");
+    sb.write(
+        "drillbook.yaml",
+        format!(
+            "runbooks: runbooks\nstate: postgres://postgres@127.0.0.1:5432/{}\nlease: 5s\nhttp: {{ listen: \"127.0.0.1:0\" }}\n",
+            db.name
+        ),
+    );
+    // Create the tables once, so the three start on an existing store.
+    assert_eq!(sb.run(&["history"]).code, 0);
+    let daemons: Vec<Child> = (0..3).map(|_| start(&sb)).collect();
+    std::thread::sleep(Duration::from_secs(60));
+    for d in daemons {
+        let (code, err) = stop(d, Duration::from_secs(30));
+        assert_eq!(code, 0, "{err}");
+    }
+    let history = sb.history();
+    let mut fires: Vec<chrono::DateTime<chrono::FixedOffset>> = history
+        .iter()
+        .map(|r| chrono::DateTime::parse_from_rfc3339(r["scheduled_for"].as_str().expect("scheduled")).unwrap())
+        .collect();
+    fires.sort();
+    let before = fires.len();
+    fires.dedup();
+    assert_eq!(fires.len(), before, "a fire time ran more than once: {history:#?}");
+    let span = (*fires.last().unwrap() - *fires.first().unwrap()).num_seconds() + 1;
+    assert!(fires.len() >= 55, "about one drill per second over a minute, got {}", fires.len());
+    assert_eq!(fires.len() as i64, span, "no fire time between the first and the last was lost: {fires:?}");
+    assert!(history.iter().all(|r| r["status"] == "passed" || r["status"] == "aborted"), "{history:#?}");
+    let owners = db.sql("select count(distinct owner) from claims");
+    assert!(owners.trim().parse::<u32>().unwrap_or(0) >= 2, "the work was shared, {owners} daemons ran drills");
+    sb.assert_no_leftovers();
+}
