@@ -84,6 +84,10 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(60));
     let ctx = JobContext { config, history: &history, key: &key, slots: &slots, shutdown: &shutdown, owner: &owner };
     let mut drills: JoinSet<(PathBuf, String)> = JoinSet::new();
+    // A changed runbook file reloads like SIGHUP; the folder is looked at every few seconds.
+    let mut seen = folder_state(&config.runbooks);
+    let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = Utc::now();
         for (path, e) in book.iter_mut() {
@@ -157,7 +161,16 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
             _ = hup.recv() => {
                 reload(config, &history, &mut book).await;
+                seen = folder_state(&config.runbooks);
                 eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
+            }
+            _ = watch_tick.tick() => {
+                let now_seen = folder_state(&config.runbooks);
+                if now_seen != seen {
+                    seen = now_seen;
+                    reload(config, &history, &mut book).await;
+                    eprintln!("drillbook daemon: runbooks changed on disk; reloaded, {} runbooks", book.len());
+                }
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -335,6 +348,21 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
             }
         }
     }
+}
+
+/// Names, sizes and modification times of the runbook files: a change means a reload.
+fn folder_state(root: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out: Vec<_> = plan::expand(&[], root)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let m = std::fs::metadata(&p).ok();
+            let (len, modified) = (m.as_ref().map(|m| m.len()).unwrap_or(0), m.and_then(|m| m.modified().ok()));
+            (p, len, modified)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Runs left `running` by a process that is gone become `interrupted`; their drill folders
