@@ -265,9 +265,26 @@ impl Job {
     async fn run(self, fire: Option<DateTime<Utc>>) -> anyhow::Result<String> {
         let name = self.loaded.runbook.name().to_string();
         let when = fire.map(|f| format!("fire time {f}")).unwrap_or_else(|| "triggered run".into());
+        // No free slot: the drill is recorded as `queued` until one frees up.
+        let queued = if self.slots.available_permits() == 0 {
+            let id = uuid::Uuid::now_v7().to_string();
+            self.history.queue(&id, &name, fire).await?;
+            Some(id)
+        } else {
+            None
+        };
         let _slot = tokio::select! {
             s = self.slots.clone().acquire_owned() => s?,
-            _ = self.cancel.cancelled() => return Ok(format!("{name}: {when} not started (shutting down)")),
+            _ = self.cancel.cancelled() => {
+                if let Some(id) = &queued {
+                    let reason = "aborted: the daemon stopped before a slot was free".to_string();
+                    self.history.finish(id, Ending::Aborted.as_str(), Utc::now(), None, None, &[reason]).await?;
+                }
+                if let Some(f) = fire {
+                    self.history.claim_done(&name, f).await?;
+                }
+                return Ok(format!("{name}: {when} not started (shutting down)"));
+            }
         };
         // Keep the claim alive while the drill runs; mark it done however the drill ends.
         let renewal = fire.map(|f| {
@@ -282,7 +299,7 @@ impl Job {
                 }
             })
         });
-        let outcome = self.drill(fire, &name, &when).await;
+        let outcome = self.drill(fire, queued, &name, &when).await;
         if let Some(r) = renewal {
             r.abort();
         }
@@ -292,7 +309,13 @@ impl Job {
         outcome
     }
 
-    async fn drill(&self, fire: Option<DateTime<Utc>>, name: &str, when: &str) -> anyhow::Result<String> {
+    async fn drill(
+        &self,
+        fire: Option<DateTime<Utc>>,
+        queued: Option<String>,
+        name: &str,
+        when: &str,
+    ) -> anyhow::Result<String> {
         let loaded = Loaded {
             runbook: self.loaded.runbook.clone(),
             path: self.loaded.path.clone(),
@@ -306,7 +329,7 @@ impl Job {
             history: &self.history,
         };
         let hooks = Hooks { progress: Arc::new(drillbook_adapters::NoProgress), on_step: Box::new(|_| {}) };
-        let done = drill(&setup, plan, fire, self.cancel.clone(), hooks).await?;
+        let done = drill(&setup, plan, fire, queued, self.cancel.clone(), hooks).await?;
         let verdict = match done.status {
             Ending::Passed => "passed".to_string(),
             other => format!("{} ({})", other.as_str(), done.reasons.join("; ")),

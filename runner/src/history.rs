@@ -68,7 +68,9 @@ impl History {
         started_at: DateTime<Utc>,
         scheduled_for: Option<DateTime<Utc>>,
     ) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid) VALUES ($1, $2, 'running', $3, $4, $5, $6)")
+        // A run recorded as `queued` (waiting for a slot) becomes `running` here.
+        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid) VALUES ($1, $2, 'running', $3, $4, $5, $6) \
+                     ON CONFLICT (run_id) DO UPDATE SET status = 'running', started_at = excluded.started_at")
             .bind(run_id)
             .bind(runbook)
             .bind(ts(started_at))
@@ -78,6 +80,21 @@ impl History {
             .execute(&self.pool)
             .await
             .context("cannot record the drill in history")?;
+        Ok(())
+    }
+
+    /// Records a drill that waits for a concurrency slot; `start` turns it into `running`.
+    pub async fn queue(&self, run_id: &str, runbook: &str, scheduled_for: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid) VALUES ($1, $2, 'queued', $3, $4, $5, $6)")
+            .bind(run_id)
+            .bind(runbook)
+            .bind(ts(Utc::now()))
+            .bind(scheduled_for.map(ts))
+            .bind(crate::host())
+            .bind(i64::from(std::process::id()))
+            .execute(&self.pool)
+            .await
+            .context("cannot record the queued drill in history")?;
         Ok(())
     }
 
@@ -135,11 +152,12 @@ impl History {
 
     /// Runs left `running` on this host: (run id, runbook, pid of the process that ran it).
     pub async fn running_here(&self) -> anyhow::Result<Vec<(String, String, Option<i64>)>> {
-        let rows = sqlx::query("SELECT run_id, runbook, pid FROM runs WHERE status = 'running' AND host = $1")
-            .bind(crate::host())
-            .fetch_all(&self.pool)
-            .await
-            .context("cannot read running drills from history")?;
+        let rows =
+            sqlx::query("SELECT run_id, runbook, pid FROM runs WHERE status IN ('running', 'queued') AND host = $1")
+                .bind(crate::host())
+                .fetch_all(&self.pool)
+                .await
+                .context("cannot read running drills from history")?;
         rows.into_iter().map(|r| Ok((r.try_get("run_id")?, r.try_get("runbook")?, r.try_get("pid")?))).collect()
     }
 
@@ -147,7 +165,7 @@ impl History {
     /// `running` changes, so a late outcome is never overwritten.
     pub async fn interrupt(&self, run_id: &str, reason: &str) -> anyhow::Result<bool> {
         let done = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = $1, failure_reasons = $2 WHERE run_id = $3 AND status = 'running'",
+            "UPDATE runs SET status = 'interrupted', finished_at = $1, failure_reasons = $2 WHERE run_id = $3 AND status IN ('running', 'queued')",
         )
         .bind(ts(Utc::now()))
         .bind(serde_json::to_string(&[reason])?)

@@ -54,7 +54,7 @@ pub async fn run_command(
         }),
     };
     let setup = DrillSetup { config, reports_root: &reports_root, key: &key, history: &history };
-    let done = drill(&setup, plan, None, cancel, hooks).await?;
+    let done = drill(&setup, plan, None, None, cancel, hooks).await?;
     let Some(report) = done.report else {
         eprintln!("error: {}", done.reasons.join("; "));
         return Ok(ExitCode::from(1));
@@ -103,11 +103,13 @@ pub async fn drill(
     setup: &DrillSetup<'_>,
     plan: crate::execute::DrillPlan,
     scheduled_for: Option<chrono::DateTime<Utc>>,
+    queued: Option<String>,
     cancel: CancellationToken,
     hooks: Hooks,
 ) -> anyhow::Result<Drilled> {
     let DrillSetup { config, reports_root, key, history } = *setup;
-    let run_id = uuid::Uuid::now_v7().to_string();
+    // A drill that waited for a slot keeps the run id it was queued under.
+    let run_id = queued.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let started_at = Utc::now();
     history.start(&run_id, plan.runbook.name(), started_at, scheduled_for).await?;
     let previous = history

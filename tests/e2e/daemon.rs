@@ -19,13 +19,31 @@ fn scheduled_quickstart(schedule: &str, extra_checks: &str) -> Sandbox {
     sb
 }
 
-fn start(sb: &Sandbox) -> Child {
-    sb.command(&["daemon"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn daemon")
+/// A running daemon, killed if a test fails before stopping it.
+struct Daemon(Option<Child>);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
-fn signal(child: &Child, sig: i32) {
+impl Daemon {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map(Child::id).unwrap_or(0)
+    }
+}
+
+fn start(sb: &Sandbox) -> Daemon {
+    Daemon(Some(sb.command(&["daemon"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn daemon")))
+}
+
+fn signal(daemon: &Daemon, sig: i32) {
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, sig) };
+    unsafe { libc::kill(daemon.id() as i32, sig) };
 }
 
 /// Waits for `cond` on the history, at most `limit`.
@@ -47,8 +65,9 @@ fn wait_for(
 }
 
 /// SIGTERM, then the exit status within `limit` (and the daemon's stderr).
-fn stop(mut child: Child, limit: Duration) -> (i32, String) {
-    signal(&child, libc::SIGTERM);
+fn stop(mut daemon: Daemon, limit: Duration) -> (i32, String) {
+    signal(&daemon, libc::SIGTERM);
+    let mut child = daemon.0.take().expect("running");
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -114,11 +133,11 @@ fn sigterm_during_a_drill_aborts_it_tears_down_and_exits_zero() {
 fn after_kill_9_a_restarted_daemon_marks_the_drill_interrupted_and_cleans_up() {
     let check = "  - name: slow\n    command: { run: [sleep, \"60\"], timeout: 2m }\n";
     let sb = scheduled_quickstart("*/2 * * * * *", check);
-    let daemon = start(&sb);
+    let mut daemon = start(&sb);
     let h = wait_for(&sb, Duration::from_secs(20), "a running drill", |h| h.iter().any(|r| r["status"] == "running"));
     std::thread::sleep(Duration::from_millis(1500));
     let run_id = h.iter().find(|r| r["status"] == "running").unwrap()["run_id"].as_str().unwrap().to_string();
-    let mut daemon = daemon;
+    let mut daemon = daemon.0.take().expect("running");
     daemon.kill().expect("kill -9");
     let _ = daemon.wait();
     let left: Vec<_> = std::fs::read_dir(&sb.tmp).unwrap().flatten().map(|e| e.path()).collect();
@@ -291,7 +310,7 @@ fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
     );
     // Create the tables once, so the three start on an existing store.
     assert_eq!(sb.run(&["history"]).code, 0);
-    let daemons: Vec<Child> = (0..3).map(|_| start(&sb)).collect();
+    let daemons: Vec<Daemon> = (0..3).map(|_| start(&sb)).collect();
     std::thread::sleep(Duration::from_secs(60));
     for d in daemons {
         let (code, err) = stop(d, Duration::from_secs(30));
@@ -312,5 +331,25 @@ fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
     assert!(history.iter().all(|r| r["status"] == "passed" || r["status"] == "aborted"), "{history:#?}");
     let owners = db.sql("select count(distinct owner) from claims");
     assert!(owners.trim().parse::<u32>().unwrap_or(0) >= 2, "the work was shared, {owners} daemons ran drills");
+    sb.assert_no_leftovers();
+}
+
+#[test]
+fn a_drill_waiting_for_a_slot_is_recorded_as_queued() {
+    let check = "  - name: slow\n    command: { run: [sleep, \"3\"], timeout: 2m }\n";
+    let sb = scheduled_quickstart("*/2 * * * * *", check);
+    let second = sb.read("runbooks/quickstart.yaml").replace("name: quickstart-rag", "name: quickstart-rag-copy");
+    sb.write("runbooks/copy.yaml", second);
+    sb.write("drillbook.yaml", "runbooks: runbooks\nconcurrency: 1\nhttp: { listen: \"127.0.0.1:0\" }\n");
+    let daemon = start(&sb);
+    let h = wait_for(&sb, Duration::from_secs(20), "a queued drill", |h| {
+        h.iter().any(|r| r["status"] == "queued") && h.iter().any(|r| r["status"] == "running")
+    });
+    let queued = h.iter().find(|r| r["status"] == "queued").unwrap();
+    assert!(queued["scheduled_for"].is_string(), "{queued}");
+    let (code, err) = stop(daemon, Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    let h = sb.history();
+    assert!(h.iter().all(|r| r["status"] != "queued" && r["status"] != "running"), "every row has an outcome: {h:#?}");
     sb.assert_no_leftovers();
 }
