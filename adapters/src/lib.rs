@@ -263,6 +263,13 @@ pub trait Adapter: Send + Sync {
     async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError>;
     /// Removes everything `provision` created. Must succeed on a half-provisioned scratch.
     async fn teardown(&self, cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError>;
+
+    /// After a crash: removes what a dead drill `run_id` may have created outside its folder
+    /// (the folder and the processes started in it are the runner's to remove). Only names
+    /// the drill would have chosen itself are touched. Returns what was removed.
+    async fn sweep(&self, _run_id: &str, _scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Runs one check: store-independent kinds here, the rest through the adapter.

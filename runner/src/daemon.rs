@@ -40,7 +40,7 @@ struct Entry {
 pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let history = Arc::new(History::open(&config.state).await?);
     let key = Arc::new(crate::evidence::signing_key(config)?);
-    recover(&history).await?;
+    recover(config, &history).await?;
 
     let shutdown = CancellationToken::new();
     let mut term = signal(SignalKind::terminate())?;
@@ -212,11 +212,7 @@ impl JobContext<'_> {
             key: self.key.clone(),
             slots: self.slots.clone(),
             cancel: self.shutdown.child_token(),
-            loaded: Loaded {
-                runbook: loaded.runbook.clone(),
-                path: loaded.path.clone(),
-                sha256: loaded.sha256.clone(),
-            },
+            loaded: loaded.clone(),
             owner: self.owner.to_string(),
         };
         let path = path.to_path_buf();
@@ -316,12 +312,7 @@ impl Job {
         name: &str,
         when: &str,
     ) -> anyhow::Result<String> {
-        let loaded = Loaded {
-            runbook: self.loaded.runbook.clone(),
-            path: self.loaded.path.clone(),
-            sha256: self.loaded.sha256.clone(),
-        };
-        let plan = plan::build(&self.config, loaded)?;
+        let plan = plan::build(&self.config, self.loaded.clone())?;
         let setup = DrillSetup {
             config: &self.config,
             reports_root: &self.config.reports,
@@ -390,12 +381,33 @@ fn folder_state(root: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>
 
 /// Runs left `running` by a process that is gone become `interrupted`; their drill folders
 /// and the processes started in them are removed.
-async fn recover(history: &History) -> anyhow::Result<()> {
-    for (run_id, runbook, pid) in history.running_here().await? {
+async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
+    let running = history.running_here().await?;
+    if running.is_empty() {
+        return Ok(());
+    }
+    // The runbooks, to find what a dead drill may have created on a scratch server.
+    let mut plans = BTreeMap::new();
+    for path in plan::expand(&[], &config.runbooks).unwrap_or_default() {
+        if let Ok(loaded) = plan::load(&path) {
+            plans.insert(loaded.runbook.name().to_string(), loaded);
+        }
+    }
+    for (run_id, runbook, pid) in running {
         if pid.is_some_and(alive) {
             continue;
         }
-        let removed = sweep(&std::env::temp_dir(), &run_id);
+        let mut removed = sweep(&std::env::temp_dir(), &run_id);
+        if let Some(loaded) = plans.get(&runbook) {
+            let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
+            match plan::build(config, loaded.clone()) {
+                Ok(p) => match adapter.sweep(&run_id, &p.scratch).await {
+                    Ok(more) => removed.extend(more),
+                    Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
+                },
+                Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
+            }
+        }
         let reason = format!(
             "interrupted: the process that ran it (pid {}) is gone; cleaned up: {}",
             pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::execute::DrillPlan;
 
 /// A parsed runbook with its file facts.
+#[derive(Clone)]
 pub struct Loaded {
     pub runbook: Runbook,
     pub path: PathBuf,

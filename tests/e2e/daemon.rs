@@ -353,3 +353,58 @@ fn a_drill_waiting_for_a_slot_is_recorded_as_queued() {
     assert!(h.iter().all(|r| r["status"] != "queued" && r["status"] != "running"), "every row has an outcome: {h:#?}");
     sb.assert_no_leftovers();
 }
+
+#[test]
+fn after_kill_9_the_scratch_database_on_a_server_is_dropped_by_the_next_daemon() {
+    let db = crate::servers::SystemDb::create("drillbook_sweep_src");
+    db.tool("pgbench", &["-i", "-q", "-s", "1", &db.name]);
+    let sb = Sandbox::new();
+    let dump = sb.path("backups/bench.dump");
+    std::fs::create_dir_all(dump.parent().unwrap()).unwrap();
+    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
+    sb.write(
+        "drillbook.yaml",
+        "runbooks: runbooks\nhttp: { listen: \"127.0.0.1:0\" }\n\
+         scratch:\n  main: { type: postgres, url: \"postgres://postgres@127.0.0.1:5432/postgres\" }\n",
+    );
+    sb.write(
+        "runbooks/bench.yaml",
+        format!(
+            "version: 1\nname: bench-server\nowner: t\nschedule: \"*/2 * * * * *\"\nasset: {{ name: bench, kind: relational }}\n\
+             source: {{ path: {}/, pick: bench.dump }}\nrestore: {{ adapter: postgres, scratch: \"server:main\" }}\n\
+             verify:\n  - name: slow\n    command: {{ run: [sleep, \"60\"], timeout: 2m }}\n",
+            sb.path("backups").display()
+        ),
+    );
+    let mut daemon = start(&sb);
+    let h = wait_for(&sb, Duration::from_secs(30), "a running drill", |h| h.iter().any(|r| r["status"] == "running"));
+    let run_id = h.iter().find(|r| r["status"] == "running").unwrap()["run_id"].as_str().unwrap().to_string();
+    let scratch_db = format!("drillbook_{}", run_id.replace('-', "_"));
+    let exists =
+        || db.sql(&format!("select count(*) from pg_database where datname = '{scratch_db}'")).trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exists() != "1" {
+        assert!(Instant::now() < deadline, "the drill never created {scratch_db}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut child = daemon.0.take().expect("running");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    assert_eq!(exists(), "1", "the killed drill left its scratch database (the test's premise)");
+
+    sb.write("runbooks/bench.yaml", sb.read("runbooks/bench.yaml").replace("*/2 * * * * *", "0 0 1 1 *"));
+    let second = start(&sb);
+    let h = wait_for(&sb, Duration::from_secs(20), "the interrupted row", |h| {
+        h.iter().any(|r| r["run_id"] == run_id.as_str() && r["status"] == "interrupted")
+    });
+    let (code, err) = stop(second, Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(exists(), "0", "the next daemon dropped {scratch_db}");
+    let row = h.iter().find(|r| r["run_id"] == run_id.as_str()).unwrap();
+    assert!(
+        row["failure_reasons"][0].as_str().unwrap_or_default().contains(&format!("database {scratch_db}")),
+        "{row}"
+    );
+    sb.assert_no_leftovers();
+}

@@ -391,6 +391,33 @@ impl crate::Adapter for Postgres {
         };
         release(&mut state).await
     }
+
+    async fn sweep(&self, run_id: &str, scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
+        let ScratchTarget::Server(server) = scratch else {
+            return Ok(Vec::new());
+        };
+        let Home::Server { admin, name } = server_home(server)? else {
+            return Ok(Vec::new());
+        };
+        let database = database_name(run_id);
+        let mut conn = sqlx::ConnectOptions::connect(&admin)
+            .await
+            .map_err(|e| AdapterError::Provision(format!("cannot connect to scratch server `{name}`: {e}")))?;
+        let exists: Option<i32> = sqlx::query_scalar("select 1 from pg_database where datname = $1")
+            .bind(&database)
+            .fetch_optional(&mut conn)
+            .await
+            .map_err(|e| AdapterError::Provision(format!("scratch server `{name}`: {e}")))?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("drop database if exists {} with (force)", ident(&database));
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| AdapterError::Provision(format!("scratch server `{name}`: cannot drop {database}: {e}")))?;
+        Ok(vec![format!("database {database} on server `{name}`")])
+    }
 }
 
 impl Postgres {

@@ -86,7 +86,17 @@ impl Storage {
     /// The path of `source.path` inside this storage; `local` resolves it against `base`.
     pub fn resolve(&self, source_path: &str, base: &Path) -> String {
         if self.name == "local" {
-            let abs = base.join(source_path);
+            // `..` is resolved here, lexically: the storage layer does not follow it.
+            let mut abs = std::path::PathBuf::new();
+            for c in base.join(source_path).components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        abs.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => abs.push(other),
+                }
+            }
             let mut s = abs.to_string_lossy().trim_start_matches('/').to_string();
             if source_path.ends_with('/') && !s.ends_with('/') {
                 s.push('/');
@@ -364,5 +374,18 @@ mod bytes_chunk {
             self.offset += n;
             Ok(n)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn local_paths_resolve_against_the_runbook_folder_including_parent_steps() {
+        let s = super::Storage::local().expect("local storage");
+        assert_eq!(s.resolve("../backups/", Path::new("/srv/drills/runbooks")), "srv/drills/backups/");
+        assert_eq!(s.resolve("./b/x.tar", Path::new("/srv")), "srv/b/x.tar");
+        assert_eq!(s.resolve("/abs/x.tar", Path::new("/srv")), "abs/x.tar");
     }
 }
