@@ -114,6 +114,10 @@ pub struct Source {
     pub checksum: ChecksumMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decrypt: Option<Decrypt>,
+    /// Unpacking stops with a failed drill beyond this multiple of the backup's stored size
+    /// (a guard against decompression bombs); default 50. Raise it for very compressible data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_expansion: Option<u64>,
 }
 
 fn default_storage() -> String {

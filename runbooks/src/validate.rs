@@ -16,6 +16,9 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
     if rb.source.path.trim().is_empty() {
         issue("source.path", "must not be empty".into());
     }
+    if rb.source.max_expansion == Some(0) {
+        issue("source.max_expansion", "must be at least 1 (a multiple of the backup's stored size)".into());
+    }
     if rb.source.pick != "latest" && rb.source.pattern.is_some() {
         issue("source.match", "only used with `pick: latest`; remove it or pick the latest".into());
     }

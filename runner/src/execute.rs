@@ -364,7 +364,8 @@ async fn fetch_phase(
     let fetch_at = Utc::now();
     let fetch_t = Instant::now();
     let (limit, which) = rec.budget();
-    let pipeline = storage.fetch_and_unpack(&found, &dest, unpack::DEFAULT_MAX_RATIO, cx.progress.clone(), &cx.cancel);
+    let ratio = rb.source.max_expansion.unwrap_or(unpack::DEFAULT_MAX_RATIO);
+    let pipeline = storage.fetch_and_unpack(&found, &dest, ratio, cx.progress.clone(), &cx.cancel);
     let fetched = tokio::select! {
         r = tokio::time::timeout(limit, pipeline) => r.ok(),
         _ = cx.cancel.cancelled() => None,

@@ -153,6 +153,20 @@ fn expansion_bomb_is_refused() {
     sb.write("backups/bomb.tar.zst", zstd(&TarBuilder::new().file("zeros.bin", &zeros).finish()));
     sb.write("rb.yaml", files_runbook("bomb", ""));
     fails_with(&sb, "rb.yaml", "unpack: expansion beyond the limit");
+    // A runbook that knows its data is that compressible raises the limit.
+    let raised = files_runbook("bomb", "").replace("  match: \"*\"\n", "  match: \"*\"\n  max_expansion: 100000\n");
+    sb.write("raised.yaml", raised);
+    let (run, report) = sb.drill("raised.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["steps"][3]["name"], "unpack");
+    assert_eq!(report["steps"][3]["bytes"], 64 << 20);
+    sb.write(
+        "zero.yaml",
+        files_runbook("bomb", "").replace("  match: \"*\"\n", "  match: \"*\"\n  max_expansion: 0\n"),
+    );
+    let r = sb.run(&["run", "zero.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("source.max_expansion: must be at least 1"), "{r}");
 }
 
 #[test]
