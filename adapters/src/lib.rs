@@ -19,6 +19,8 @@ pub mod progress;
 pub mod registry;
 pub mod secrets;
 pub mod source;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 pub mod unpack;
 pub mod vectors;
 

@@ -7,15 +7,11 @@ use serde_json::json;
 // through `regclass`.
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
-use super::ident;
 use super::manifest::{Search, schema, table_digest, vector_type};
 use crate::manifest::{self as truth, Manifest};
+use crate::sql::{check_error as sql_err, ident};
 use crate::vectors::{RecallSummary, parse_golden, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, read_input};
-
-fn sql_err(what: &str, e: sqlx::Error) -> AdapterError {
-    AdapterError::Check(format!("{what}: {e}"))
-}
 
 pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
     match check {

@@ -6,8 +6,8 @@ use drillbook_runbooks::Metric;
 // Identifiers are quoted with `ident`; table names come from the catalog itself.
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
-use super::ident;
 use crate::manifest::{Manifest, TableTruth};
+use crate::sql::ident;
 use crate::vectors::GoldenQuery;
 
 /// Schemas that belong to PostgreSQL, not to the application.

@@ -29,6 +29,7 @@ pub use tools::Tools;
 use self::cluster::{Cluster, RunAs};
 use self::dump::{Dump, Format};
 use crate::process::{self, RunError};
+use crate::sql::ident;
 use crate::{AdapterError, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
 
 /// A single `pg_restore`/`psql` run may take this long; the drill's own timeouts are shorter.
@@ -110,11 +111,6 @@ pub fn database_name(run_id: &str) -> String {
     format!("drillbook_{id}").chars().take(63).collect()
 }
 
-/// Quotes an identifier for PostgreSQL.
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 #[async_trait::async_trait]
 impl crate::Adapter for Postgres {
     fn kind(&self) -> &'static str {
@@ -122,15 +118,7 @@ impl crate::Adapter for Postgres {
     }
 
     fn supports(&self, check: &CheckKind) -> bool {
-        matches!(
-            check,
-            CheckKind::Sql(_)
-                | CheckKind::RowCounts(_)
-                | CheckKind::Schema(_)
-                | CheckKind::TableChecksum(_)
-                | CheckKind::VectorIntegrity(_)
-                | CheckKind::VectorRecall(_)
-        )
+        crate::sql::answers(check)
     }
 
     fn server_kinds(&self) -> &'static [&'static str] {
@@ -400,23 +388,11 @@ impl crate::Adapter for Postgres {
             return Ok(Vec::new());
         };
         let database = database_name(run_id);
-        let mut conn = sqlx::ConnectOptions::connect(&admin)
-            .await
-            .map_err(|e| AdapterError::Provision(format!("cannot connect to scratch server `{name}`: {e}")))?;
-        let exists: Option<i32> = sqlx::query_scalar("select 1 from pg_database where datname = $1")
-            .bind(&database)
-            .fetch_optional(&mut conn)
-            .await
-            .map_err(|e| AdapterError::Provision(format!("scratch server `{name}`: {e}")))?;
-        if exists.is_none() {
-            return Ok(Vec::new());
-        }
-        let sql = format!("drop database if exists {} with (force)", ident(&database));
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| AdapterError::Provision(format!("scratch server `{name}`: cannot drop {database}: {e}")))?;
-        Ok(vec![format!("database {database} on server `{name}`")])
+        Ok(if drop_database(&admin, &format!("scratch server `{name}`"), &database).await? {
+            vec![format!("database {database} on server `{name}`")]
+        } else {
+            Vec::new()
+        })
     }
 }
 
@@ -571,12 +547,7 @@ async fn create_database(state: &mut State, database: &str) -> Result<(), Adapte
     let mut conn = sqlx::ConnectOptions::connect(&admin)
         .await
         .map_err(|e| AdapterError::Provision(format!("cannot connect to {whose}: {e}")))?;
-    let exists: Option<i32> = sqlx::query_scalar("select 1 from pg_database where datname = $1")
-        .bind(database)
-        .fetch_optional(&mut conn)
-        .await
-        .map_err(|e| AdapterError::Provision(format!("{whose}: {e}")))?;
-    if exists.is_some() {
+    if database_exists(&mut conn, database, &whose).await? {
         return Err(AdapterError::Provision(format!(
             "database {database} already exists on {whose}; a drill never restores into a database it did not create"
         )));
@@ -617,18 +588,40 @@ async fn release(state: &mut State) -> Result<(), AdapterError> {
             let Some(database) = state.database.take() else {
                 return Ok(());
             };
-            let mut conn = sqlx::ConnectOptions::connect(&*admin).await.map_err(|e| {
-                AdapterError::Provision(format!("cannot connect to scratch server `{name}` to drop {database}: {e}"))
-            })?;
-            // WITH (FORCE) ends sessions a check left open (PostgreSQL 13+).
-            let sql = format!("drop database if exists {} with (force)", ident(&database));
-            let dropped = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
-            let _ = sqlx::Connection::close(conn).await;
-            dropped
-                .map(|_| ())
-                .map_err(|e| AdapterError::Provision(format!("scratch server `{name}`: cannot drop {database}: {e}")))
+            drop_database(admin, &format!("scratch server `{name}`"), &database).await.map(|_| ())
         }
     }
+}
+
+/// Drops `database` if it exists; returns whether it did. `WITH (FORCE)` ends sessions a
+/// check left open (PostgreSQL 13+).
+async fn drop_database(admin: &PgConnectOptions, whose: &str, database: &str) -> Result<bool, AdapterError> {
+    let mut conn = sqlx::ConnectOptions::connect(admin)
+        .await
+        .map_err(|e| AdapterError::Provision(format!("cannot connect to {whose} to drop {database}: {e}")))?;
+    let dropped = async {
+        if !database_exists(&mut conn, database, whose).await? {
+            return Ok(false);
+        }
+        let sql = format!("drop database if exists {} with (force)", ident(database));
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| AdapterError::Provision(format!("{whose}: cannot drop {database}: {e}")))?;
+        Ok(true)
+    }
+    .await;
+    let _ = sqlx::Connection::close(conn).await;
+    dropped
+}
+
+async fn database_exists(conn: &mut sqlx::PgConnection, database: &str, whose: &str) -> Result<bool, AdapterError> {
+    let found: Option<i32> = sqlx::query_scalar("select 1 from pg_database where datname = $1")
+        .bind(database)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| AdapterError::Provision(format!("{whose}: {e}")))?;
+    Ok(found.is_some())
 }
 
 fn percent_encode(s: &str) -> String {

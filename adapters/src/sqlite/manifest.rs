@@ -5,8 +5,8 @@ use sha2::{Digest, Sha256};
 // Identifiers are quoted with `ident`/`quote_literal`; the tables come from the database itself.
 use sqlx::{AssertSqlSafe, SqlitePool};
 
-use super::ident;
 use crate::manifest::{Manifest, TableTruth};
+use crate::sql::ident;
 
 /// Reads counts, digests and schema from a live database (read-only queries).
 pub async fn capture(pool: &SqlitePool) -> Result<Manifest, sqlx::Error> {

@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 pub use manifest::capture;
 
 use crate::manifest::{self as truth, Manifest};
+use crate::sql::{check_error as sql_err, ident};
 use crate::vectors::{Corpus, Integrity, RecallSummary, parse_golden, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Unpacked, read_input};
 
@@ -48,15 +49,6 @@ pub(crate) async fn open(file: &std::path::Path, read_only: bool) -> Result<Sqli
     SqlitePoolOptions::new().max_connections(1).connect_with(opts).await
 }
 
-fn sql_err(what: &str, e: sqlx::Error) -> AdapterError {
-    AdapterError::Check(format!("{what}: {e}"))
-}
-
-/// Quotes an identifier for SQLite.
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 #[async_trait::async_trait]
 impl crate::Adapter for Sqlite {
     fn kind(&self) -> &'static str {
@@ -64,15 +56,7 @@ impl crate::Adapter for Sqlite {
     }
 
     fn supports(&self, check: &CheckKind) -> bool {
-        matches!(
-            check,
-            CheckKind::Sql(_)
-                | CheckKind::RowCounts(_)
-                | CheckKind::Schema(_)
-                | CheckKind::TableChecksum(_)
-                | CheckKind::VectorIntegrity(_)
-                | CheckKind::VectorRecall(_)
-        )
+        crate::sql::answers(check)
     }
 
     fn explain_restore(&self, backup: &str) -> Vec<String> {

@@ -1,0 +1,29 @@
+//! What the adapters of SQL databases share: the check kinds a database answers itself,
+//! identifier quoting, and how a failed query reads in a check's error.
+
+use drillbook_runbooks::CheckKind;
+
+use crate::AdapterError;
+
+/// The check kinds every SQL database adapter evaluates.
+pub(crate) fn answers(check: &CheckKind) -> bool {
+    matches!(
+        check,
+        CheckKind::Sql(_)
+            | CheckKind::RowCounts(_)
+            | CheckKind::Schema(_)
+            | CheckKind::TableChecksum(_)
+            | CheckKind::VectorIntegrity(_)
+            | CheckKind::VectorRecall(_)
+    )
+}
+
+/// Quotes an identifier the SQL-standard way (PostgreSQL and SQLite alike).
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A query a check needed failed: the check could not be evaluated.
+pub(crate) fn check_error(what: &str, e: sqlx::Error) -> AdapterError {
+    AdapterError::Check(format!("{what}: {e}"))
+}
