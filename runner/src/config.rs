@@ -73,24 +73,36 @@ pub struct HttpConfig {
     pub token: Option<String>,
 }
 
+/// Every key of a config section is one it knows; else the nearest known one as a hint.
+fn known_keys(raw: &BTreeMap<String, String>, known: &[&str]) -> Result<(), String> {
+    match raw.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => {
+            let hint = drillbook_runbooks::nearest(k, known.iter().copied())
+                .map(|n| format!(", did you mean `{n}`?"))
+                .unwrap_or_default();
+            Err(format!("unknown key `{k}`{hint}"))
+        }
+    }
+}
+
+/// `key`, when present, is a secret reference, never the secret itself.
+fn secret_reference(raw: &BTreeMap<String, String>, key: &str) -> Result<(), String> {
+    match raw.get(key) {
+        None => Ok(()),
+        Some(v) => drillbook_runbooks::SecretRef::find(v)?
+            .map(|_| ())
+            .ok_or_else(|| format!("{key} must be a secret reference (${{env:NAME}} or ${{file:PATH}})")),
+    }
+}
+
 fn http_config(raw: &BTreeMap<String, String>, file: &str) -> Result<HttpConfig, Invalid> {
     let bad = |msg: String| Invalid(format!("{file}: http: {msg}"));
     const KEYS: &[&str] = &["listen", "token"];
-    for k in raw.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            let hint = drillbook_runbooks::nearest(k, KEYS.iter().copied())
-                .map(|n| format!(", did you mean `{n}`?"))
-                .unwrap_or_default();
-            return Err(bad(format!("unknown key `{k}`{hint}")));
-        }
-    }
+    known_keys(raw, KEYS).map_err(bad)?;
     let listen = raw.get("listen").cloned().unwrap_or_else(|| "127.0.0.1:9477".into());
     listen.parse::<std::net::SocketAddr>().map_err(|e| bad(format!("listen `{listen}`: {e}")))?;
-    if let Some(t) = raw.get("token") {
-        drillbook_runbooks::SecretRef::find(t)
-            .map_err(bad)?
-            .ok_or_else(|| bad("token must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
-    }
+    secret_reference(raw, "token").map_err(bad)?;
     Ok(HttpConfig { listen, token: raw.get("token").cloned() })
 }
 
@@ -164,14 +176,7 @@ impl Config {
 fn scratch_entry(name: &str, raw: &BTreeMap<String, String>, file: &str) -> Result<(), Invalid> {
     let bad = |msg: String| Invalid(format!("{file}: scratch.{name}: {msg}"));
     const KEYS: &[&str] = &["type", "url", "password"];
-    for k in raw.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            let hint = drillbook_runbooks::nearest(k, KEYS.iter().copied())
-                .map(|n| format!(", did you mean `{n}`?"))
-                .unwrap_or_default();
-            return Err(bad(format!("unknown key `{k}`{hint}")));
-        }
-    }
+    known_keys(raw, KEYS).map_err(bad)?;
     match raw.get("type").map(String::as_str) {
         Some("postgres") => {}
         Some(other) => return Err(bad(format!("unknown type `{other}` (known: postgres)"))),
@@ -182,25 +187,14 @@ fn scratch_entry(name: &str, raw: &BTreeMap<String, String>, file: &str) -> Resu
     if url.contains('@') && url.split('@').next().is_some_and(|auth| auth.matches(':').count() > 1) {
         return Err(bad("`url` holds a password; put it in `password: ${env:NAME}` instead".into()));
     }
-    if let Some(p) = raw.get("password") {
-        drillbook_runbooks::SecretRef::find(p)
-            .map_err(bad)?
-            .ok_or_else(|| bad("password must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
-    }
+    secret_reference(raw, "password").map_err(bad)?;
     Ok(())
 }
 
 fn smtp_config(raw: &BTreeMap<String, String>, file: &str) -> Result<SmtpConfig, Invalid> {
     let bad = |msg: String| Invalid(format!("{file}: smtp: {msg}"));
     const KEYS: &[&str] = &["host", "port", "tls", "from", "username", "password"];
-    for k in raw.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            let hint = drillbook_runbooks::nearest(k, KEYS.iter().copied())
-                .map(|n| format!(", did you mean `{n}`?"))
-                .unwrap_or_default();
-            return Err(bad(format!("unknown key `{k}`{hint}")));
-        }
-    }
+    known_keys(raw, KEYS).map_err(bad)?;
     let host = raw.get("host").cloned().ok_or_else(|| bad("missing `host`".into()))?;
     let from = raw.get("from").cloned().ok_or_else(|| bad("missing `from`".into()))?;
     let tls: drillbook_reports::email::Tls =
@@ -214,11 +208,7 @@ fn smtp_config(raw: &BTreeMap<String, String>, file: &str) -> Result<SmtpConfig,
         Some(p) => p.parse().map_err(|_| bad(format!("port `{p}` is not a port number")))?,
         None => default_port,
     };
-    if let Some(p) = raw.get("password") {
-        drillbook_runbooks::SecretRef::find(p)
-            .map_err(bad)?
-            .ok_or_else(|| bad("password must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
-    }
+    secret_reference(raw, "password").map_err(bad)?;
     Ok(SmtpConfig {
         host,
         port,

@@ -126,14 +126,7 @@ impl Recorder<'_> {
                 Err("aborted: the drill was interrupted".into())
             }
         };
-        // The step may have seen the cancellation first (a child process it killed).
-        let outcome = match outcome {
-            Err(_) if self.cancel.is_cancelled() => {
-                self.aborted = true;
-                Err("aborted: the drill was interrupted".into())
-            }
-            other => other,
-        };
+        let outcome = self.settle(outcome);
         match outcome {
             Ok(d) => {
                 self.push(name, at, t.elapsed(), StepStatus::Passed, d.bytes, d.detail);
@@ -144,6 +137,18 @@ impl Recorder<'_> {
                 self.fail(name, reason);
                 None
             }
+        }
+    }
+
+    /// An error while the drill is being cancelled is the interruption, whatever it says: the
+    /// step or check may have seen the cancellation first (a child process it killed).
+    fn settle<T>(&mut self, outcome: Result<T, String>) -> Result<T, String> {
+        match outcome {
+            Err(_) if self.cancel.is_cancelled() => {
+                self.aborted = true;
+                Err("aborted: the drill was interrupted".into())
+            }
+            other => other,
         }
     }
 
@@ -534,14 +539,7 @@ async fn restore_and_verify(
                 Err("aborted: the drill was interrupted".into())
             }
         };
-        // A check that saw the cancellation first (its child was killed) was interrupted too.
-        let outcome = match outcome {
-            Err(_) if cx.cancel.is_cancelled() => {
-                rec.aborted = true;
-                Err("aborted: the drill was interrupted".into())
-            }
-            other => other,
-        };
+        let outcome = rec.settle(outcome);
         let took = at.elapsed().as_millis() as u64;
         let record = match outcome {
             Ok(o) => {
