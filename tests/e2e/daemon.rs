@@ -35,6 +35,27 @@ impl Daemon {
     fn id(&self) -> u32 {
         self.0.as_ref().map(Child::id).unwrap_or(0)
     }
+
+    /// SIGKILL: no teardown, no last word in history.
+    fn kill_9(mut self) {
+        if let Some(mut c) = self.0.take() {
+            c.kill().expect("kill -9");
+            let _ = c.wait();
+        }
+    }
+}
+
+/// After a crash: idles `runbook` (a yearly schedule), starts a new daemon, waits until it
+/// has marked `run_id` interrupted, stops it (exit 0) and returns the history.
+fn recover_with_a_new_daemon(sb: &Sandbox, runbook: &str, run_id: &str) -> Vec<serde_json::Value> {
+    sb.write(runbook, sb.read(runbook).replace("*/2 * * * * *", "0 0 1 1 *"));
+    let second = start(sb);
+    let h = wait_for(sb, Duration::from_secs(20), "the interrupted row", |h| {
+        h.iter().any(|r| r["run_id"] == run_id && r["status"] == "interrupted")
+    });
+    let (code, err) = stop(second, Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    h
 }
 
 fn start(sb: &Sandbox) -> Daemon {
@@ -133,24 +154,16 @@ fn sigterm_during_a_drill_aborts_it_tears_down_and_exits_zero() {
 fn after_kill_9_a_restarted_daemon_marks_the_drill_interrupted_and_cleans_up() {
     let check = "  - name: slow\n    command: { run: [sleep, \"60\"], timeout: 2m }\n";
     let sb = scheduled_quickstart("*/2 * * * * *", check);
-    let mut daemon = start(&sb);
+    let daemon = start(&sb);
     let h = wait_for(&sb, Duration::from_secs(20), "a running drill", |h| h.iter().any(|r| r["status"] == "running"));
     std::thread::sleep(Duration::from_millis(1500));
     let run_id = h.iter().find(|r| r["status"] == "running").unwrap()["run_id"].as_str().unwrap().to_string();
-    let mut daemon = daemon.0.take().expect("running");
-    daemon.kill().expect("kill -9");
-    let _ = daemon.wait();
+    daemon.kill_9();
     let left: Vec<_> = std::fs::read_dir(&sb.tmp).unwrap().flatten().map(|e| e.path()).collect();
     assert!(!left.is_empty(), "the killed drill left its folder (the test's premise)");
 
     // The restarted daemon has no runbook to fire (schedule far away), only cleanup to do.
-    sb.write("runbooks/quickstart.yaml", sb.read("runbooks/quickstart.yaml").replace("*/2 * * * * *", "0 0 1 1 *"));
-    let second = start(&sb);
-    let h = wait_for(&sb, Duration::from_secs(20), "the interrupted row", |h| {
-        h.iter().any(|r| r["run_id"] == run_id.as_str() && r["status"] == "interrupted")
-    });
-    let (code, err) = stop(second, Duration::from_secs(20));
-    assert_eq!(code, 0, "{err}");
+    let h = recover_with_a_new_daemon(&sb, "runbooks/quickstart.yaml", &run_id);
     let row = h.iter().find(|r| r["run_id"] == run_id.as_str()).unwrap();
     assert_eq!(h.iter().filter(|r| r["run_id"] == run_id.as_str()).count(), 1, "not duplicated");
     assert!(row["finished_at"].is_string(), "{row}");
@@ -376,7 +389,7 @@ fn after_kill_9_the_scratch_database_on_a_server_is_dropped_by_the_next_daemon()
             sb.path("backups").display()
         ),
     );
-    let mut daemon = start(&sb);
+    let daemon = start(&sb);
     let h = wait_for(&sb, Duration::from_secs(30), "a running drill", |h| h.iter().any(|r| r["status"] == "running"));
     let run_id = h.iter().find(|r| r["status"] == "running").unwrap()["run_id"].as_str().unwrap().to_string();
     let scratch_db = format!("drillbook_{}", run_id.replace('-', "_"));
@@ -388,18 +401,10 @@ fn after_kill_9_the_scratch_database_on_a_server_is_dropped_by_the_next_daemon()
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let mut child = daemon.0.take().expect("running");
-    child.kill().expect("kill -9");
-    let _ = child.wait();
+    daemon.kill_9();
     assert_eq!(exists(), "1", "the killed drill left its scratch database (the test's premise)");
 
-    sb.write("runbooks/bench.yaml", sb.read("runbooks/bench.yaml").replace("*/2 * * * * *", "0 0 1 1 *"));
-    let second = start(&sb);
-    let h = wait_for(&sb, Duration::from_secs(20), "the interrupted row", |h| {
-        h.iter().any(|r| r["run_id"] == run_id.as_str() && r["status"] == "interrupted")
-    });
-    let (code, err) = stop(second, Duration::from_secs(20));
-    assert_eq!(code, 0, "{err}");
+    let h = recover_with_a_new_daemon(&sb, "runbooks/bench.yaml", &run_id);
     assert_eq!(exists(), "0", "the next daemon dropped {scratch_db}");
     let row = h.iter().find(|r| r["run_id"] == run_id.as_str()).unwrap();
     assert!(

@@ -87,6 +87,13 @@ fn rag_source(chunks: u32, dim: u32) -> PgServer {
     pg
 }
 
+/// `pg_dump -Fc` of the source's `rag` database, staged as `backups/rag.dump.zst`.
+fn stage_rag_dump(sb: &Sandbox, pg: &PgServer) {
+    let dump = sb.path("rag.dump");
+    pg.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), "rag"]);
+    stage_backup(sb, &dump, "rag.dump.zst");
+}
+
 const RAG_CHECKS: &str = "  - name: documents restored
     sql: select count(*) from documents
     expect: \"== 500\"
@@ -141,9 +148,7 @@ fn a_pgvector_dump_restores_into_a_scratch_cluster_and_proves_search_through_the
     capture_truth(&sb, &pg);
     let golden = sb.read("truth/manifest.golden.jsonl");
     assert_eq!(golden.lines().count(), 20, "one answer per golden query");
-    let dump = sb.path("rag.dump");
-    pg.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), "rag"]);
-    stage_backup(&sb, &dump, "rag.dump.zst");
+    stage_rag_dump(&sb, &pg);
     let bin = pg18_bin();
     let restore = format!("{{ adapter: postgres, bin_dir: {}, jobs: 2 }}", bin.display());
     sb.write("rag.yaml", runbook("rag-pgvector", "rag.dump.zst", &restore, RAG_CHECKS, ""));
@@ -176,9 +181,7 @@ fn a_backup_missing_rows_fails_its_counts_and_checksum_with_the_table_named() {
     capture_truth(&sb, &pg);
     // The backup is taken after rows went missing: it "completes", but not with everything.
     pg.sql("rag", "delete from chunks where id > 1990");
-    let dump = sb.path("rag.dump");
-    pg.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), "rag"]);
-    stage_backup(&sb, &dump, "rag.dump.zst");
+    stage_rag_dump(&sb, &pg);
     let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pg18_bin().display());
     sb.write("rag.yaml", runbook("rag-missing", "rag.dump.zst", &restore, RAG_CHECKS, ""));
 
@@ -319,9 +322,7 @@ fn a_corrupt_dump_fails_with_pg_restores_reason_and_leaves_nothing() {
 fn a_dump_newer_than_the_tools_names_both_versions() {
     let pg = rag_source(100, 16);
     let sb = Sandbox::new();
-    let dump = sb.path("rag.dump");
-    pg.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), "rag"]);
-    stage_backup(&sb, &dump, "rag.dump.zst");
+    stage_rag_dump(&sb, &pg);
     let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pg15_bin().display());
     sb.write(
         "rb.yaml",
@@ -400,9 +401,7 @@ fn a_scratch_server_killed_mid_restore_fails_the_drill_and_leaves_nothing() {
 fn a_drill_timeout_during_the_index_build_names_post_data_and_stops_the_cluster() {
     let pg = rag_source(40000, 16);
     let sb = Sandbox::new();
-    let dump = sb.path("rag.dump");
-    pg.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), "rag"]);
-    stage_backup(&sb, &dump, "rag.dump.zst");
+    stage_rag_dump(&sb, &pg);
     // A starved index build (1 MB, no parallel workers) outlasts the drill's limit.
     let restore = format!(
         "{{ adapter: postgres, bin_dir: {}, settings: {{ maintenance_work_mem: 1MB, max_parallel_maintenance_workers: \"0\" }} }}",
