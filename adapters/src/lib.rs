@@ -13,6 +13,7 @@ use drillbook_runbooks::{Check, CheckKind};
 use tokio_util::sync::CancellationToken;
 
 pub mod checks;
+pub mod crash;
 pub mod manifest;
 pub mod process;
 pub mod progress;

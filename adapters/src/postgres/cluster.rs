@@ -84,6 +84,17 @@ impl Cluster {
         log_tail(&self.dir)
     }
 
+    /// The server log, its last 1 MiB at most (a crash is near the end).
+    pub fn log(&self) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(self.dir.join("server.log")) else { return String::new() };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)));
+        let mut bytes = Vec::new();
+        let _ = f.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     pub async fn start(
         tools: &Tools,
         work_dir: &Path,

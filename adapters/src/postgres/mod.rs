@@ -94,14 +94,67 @@ impl State {
         };
     }
 
-    /// When a client lost its server, the local cluster's log says why (killed, out of memory).
-    fn server_log_if_lost(&self, output: &str) -> String {
-        let lost = ["server closed the connection", "connection to server", "terminating connection"];
-        match &self.home {
-            Home::Local(c) if lost.iter().any(|l| output.contains(l)) => format!("; server log: {}", c.log_tail()),
-            _ => String::new(),
+    /// Why `what` failed, with the client's last lines. When the local cluster's log shows a
+    /// process killed by SIGILL/SIGBUS/SIGSEGV, that crash leads the reason; when the client
+    /// only lost its server, the log's last lines say why (killed, out of memory).
+    async fn failure(&self, what: &str, output: &str) -> String {
+        let said = process::last_lines(output, 3);
+        let Home::Local(c) = &self.home else {
+            return format!("{what}: {said}");
+        };
+        let lost = lost_server(output);
+        match self.crash(lost).await {
+            Some(crash) => format!("{}; {what}: {said}", crash.reason(&self.server_name())),
+            None if lost => format!("{what}: {said}; server log: {}", c.log_tail()),
+            None => format!("{what}: {said}"),
         }
     }
+
+    /// A check that could not be evaluated on a local cluster that crashed says so first.
+    async fn check_failure(&self, e: AdapterError) -> AdapterError {
+        match e {
+            AdapterError::Check(msg) => match self.crash(lost_server(&msg)).await {
+                Some(crash) => AdapterError::Check(format!("{}; {msg}", crash.reason(&self.server_name()))),
+                None => AdapterError::Check(msg),
+            },
+            e => e,
+        }
+    }
+
+    /// A crash in the local cluster's log. A client sees its connection close before the
+    /// postmaster has reaped the backend and logged why, so a lost connection waits a moment
+    /// for the log line.
+    async fn crash(&self, lost: bool) -> Option<crate::crash::Crash> {
+        let Home::Local(c) = &self.home else { return None };
+        let deadline = std::time::Instant::now() + if lost { Duration::from_secs(2) } else { Duration::ZERO };
+        loop {
+            if let Some(crash) = crate::crash::find(&c.log()) {
+                return Some(crash);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn server_name(&self) -> String {
+        format!("the PostgreSQL {} server at {}", self.tools.version, self.tools.path("postgres").display())
+    }
+}
+
+/// Whether a client's words say it lost its server (rather than the server refusing a statement).
+fn lost_server(said: &str) -> bool {
+    [
+        "server closed the connection",
+        "connection to server",
+        "terminating connection",
+        "error communicating with database",
+        "connection reset",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|l| said.to_ascii_lowercase().contains(l))
 }
 
 /// `drillbook_<run-id>` as an identifier (at most 63 bytes, PostgreSQL's limit).
@@ -370,7 +423,10 @@ impl crate::Adapter for Postgres {
             .state
             .downcast_ref::<State>()
             .ok_or_else(|| AdapterError::Check("scratch is not a PostgreSQL scratch".into()))?;
-        checks::run(cx, state.pool()?, check).await
+        match checks::run(cx, state.pool()?, check).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => Err(state.check_failure(e).await),
+        }
     }
 
     async fn teardown(&self, _cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
@@ -434,13 +490,8 @@ impl Postgres {
         cmd.arg(&dump.path);
         let done = process::run(cmd, CLIENT_LIMIT, &cx.cancel).await.map_err(client_error)?;
         if !done.status.success() {
-            return Err(AdapterError::Restore(format!(
-                "pg_restore {} failed ({}): {}{}",
-                sections.join(" "),
-                done.status,
-                process::last_lines(&done.output, 3),
-                state.server_log_if_lost(&done.output)
-            )));
+            let what = format!("pg_restore {} failed ({})", sections.join(" "), done.status);
+            return Err(AdapterError::Restore(state.failure(&what, &done.output).await));
         }
         Ok(())
     }
@@ -467,12 +518,8 @@ impl Postgres {
             return Err(AdapterError::Restore(format!("reading the script failed: {e}")));
         }
         if !done.status.success() {
-            return Err(AdapterError::Restore(format!(
-                "psql failed ({}): {}{}",
-                done.status,
-                process::last_lines(&done.output, 3),
-                state.server_log_if_lost(&done.output)
-            )));
+            let what = format!("psql failed ({})", done.status);
+            return Err(AdapterError::Restore(state.failure(&what, &done.output).await));
         }
         Ok(skipped.load(std::sync::atomic::Ordering::Relaxed))
     }

