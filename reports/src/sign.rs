@@ -36,6 +36,8 @@ pub enum SignError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} already exists; refusing to overwrite a key")]
+    Exists { path: String },
     #[error("no randomness available: {0}")]
     Random(String),
     #[error("cannot encode: {0}")]
@@ -97,23 +99,40 @@ pub fn generate() -> Result<SigningKey, SignError> {
 
 /// Writes `DIR/signing.pem` (PKCS#8, mode 0600) and `DIR/signing.pub.pem` (SPKI).
 pub fn write_pair(dir: &Path, key: &SigningKey) -> Result<(), SignError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir).map_err(|source| SignError::Write { path: dir.display().to_string(), source })?;
     let private = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| SignError::Encode(e.to_string()))?;
     let public = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| SignError::Encode(e.to_string()))?;
+    // Written whole under a private name, then linked into place: a reader (another daemon
+    // starting at the same moment) sees no key or a complete one, never half a file, and an
+    // existing key is never replaced.
     let path = dir.join("signing.pem");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| SignError::Write { path: path.display().to_string(), source })?;
-    f.write_all(private.as_bytes()).map_err(|source| SignError::Write { path: path.display().to_string(), source })?;
+    let err = |source| SignError::Write { path: path.display().to_string(), source };
+    let tmp = write_private_temp(dir, private.as_bytes(), 0o600).map_err(err)?;
+    let linked = std::fs::hard_link(tmp.path(), &path);
+    drop(tmp);
+    match linked {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(SignError::Exists { path: path.display().to_string() });
+        }
+        other => other.map_err(err)?,
+    }
     let pub_path = dir.join("signing.pub.pem");
-    std::fs::write(&pub_path, public)
+    let tmp = write_private_temp(dir, public.as_bytes(), 0o644)
         .map_err(|source| SignError::Write { path: pub_path.display().to_string(), source })?;
+    tmp.persist(&pub_path).map_err(|e| SignError::Write { path: pub_path.display().to_string(), source: e.error })?;
     Ok(())
+}
+
+/// A temporary file in `dir` created with `mode` (never wider, not chmod-ed after), holding `bytes`.
+fn write_private_temp(dir: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new()
+        .prefix(".signing.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .tempfile_in(dir)?;
+    f.write_all(bytes)?;
+    f.as_file().sync_all()?;
+    Ok(f)
 }
 
 pub fn load_signing(path: &Path) -> Result<SigningKey, SignError> {
@@ -222,6 +241,37 @@ mod tests {
         assert_eq!(load_signing(&dir.path().join("signing.pem")).unwrap().to_bytes(), key.to_bytes());
         assert_eq!(load_public(&dir.path().join("signing.pub.pem")).unwrap(), key.verifying_key());
         // Never overwrite an existing key.
-        assert!(write_pair(dir.path(), &key).is_err());
+        let other = generate().unwrap();
+        assert!(matches!(write_pair(dir.path(), &other), Err(SignError::Exists { .. })));
+        assert_eq!(load_signing(&dir.path().join("signing.pem")).unwrap().to_bytes(), key.to_bytes());
+    }
+
+    #[test]
+    fn processes_creating_the_key_at_once_agree_on_one_whole_key() {
+        // Three daemons starting together on a fresh machine: each either writes the key or
+        // finds it complete, never half a file.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let written: Vec<Option<[u8; 32]>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..3)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let key = generate().unwrap();
+                            match write_pair(dir.path(), &key) {
+                                Ok(()) => Some(key.to_bytes()),
+                                Err(SignError::Exists { .. }) => None,
+                                Err(e) => panic!("{e}"),
+                            }
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let winners: Vec<_> = written.iter().flatten().collect();
+            assert_eq!(winners.len(), 1, "exactly one writer wins");
+            assert_eq!(&load_signing(&dir.path().join("signing.pem")).unwrap().to_bytes(), winners[0]);
+            let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+            assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+        }
     }
 }

@@ -24,7 +24,13 @@ pub fn signing_key(config: &Config) -> Result<SigningKey, Invalid> {
     if !path.exists() && config.signing_key_is_default {
         let key = sign::generate().map_err(|e| Invalid(e.to_string()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        sign::write_pair(dir, &key).map_err(|e| Invalid(e.to_string()))?;
+        match sign::write_pair(dir, &key) {
+            // Another process (a second daemon starting with this one) made it first: use theirs.
+            Err(sign::SignError::Exists { .. }) => {
+                return sign::load_signing(path).map_err(|e| Invalid(e.to_string()));
+            }
+            other => other.map_err(|e| Invalid(e.to_string()))?,
+        }
         eprintln!(
             "warning: generated a development signing key at {} (public key {}); configure `signing_key` with a key from `drillbook keygen` for real evidence",
             path.display(),

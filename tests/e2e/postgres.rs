@@ -367,6 +367,32 @@ fn an_extension_missing_from_the_installation_is_named() {
     assert_clean(&sb);
 }
 
+/// Runs the drill of `runbook` and, as soon as `victim` picks a process (a `pid: cmdline` line
+/// of [`processes_under`] the sandbox), sends it `signal`; returns the failed drill's report.
+fn drill_killing(
+    sb: &Sandbox,
+    runbook: &str,
+    signal: i32,
+    victim: impl Fn(&[String]) -> Option<String>,
+) -> serde_json::Value {
+    let child = sb.command(&["run", runbook, "--output", "json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut killed = false;
+    while !killed && std::time::Instant::now() < deadline {
+        if let Some(line) = victim(&processes_under(&sb.tmp)) {
+            let pid: i32 = line.split(':').next().unwrap().parse().unwrap();
+            // SAFETY: plain kill(2) on a pid we just read.
+            unsafe { libc::kill(pid, signal) };
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(killed, "never saw the process to kill while the drill ran");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_slice(&out.stdout).expect("report")
+}
+
 #[test]
 fn a_scratch_server_killed_mid_restore_fails_the_drill_and_leaves_nothing() {
     let sb = Sandbox::new();
@@ -376,28 +402,14 @@ fn a_scratch_server_killed_mid_restore_fails_the_drill_and_leaves_nothing() {
     stage_backup(&sb, &dump, "custom.dump");
     std::fs::remove_file(&dump).unwrap();
     sb.write("rb.yaml", runbook("bench-killed", "custom.dump", "{ adapter: postgres }", BENCH_CHECKS, ""));
-    let child =
-        sb.command(&["run", "rb.yaml", "--output", "json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     // Once pg_restore is at work, kill the scratch server (the postmaster) with SIGKILL.
     let tmp = sb.tmp.display().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut killed = false;
-    while !killed && std::time::Instant::now() < deadline {
-        let procs = processes_under(&sb.tmp);
-        if procs.iter().any(|p| p.contains("pg_restore") && p.contains("--section=pre-data"))
-            && let Some(pm) = procs.iter().find(|p| p.contains("bin/postgres -D") && p.contains(&tmp))
-        {
-            let pid: i32 = pm.split(':').next().unwrap().parse().unwrap();
-            // SAFETY: plain kill(2) on a pid we just read.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            killed = true;
+    let report = drill_killing(&sb, "rb.yaml", libc::SIGKILL, |procs| {
+        if !procs.iter().any(|p| p.contains("pg_restore") && p.contains("--section=pre-data")) {
+            return None;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(killed, "never saw pg_restore running against the scratch server");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+        procs.iter().find(|p| p.contains("bin/postgres -D") && p.contains(&tmp)).cloned()
+    });
     let why = reason(&report);
     assert!(why.starts_with("restore: ") && why.contains("during restore.data"), "{why}");
     assert_eq!(step(&report, "restore.data")["status"], "failed", "{report:#}");
@@ -419,26 +431,21 @@ fn a_backend_killed_by_an_illegal_instruction_is_named_as_a_cpu_mismatch() {
     expect: \"== 1\"
 ";
     sb.write("rb.yaml", runbook("bench-sigill", "custom.dump", "{ adapter: postgres }", checks, ""));
-    let child =
-        sb.command(&["run", "rb.yaml", "--output", "json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut killed = false;
-    while !killed && std::time::Instant::now() < deadline {
-        // A backend's title: `postgres: postgres drillbook_<run-id> [local] SELECT`.
-        if let Some(backend) =
-            processes_under(&sb.tmp).iter().find(|p| p.contains("drillbook_") && p.contains("] SELECT"))
-        {
-            let pid: i32 = backend.split(':').next().unwrap().parse().unwrap();
-            // SAFETY: plain kill(2) on a pid we just read.
-            unsafe { libc::kill(pid, libc::SIGILL) };
-            killed = true;
+    // A backend's title: `postgres: postgres drillbook_<run-id> [local] SELECT`. The restore's
+    // own SELECTs last milliseconds; the check's lasts a minute: wait until one has run for 1 s.
+    let seen = std::cell::RefCell::new(std::collections::HashMap::<String, std::time::Instant>::new());
+    let report = drill_killing(&sb, "rb.yaml", libc::SIGILL, |procs| {
+        let mut seen = seen.borrow_mut();
+        let selecting: Vec<&String> =
+            procs.iter().filter(|p| p.contains("drillbook_") && p.contains("] SELECT")).collect();
+        seen.retain(|line, _| selecting.contains(&line));
+        for line in selecting {
+            if seen.entry(line.clone()).or_insert_with(std::time::Instant::now).elapsed().as_secs() >= 1 {
+                return Some(line.clone());
+            }
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(killed, "never saw the check's query running on the scratch server");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+        None
+    });
     let why = reason(&report);
     assert!(
         why.contains("server at /usr/lib/postgresql/15/bin/postgres crashed: backend killed by signal 4 (illegal instruction) while running `select")
