@@ -233,6 +233,39 @@ pub enum AdapterError {
     },
 }
 
+impl From<process::AccountError> for AdapterError {
+    fn from(e: process::AccountError) -> Self {
+        AdapterError::Provision(e.to_string())
+    }
+}
+
+/// Lets `account` pass through the drill's private folder (0711: enter, not list) to reach
+/// what was given to it inside; everything in the folder stays owner-only. `who` names what
+/// runs as the account, for the error when a folder above cannot be passed.
+pub fn open_path_to(work_dir: &Path, account: &process::Account, who: &str) -> Result<(), AdapterError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for above in work_dir.ancestors().skip(1) {
+        let Ok(m) = std::fs::metadata(above) else { break };
+        let bit = if m.uid() == account.uid {
+            0o100
+        } else if m.gid() == account.gid {
+            0o010
+        } else {
+            0o001
+        };
+        if m.mode() & bit == 0 {
+            return Err(AdapterError::Provision(format!(
+                "{who} runs as `{}`, who cannot pass through {} to reach the drill folder; \
+                 set TMPDIR to a folder that user can reach (e.g. /tmp) or run drillbook as that user",
+                account.name,
+                above.display()
+            )));
+        }
+    }
+    std::fs::set_permissions(work_dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| AdapterError::io(format!("cannot open {} to {}", work_dir.display(), account.name), e))
+}
+
 impl AdapterError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         AdapterError::Io { context: context.into(), source }

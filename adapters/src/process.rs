@@ -1,13 +1,142 @@
-//! Child processes of a drill: each in its own process group, so that a timeout or a
-//! cancelled drill kills the whole tree, not just the direct child.
+//! Child processes of a drill, all started by [`command`]: the one place that answers "what
+//! can a backup make us run, with what, as whom?".
+//!
+//! - **Environment**: cleared; only `PATH`, `LANG`, `LC_*` and `TZ` are copied from drillbook's
+//!   own, `HOME` is the account's, and the caller adds the few variables the child needs. A
+//!   secret in drillbook's environment (S3 keys, the SMTP password, the HTTP token) never
+//!   reaches a child unless a runbook names it for that child.
+//! - **Privileges**: when drillbook is root, a child that reads backup content runs as an
+//!   unprivileged [`Account`] (supplementary groups dropped), never as root.
+//! - **Process group**: each child leads its own, so a timeout or a cancelled drill kills the
+//!   whole tree, not just the direct child; dropping the child kills it.
 
+use std::ffi::OsStr;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStdin, Command};
 use tokio_util::sync::CancellationToken;
+
+/// An unprivileged account a child runs as when drillbook is root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+impl Account {
+    /// The account `name` when drillbook is root (`None` otherwise: children then run as
+    /// drillbook's own user, which is not root). `why` says what runs as it, for the error.
+    pub fn for_root(name: &str, why: &str) -> Result<Option<Account>, AccountError> {
+        if !is_root() {
+            return Ok(None);
+        }
+        let account = Account::lookup(name)?
+            .ok_or_else(|| AccountError::Missing { name: name.to_string(), why: why.to_string() })?;
+        if account.uid == 0 {
+            return Err(AccountError::Root { name: name.to_string(), why: why.to_string() });
+        }
+        Ok(Some(account))
+    }
+
+    /// The passwd entry of `name`, if there is one.
+    pub fn lookup(name: &str) -> Result<Option<Account>, AccountError> {
+        let c = std::ffi::CString::new(name).map_err(|_| AccountError::BadName(name.to_string()))?;
+        let mut buf = vec![0u8; 16 * 1024];
+        // SAFETY: a zeroed passwd is a valid out-parameter for getpwnam_r.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; the strings are copied out before
+        // `buf` goes away.
+        let rc = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
+        if rc != 0 || found.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: pw_dir points into `buf`, NUL-terminated, set by a successful getpwnam_r.
+        let home = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }.to_string_lossy().into_owned();
+        Ok(Some(Account { name: name.to_string(), uid: pwd.pw_uid, gid: pwd.pw_gid, home: PathBuf::from(home) }))
+    }
+
+    /// Gives `path` (a file or folder the drill created) to this account, not following links.
+    pub fn give(&self, path: &Path) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
+    }
+
+    /// Gives a whole tree the drill unpacked to this account (links themselves, never their
+    /// targets), so the unprivileged child that reads it can.
+    pub fn give_tree(&self, root: &Path) -> std::io::Result<()> {
+        self.give(root)?;
+        if std::fs::symlink_metadata(root)?.is_dir() {
+            for entry in std::fs::read_dir(root)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    self.give_tree(&entry.path())?;
+                } else {
+                    self.give(&entry.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(
+        "drillbook runs as root and {why} must not; it runs as `{name}`, which does not exist \
+         (create it, e.g. `useradd --system --no-create-home {name}`, or name another with `run_as:`)"
+    )]
+    Missing { name: String, why: String },
+    #[error("run_as: `{name}` is root; {why} must run as an unprivileged user")]
+    Root { name: String, why: String },
+    #[error("bad user name {0:?}")]
+    BadName(String),
+}
+
+/// Whether drillbook runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// What a child inherits from drillbook's own environment: nothing else.
+const INHERITED: [&str; 3] = ["PATH", "LANG", "TZ"];
+
+/// The one way a drill starts a child: `program` with a cleared environment (see the module
+/// docs), as `account` when given, in its own process group, killed if dropped. Callers add
+/// arguments and the variables the child needs, then hand it to [`run`]/[`run_fed`] or spawn it.
+#[allow(clippy::disallowed_methods)] // the one place allowed to create a Command
+pub fn command(program: impl AsRef<OsStr>, account: Option<&Account>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        let name = k.to_string_lossy();
+        if INHERITED.contains(&name.as_ref()) || name.starts_with("LC_") {
+            cmd.env(&k, v);
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    }
+    match account {
+        Some(a) => {
+            // std drops the supplementary groups (setgroups(0)) when it changes the uid as root.
+            cmd.uid(a.uid).gid(a.gid).env("HOME", &a.home).env("USER", &a.name).env("LOGNAME", &a.name);
+        }
+        None => {
+            if let Some(home) = std::env::var_os("HOME") {
+                cmd.env("HOME", home);
+            }
+        }
+    }
+    cmd.stdin(Stdio::null()).process_group(0).kill_on_drop(true);
+    cmd
+}
 
 /// How much of a child's output is kept (the end of it).
 const TAIL_BYTES: usize = 16 * 1024;
@@ -69,6 +198,7 @@ where
 {
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     let stdin = if feed.is_some() { Stdio::piped() } else { Stdio::null() };
+    // `command` set the process group already; set again so a group is certain here.
     cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn { program: program.clone(), source })?;
     let pgid = child.id();

@@ -1,5 +1,6 @@
 //! The contract every adapter passes: provision → restore → checks → teardown, and
 //! nothing left behind (no open file in the scratch folder, nothing outside it).
+#![allow(clippy::disallowed_methods)] // fixtures made with the real tools
 
 use std::path::Path;
 use std::sync::Arc;

@@ -428,12 +428,18 @@ pub struct ConfigParseCheck {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandCheck {
+    /// The program and its arguments. A relative path (`./check.sh`, `bin/probe`) resolves
+    /// against the runbook's folder, a bare name through PATH; never inside the restored data.
     pub run: Vec<String>,
-    /// Extra environment; values may be secret references (`${env:NAME}`).
+    /// The only variables the command gets beside PATH, HOME, LANG/LC_*, TZ and `DRILL_*`;
+    /// values may be secret references (`${env:NAME}`, `${file:PATH}`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Parsed<DurationSpec>>,
+    /// The unprivileged user the command runs as when drillbook is root; default `nobody`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

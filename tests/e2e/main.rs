@@ -1,4 +1,5 @@
 //! End-to-end tests: the real `drillbook` binary against real backups and real servers.
+#![allow(clippy::disallowed_methods)] // tests start real tools and servers; drillbook itself uses process::command
 
 mod support;
 

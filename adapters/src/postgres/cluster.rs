@@ -16,48 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::tools::Tools;
 use crate::AdapterError;
-use crate::process::{self, RunError};
+use crate::process::{self, Account, RunError};
 
 const START_LIMIT: Duration = Duration::from_secs(60);
 const STOP_LIMIT: Duration = Duration::from_secs(20);
 
 /// The superuser `initdb` creates; only the drill knows its password.
 pub const SUPERUSER: &str = "postgres";
-
-/// An unprivileged account to run the cluster as (set only when drillbook runs as root).
-#[derive(Debug, Clone)]
-pub struct RunAs {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-impl RunAs {
-    /// `None` when drillbook is not root: the cluster then runs as drillbook's own user.
-    pub fn for_root(name: &str) -> Result<Option<RunAs>, AdapterError> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Ok(None);
-        }
-        let c = std::ffi::CString::new(name).map_err(|_| AdapterError::Provision(format!("bad user name {name:?}")))?;
-        // SAFETY: getpwnam returns a pointer to static storage or null; read at once.
-        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-        if pw.is_null() {
-            return Err(AdapterError::Provision(format!(
-                "drillbook runs as root and PostgreSQL refuses to; the cluster runs as `{name}`, which does not exist \
-                 (create it, e.g. `useradd --system {name}`, or name another with `run_as:`)"
-            )));
-        }
-        // SAFETY: non-null, as checked.
-        let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-        if uid == 0 {
-            return Err(AdapterError::Provision(format!(
-                "run_as: `{name}` is root; PostgreSQL refuses to run as root"
-            )));
-        }
-        Ok(Some(RunAs { name: name.to_string(), uid, gid }))
-    }
-}
 
 /// A running scratch cluster.
 pub struct Cluster {
@@ -98,7 +63,7 @@ impl Cluster {
     pub async fn start(
         tools: &Tools,
         work_dir: &Path,
-        run_as: Option<&RunAs>,
+        run_as: Option<&Account>,
         settings: &BTreeMap<String, String>,
         cancel: &CancellationToken,
     ) -> Result<Cluster, AdapterError> {
@@ -109,17 +74,8 @@ impl Cluster {
         std::fs::write(&pwfile, format!("{password}\n"))
             .map_err(|e| AdapterError::io(format!("cannot write {}", pwfile.display()), e))?;
         if let Some(u) = run_as {
-            if let Some(closed) = unreachable_ancestor(work_dir, u) {
-                return Err(AdapterError::Provision(format!(
-                    "the cluster runs as `{}`, who cannot pass through {} to reach the drill folder; \
-                     set TMPDIR to a folder that user can reach (e.g. /tmp) or run drillbook as that user",
-                    u.name,
-                    closed.display()
-                )));
-            }
             // The cluster's user must reach its folder (and nothing else of the drill's).
-            std::fs::set_permissions(work_dir, std::fs::Permissions::from_mode(0o711))
-                .map_err(|e| AdapterError::io(format!("cannot open {} to {}", work_dir.display(), u.name), e))?;
+            crate::open_path_to(work_dir, u, "the cluster")?;
             for p in [&dir, &pwfile] {
                 std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
                     .map_err(|e| AdapterError::io(format!("cannot give {} to {}", p.display(), u.name), e))?;
@@ -198,12 +154,9 @@ impl Cluster {
 
 /// A server binary, as the cluster's user when drillbook is root, in the cluster's folder
 /// (a working directory the user cannot enter makes `initdb` fail).
-fn server_command(tools: &Tools, program: &str, dir: &Path, run_as: Option<&RunAs>) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(tools.path(program));
-    cmd.current_dir(dir).env("LC_ALL", "C").env_remove("PGDATA");
-    if let Some(u) = run_as {
-        cmd.uid(u.uid).gid(u.gid);
-    }
+fn server_command(tools: &Tools, program: &str, dir: &Path, run_as: Option<&Account>) -> tokio::process::Command {
+    let mut cmd = process::command(tools.path(program), run_as);
+    cmd.current_dir(dir).env("LC_ALL", "C");
     cmd
 }
 
@@ -212,7 +165,7 @@ async fn spawn(
     dir: &Path,
     data: &Path,
     port: u16,
-    run_as: Option<&RunAs>,
+    run_as: Option<&Account>,
     settings: &BTreeMap<String, String>,
     cancel: &CancellationToken,
 ) -> Result<tokio::process::Child, AdapterError> {
@@ -293,26 +246,6 @@ pub fn effective_settings(overrides: &BTreeMap<String, String>) -> BTreeMap<Stri
     s
 }
 
-/// The first folder above `dir` that `u` may not pass through.
-fn unreachable_ancestor(dir: &Path, u: &RunAs) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    for a in dir.ancestors().skip(1) {
-        let m = std::fs::metadata(a).ok()?;
-        let mode = m.mode();
-        let pass = if m.uid() == u.uid {
-            mode & 0o100 != 0
-        } else if m.gid() == u.gid {
-            mode & 0o010 != 0
-        } else {
-            mode & 0o001 != 0
-        };
-        if !pass {
-            return Some(a.to_path_buf());
-        }
-    }
-    None
-}
-
 fn free_port() -> Result<u16, AdapterError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| AdapterError::io("cannot find a free port", e))?;
     l.local_addr().map(|a| a.port()).map_err(|e| AdapterError::io("cannot find a free port", e))
@@ -329,7 +262,7 @@ fn log_tail(dir: &Path) -> String {
     process::last_lines(&text, 3)
 }
 
-fn reach_hint(run_as: Option<&RunAs>, work_dir: &Path) -> String {
+fn reach_hint(run_as: Option<&Account>, work_dir: &Path) -> String {
     match run_as {
         Some(u) => format!(
             " (the cluster runs as `{}`: the drill folder {} and the bin_dir must be reachable by that user; \
@@ -341,7 +274,7 @@ fn reach_hint(run_as: Option<&RunAs>, work_dir: &Path) -> String {
     }
 }
 
-fn run_error(program: &str, e: RunError, run_as: Option<&RunAs>) -> AdapterError {
+fn run_error(program: &str, e: RunError, run_as: Option<&Account>) -> AdapterError {
     match e {
         RunError::Cancelled => AdapterError::Cancelled,
         RunError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {

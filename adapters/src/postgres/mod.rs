@@ -26,9 +26,9 @@ use tokio::process::Command;
 pub use manifest::{capture, golden_answers};
 pub use tools::Tools;
 
-use self::cluster::{Cluster, RunAs};
+use self::cluster::Cluster;
 use self::dump::{Dump, Format};
-use crate::process::{self, RunError};
+use crate::process::{self, Account, RunError};
 use crate::sql::ident;
 use crate::{AdapterError, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
 
@@ -57,6 +57,9 @@ enum Home {
 
 struct State {
     tools: Tools,
+    /// Who runs the restore tools (and the local cluster) when drillbook is root: they read
+    /// the backup, which is hostile input.
+    account: Option<Account>,
     dump: Dump,
     home: Home,
     /// `drillbook_<run-id>`; set once created, so teardown drops only what this drill made.
@@ -72,11 +75,10 @@ impl State {
         self.pool.as_ref().ok_or_else(|| AdapterError::Check("the database was not restored".into()))
     }
 
-    /// Connection settings for `pg_restore`/`psql`, as libpq environment variables.
-    fn client_env(&self, cmd: &mut Command) {
-        for k in ["PGSERVICE", "PGSERVICEFILE", "PGOPTIONS", "PGDATABASE", "PGHOST", "PGHOSTADDR", "PGPASSFILE"] {
-            cmd.env_remove(k);
-        }
+    /// `pg_restore`/`psql` as the restore account, with libpq's connection settings as
+    /// its only environment variables beyond the helper's few.
+    fn client(&self, program: &str) -> Command {
+        let mut cmd = process::command(self.tools.path(program), self.account.as_ref());
         let t = &self.target;
         let host = match t.get_socket() {
             Some(dir) => dir.display().to_string(),
@@ -88,10 +90,10 @@ impl State {
             .env("PGDATABASE", t.get_database().unwrap_or_default())
             .env("PGAPPNAME", "drillbook")
             .env("PGCONNECT_TIMEOUT", "10");
-        match &self.password {
-            Some(pw) => cmd.env("PGPASSWORD", pw),
-            None => cmd.env_remove("PGPASSWORD"),
-        };
+        if let Some(pw) = &self.password {
+            cmd.env("PGPASSWORD", pw);
+        }
+        cmd
     }
 
     /// Why `what` failed, with the client's last lines. When the local cluster's log shows a
@@ -251,11 +253,12 @@ impl crate::Adapter for Postgres {
             )));
         }
         let database = database_name(&cx.run_id);
+        let account =
+            Account::for_root(self.options.run_as.as_deref().unwrap_or("postgres"), "PostgreSQL's restore tools")?;
         let (home, password) = match &cx.scratch {
             ScratchTarget::Local => {
-                let run_as = RunAs::for_root(self.options.run_as.as_deref().unwrap_or("postgres"))?;
                 let cluster =
-                    Cluster::start(&tools, &cx.work_dir, run_as.as_ref(), &self.options.settings, &cx.cancel).await?;
+                    Cluster::start(&tools, &cx.work_dir, account.as_ref(), &self.options.settings, &cx.cancel).await?;
                 cx.secrets.remember(&cluster.password);
                 let pw = cluster.password.clone();
                 (Home::Local(cluster), Some(pw))
@@ -266,7 +269,7 @@ impl crate::Adapter for Postgres {
             Home::Local(c) => c.connect_options(&database),
             Home::Server { admin, .. } => admin.clone().database(&database),
         };
-        let mut state = State { tools, dump, home, database: None, target, password, pool: None };
+        let mut state = State { tools, account, dump, home, database: None, target, password, pool: None };
         match create_database(&mut state, &database).await {
             Ok(()) => {}
             Err(e) => {
@@ -303,7 +306,7 @@ impl crate::Adapter for Postgres {
         &self,
         cx: &DrillCx,
         scratch: &mut Scratch,
-        _backup: &Unpacked,
+        backup: &Unpacked,
     ) -> Result<RestoreOutcome, AdapterError> {
         let state = scratch
             .state
@@ -324,6 +327,13 @@ impl crate::Adapter for Postgres {
             dump.path = tokio::task::spawn_blocking(move || dump::rebuild_tar(&tree, &out))
                 .await
                 .map_err(|e| AdapterError::Restore(format!("repacking the tar dump failed: {e}")))??;
+        }
+        if let Some(a) = &state.account {
+            // The restore tools run as the account and must read the dump (nothing else).
+            crate::open_path_to(&cx.work_dir, a, "pg_restore/psql")?;
+            a.give_tree(&backup.root)
+                .and_then(|()| if dump.path.starts_with(&backup.root) { Ok(()) } else { a.give(&dump.path) })
+                .map_err(|e| AdapterError::io(format!("cannot give the dump to `{}`", a.name), e))?;
         }
         let layout = match dump.format {
             Format::Plain => {
@@ -456,7 +466,7 @@ impl Postgres {
     /// `pg_restore -l`: the archive's table of contents. Reading it proves the archive can be
     /// read at all before anything is restored.
     async fn list(&self, state: &State, dump: &Dump, cx: &DrillCx) -> Result<String, AdapterError> {
-        let mut cmd = Command::new(state.tools.path("pg_restore"));
+        let mut cmd = state.client("pg_restore");
         cmd.arg("--list").arg(&dump.path);
         let done = process::run(cmd, CLIENT_LIMIT, &cx.cancel).await.map_err(client_error)?;
         if !done.status.success() {
@@ -478,8 +488,7 @@ impl Postgres {
         jobs: u32,
         cx: &DrillCx,
     ) -> Result<(), AdapterError> {
-        let mut cmd = Command::new(state.tools.path("pg_restore"));
-        state.client_env(&mut cmd);
+        let mut cmd = state.client("pg_restore");
         cmd.args(["--no-owner", "--no-privileges", "--no-tablespaces", "--no-publications", "--no-subscriptions"])
             .args(["--exit-on-error", "--dbname"])
             .arg(state.target.get_database().unwrap_or_default())
@@ -505,8 +514,7 @@ impl Postgres {
         ranges: Vec<(u64, u64)>,
         cx: &DrillCx,
     ) -> Result<u64, AdapterError> {
-        let mut cmd = Command::new(state.tools.path("psql"));
-        state.client_env(&mut cmd);
+        let mut cmd = state.client("psql");
         cmd.args(["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--dbname"])
             .arg(state.target.get_database().unwrap_or_default());
         let skipped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -61,7 +61,7 @@ impl Tools {
         // Through symlinks to the real folder: the binaries find their libraries and
         // extensions relative to where they really are.
         let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let out = tokio::process::Command::new(dir.join("pg_restore"))
+        let out = crate::process::command(dir.join("pg_restore"), None)
             .arg("--version")
             .output()
             .await
