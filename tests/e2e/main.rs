@@ -10,6 +10,7 @@ mod daemon;
 mod email;
 mod evidence;
 mod history_store;
+mod hostile;
 mod inventory;
 mod postgres;
 mod quickstart;

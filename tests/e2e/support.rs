@@ -129,6 +129,12 @@ impl Sandbox {
     }
 }
 
+/// Whether the tests run as root (drillbook then runs children as unprivileged users).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read_dir").flatten() {

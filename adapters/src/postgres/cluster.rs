@@ -251,7 +251,7 @@ fn free_port() -> Result<u16, AdapterError> {
     l.local_addr().map(|a| a.port()).map_err(|e| AdapterError::io("cannot find a free port", e))
 }
 
-fn random_password() -> Result<String, AdapterError> {
+pub fn random_password() -> Result<String, AdapterError> {
     let mut b = [0u8; 24];
     getrandom::fill(&mut b).map_err(|e| AdapterError::Provision(format!("no randomness for a password: {e}")))?;
     Ok(hex::encode(b))

@@ -4,6 +4,7 @@
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
+use super::script::{Line, Scanner};
 use crate::{AdapterError, Unpacked};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,15 +210,24 @@ const POST_DATA: &[&str] = &[
     "MATERIALIZED VIEW DATA",
 ];
 
-/// One pass over a plain script: where its header ends, where post-data starts, which
-/// extensions it creates. COPY data is skipped, so a row that looks like a comment is a row.
+/// One pass over a plain script, before any of it runs: every line read as psql would read
+/// it ([`super::script::Scanner`]), refusing what pg_dump would not write; where its header
+/// ends, where post-data starts, which extensions it creates. COPY data and literals are not
+/// looked into, so a row that looks like a comment is a row.
 pub fn plain_layout(path: &Path) -> Result<PlainLayout, AdapterError> {
     let f = std::fs::File::open(path).map_err(|e| AdapterError::io(format!("cannot read {}", path.display()), e))?;
     let mut r = std::io::BufReader::with_capacity(1 << 20, f);
     let mut layout = PlainLayout::default();
+    let mut scanner = Scanner::default();
+    let refused = |e: super::script::Refused| {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        AdapterError::Restore(format!(
+            "plain SQL dump: {} at line {} refused ({name}:{}); nothing of the script was run",
+            e.what, e.line, e.line
+        ))
+    };
     let mut line = Vec::new();
     let mut at: u64 = 0;
-    let mut in_copy = false;
     let mut seen_object = false;
     loop {
         line.clear();
@@ -229,15 +239,10 @@ pub fn plain_layout(path: &Path) -> Result<PlainLayout, AdapterError> {
         }
         let start = at;
         at += n as u64;
+        if scanner.line(trim_newline(&line)).map_err(refused)? != Line::TopLevel {
+            continue;
+        }
         let text = String::from_utf8_lossy(trim_newline(&line));
-        if in_copy {
-            in_copy = text != "\\.";
-            continue;
-        }
-        if is_copy_from_stdin(&text) {
-            in_copy = true;
-            continue;
-        }
         if let Some(rest) = text.strip_prefix("-- Name: ").or_else(|| text.strip_prefix("-- Data for Name: ")) {
             if !seen_object {
                 seen_object = true;
@@ -256,6 +261,7 @@ pub fn plain_layout(path: &Path) -> Result<PlainLayout, AdapterError> {
             }
         }
     }
+    scanner.finish().map_err(refused)?;
     layout.len = at;
     if !seen_object {
         layout.prelude_end = 0;
@@ -266,10 +272,6 @@ pub fn plain_layout(path: &Path) -> Result<PlainLayout, AdapterError> {
 pub(crate) fn trim_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-pub(crate) fn is_copy_from_stdin(line: &str) -> bool {
-    line.starts_with("COPY ") && line.ends_with("FROM stdin;")
 }
 
 /// Statements of a plain script that a scratch copy must not run: ownership and grants name

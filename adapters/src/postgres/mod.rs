@@ -12,6 +12,7 @@ mod checks;
 mod cluster;
 mod dump;
 mod manifest;
+mod script;
 mod tools;
 
 use std::path::PathBuf;
@@ -520,7 +521,13 @@ impl Postgres {
         let skipped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let count = skipped.clone();
         let path = PathBuf::from(path);
-        let feed = move |stdin| feed_script(path, ranges, stdin, count);
+        // psql's own wall (17.6, 16.10, 15.14 … and later): after `\restrict KEY` it runs no
+        // backslash command but `\unrestrict KEY`, and only drillbook knows the key.
+        let restrict = match state.tools.psql_restricts() {
+            true => Some(cluster::random_password()?),
+            false => None,
+        };
+        let feed = move |stdin| feed_script(path, ranges, restrict, stdin, count);
         let done = process::run_fed(cmd, CLIENT_LIMIT, &cx.cancel, Some(feed)).await.map_err(client_error)?;
         if let Some(e) = done.feed_error {
             return Err(AdapterError::Restore(format!("reading the script failed: {e}")));
@@ -533,9 +540,14 @@ impl Postgres {
     }
 }
 
+/// Feeds the script's ranges line by line, read again by the [`script::Scanner`] (already
+/// passed once by `plain_layout`, so it refuses nothing here unless the file changed): the
+/// dump's own `\restrict` lines give way to drillbook's, and statements a scratch copy must
+/// not run are left out at top level only.
 async fn feed_script(
     path: PathBuf,
     ranges: Vec<(u64, u64)>,
+    restrict: Option<String>,
     mut stdin: tokio::process::ChildStdin,
     skipped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> std::io::Result<()> {
@@ -543,11 +555,14 @@ async fn feed_script(
     let file = tokio::fs::File::open(&path).await?;
     let mut r = tokio::io::BufReader::with_capacity(1 << 20, file);
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, &mut stdin);
+    if let Some(key) = &restrict {
+        out.write_all(format!("\\restrict {key}\n").as_bytes()).await?;
+    }
     let mut line = Vec::new();
+    let mut scanner = script::Scanner::default();
     for (start, end) in ranges {
         r.seek(std::io::SeekFrom::Start(start)).await?;
         let mut at = start;
-        let mut in_copy = false;
         while at < end {
             line.clear();
             let n = r.read_until(b'\n', &mut line).await?;
@@ -555,16 +570,18 @@ async fn feed_script(
                 break;
             }
             at += n as u64;
-            let text = String::from_utf8_lossy(dump::trim_newline(&line));
-            if in_copy {
-                in_copy = text != "\\.";
-            } else if dump::is_copy_from_stdin(&text) {
-                in_copy = true;
-            } else if dump::skipped_statement(&text) {
-                skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                continue;
+            let bare = dump::trim_newline(&line);
+            let kind = scanner.line(bare).map_err(|e| {
+                std::io::Error::other(format!("{} at line {} refused while feeding psql", e.what, e.line))
+            })?;
+            match kind {
+                script::Line::Restrict => continue,
+                script::Line::TopLevel if dump::skipped_statement(&String::from_utf8_lossy(bare)) => {
+                    skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                _ => out.write_all(&line).await?,
             }
-            out.write_all(&line).await?;
         }
     }
     out.flush().await?;

@@ -22,6 +22,21 @@ impl Tools {
         self.bin_dir.join(program)
     }
 
+    /// Whether this psql has `\restrict` (the August 2025 releases: 17.6, 16.10, 15.14,
+    /// 14.19, 13.22, and 18 on).
+    pub fn psql_restricts(&self) -> bool {
+        let minor = |v: &str| v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
+        match self.major {
+            18.. => true,
+            17 => minor(&self.version) >= 6,
+            16 => minor(&self.version) >= 10,
+            15 => minor(&self.version) >= 14,
+            14 => minor(&self.version) >= 19,
+            13 => minor(&self.version) >= 22,
+            _ => false,
+        }
+    }
+
     /// `bin_dir` when given, else the newest installation on PATH or under
     /// `/usr/lib/postgresql/*/bin` that has every program needed.
     pub async fn find(bin_dir: Option<&str>, need_server: bool) -> Result<Tools, AdapterError> {
