@@ -1,11 +1,16 @@
 //! Streaming unpack: gzip, zstd, tar and their combinations, detected by magic bytes.
 //!
-//! Refused, each with the exact reason: entries escaping the destination (`..`, absolute
-//! paths, symlinks or hard links pointing out), device files and FIFOs, and expansion beyond
-//! a limit (default 50× the compressed size).
+//! The archive is hostile input. Refused, each with the exact reason: entries escaping the
+//! destination (`..`, absolute paths), anything written through a link, symlinks that resolve
+//! out of the destination against what is on disk (links in their parents followed, and
+//! checked again once the whole tree is there), hard links to anything but a regular file of
+//! the backup, device files and FIFOs, and expansion beyond a limit (default 50× the
+//! compressed size; sparse files count at their declared size). Files are written owner-only
+//! (0600, 0700 when executable), folders 0700: no setuid, setgid or sticky bit survives.
 
 use std::io::{self, Read};
-use std::path::{Component, Path};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -109,7 +114,11 @@ pub fn unpack(
         }
         let safe = if name.is_empty() || name == "." || name == ".." { "backup".to_string() } else { name };
         let path = dest.join(&safe);
-        let mut out = std::fs::File::create(&path)
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
             .map_err(|source| UnpackError::Write { path: path.display().to_string(), source })?;
         let mut rest = rest;
         let bytes = io::copy(&mut rest, &mut out).map_err(|e| classify(e, outer, 0, limits))?;
@@ -124,65 +133,224 @@ fn untar(
     limits: &Limits,
 ) -> Result<(u64, u64), UnpackError> {
     let mut archive = tar::Archive::new(input);
-    archive.set_preserve_permissions(false);
-    archive.set_unpack_xattrs(false);
-    archive.set_overwrite(true);
     let (mut files, mut bytes) = (0u64, 0u64);
+    let mut links: Vec<PathBuf> = Vec::new();
     let entries = archive.entries().map_err(|e| classify(e, layer, bytes, limits))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| classify(e, layer, bytes, limits))?;
         let path = entry.path().map_err(|e| classify(e, layer, bytes, limits))?.into_owned();
         let shown = path.display().to_string();
         let unsafe_ = |why: &str| UnpackError::Unsafe { entry: shown.clone(), why: why.to_string() };
+        let kind = entry.header().entry_type();
+        use tar::EntryType as T;
+        if matches!(kind, T::XHeader | T::XGlobalHeader | T::GNULongName | T::GNULongLink) {
+            // Metadata entries (pax headers, GNU long names) are applied by the tar crate.
+            continue;
+        }
         if !is_relative_inside(&path) {
             return Err(unsafe_("escapes the scratch dir (absolute path or `..`)"));
         }
-        let kind = entry.header().entry_type();
-        use tar::EntryType as T;
+        let rel: PathBuf = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+        if rel.as_os_str().is_empty() {
+            // `./`, the root itself: it exists already.
+            continue;
+        }
+        // Sparse entries count at their declared size: that is what a reader sees.
+        let size = entry.size();
+        if kind != T::Directory {
+            bytes = bytes.saturating_add(size);
+            if bytes > limits.max_bytes() {
+                return Err(UnpackError::TooLarge {
+                    limit: limits.max_bytes(),
+                    compressed: limits.compressed_size,
+                    ratio: limits.max_ratio,
+                });
+            }
+        }
+        // Nothing is written through a link: every folder above the entry is a real folder
+        // made by this unpack (created here when missing).
+        let target = real_parents(dest, &rel).map_err(|why| unsafe_(&why))?;
+        let existing = std::fs::symlink_metadata(&target).ok();
+        if let Some(m) = &existing {
+            if m.file_type().is_symlink() {
+                return Err(unsafe_("replaces a link of an earlier entry"));
+            }
+            if m.is_dir() && kind != T::Directory {
+                return Err(unsafe_("replaces a folder of an earlier entry"));
+            }
+        }
+        let write = |e: io::Error| UnpackError::Write { path: target.display().to_string(), source: e };
         match kind {
-            T::Regular | T::Continuous | T::GNUSparse | T::Directory => {}
-            T::Symlink => {
-                let target =
-                    entry.link_name().map_err(|e| classify(e, layer, bytes, limits))?.unwrap_or_default().into_owned();
-                let parent = path.parent().unwrap_or(Path::new(""));
-                if target.is_absolute() || !is_relative_inside(&parent.join(&target)) {
-                    return Err(unsafe_(&format!(
-                        "is a symlink pointing out of the scratch dir (to `{}`)",
-                        target.display()
-                    )));
+            T::Regular | T::Continuous | T::GNUSparse => {
+                if existing.is_some() {
+                    // A later entry of the same name wins, as with tar itself.
+                    std::fs::remove_file(&target).map_err(write)?;
+                }
+                // Owner-only, never setuid/setgid/sticky; executable only if it was.
+                let mode = if entry.header().mode().unwrap_or(0) & 0o111 != 0 { 0o700 } else { 0o600 };
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&target)
+                    .map_err(write)?;
+                io::copy(&mut entry, &mut out).map_err(|e| match find_refusal(&e) {
+                    Some(_) => classify(e, layer, bytes, limits),
+                    None if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::InvalidData => {
+                        classify(e, layer, bytes, limits)
+                    }
+                    None => write(e),
+                })?;
+                files += 1;
+            }
+            T::Directory => {
+                if existing.is_none() {
+                    std::fs::DirBuilder::new().mode(0o700).create(&target).map_err(write)?;
                 }
             }
-            T::Link => {
-                let target =
-                    entry.link_name().map_err(|e| classify(e, layer, bytes, limits))?.unwrap_or_default().into_owned();
-                if !is_relative_inside(&target) {
+            T::Symlink => {
+                let to = entry.link_name().map_err(|e| classify(e, layer, bytes, limits))?.unwrap_or_default();
+                let parent = rel.parent().unwrap_or(Path::new(""));
+                if to.is_absolute() || !resolves_inside(dest, &parent.join(&to)) {
                     return Err(unsafe_(&format!(
-                        "is a hard link pointing out of the scratch dir (to `{}`)",
-                        target.display()
+                        "is a symlink pointing out of the scratch dir (to `{}`)",
+                        to.display()
                     )));
                 }
+                std::os::unix::fs::symlink(&to, &target).map_err(write)?;
+                links.push(rel.clone());
+                files += 1;
+            }
+            T::Link => {
+                let to = entry.link_name().map_err(|e| classify(e, layer, bytes, limits))?.unwrap_or_default();
+                let out = |why: &str| {
+                    unsafe_(&format!("is a hard link pointing out of the scratch dir (to `{}`){why}", to.display()))
+                };
+                if to.is_absolute() || !is_relative_inside(&to) {
+                    return Err(out(""));
+                }
+                // The target must be a regular file an earlier entry wrote, reached through
+                // real folders only: never a link (a hard link to a symlink would move it).
+                let to_rel: PathBuf = to.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+                let source = real_path(dest, &to_rel).ok_or_else(|| out(": not a file of this backup"))?;
+                if existing.is_some() {
+                    std::fs::remove_file(&target).map_err(write)?;
+                }
+                std::fs::hard_link(&source, &target).map_err(write)?;
+                files += 1;
             }
             T::Char | T::Block => return Err(unsafe_("is a device file")),
             T::Fifo => return Err(unsafe_("is a FIFO")),
-            // Metadata entries (pax headers, GNU long names) are handled by the tar crate.
-            T::XHeader | T::XGlobalHeader | T::GNULongName | T::GNULongLink => continue,
             other => return Err(unsafe_(&format!("has an unsupported type {other:?}"))),
         }
-        let size = entry.header().size().unwrap_or(0);
-        let written = entry.unpack_in(dest).map_err(|e| classify(e, layer, bytes, limits))?;
-        if !written {
-            return Err(unsafe_("would be written outside the scratch dir through a link"));
-        }
-        if kind != T::Directory {
-            files += 1;
-        }
-        bytes += size;
     }
     // Read to the end: the decoders verify their trailers (gzip CRC, zstd checksum) only
     // there, and the tar reader stops at the end-of-archive marker before them.
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|e| classify(e, layer, bytes, limits))?;
+    // A link checked when it was made can be turned outwards by a later one (`y -> z/..`,
+    // then `z -> .`): every link is checked again against the finished tree.
+    for link in &links {
+        let to = std::fs::read_link(dest.join(link)).unwrap_or_default();
+        let parent = link.parent().unwrap_or(Path::new(""));
+        if !resolves_inside(dest, &parent.join(&to)) {
+            return Err(UnpackError::Unsafe {
+                entry: link.display().to_string(),
+                why: format!(
+                    "is a symlink pointing out of the scratch dir (to `{}`) through links made after it",
+                    to.display()
+                ),
+            });
+        }
+    }
     Ok((files, bytes))
+}
+
+/// `dest/rel`, after making sure every folder above it is a real folder (not a link),
+/// creating the missing ones owner-only.
+fn real_parents(dest: &Path, rel: &Path) -> Result<PathBuf, String> {
+    let mut at = dest.to_path_buf();
+    let parents: Vec<_> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    for c in parents {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "would be written through the link `{}`",
+                    at.strip_prefix(dest).unwrap_or(&at).display()
+                ));
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "needs `{}` to be a folder, but it is a file",
+                    at.strip_prefix(dest).unwrap_or(&at).display()
+                ));
+            }
+            Err(_) => std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&at)
+                .map_err(|e| format!("cannot create its folder: {e}"))?,
+        }
+    }
+    Ok(dest.join(rel))
+}
+
+/// `dest/rel` when it is a regular file reached through real folders only.
+fn real_path(dest: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut at = dest.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        let m = std::fs::symlink_metadata(&at).ok()?;
+        if m.file_type().is_symlink() {
+            return None;
+        }
+    }
+    std::fs::symlink_metadata(&at).ok().filter(|m| m.is_file()).map(|_| at)
+}
+
+/// Whether `rel` (relative to `root`) stays inside `root` when resolved as the kernel would
+/// against what is on disk now: each existing link is followed (relative targets only, at
+/// most 40), `..` may not climb above the root. Missing parts are taken as written.
+pub fn resolves_inside(root: &Path, rel: &Path) -> bool {
+    let mut stack: Vec<std::ffi::OsString> = Vec::new();
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = std::collections::VecDeque::new();
+    let push_front = |todo: &mut std::collections::VecDeque<std::ffi::OsString>, p: &Path| -> bool {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push_front(n.to_os_string()),
+                Component::ParentDir => todo.push_front("..".into()),
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => return false,
+            }
+        }
+        true
+    };
+    if !push_front(&mut todo, rel) {
+        return false;
+    }
+    let mut hops = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            if stack.pop().is_none() {
+                return false;
+            }
+            continue;
+        }
+        let here: PathBuf = root.join(stack.iter().collect::<PathBuf>()).join(&c);
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                let Ok(to) = std::fs::read_link(&here) else { return false };
+                if hops > 40 || !push_front(&mut todo, &to) {
+                    return false;
+                }
+            }
+            _ => stack.push(c),
+        }
+    }
+    true
 }
 
 /// True for a relative path that stays inside its root when resolved lexically.

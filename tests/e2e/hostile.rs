@@ -4,7 +4,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Sandbox, sha256_hex};
+use tar::EntryType::{Link, Symlink};
+
+use crate::support::{Sandbox, TarBuilder, files_runbook, gzip, sha256_hex, zstd};
 
 fn reasons(report: &serde_json::Value) -> String {
     report["failure_reasons"].to_string()
@@ -79,5 +81,96 @@ fn a_command_check_gets_a_cleared_environment_and_no_root() {
     let mut everything = format!("{}{}{report}", r.stdout, r.stderr);
     everything.push_str(&sb.run(&["history", "--output", "json"]).stdout);
     assert!(!everything.contains(sentinel), "drillbook's environment reached the child");
+    sb.assert_no_leftovers();
+}
+
+/// Stages `tar` (zstd-compressed) as the only backup of a `files` runbook with `verify`.
+fn files_drill(sb: &Sandbox, name: &str, tar: &[u8], verify: &str) -> (crate::support::Run, serde_json::Value) {
+    sb.write("backups/docs.tar.zst", zstd(tar));
+    sb.write("rb.yaml", files_runbook(name, verify));
+    sb.drill("rb.yaml")
+}
+
+/// Link chains that pass a textual "stays inside" test but resolve out of the restore on
+/// disk: refused at unpack, nothing outside readable, nothing left behind.
+#[test]
+fn link_chains_that_resolve_outside_are_refused() {
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            // The chain: `a -> .`, then a path through `a`, then a link through that.
+            "chain",
+            TarBuilder::new()
+                .link(Symlink, "a", ".")
+                .link(Symlink, "a/a/a/a/a/a/x", "../../../../../..")
+                .link(Symlink, "secret", "x/etc/hostname")
+                .finish(),
+            "tar entry `a/a/a/a/a/a/x` would be written through the link `a`; refused",
+        ),
+        (
+            "through-links",
+            TarBuilder::new().link(Symlink, "a", ".").link(Symlink, "x", "a/a/a/..").finish(),
+            "tar entry `x` is a symlink pointing out of the scratch dir (to `a/a/a/..`)",
+        ),
+        (
+            // Inside when made (z did not exist), turned outwards by a later link.
+            "turned-later",
+            TarBuilder::new().link(Symlink, "y", "z/../etc/hostname").link(Symlink, "z", ".").finish(),
+            "tar entry `y` is a symlink pointing out of the scratch dir (to `z/../etc/hostname`) through links made after it",
+        ),
+        (
+            "dir-replaced-by-link",
+            TarBuilder::new().file("d/f", b"x").link(Symlink, "d", "..").finish(),
+            "tar entry `d` replaces a folder of an earlier entry",
+        ),
+        (
+            "hard-link-to-passwd",
+            TarBuilder::new().link(Link, "passwd", "/etc/passwd").finish(),
+            "is a hard link pointing out of the scratch dir (to `/etc/passwd`)",
+        ),
+        (
+            "hard-link-to-a-link",
+            TarBuilder::new().file("f", b"x").link(Symlink, "l", "f").link(Link, "d/h", "l").finish(),
+            "tar entry `d/h` is a hard link pointing out of the scratch dir (to `l`): not a file of this backup",
+        ),
+    ];
+    for (name, tar, reason) in cases {
+        let sb = Sandbox::new();
+        let (r, report) = files_drill(&sb, name, &tar, "");
+        assert_eq!(r.code, 1, "{name}: {r}");
+        let why = reasons(&report);
+        assert!(why.contains(reason), "{name}: {why}");
+        sb.assert_no_leftovers();
+    }
+}
+
+/// A GNU sparse entry declaring 100 GiB in a tiny archive counts at 100 GiB.
+#[test]
+fn a_sparse_entry_counts_at_its_declared_size() {
+    let sb = Sandbox::new();
+    let tar = TarBuilder::new().file("a.txt", b"hello").sparse("huge.img", 100 << 30).finish();
+    let packed = gzip(&tar);
+    assert!(packed.len() < 10 * 1024, "{} bytes", packed.len());
+    let (r, report) = files_drill(&sb, "sparse", &tar, "");
+    assert_eq!(r.code, 1, "{r}");
+    let why = reasons(&report);
+    assert!(why.contains("expansion beyond the limit"), "{why}");
+    sb.assert_no_leftovers();
+}
+
+/// A setuid, world-writable file comes back owner-only, without its special bits; folders
+/// are owner-only too. Proven by a check that looks at the restored copy.
+#[test]
+fn restored_files_lose_setuid_and_are_owner_only() {
+    let sb = Sandbox::new();
+    let tar = TarBuilder::new()
+        .file_with_mode("bin/suid", b"#!/bin/sh\necho hi\n", 0o4777)
+        .file_with_mode("docs/readme.txt", b"plain", 0o666)
+        .finish();
+    let verify =
+        "verify:\n  - name: modes\n    command: { run: [sh, -c, \"stat -c '%n %a' bin bin/suid docs/readme.txt\"] }\n";
+    let (r, report) = files_drill(&sb, "modes", &tar, verify);
+    assert_eq!(r.code, 0, "{r}");
+    let detail = report["checks"][0]["detail"].as_str().unwrap_or_default();
+    assert_eq!(detail, "bin 700 | bin/suid 700 | docs/readme.txt 600", "{report:#}");
     sb.assert_no_leftovers();
 }

@@ -185,6 +185,34 @@ impl TarBuilder {
         self
     }
 
+    /// A file with `mode` (e.g. setuid 0o4755).
+    pub fn file_with_mode(mut self, path: &str, data: &[u8], mode: u32) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_entry_type(tar::EntryType::Regular);
+        set_raw_path(&mut h, path);
+        h.set_cksum();
+        self.b.append(&h, data).expect("append");
+        self
+    }
+
+    /// A GNU sparse file declaring `real_size` bytes, of which only its last 512 are stored.
+    pub fn sparse(mut self, path: &str, real_size: u64) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_mode(0o644);
+        set_raw_path(&mut h, path);
+        h.set_size(512);
+        let gnu = h.as_gnu_mut().expect("gnu header");
+        gnu.sparse[0].set_offset(real_size - 512);
+        gnu.sparse[0].set_length(512);
+        gnu.set_real_size(real_size);
+        h.set_cksum();
+        self.b.append(&h, &[b'x'; 512][..]).expect("append");
+        self
+    }
+
     pub fn device(mut self, path: &str) -> Self {
         let mut h = tar::Header::new_gnu();
         h.set_size(0);
