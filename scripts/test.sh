@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-deps.sh
+# The property tests (adapters/tests/hostile_archives.rs, runbooks/tests/mutated_yaml.rs) run
+# a bounded number of generated cases; raise it for a longer hunt.
+export PROPTEST_CASES="${PROPTEST_CASES:-1000}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
   # nextest does not run doc tests.
