@@ -61,6 +61,19 @@ impl Secrets {
         }
         out
     }
+
+    /// [`Secrets::redact`] over every string of a JSON value (a check's observed value).
+    pub fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.redact(&s)),
+            Value::Array(a) => Value::Array(a.into_iter().map(|v| self.redact_json(v)).collect()),
+            Value::Object(o) => {
+                Value::Object(o.into_iter().map(|(k, v)| (self.redact(&k), self.redact_json(v))).collect())
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +90,7 @@ mod tests {
         assert_eq!(v, "s3cr3t-value");
         assert_eq!(s.redact("token=s3cr3t-value!"), "token=[redacted]!");
         assert!(s.resolve(&SecretRef::Env("DRILLBOOK_SURELY_UNSET_1".into())).is_err());
+        let observed = serde_json::json!({"row": ["s3cr3t-value", 1], "s3cr3t-value": true});
+        assert_eq!(s.redact_json(observed), serde_json::json!({"row": ["[redacted]", 1], "[redacted]": true}));
     }
 }

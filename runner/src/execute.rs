@@ -67,6 +67,9 @@ struct Recorder<'a> {
     cancel: CancellationToken,
     aborted: bool,
     hooks: &'a Hooks,
+    /// Every detail and reason is scrubbed here, before a hook (the terminal), the report or
+    /// the history sees it.
+    secrets: drillbook_adapters::Secrets,
 }
 
 /// What a step reports when it succeeds.
@@ -90,6 +93,7 @@ impl Recorder<'_> {
         bytes: Option<u64>,
         detail: String,
     ) {
+        let detail = self.secrets.redact(&detail);
         let step =
             Step { name: name.into(), started_at: at, duration_ms: took.as_millis() as u64, status, bytes, detail };
         (self.hooks.on_step)(&step);
@@ -97,7 +101,7 @@ impl Recorder<'_> {
     }
 
     fn fail(&mut self, step: &str, reason: String) {
-        self.reasons.push(format!("{step}: {reason}"));
+        self.reasons.push(self.secrets.redact(&format!("{step}: {reason}")));
     }
 
     /// The time this step may take: the step limit, or what is left of the drill's.
@@ -205,6 +209,7 @@ pub async fn execute(
         cancel: cancel.clone(),
         aborted: false,
         hooks,
+        secrets: plan.secrets.clone(),
     };
     let mut checks = Vec::new();
     let mut backup: Option<reports::Backup> = None;
@@ -559,8 +564,8 @@ async fn restore_and_verify(
                     name: check.name.clone(),
                     kind: check.check.name().into(),
                     status: if o.passed { CheckStatus::Passed } else { CheckStatus::Failed },
-                    observed: o.observed,
-                    expected: o.expected,
+                    observed: cx.secrets.redact_json(o.observed),
+                    expected: cx.secrets.redact_json(o.expected),
                     duration_ms: took,
                     detail: cx.secrets.redact(&o.detail),
                 }
