@@ -6,7 +6,7 @@
 #   benches/unpack.sh                 # 1 GiB, 3 rounds
 #   SIZE_MIB=4096 ROUNDS=1 benches/unpack.sh
 #
-# Prints a Markdown table (median wall time and peak RSS of each variant).
+# Prints a Markdown table (median wall time, its spread, and peak RSS of each variant).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB="${SIZE_MIB:-1024}"
@@ -43,41 +43,56 @@ restore: { adapter: files }
 timeouts: { step: 30m, drill: 30m }
 YAML
 
-measure() { # name, command...
-  local name="$1"; shift
-  local walls=() rss=()
-  for ((r = 0; r < ROUNDS; r++)); do
-    rm -rf "$WORK/out" "$WORK/tmp" && mkdir -p "$WORK/out" "$WORK/tmp"
-    sync
-    if ! /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt"; then
-      echo "variant failed: $name" >&2; cat "$WORK/stderr.txt" >&2; exit 1
-    fi
-    local line; line=$(tail -n1 "$WORK/time.txt")
-    walls+=("${line% *}"); rss+=("${line#* }")
-  done
-  local w m
-  w=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p")
-  m=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n1)
-  printf '%s\t%s\t%s\n' "$name" "$w" "$((m / 1024))"
+# One timed run of a variant: appends "wall rss_kib" to $WORK/<key>.times.
+once() { # key, command...
+  local key="$1"; shift
+  rm -rf "$WORK/out" "$WORK/tmp" && mkdir -p "$WORK/out" "$WORK/tmp"
+  sync
+  if ! /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt"; then
+    echo "variant failed: $key" >&2; cat "$WORK/stderr.txt" >&2; exit 1
+  fi
+  tail -n1 "$WORK/time.txt" >> "$WORK/$key.times"
+}
+
+# "name<TAB>median<TAB>min<TAB>max<TAB>peak RSS MiB" of a variant's rounds.
+summary() { # key, name
+  local walls; walls=$(cut -d' ' -f1 "$WORK/$1.times" | sort -n)
+  local n; n=$(echo "$walls" | wc -l)
+  printf '%s\t%s\t%s\t%s\t%s\n' "$2" "$(echo "$walls" | sed -n "$(((n + 1) / 2))p")" \
+    "$(echo "$walls" | head -n1)" "$(echo "$walls" | tail -n1)" \
+    "$(( $(cut -d' ' -f2 "$WORK/$1.times" | sort -n | tail -n1) / 1024 ))"
 }
 
 cd "$WORK"
 # Warm the page cache once so every variant reads the same way.
 cat backups/data.tar.zst > /dev/null
+rm -f "$WORK"/*.times
+# The variants alternate round by round (this VM drifts; a block of rounds per variant would
+# land the drift on one of them), and their order rotates each round.
+variants=(floor script drill)
+for ((r = 0; r < ROUNDS; r++)); do
+  for ((i = 0; i < 3; i++)); do
+    case "${variants[$(((r + i) % 3))]}" in
+      floor) once floor bash -c 'zstd -d -q -c backups/data.tar.zst | tar -x -C out' ;;
+      script) once script bash -c 'cd backups && sha256sum -c --quiet data.tar.zst.sha256 && zstd -d -q -c data.tar.zst | tar -x -C ../out' ;;
+      drill) once drill env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config /dev/null ;;
+    esac
+  done
+done
 results=()
-results+=("$(measure "(b) zstd -d | tar x  (floor)" bash -c 'zstd -d -q -c backups/data.tar.zst | tar -x -C out')")
-results+=("$(measure "(a) sha256sum -c; zstd -d | tar x" bash -c 'cd backups && sha256sum -c --quiet data.tar.zst.sha256 && zstd -d -q -c data.tar.zst | tar -x -C ../out')")
-results+=("$(measure "drillbook run (hash + unpack + teardown)" env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config /dev/null)")
+results+=("$(summary floor "(b) zstd -d | tar x  (floor)")")
+results+=("$(summary script "(a) sha256sum -c; zstd -d | tar x")")
+results+=("$(summary drill "drillbook run (hash + unpack + teardown)")")
 
 size=$(stat -c %s backups/data.tar.zst)
 floor=$(echo "${results[0]}" | cut -f2)
 echo
-echo "backup: $((size / 1048576)) MiB tar.zst holding $SIZE_MIB MiB of files; median of $ROUNDS rounds; $(nproc) cores"
+echo "backup: $((size / 1048576)) MiB tar.zst holding $SIZE_MIB MiB of files; $ROUNDS rounds, variants alternating; $(nproc) cores"
 echo
-echo "| variant | wall s | × floor | peak RSS MiB |"
-echo "| --- | --- | --- | --- |"
+echo "| variant | median wall s | spread (min–max) | × floor (median) | peak RSS MiB |"
+echo "| --- | --- | --- | --- | --- |"
 for r in "${results[@]}"; do
-  IFS=$'\t' read -r n w m <<< "$r"
+  IFS=$'\t' read -r n w lo hi m <<< "$r"
   n=${n//|/\\|}
-  echo "| \`$n\` | $w | $(echo "scale=2; $w / $floor" | bc) | $m |"
+  echo "| \`$n\` | $w | $lo–$hi | $(echo "scale=2; $w / $floor" | bc) | $m |"
 done

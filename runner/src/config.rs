@@ -71,6 +71,18 @@ pub struct HttpConfig {
     pub listen: String,
     /// A secret reference; without it the trigger endpoint refuses everyone.
     pub token: Option<String>,
+    /// Which endpoints need the token.
+    pub auth: HttpAuth,
+}
+
+/// `http.auth`: who must show the bearer token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpAuth {
+    /// Only `POST /api/runbooks/{name}/run` (the default).
+    #[default]
+    Trigger,
+    /// Every endpoint but `/healthz` (probes need no secret), `/metrics` included.
+    All,
 }
 
 /// Every key of a config section is one it knows; else the nearest known one as a hint.
@@ -98,12 +110,20 @@ fn secret_reference(raw: &BTreeMap<String, String>, key: &str) -> Result<(), Str
 
 fn http_config(raw: &BTreeMap<String, String>, file: &str) -> Result<HttpConfig, Invalid> {
     let bad = |msg: String| Invalid(format!("{file}: http: {msg}"));
-    const KEYS: &[&str] = &["listen", "token"];
+    const KEYS: &[&str] = &["listen", "token", "auth"];
     known_keys(raw, KEYS).map_err(bad)?;
     let listen = raw.get("listen").cloned().unwrap_or_else(|| "127.0.0.1:9477".into());
     listen.parse::<std::net::SocketAddr>().map_err(|e| bad(format!("listen `{listen}`: {e}")))?;
     secret_reference(raw, "token").map_err(bad)?;
-    Ok(HttpConfig { listen, token: raw.get("token").cloned() })
+    let auth = match raw.get("auth").map(String::as_str) {
+        None | Some("trigger") => HttpAuth::Trigger,
+        Some("all") => HttpAuth::All,
+        Some(other) => return Err(bad(format!("auth `{other}`: expected `trigger` or `all`"))),
+    };
+    if auth == HttpAuth::All && !raw.contains_key("token") {
+        return Err(bad("auth: all needs a `token` (a secret reference)".into()));
+    }
+    Ok(HttpConfig { listen, token: raw.get("token").cloned(), auth })
 }
 
 impl Config {

@@ -56,13 +56,34 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let (trigger_tx, mut trigger_rx) = mpsc::channel::<String>(64);
     let token = match &config.http.token {
         Some(t) => {
-            Some(drillbook_adapters::Secrets::default().expand(t).map_err(|e| Invalid(format!("http.token: {e}")))?)
+            let token =
+                drillbook_adapters::Secrets::default().expand(t).map_err(|e| Invalid(format!("http.token: {e}")))?;
+            if token.chars().count() < crate::http::MIN_TOKEN_CHARS {
+                return Err(Invalid(format!(
+                    "http.token: a token of {} characters is too short to guard the daemon (at least {}); \
+                     make one with `openssl rand -hex 32`",
+                    token.chars().count(),
+                    crate::http::MIN_TOKEN_CHARS
+                ))
+                .into());
+            }
+            Some(token)
         }
         None => None,
     };
+    let loopback = config.http.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+    if !loopback {
+        tracing::warn!(listen = %config.http.listen, "HTTP without TLS on a non-loopback address");
+        eprintln!(
+            "warning: http.listen {} is not a loopback address and the daemon speaks plain HTTP: \
+             the token and the reports cross the network unencrypted; put a TLS proxy in front or listen on 127.0.0.1",
+            config.http.listen
+        );
+    }
     let shared = Arc::new(crate::http::Shared {
         history: history.clone(),
         reports: config.reports.clone(),
+        auth: config.http.auth,
         token,
         status: status_rx,
         trigger: trigger_tx,

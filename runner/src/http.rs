@@ -39,9 +39,14 @@ pub struct RunbookStatus {
     pub error: Option<String>,
 }
 
+/// A bearer token shorter than this is refused at start.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
 pub struct Shared {
     pub history: Arc<History>,
     pub reports: std::path::PathBuf,
+    /// Which endpoints need the token (`http.auth`).
+    pub auth: crate::config::HttpAuth,
     /// The resolved bearer token; `None` refuses every trigger.
     pub token: Option<String>,
     pub status: watch::Receiver<Vec<RunbookStatus>>,
@@ -49,15 +54,48 @@ pub struct Shared {
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let guarded = Router::new()
         .route("/", get(dashboard))
-        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/runs", get(runs))
         .route("/api/runbooks", get(runbooks))
         .route("/api/runbooks/{name}/run", post(trigger))
         .route("/reports/{runbook}/{run_id}/{file}", get(report_file))
-        .with_state(shared)
+        .route_layer(axum::middleware::from_fn_with_state(shared.clone(), require_token));
+    // Probes read /healthz without a secret, whatever `http.auth` says.
+    Router::new().route("/healthz", get(healthz)).merge(guarded).with_state(shared)
+}
+
+/// `http.auth: all`: every guarded endpoint needs the bearer token (the trigger checks it
+/// itself in either mode).
+async fn require_token(
+    State(s): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if s.auth == crate::config::HttpAuth::All
+        && let Some(refused) = refusal(&s, request.headers())
+    {
+        return refused;
+    }
+    next.run(request).await
+}
+
+/// The 401 answer when the request does not carry the configured bearer token.
+fn refusal(s: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match (&s.token, given) {
+        (Some(want), Some(got)) if constant_time_eq(want.as_bytes(), got.as_bytes()) => None,
+        _ => {
+            let why = if s.token.is_none() {
+                "no token is configured (http.token)"
+            } else {
+                "a valid bearer token is required"
+            };
+            Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], why).into_response())
+        }
+    }
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
@@ -66,13 +104,16 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
         .iter()
         .filter_map(|r| r.error.as_ref().map(|e| serde_json::json!({"runbook": r.name, "path": r.path, "error": e})))
         .collect();
+    let degraded = !invalid.is_empty();
     let body = serde_json::json!({
-        "status": if invalid.is_empty() { "ok" } else { "degraded" },
+        "status": if degraded { "degraded" } else { "ok" },
         "runbooks": status.len(),
         "running": status.iter().filter(|r| r.running).count(),
         "invalid": invalid,
     });
-    axum::Json(body).into_response()
+    // Probes (Kubernetes, load balancers) read the status code, not the body.
+    let code = if degraded { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (code, axum::Json(body)).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -96,16 +137,8 @@ async fn runbooks(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn trigger(State(s): State<Arc<Shared>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    let given =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    let authorized = match (&s.token, given) {
-        (Some(want), Some(got)) => constant_time_eq(want.as_bytes(), got.as_bytes()),
-        _ => false,
-    };
-    if !authorized {
-        let why =
-            if s.token.is_none() { "no token is configured (http.token)" } else { "a valid bearer token is required" };
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], why).into_response();
+    if let Some(refused) = refusal(&s, &headers) {
+        return refused;
     }
     if !s.status.borrow().iter().any(|r| r.name == name) {
         return (StatusCode::NOT_FOUND, format!("no runbook `{name}`")).into_response();

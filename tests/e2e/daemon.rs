@@ -211,7 +211,7 @@ fn parse_metrics(text: &str) -> Vec<String> {
 
 #[test]
 fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
-    let sb = scheduled_quickstart("0 0 1 1 *", "").env("DRILLBOOK_TOKEN", "s3cret-trigger-token");
+    let sb = scheduled_quickstart("0 0 1 1 *", "").env("DRILLBOOK_TOKEN", "s3cret-trigger-token-0123456789abcdefghij");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     sb.write(
         "drillbook.yaml",
@@ -232,8 +232,11 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     let trigger = format!("{base}/api/runbooks/quickstart-rag/run");
     assert_eq!(http("POST", &trigger, None).0, 401, "no token");
     assert_eq!(http("POST", &trigger, Some("wrong")).0, 401, "wrong token");
-    assert_eq!(http("POST", &format!("{base}/api/runbooks/nope/run"), Some("s3cret-trigger-token")).0, 404);
-    let (code, body) = http("POST", &trigger, Some("s3cret-trigger-token"));
+    assert_eq!(
+        http("POST", &format!("{base}/api/runbooks/nope/run"), Some("s3cret-trigger-token-0123456789abcdefghij")).0,
+        404
+    );
+    let (code, body) = http("POST", &trigger, Some("s3cret-trigger-token-0123456789abcdefghij"));
     assert_eq!(code, 202, "{body}");
     let h =
         wait_for(&sb, Duration::from_secs(30), "the triggered drill", |h| h.iter().any(|r| r["status"] == "passed"));
@@ -289,25 +292,66 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     sb.edit("runbooks/quickstart.yaml", "owner: search-platform", "owner: search-platform\nownr: typo");
     // Picked up on its own (the folder is watched); SIGHUP would do it at once.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let health = loop {
-        let (_, body) = http("GET", &format!("{base}/healthz"), None);
+    let (code, health) = loop {
+        let (code, body) = http("GET", &format!("{base}/healthz"), None);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         if v["status"] == "degraded" || Instant::now() > deadline {
-            break v;
+            break (code, v);
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(code, 503, "a degraded daemon fails its probe");
     assert!(health["invalid"][0]["error"].as_str().unwrap_or_default().contains("ownr"), "{health}");
     let (_, text) = http("GET", &format!("{base}/metrics"), None);
     let samples = parse_metrics(&text);
     assert!(samples.iter().any(|s| s == "drillbook_runbook_invalid{runbook=quickstart-rag} 1"), "{samples:#?}");
-    assert_eq!(http("POST", &trigger, Some("s3cret-trigger-token")).0, 202, "the previous version still runs");
+    assert_eq!(
+        http("POST", &trigger, Some("s3cret-trigger-token-0123456789abcdefghij")).0,
+        202,
+        "the previous version still runs"
+    );
 
     let (code, err) = stop(daemon, Duration::from_secs(30));
     assert_eq!(code, 0, "{err}");
-    assert!(!err.contains("s3cret-trigger-token"), "the token never appears in output");
+    assert!(!err.contains("s3cret-trigger-token-0123456789abcdefghij"), "the token never appears in output");
     sb.assert_no_leftovers();
+}
+
+#[test]
+fn http_auth_all_guards_everything_but_healthz_and_short_tokens_are_refused() {
+    let token = "0123456789abcdef0123456789abcdef-all";
+    let sb = scheduled_quickstart("0 0 1 1 *", "").env("DRILLBOOK_TOKEN", token).env("SHORT_TOKEN", "hunter2");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    sb.write(
+        "short.yaml",
+        format!("runbooks: runbooks\nhttp: {{ listen: \"127.0.0.1:{port}\", token: \"${{env:SHORT_TOKEN}}\" }}\n"),
+    );
+    let r = sb.run(&["daemon", "--config", "short.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("a token of 7 characters is too short") && !r.stderr.contains("hunter2"), "{r}");
+
+    sb.write(
+        "drillbook.yaml",
+        format!(
+            "runbooks: runbooks\nhttp: {{ listen: \"127.0.0.1:{port}\", token: \"${{env:DRILLBOOK_TOKEN}}\", auth: all }}\n"
+        ),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let daemon = start(&sb);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http("GET", &format!("{base}/healthz"), None).0 != 200 {
+        assert!(Instant::now() < deadline, "no /healthz without a token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for path in ["/metrics", "/api/runs", "/api/runbooks", "/"] {
+        assert_eq!(http("GET", &format!("{base}{path}"), None).0, 401, "{path} without a token");
+        assert_eq!(http("GET", &format!("{base}{path}"), Some("wrong")).0, 401, "{path} with a wrong token");
+        assert_eq!(http("GET", &format!("{base}{path}"), Some(token)).0, 200, "{path} with the token");
+    }
+    let (code, err) = stop(daemon, Duration::from_secs(30));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains(token), "the token never appears in output");
 }
 
 #[test]
