@@ -16,3 +16,4 @@ mod postgres;
 mod quickstart;
 mod s3;
 mod servers;
+mod tls;

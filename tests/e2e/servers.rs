@@ -293,6 +293,74 @@ fn postgres_ids() -> Option<(u32, u32)> {
 
 impl PgServer {
     pub fn start(bin: &Path) -> PgServer {
+        PgServer::start_with(bin, None)
+    }
+
+    /// A server that accepts TCP connections over TLS only (`hostssl`; plain TCP is
+    /// rejected), with a certificate for 127.0.0.1 and localhost from a CA made here with
+    /// openssl. Returns the server and the CA certificate's path.
+    pub fn start_tls(bin: &Path) -> (PgServer, PathBuf) {
+        let certs = tempfile::tempdir().expect("temp dir").keep();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&certs).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=drillbook test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(certs.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("san");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let pg = PgServer::start_with(bin, Some(&certs));
+        let ca = pg.dir.path().join("ca.crt");
+        std::fs::copy(certs.join("ca.crt"), &ca).expect("ca");
+        // Readable by the unprivileged account the restore tools run as.
+        std::fs::set_permissions(&ca, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(pg.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let _ = std::fs::remove_dir_all(&certs);
+        (pg, ca)
+    }
+
+    fn start_with(bin: &Path, tls: Option<&Path>) -> PgServer {
         let dir = tempfile::tempdir().expect("temp dir");
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0
@@ -315,7 +383,23 @@ impl PgServer {
         };
         run("initdb", &["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]);
         let port = free_port();
-        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.path().display());
+        let mut opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.path().display());
+        if let Some(certs) = tls {
+            for f in ["server.crt", "server.key"] {
+                std::fs::copy(certs.join(f), data.join(f)).expect("copy cert");
+                if let Some((uid, gid)) = postgres_ids().filter(|_| crate::support::is_root()) {
+                    std::os::unix::fs::chown(data.join(f), Some(uid), Some(gid)).expect("chown");
+                }
+                std::fs::set_permissions(data.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .expect("chmod");
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("pg_hba.conf");
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = dir.path().join("log");
         run("pg_ctl", &["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "start"]);
         PgServer { dir, port, bin: bin.to_path_buf() }

@@ -53,7 +53,13 @@ impl Postgres {
 /// Where the scratch database lives.
 enum Home {
     Local(Cluster),
-    Server { name: String, admin: PgConnectOptions },
+    /// `tls`: libpq's spelling of the URL's TLS settings (`PGSSLMODE`, `PGSSLROOTCERT`, …),
+    /// so `pg_restore`/`psql` connect as securely as drillbook itself does.
+    Server {
+        name: String,
+        admin: PgConnectOptions,
+        tls: Vec<(&'static str, String)>,
+    },
 }
 
 struct State {
@@ -93,6 +99,9 @@ impl State {
             .env("PGCONNECT_TIMEOUT", "10");
         if let Some(pw) = &self.password {
             cmd.env("PGPASSWORD", pw);
+        }
+        if let Home::Server { tls, .. } = &self.home {
+            cmd.envs(tls.iter().map(|(k, v)| (*k, v)));
         }
         cmd
     }
@@ -291,7 +300,7 @@ impl crate::Adapter for Postgres {
                 created.push(format!("database {database}"));
                 url(cluster::SUPERUSER, Some(&c.password), "127.0.0.1", c.port, &database)
             }
-            Home::Server { name, admin } => {
+            Home::Server { name, admin, .. } => {
                 created.push(format!("database {database} on server `{name}`"));
                 url(admin.get_username(), state.password.as_deref(), admin.get_host(), admin.get_port(), &database)
             }
@@ -451,7 +460,7 @@ impl crate::Adapter for Postgres {
         let ScratchTarget::Server(server) = scratch else {
             return Ok(Vec::new());
         };
-        let Home::Server { admin, name } = server_home(server)? else {
+        let Home::Server { admin, name, .. } = server_home(server)? else {
             return Ok(Vec::new());
         };
         let database = database_name(run_id);
@@ -603,7 +612,48 @@ fn server_home(server: &ServerScratch) -> Result<Home, AdapterError> {
     if let Some(pw) = &server.password {
         admin = admin.password(pw);
     }
-    Ok(Home::Server { name: server.name.clone(), admin: admin.application_name("drillbook") })
+    Ok(Home::Server {
+        name: server.name.clone(),
+        admin: admin.application_name("drillbook"),
+        tls: libpq_tls(&server.url),
+    })
+}
+
+/// The URL's TLS parameters as libpq environment variables (sqlx reads them from the URL for
+/// its own connections; the restore tools get them here).
+fn libpq_tls(url: &str) -> Vec<(&'static str, String)> {
+    const PARAMS: [(&str, &str); 5] = [
+        ("sslmode", "PGSSLMODE"),
+        ("sslrootcert", "PGSSLROOTCERT"),
+        ("sslcert", "PGSSLCERT"),
+        ("sslkey", "PGSSLKEY"),
+        ("sslcrl", "PGSSLCRL"),
+    ];
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| PARAMS.iter().find(|(p, _)| *p == k).map(|(_, env)| (*env, percent_decode(v))))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Creates the scratch database, refusing one that exists: it is not ours to restore into.
@@ -656,7 +706,7 @@ async fn release(state: &mut State) -> Result<(), AdapterError> {
                 _ => Ok(()),
             }
         }
-        Home::Server { name, admin } => {
+        Home::Server { name, admin, .. } => {
             let Some(database) = state.database.take() else {
                 return Ok(());
             };
