@@ -151,6 +151,16 @@ impl Config {
                 let path = s.trim_start_matches("sqlite://");
                 format!("sqlite://{}", abs(path).display())
             }
+            // `state: ${env:DRILLBOOK_STATE}` keeps a PostgreSQL password out of the file.
+            Some(s) if drillbook_runbooks::SecretRef::find(&s).ok().flatten().is_some() => {
+                let secrets = drillbook_adapters::Secrets::default();
+                let url = secrets.expand(&s).map_err(|e| Invalid(format!("{shown}: state: {e}")))?;
+                if url.starts_with("sqlite://") {
+                    format!("sqlite://{}", abs(url.trim_start_matches("sqlite://")).display())
+                } else {
+                    url
+                }
+            }
             Some(s) => s,
             None => format!("sqlite://{}", abs("drillbook.db").display()),
         };

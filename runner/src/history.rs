@@ -36,10 +36,35 @@ pub fn normalize_url(state: &str) -> String {
     state.to_string()
 }
 
+/// The store's URL for messages: a password in it (`postgres://user:PASSWORD@host/db`)
+/// is shown as `[redacted]`.
+pub fn shown_url(state: &str) -> String {
+    let Some((scheme, rest)) = state.split_once("://") else { return state.to_string() };
+    let (auth, host) = match rest.split_once('@') {
+        Some((auth, host)) if !auth.contains('/') => (auth, host),
+        _ => return state.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => state.to_string(),
+    }
+}
+
 impl History {
     pub async fn open(state: &str) -> anyhow::Result<History> {
         sqlx::any::install_default_drivers();
         let url = normalize_url(state);
+        // A new SQLite history is created owner-only (SQLite gives its -wal/-shm files the
+        // same mode), not chmod-ed after.
+        if let Some(path) = state.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot create the history store {path}")),
+            }
+        }
+        let state = &shown_url(state);
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .connect(&url)
@@ -329,4 +354,19 @@ impl History {
 
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_url;
+
+    #[test]
+    fn a_password_in_the_store_url_is_never_shown() {
+        assert_eq!(
+            shown_url("postgres://drill:s3cr3t@db:5432/h?sslmode=require"),
+            "postgres://drill:[redacted]@db:5432/h?sslmode=require"
+        );
+        assert_eq!(shown_url("postgres://drill@db/h"), "postgres://drill@db/h");
+        assert_eq!(shown_url("sqlite:///var/lib/drillbook/a@b.db"), "sqlite:///var/lib/drillbook/a@b.db");
+    }
 }

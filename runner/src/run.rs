@@ -1,6 +1,7 @@
 //! `run`, `history` and `manifest`: one drill by hand, recorded like a scheduled one.
 
 use std::io::IsTerminal;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -199,20 +200,31 @@ fn write_report(
     html: &Result<String, drillbook_reports::render::RenderError>,
 ) -> anyhow::Result<(PathBuf, String)> {
     let folder = root.join(&report.runbook.name).join(&report.run_id);
-    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    // Evidence folders 0750 and files 0640, created so (not chmod-ed after): readable by the
+    // group that serves or archives them, by nobody else.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let path = folder.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut f, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
     let envelope = drillbook_reports::sign::sign(report, key)?;
-    let path = folder.join("report.dsse.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&envelope)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    let json = serde_json::to_string_pretty(report)? + "\n";
-    std::fs::write(folder.join("report.json"), json)
-        .with_context(|| format!("cannot write {}", folder.join("report.json").display()))?;
+    write("report.dsse.json", (serde_json::to_string_pretty(&envelope)? + "\n").as_bytes())?;
+    write("report.json", (serde_json::to_string_pretty(report)? + "\n").as_bytes())?;
     // A template that failed to render fails the evidence only after the signed report is safe.
     let html = html.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(folder.join("report.html"), html)
-        .with_context(|| format!("cannot write {}", folder.join("report.html").display()))?;
-    std::fs::write(folder.join("report.md"), report.to_markdown())
-        .with_context(|| format!("cannot write {}", folder.join("report.md").display()))?;
+    write("report.html", html.as_bytes())?;
+    write("report.md", report.to_markdown().as_bytes())?;
     Ok((folder, report.digest()?))
 }
 
@@ -261,7 +273,7 @@ pub async fn history_command(config: &Config, runbook: Option<&str>, json: bool)
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
-        println!("no drills recorded in {}", config.state);
+        println!("no drills recorded in {}", crate::history::shown_url(&config.state));
     } else {
         println!("{:<38} {:<28} {:<11} {:<26} report", "run", "runbook", "status", "started");
         for r in rows {

@@ -59,3 +59,22 @@ fn history_in_postgresql() {
     assert_eq!(rows[1]["status"], "passed");
     assert!(!sb.path("drillbook.db").exists(), "history must live in PostgreSQL, not SQLite");
 }
+
+#[test]
+fn state_may_be_a_secret_reference_and_its_password_is_never_shown() {
+    let db = Database::create();
+    let password = "st0re-Passw0rd-4711";
+    let url = format!("postgres://postgres:{password}@127.0.0.1:5432/{}", db.name);
+    let sb = Sandbox::quickstart().env("DRILLBOOK_STATE", &url);
+    sb.write("drillbook.yaml", "state: \"${env:DRILLBOOK_STATE}\"\n");
+    let (run, _) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(sb.history().len(), 1);
+    assert!(!sb.path("drillbook.db").exists(), "history must live in PostgreSQL");
+    // A store that cannot be opened names itself without the password.
+    let sb = sb.env("DRILLBOOK_STATE", &format!("postgres://postgres:{password}@127.0.0.1:5432/no_such_db_4711"));
+    let r = sb.run(&["history"]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("postgres://postgres:[redacted]@127.0.0.1:5432/no_such_db_4711"), "{r}");
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains(password), "{r}");
+}

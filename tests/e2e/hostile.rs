@@ -174,3 +174,21 @@ fn restored_files_lose_setuid_and_are_owner_only() {
     assert_eq!(detail, "bin 700 | bin/suid 700 | docs/readme.txt 600", "{report:#}");
     sb.assert_no_leftovers();
 }
+
+/// Keys 0600, the history database 0600, report folders 0750 and their files 0640: created
+/// with those modes, whatever the umask allows beyond them.
+#[test]
+fn keys_history_and_evidence_are_created_private() {
+    let sb = Sandbox::quickstart();
+    let (r, report) = sb.drill("quickstart.yaml");
+    assert_eq!(r.code, 0, "{r}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sb.path(".drillbook/signing.pem")), 0o600);
+    assert_eq!(mode(&sb.path("drillbook.db")), 0o600);
+    let folder = sb.path(&format!("drill-reports/quickstart-rag/{}", report["run_id"].as_str().unwrap()));
+    assert_eq!(mode(&folder), 0o750);
+    assert_eq!(mode(folder.parent().unwrap()), 0o750);
+    for f in ["report.json", "report.dsse.json", "report.html", "report.md"] {
+        assert_eq!(mode(&folder.join(f)), 0o640, "{f}");
+    }
+}
