@@ -53,7 +53,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
 
     // The HTTP side reads what the loop publishes and sends triggers back to it.
     let (status_tx, status_rx) = watch::channel(Vec::new());
-    let (trigger_tx, mut trigger_rx) = mpsc::channel::<String>(64);
+    let (trigger_tx, mut trigger_rx) = mpsc::channel::<crate::http::Trigger>(64);
     let token = match &config.http.token {
         Some(t) => {
             let token =
@@ -127,7 +127,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 match history.claim(e.loaded.runbook.name(), fire, &owner, lease).await {
                     Ok(true) => {
                         e.busy = true;
-                        ctx.spawn(&mut drills, path, &e.loaded, Some(fire));
+                        ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
                     }
                     Ok(false) => tracing::debug!(runbook = e.loaded.runbook.name(), %fire, "claimed by another daemon"),
                     Err(err) => {
@@ -148,7 +148,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     let _ = history.interrupt_fire(&name, fire, &reason).await;
                     eprintln!("drillbook daemon: {name}: taking over fire time {fire}");
                     e.busy = true;
-                    ctx.spawn(&mut drills, path, &e.loaded, Some(fire));
+                    ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
                 }
             }
         }
@@ -170,15 +170,25 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Some(name) = trigger_rx.recv() => {
-                match book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == name) {
+            Some(t) = trigger_rx.recv() => {
+                use crate::http::TriggerReply;
+                let answer = match book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == t.runbook) {
                     Some((path, e)) if !e.busy => {
-                        e.busy = true;
-                        ctx.spawn(&mut drills, path, &e.loaded, None);
+                        // Recorded before the answer: the caller can follow the run id at once.
+                        let run_id = uuid::Uuid::now_v7().to_string();
+                        match history.queue(&run_id, &t.runbook, None).await {
+                            Ok(()) => {
+                                e.busy = true;
+                                ctx.spawn(&mut drills, path, &e.loaded, None, Some(run_id.clone()));
+                                TriggerReply::Accepted(run_id)
+                            }
+                            Err(err) => TriggerReply::Failed(format!("{err:#}")),
+                        }
                     }
-                    Some(_) => eprintln!("drillbook daemon: {name} is already running; trigger ignored"),
-                    None => eprintln!("drillbook daemon: no runbook {name}; trigger ignored"),
-                }
+                    Some(_) => TriggerReply::Running(history.active_run(&t.runbook).await.ok().flatten()),
+                    None => TriggerReply::NotFound,
+                };
+                let _ = t.reply.send(answer);
             }
             _ = hup.recv() => {
                 reload(config, &history, &mut book).await;
@@ -226,6 +236,7 @@ impl JobContext<'_> {
         path: &Path,
         loaded: &Loaded,
         fire: Option<DateTime<Utc>>,
+        queued: Option<String>,
     ) {
         let job = Job {
             config: self.config.clone(),
@@ -239,7 +250,7 @@ impl JobContext<'_> {
         let path = path.to_path_buf();
         drills.spawn(async move {
             let name = job.loaded.runbook.name().to_string();
-            (path, job.run(fire).await.unwrap_or_else(|e| format!("{name}: {e:#}")))
+            (path, job.run(fire, queued).await.unwrap_or_else(|e| format!("{name}: {e:#}")))
         });
     }
 }
@@ -279,11 +290,14 @@ struct Job {
 }
 
 impl Job {
-    async fn run(self, fire: Option<DateTime<Utc>>) -> anyhow::Result<String> {
+    /// `queued`: the run id a trigger already recorded as `queued`.
+    async fn run(self, fire: Option<DateTime<Utc>>, queued: Option<String>) -> anyhow::Result<String> {
         let name = self.loaded.runbook.name().to_string();
         let when = fire.map(|f| format!("fire time {f}")).unwrap_or_else(|| "triggered run".into());
         // No free slot: the drill is recorded as `queued` until one frees up.
-        let queued = if self.slots.available_permits() == 0 {
+        let queued = if queued.is_some() {
+            queued
+        } else if self.slots.available_permits() == 0 {
             let id = uuid::Uuid::now_v7().to_string();
             self.history.queue(&id, &name, fire).await?;
             Some(id)

@@ -108,6 +108,18 @@ impl History {
         Ok(())
     }
 
+    /// The newest run of `runbook` that is queued or running, if any.
+    pub async fn active_run(&self, runbook: &str) -> anyhow::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT run_id FROM runs WHERE runbook = $1 AND status IN ('running', 'queued') ORDER BY started_at DESC LIMIT 1",
+        )
+        .bind(runbook)
+        .fetch_optional(&self.pool)
+        .await
+        .context("cannot read the history store")?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// Records a drill that waits for a concurrency slot; `start` turns it into `running`.
     pub async fn queue(&self, run_id: &str, runbook: &str, scheduled_for: Option<DateTime<Utc>>) -> anyhow::Result<()> {
         sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid) VALUES ($1, $2, 'queued', $3, $4, $5, $6)")

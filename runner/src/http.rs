@@ -50,7 +50,22 @@ pub struct Shared {
     /// The resolved bearer token; `None` refuses every trigger.
     pub token: Option<String>,
     pub status: watch::Receiver<Vec<RunbookStatus>>,
-    pub trigger: mpsc::Sender<String>,
+    pub trigger: mpsc::Sender<Trigger>,
+}
+
+/// A request to run a runbook now, answered by the daemon's loop.
+pub struct Trigger {
+    pub runbook: String,
+    pub reply: tokio::sync::oneshot::Sender<TriggerReply>,
+}
+
+pub enum TriggerReply {
+    /// Recorded as `queued` under this run id before the answer.
+    Accepted(String),
+    /// A drill of the runbook is already queued or running (its run id when known).
+    Running(Option<String>),
+    NotFound,
+    Failed(String),
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -143,8 +158,21 @@ async fn trigger(State(s): State<Arc<Shared>>, Path(name): Path<String>, headers
     if !s.status.borrow().iter().any(|r| r.name == name) {
         return (StatusCode::NOT_FOUND, format!("no runbook `{name}`")).into_response();
     }
-    match s.trigger.send(name.clone()).await {
-        Ok(()) => (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"accepted": name}))).into_response(),
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if s.trigger.send(Trigger { runbook: name.clone(), reply }).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping").into_response();
+    }
+    match answer.await {
+        Ok(TriggerReply::Accepted(run_id)) => {
+            (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"run_id": run_id, "runbook": name}))).into_response()
+        }
+        Ok(TriggerReply::Running(run_id)) => (
+            StatusCode::CONFLICT,
+            axum::Json(serde_json::json!({"error": format!("{name} is already queued or running"), "run_id": run_id})),
+        )
+            .into_response(),
+        Ok(TriggerReply::NotFound) => (StatusCode::NOT_FOUND, format!("no runbook `{name}`")).into_response(),
+        Ok(TriggerReply::Failed(why)) => (StatusCode::INTERNAL_SERVER_ERROR, why).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping").into_response(),
     }
 }

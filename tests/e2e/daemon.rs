@@ -238,9 +238,11 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     );
     let (code, body) = http("POST", &trigger, Some("s3cret-trigger-token-0123456789abcdefghij"));
     assert_eq!(code, 202, "{body}");
+    let accepted: serde_json::Value = serde_json::from_str(&body).unwrap();
     let h =
         wait_for(&sb, Duration::from_secs(30), "the triggered drill", |h| h.iter().any(|r| r["status"] == "passed"));
     assert!(h[0]["scheduled_for"].is_null(), "a triggered drill has no fire time: {}", h[0]);
+    assert_eq!(h[0]["run_id"], accepted["run_id"], "the trigger answers with the run's id");
 
     let (code, runs) = http("GET", &format!("{base}/api/runs"), None);
     assert_eq!(code, 200);
@@ -321,7 +323,8 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
 #[test]
 fn http_auth_all_guards_everything_but_healthz_and_short_tokens_are_refused() {
     let token = "0123456789abcdef0123456789abcdef-all";
-    let sb = scheduled_quickstart("0 0 1 1 *", "").env("DRILLBOOK_TOKEN", token).env("SHORT_TOKEN", "hunter2");
+    let slow = "  - name: slow\n    command: { run: [sleep, \"3\"], timeout: 2m }\n";
+    let sb = scheduled_quickstart("0 0 1 1 *", slow).env("DRILLBOOK_TOKEN", token).env("SHORT_TOKEN", "hunter2");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     sb.write(
         "short.yaml",
@@ -349,6 +352,19 @@ fn http_auth_all_guards_everything_but_healthz_and_short_tokens_are_refused() {
         assert_eq!(http("GET", &format!("{base}{path}"), Some("wrong")).0, 401, "{path} with a wrong token");
         assert_eq!(http("GET", &format!("{base}{path}"), Some(token)).0, 200, "{path} with the token");
     }
+    // The trigger records the run before it answers; a second one while it runs gets 409.
+    let trigger = format!("{base}/api/runbooks/quickstart-rag/run");
+    let (code, body) = http("POST", &trigger, Some(token));
+    assert_eq!(code, 202, "{body}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"].as_str().unwrap().to_string();
+    let listed = sb.history();
+    assert!(listed.iter().any(|r| r["run_id"] == run_id.as_str()), "{listed:?}");
+    let (code, body) = http("POST", &trigger, Some(token));
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"], run_id.as_str());
+    wait_for(&sb, Duration::from_secs(30), "the triggered drill", |h| {
+        h.iter().any(|r| r["run_id"] == run_id.as_str() && r["status"] == "passed")
+    });
     let (code, err) = stop(daemon, Duration::from_secs(30));
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains(token), "the token never appears in output");
