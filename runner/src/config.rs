@@ -24,7 +24,23 @@ struct ConfigFile {
     #[serde(default)]
     smtp: BTreeMap<String, String>,
     #[serde(default)]
-    http: BTreeMap<String, String>,
+    http: RawHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    token: Option<String>,
+    auth: Option<String>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +89,8 @@ pub struct HttpConfig {
     pub token: Option<String>,
     /// Which endpoints need the token.
     pub auth: HttpAuth,
+    /// `tls: {cert, key}`: PEM files; the daemon then serves HTTPS only.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// `http.auth`: who must show the bearer token.
@@ -108,22 +126,25 @@ fn secret_reference(raw: &BTreeMap<String, String>, key: &str) -> Result<(), Str
     }
 }
 
-fn http_config(raw: &BTreeMap<String, String>, file: &str) -> Result<HttpConfig, Invalid> {
+fn http_config(raw: &RawHttp, file: &str, abs: &dyn Fn(&str) -> PathBuf) -> Result<HttpConfig, Invalid> {
     let bad = |msg: String| Invalid(format!("{file}: http: {msg}"));
-    const KEYS: &[&str] = &["listen", "token", "auth"];
-    known_keys(raw, KEYS).map_err(bad)?;
-    let listen = raw.get("listen").cloned().unwrap_or_else(|| "127.0.0.1:9477".into());
+    let listen = raw.listen.clone().unwrap_or_else(|| "127.0.0.1:9477".into());
     listen.parse::<std::net::SocketAddr>().map_err(|e| bad(format!("listen `{listen}`: {e}")))?;
-    secret_reference(raw, "token").map_err(bad)?;
-    let auth = match raw.get("auth").map(String::as_str) {
+    if let Some(t) = &raw.token {
+        drillbook_runbooks::SecretRef::find(t)
+            .map_err(bad)?
+            .ok_or_else(|| bad("token must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
+    }
+    let auth = match raw.auth.as_deref() {
         None | Some("trigger") => HttpAuth::Trigger,
         Some("all") => HttpAuth::All,
         Some(other) => return Err(bad(format!("auth `{other}`: expected `trigger` or `all`"))),
     };
-    if auth == HttpAuth::All && !raw.contains_key("token") {
+    if auth == HttpAuth::All && raw.token.is_none() {
         return Err(bad("auth: all needs a `token` (a secret reference)".into()));
     }
-    Ok(HttpConfig { listen, token: raw.get("token").cloned(), auth })
+    let tls = raw.tls.as_ref().map(|t| (abs(&t.cert), abs(&t.key)));
+    Ok(HttpConfig { listen, token: raw.token.clone(), auth, tls })
 }
 
 impl Config {
@@ -172,7 +193,7 @@ impl Config {
                 )));
             }
         }
-        let http = http_config(&raw.http, &shown)?;
+        let http = http_config(&raw.http, &shown, &abs)?;
         for (name, entry) in &raw.scratch {
             scratch_entry(name, entry, &shown)?;
         }

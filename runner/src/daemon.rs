@@ -71,12 +71,16 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let acceptor = match &config.http.tls {
+        Some((cert, key)) => Some(crate::http::tls_acceptor(cert, key).map_err(Invalid)?),
+        None => None,
+    };
     let loopback = config.http.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
-    if !loopback {
+    if !loopback && acceptor.is_none() {
         tracing::warn!(listen = %config.http.listen, "HTTP without TLS on a non-loopback address");
         eprintln!(
-            "warning: http.listen {} is not a loopback address and the daemon speaks plain HTTP: \
-             the token and the reports cross the network unencrypted; put a TLS proxy in front or listen on 127.0.0.1",
+            "warning: http.listen {} is not a loopback address and http.tls is not set: \
+             the token and the reports cross the network unencrypted",
             config.http.listen
         );
     }
@@ -91,11 +95,19 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http.listen))?;
-    eprintln!("drillbook daemon: http on http://{}", listener.local_addr()?);
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    eprintln!("drillbook daemon: http on {scheme}://{}", listener.local_addr()?);
     let server = {
         let stop = shutdown.clone();
+        let router = crate::http::router(shared);
         tokio::spawn(async move {
-            axum::serve(listener, crate::http::router(shared)).with_graceful_shutdown(stop.cancelled_owned()).await
+            match acceptor {
+                Some(acceptor) => {
+                    crate::http::serve_tls(listener, acceptor, router, stop).await;
+                    Ok(())
+                }
+                None => axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await,
+            }
         })
     };
 

@@ -371,6 +371,38 @@ fn http_auth_all_guards_everything_but_healthz_and_short_tokens_are_refused() {
 }
 
 #[test]
+fn http_tls_serves_https_only() {
+    let sb = scheduled_quickstart("0 0 1 1 *", "");
+    crate::servers::make_certs(&sb.root);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    sb.write(
+        "drillbook.yaml",
+        format!("runbooks: runbooks\nhttp: {{ listen: \"127.0.0.1:{port}\", tls: {{ cert: server.crt, key: server.key }} }}\n"),
+    );
+    let daemon = start(&sb);
+    let ca = sb.path("ca.crt");
+    let https = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca.to_str().unwrap()])
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while https("/healthz") != "200" {
+        assert!(Instant::now() < deadline, "no /healthz over HTTPS");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(https("/api/runbooks"), "200");
+    // Plain HTTP gets no answer: the port speaks TLS only.
+    assert_eq!(http("GET", &format!("http://127.0.0.1:{port}/healthz"), None).0, 0);
+    let (code, err) = stop(daemon, Duration::from_secs(30));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("https://127.0.0.1:{port}")), "{err}");
+}
+
+#[test]
 fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
     let db = crate::servers::SystemDb::create("drillbook_claims");
     let sb = scheduled_quickstart("* * * * * *", "");

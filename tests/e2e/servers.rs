@@ -258,6 +258,60 @@ pub fn pgvector_version() -> String {
     text.split_whitespace().last().expect("a version").to_string()
 }
 
+/// A CA (`ca.crt`) and a server certificate for 127.0.0.1 and localhost (`server.crt`,
+/// `server.key`) in `dir`, made with the openssl CLI.
+pub fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=drillbook test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("san");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+}
+
 /// Debian's PostgreSQL 15 bin folder (the machine's own server's installation).
 pub fn pg15_bin() -> PathBuf {
     let bin = PathBuf::from("/usr/lib/postgresql/15/bin");
@@ -301,55 +355,7 @@ impl PgServer {
     /// openssl. Returns the server and the CA certificate's path.
     pub fn start_tls(bin: &Path) -> (PgServer, PathBuf) {
         let certs = tempfile::tempdir().expect("temp dir").keep();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(&certs).output().expect("openssl");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=drillbook test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]);
-        std::fs::write(certs.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("san");
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.crt",
-        ]);
+        make_certs(&certs);
         let pg = PgServer::start_with(bin, Some(&certs));
         let ca = pg.dir.path().join("ca.crt");
         std::fs::copy(certs.join("ca.crt"), &ca).expect("ca");
