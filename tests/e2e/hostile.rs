@@ -192,3 +192,48 @@ fn keys_history_and_evidence_are_created_private() {
         assert_eq!(mode(&folder.join(f)), 0o640, "{f}");
     }
 }
+
+/// SQL in an archive is hostile too: a materialized view whose query calls a function that
+/// runs `COPY … TO PROGRAM` runs a shell as the scratch cluster's OS user when a superuser
+/// restores it (the dump's post-data `REFRESH MATERIALIZED VIEW` calls it; seen by hand as
+/// superuser). The restore role has no superuser, so nothing runs.
+#[test]
+fn an_archive_cannot_run_a_program_through_its_sql() {
+    let sb = Sandbox::new();
+    // A folder the scratch cluster's user could write to, were it allowed to run programs.
+    let open = sb.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sentinel = open.join("pwned");
+    let db = crate::servers::SystemDb::create("drillbook_hostile");
+    db.sql(
+        "create function g() returns int language plpgsql volatile as $$ begin return 1; end $$;
+         create table t (i int primary key); insert into t values (1), (2);
+         create materialized view mv as select g() as x;",
+    );
+    // Harmless when the view was filled at the source; hostile when a restore refreshes it.
+    db.sql(&format!(
+        "create or replace function g() returns int language plpgsql volatile as $$ \
+         begin execute 'copy (select 1) to program ''touch {}'''; return 1; end $$",
+        sentinel.display()
+    ));
+    let dump = sb.path("hostile.dump");
+    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
+    let bytes = std::fs::read(&dump).unwrap();
+    std::fs::remove_file(&dump).unwrap();
+    sb.write("backups/hostile.dump", &bytes);
+    sb.write("backups/hostile.dump.sha256", format!("{}  hostile.dump\n", sha256_hex(&bytes)));
+    sb.write(
+        "rb.yaml",
+        "version: 1\nname: hostile-archive\nowner: sre\nasset: { name: db, kind: relational, system: postgres }\n\
+         source: { path: backups/, pick: hostile.dump, checksum: sidecar }\nrestore: { adapter: postgres }\n\
+         verify:\n  - name: rows\n    sql: select count(*) from t\n    expect: \"== 2\"\n",
+    );
+    let (r, report) = sb.drill("rb.yaml");
+    assert_eq!(r.code, 1, "{r}");
+    let why = reasons(&report);
+    assert!(why.contains("restore.post-data") && why.contains("REFRESH MATERIALIZED VIEW public.mv"), "{why}");
+    assert!(why.contains("ERROR:") && why.contains("external program"), "the server's refusal is the reason: {why}");
+    assert!(!sentinel.exists(), "the archive ran a program");
+    sb.assert_no_leftovers();
+}

@@ -51,6 +51,8 @@ pub struct PlainLayout {
     pub post_data_start: Option<u64>,
     pub len: u64,
     pub extensions: Vec<String>,
+    /// Extensions the script puts in a schema other than `public`, with that schema.
+    pub extension_schemas: Vec<(String, String)>,
 }
 
 /// Finds the dump in what was unpacked and reads its header.
@@ -253,10 +255,11 @@ pub fn plain_layout(path: &Path) -> Result<PlainLayout, AdapterError> {
                 layout.post_data_start = Some(start);
             }
         }
-        if let Some(rest) = text.strip_prefix("CREATE EXTENSION ") {
-            let name = rest.trim_start_matches("IF NOT EXISTS ").split_whitespace().next().unwrap_or("");
-            let name = name.trim_end_matches(';').trim_matches('"').to_string();
-            if !name.is_empty() && !layout.extensions.contains(&name) {
+        if let Some((name, schema)) = create_extension(&text) {
+            if let Some(schema) = schema.filter(|s| s != "public") {
+                layout.extension_schemas.push((name.clone(), schema));
+            }
+            if !layout.extensions.contains(&name) {
                 layout.extensions.push(name);
             }
         }
@@ -267,6 +270,39 @@ pub fn plain_layout(path: &Path) -> Result<PlainLayout, AdapterError> {
         layout.prelude_end = 0;
     }
     Ok(layout)
+}
+
+/// `CREATE EXTENSION [IF NOT EXISTS] name [WITH SCHEMA schema] …;` as pg_dump writes it: the
+/// extension's name and its schema when named.
+pub fn create_extension(line: &str) -> Option<(String, Option<String>)> {
+    let rest = line.strip_prefix("CREATE EXTENSION ")?;
+    let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+    let words: Vec<&str> = rest.trim_end_matches(';').split_whitespace().collect();
+    let unquote = |w: &str| w.trim_matches('"').to_string();
+    let name = unquote(words.first()?);
+    let schema = words.windows(3).find(|w| w[0] == "WITH" && w[1] == "SCHEMA").map(|w| unquote(w[2]));
+    (!name.is_empty()).then_some((name, schema))
+}
+
+/// Whether a top-level line of a script creates or comments on an extension (what a restore
+/// without superuser leaves to drillbook, which created the extensions first).
+pub fn extension_statement(line: &str) -> bool {
+    line.starts_with("CREATE EXTENSION ") || line.starts_with("COMMENT ON EXTENSION ")
+}
+
+/// A `pg_restore --list` without its extension entries (and their comments), for a restore
+/// without superuser.
+pub fn listing_without_extensions(listing: &str) -> String {
+    listing
+        .lines()
+        .filter(|l| !(l.contains(" EXTENSION - ") || l.contains(" COMMENT - EXTENSION ")))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Only the extension entries of a listing.
+pub fn listing_of_extensions(listing: &str) -> String {
+    listing.lines().filter(|l| l.contains(" EXTENSION - ")).map(|l| format!("{l}\n")).collect()
 }
 
 pub(crate) fn trim_newline(line: &[u8]) -> &[u8] {

@@ -75,7 +75,15 @@ struct State {
     target: PgConnectOptions,
     password: Option<String>,
     pool: Option<PgPool>,
+    /// Set when the dump's statements run as [`RESTORE_ROLE`] rather than the superuser.
+    restore_role: Option<&'static str>,
+    /// `pg_restore -L`: the archive's listing without what drillbook did itself.
+    listing: Option<PathBuf>,
 }
+
+/// The role a local restore runs as: owner of the scratch database, no superuser, so a dump
+/// cannot `COPY … TO PROGRAM`, load C code or change the server's settings.
+const RESTORE_ROLE: &str = "drillbook_restore";
 
 impl State {
     fn pool(&self) -> Result<&PgPool, AdapterError> {
@@ -93,7 +101,7 @@ impl State {
         };
         cmd.env("PGHOST", host)
             .env("PGPORT", t.get_port().to_string())
-            .env("PGUSER", t.get_username())
+            .env("PGUSER", self.restore_role.unwrap_or(t.get_username()))
             .env("PGDATABASE", t.get_database().unwrap_or_default())
             .env("PGAPPNAME", "drillbook")
             .env("PGCONNECT_TIMEOUT", "10");
@@ -110,7 +118,7 @@ impl State {
     /// process killed by SIGILL/SIGBUS/SIGSEGV, that crash leads the reason; when the client
     /// only lost its server, the log's last lines say why (killed, out of memory).
     async fn failure(&self, what: &str, output: &str) -> String {
-        let said = process::last_lines(output, 3);
+        let said = client_said(output);
         let Home::Local(c) = &self.home else {
             return format!("{what}: {said}");
         };
@@ -152,6 +160,16 @@ impl State {
 
     fn server_name(&self) -> String {
         format!("the PostgreSQL {} server at {}", self.tools.version, self.tools.path("postgres").display())
+    }
+}
+
+/// What a failed client said that matters: the server's `ERROR:` line (the cause, which the
+/// tools print before their context lines) and the last lines; or just the last lines.
+fn client_said(output: &str) -> String {
+    let last = process::last_lines(output, 3);
+    match output.lines().rev().find(|l| l.contains("ERROR:")) {
+        Some(error) if !last.contains(error.trim()) => format!("{} | … | {last}", error.trim()),
+        _ => last,
     }
 }
 
@@ -279,7 +297,18 @@ impl crate::Adapter for Postgres {
             Home::Local(c) => c.connect_options(&database),
             Home::Server { admin, .. } => admin.clone().database(&database),
         };
-        let mut state = State { tools, account, dump, home, database: None, target, password, pool: None };
+        let mut state = State {
+            tools,
+            account,
+            dump,
+            home,
+            database: None,
+            target,
+            password,
+            pool: None,
+            restore_role: None,
+            listing: None,
+        };
         match create_database(&mut state, &database).await {
             Ok(()) => {}
             Err(e) => {
@@ -356,9 +385,14 @@ impl crate::Adapter for Postgres {
             }
             _ => None,
         };
-        let needed = match &layout {
-            Some(l) => l.extensions.clone(),
-            None => dump::extensions_in_listing(&self.list(state, &dump, cx).await?),
+        let listing = match &layout {
+            Some(_) => None,
+            None => Some(self.list(state, &dump, cx).await?),
+        };
+        let needed = match (&layout, &listing) {
+            (Some(l), _) => l.extensions.clone(),
+            (None, Some(listing)) => dump::extensions_in_listing(listing),
+            (None, None) => Vec::new(),
         };
         let available: Vec<String> = sqlx::query_scalar("select name::text from pg_available_extensions order by 1")
             .fetch_all(&pool)
@@ -380,6 +414,28 @@ impl crate::Adapter for Postgres {
                 available.join(", ")
             )));
         }
+
+        // A local cluster is ours: the dump's statements run without superuser where the dump
+        // allows it (drillbook creates the extensions first, as superuser).
+        let privilege = match &state.home {
+            Home::Server { .. } => "as the scratch server's role".to_string(),
+            Home::Local(_) => {
+                let elsewhere = match (&layout, &listing) {
+                    (Some(l), _) => l.extension_schemas.clone(),
+                    (None, Some(listing)) => self.archive_extension_schemas(state, &dump, listing, cx).await?,
+                    (None, None) => Vec::new(),
+                };
+                match elsewhere.first() {
+                    None => {
+                        self.without_superuser(state, &pool, &needed, listing.as_deref(), cx).await?;
+                        format!("as role {RESTORE_ROLE}, without superuser")
+                    }
+                    Some((ext, schema)) => format!(
+                        "as superuser: extension `{ext}` lives in schema `{schema}`, which the dump creates itself"
+                    ),
+                }
+            }
+        };
 
         let jobs = if dump.format.parallel() { self.jobs() } else { 1 };
         let mut skipped = 0;
@@ -425,7 +481,7 @@ impl crate::Adapter for Postgres {
         };
         Ok(RestoreOutcome {
             detail: format!(
-                "{} dump{by} restored with {tool} {} ({jobs} job{}): {tables} tables, {size} bytes{ext}{skipped}",
+                "{} dump{by} restored with {tool} {} ({jobs} job{}) {privilege}: {tables} tables, {size} bytes{ext}{skipped}",
                 dump.format.name(),
                 state.tools.version,
                 if jobs == 1 { "" } else { "s" }
@@ -490,6 +546,81 @@ impl Postgres {
         Ok(done.output)
     }
 
+    /// Extensions an archive creates in a schema other than `public` (read from the SQL of
+    /// its extension entries alone).
+    async fn archive_extension_schemas(
+        &self,
+        state: &State,
+        dump: &Dump,
+        listing: &str,
+        cx: &DrillCx,
+    ) -> Result<Vec<(String, String)>, AdapterError> {
+        let only = dump::listing_of_extensions(listing);
+        if only.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = self.private_file(state, cx, "extensions.list", &only)?;
+        let mut cmd = state.client("pg_restore");
+        cmd.args(["--file=-", "--use-list"]).arg(&path).arg(&dump.path);
+        let done = process::run(cmd, CLIENT_LIMIT, &cx.cancel).await.map_err(client_error)?;
+        if !done.status.success() {
+            return Err(AdapterError::Restore(format!(
+                "pg_restore cannot read the archive's extensions: {}",
+                process::last_lines(&done.output, 3)
+            )));
+        }
+        Ok(done
+            .output
+            .lines()
+            .filter_map(dump::create_extension)
+            .filter_map(|(name, schema)| schema.filter(|s| s != "public").map(|s| (name, s)))
+            .collect())
+    }
+
+    /// Prepares a restore without superuser: the role, owner of the scratch database; the
+    /// extensions the dump needs, created by the superuser; the archive's listing without them.
+    async fn without_superuser(
+        &self,
+        state: &mut State,
+        pool: &PgPool,
+        needed: &[String],
+        listing: Option<&str>,
+        cx: &DrillCx,
+    ) -> Result<(), AdapterError> {
+        let database = state.target.get_database().unwrap_or_default().to_string();
+        let mut statements = vec![
+            format!(
+                "create role {} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls",
+                ident(RESTORE_ROLE)
+            ),
+            format!("alter database {} owner to {}", ident(&database), ident(RESTORE_ROLE)),
+        ];
+        statements.extend(needed.iter().map(|e| format!("create extension if not exists {}", ident(e))));
+        for sql in statements {
+            // Identifiers are quoted; the names are ours or the dump's extension names.
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(pool)
+                .await
+                .map_err(|e| AdapterError::Restore(format!("cannot prepare the restore role (`{sql}`): {e}")))?;
+        }
+        if let Some(listing) = listing {
+            state.listing =
+                Some(self.private_file(state, cx, "restore.list", &dump::listing_without_extensions(listing))?);
+        }
+        state.restore_role = Some(RESTORE_ROLE);
+        Ok(())
+    }
+
+    /// A file in the drill's folder the restore tools can read (given to their account).
+    fn private_file(&self, state: &State, cx: &DrillCx, name: &str, text: &str) -> Result<PathBuf, AdapterError> {
+        let path = cx.work_dir.join(name);
+        std::fs::write(&path, text).map_err(|e| AdapterError::io(format!("cannot write {}", path.display()), e))?;
+        if let Some(a) = &state.account {
+            a.give(&path).map_err(|e| AdapterError::io(format!("cannot give {} to {}", path.display(), a.name), e))?;
+        }
+        Ok(path)
+    }
+
     async fn pg_restore(
         &self,
         state: &State,
@@ -505,6 +636,9 @@ impl Postgres {
             .args(sections);
         if jobs > 1 {
             cmd.arg(format!("--jobs={jobs}"));
+        }
+        if let Some(list) = &state.listing {
+            cmd.arg("--use-list").arg(list);
         }
         cmd.arg(&dump.path);
         let done = process::run(cmd, CLIENT_LIMIT, &cx.cancel).await.map_err(client_error)?;
@@ -536,7 +670,8 @@ impl Postgres {
             true => Some(cluster::random_password()?),
             false => None,
         };
-        let feed = move |stdin| feed_script(path, ranges, restrict, stdin, count);
+        let skip_extensions = state.restore_role.is_some();
+        let feed = move |stdin| feed_script(path, ranges, restrict, skip_extensions, stdin, count);
         let done = process::run_fed(cmd, CLIENT_LIMIT, &cx.cancel, Some(feed)).await.map_err(client_error)?;
         if let Some(e) = done.feed_error {
             return Err(AdapterError::Restore(format!("reading the script failed: {e}")));
@@ -557,6 +692,7 @@ async fn feed_script(
     path: PathBuf,
     ranges: Vec<(u64, u64)>,
     restrict: Option<String>,
+    skip_extensions: bool,
     mut stdin: tokio::process::ChildStdin,
     skipped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> std::io::Result<()> {
@@ -585,6 +721,12 @@ async fn feed_script(
             })?;
             match kind {
                 script::Line::Restrict => continue,
+                // Created by drillbook before a restore without superuser.
+                script::Line::TopLevel
+                    if skip_extensions && dump::extension_statement(&String::from_utf8_lossy(bare)) =>
+                {
+                    continue;
+                }
                 script::Line::TopLevel if dump::skipped_statement(&String::from_utf8_lossy(bare)) => {
                     skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
