@@ -239,10 +239,10 @@ impl From<process::AccountError> for AdapterError {
     }
 }
 
-/// Lets `account` pass through the drill's private folder (0711: enter, not list) to reach
-/// what was given to it inside; everything in the folder stays owner-only. `who` names what
-/// runs as the account, for the error when a folder above cannot be passed.
-pub fn open_path_to(work_dir: &Path, account: &process::Account, who: &str) -> Result<(), AdapterError> {
+/// Lets `account` pass through the drill's private folder, and every folder between it and
+/// `reach`, to `reach` (0711 on each: enter, not list); what is inside stays owner-only. `who`
+/// names what runs as the account, for the error when a folder above cannot be passed.
+pub fn open_path_to(work_dir: &Path, reach: &Path, account: &process::Account, who: &str) -> Result<(), AdapterError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     for above in work_dir.ancestors().skip(1) {
         let Ok(m) = std::fs::metadata(above) else { break };
@@ -262,8 +262,18 @@ pub fn open_path_to(work_dir: &Path, account: &process::Account, who: &str) -> R
             )));
         }
     }
-    std::fs::set_permissions(work_dir, std::fs::Permissions::from_mode(0o711))
-        .map_err(|e| AdapterError::io(format!("cannot open {} to {}", work_dir.display(), account.name), e))
+    let between = reach.strip_prefix(work_dir).ok().and_then(Path::parent).map(|p| p.ancestors().count()).unwrap_or(0);
+    let folders = std::iter::once(work_dir.to_path_buf())
+        .chain(reach.ancestors().skip(1).take(between.saturating_sub(1)).map(Path::to_path_buf));
+    for folder in folders {
+        let m = std::fs::symlink_metadata(&folder)
+            .map_err(|e| AdapterError::io(format!("cannot open {} to {}", folder.display(), account.name), e))?;
+        if m.is_dir() && m.mode() & 0o011 != 0o011 {
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode((m.mode() & 0o777) | 0o711))
+                .map_err(|e| AdapterError::io(format!("cannot open {} to {}", folder.display(), account.name), e))?;
+        }
+    }
+    Ok(())
 }
 
 impl AdapterError {

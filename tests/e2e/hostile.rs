@@ -237,3 +237,20 @@ fn an_archive_cannot_run_a_program_through_its_sql() {
     assert!(!sentinel.exists(), "the archive ran a program");
     sb.assert_no_leftovers();
 }
+
+/// A `command` check runs unprivileged, yet reads the restored copy even when `root:` picks a
+/// folder deep inside owner-only folders of the backup.
+#[test]
+fn an_unprivileged_command_check_reads_a_deep_root() {
+    let sb = Sandbox::new();
+    let tar = TarBuilder::new().file("docs/sub/readme.txt", b"restored words").file("other/secret.txt", b"x").finish();
+    let verify =
+        "  root: docs/sub\nverify:\n  - name: readable\n    command: { run: [sh, -c, \"cat readme.txt; id -u\"] }\n";
+    let (r, report) = files_drill(&sb, "deep-root", &tar, verify);
+    assert_eq!(r.code, 0, "{r}");
+    let detail = report["checks"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("restored words"), "{detail}");
+    if crate::support::is_root() {
+        assert!(!detail.ends_with("| 0"), "ran as root: {detail}");
+    }
+}

@@ -23,7 +23,8 @@ pub async fn run(cx: &DrillCx, scratch: &Scratch, check: &CommandCheck) -> Resul
     if let Some(a) = &account {
         // The command reads the restored copy as its own user; the rest of the drill folder
         // stays closed to it.
-        crate::open_path_to(&cx.work_dir, a, "the `command` check").map_err(|e| AdapterError::Check(e.to_string()))?;
+        crate::open_path_to(&cx.work_dir, &scratch.dir, a, "the `command` check")
+            .map_err(|e| AdapterError::Check(e.to_string()))?;
         let dir = scratch.dir.clone();
         let given = a.clone();
         tokio::task::spawn_blocking(move || given.give_tree(&dir))

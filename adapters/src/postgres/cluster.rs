@@ -75,7 +75,7 @@ impl Cluster {
             .map_err(|e| AdapterError::io(format!("cannot write {}", pwfile.display()), e))?;
         if let Some(u) = run_as {
             // The cluster's user must reach its folder (and nothing else of the drill's).
-            crate::open_path_to(work_dir, u, "the cluster")?;
+            crate::open_path_to(work_dir, &dir, u, "the cluster")?;
             for p in [&dir, &pwfile] {
                 std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
                     .map_err(|e| AdapterError::io(format!("cannot give {} to {}", p.display(), u.name), e))?;

@@ -369,7 +369,7 @@ impl crate::Adapter for Postgres {
         }
         if let Some(a) = &state.account {
             // The restore tools run as the account and must read the dump (nothing else).
-            crate::open_path_to(&cx.work_dir, a, "pg_restore/psql")?;
+            crate::open_path_to(&cx.work_dir, &backup.root, a, "pg_restore/psql")?;
             a.give_tree(&backup.root)
                 .and_then(|()| if dump.path.starts_with(&backup.root) { Ok(()) } else { a.give(&dump.path) })
                 .map_err(|e| AdapterError::io(format!("cannot give the dump to `{}`", a.name), e))?;
