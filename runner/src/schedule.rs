@@ -42,9 +42,25 @@ impl Timetable {
         Some(Timetable { schedule, tz: rb.timezone(), misfire: rb.misfire, offset: offset(rb.name(), jitter) })
     }
 
-    /// The first fire time strictly after `t`.
+    /// The first fire time strictly after `t`. The schedule is read on the wall clock of the
+    /// runbook's time zone, as cronie and systemd timers do across daylight saving: a fire time
+    /// inside a spring-forward gap runs once, at the first instant after the gap; one inside the
+    /// fall-back overlap runs once, at its first occurrence.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.schedule.after(&t.with_timezone(&self.tz)).next().map(|f| f.with_timezone(&Utc))
+        use chrono::{LocalResult, TimeZone};
+        // cron walks naive wall-clock times, with UTC standing in for "no zone".
+        let wall = Utc.from_utc_datetime(&t.with_timezone(&self.tz).naive_local());
+        for naive in self.schedule.after(&wall).take(10_000).map(|w| w.naive_utc()) {
+            let instant = match self.tz.from_local_datetime(&naive) {
+                LocalResult::Single(d) => Some(d.with_timezone(&Utc)),
+                LocalResult::Ambiguous(a, b) => [a, b].into_iter().map(|d| d.with_timezone(&Utc)).find(|d| *d > t),
+                LocalResult::None => first_after_gap(self.tz, naive),
+            };
+            if let Some(d) = instant.filter(|d| *d > t) {
+                return Some(d);
+            }
+        }
+        None
     }
 
     /// When the drill for fire time `fire` starts: the fire time plus this runbook's jitter.
@@ -77,6 +93,20 @@ impl Timetable {
         };
         Due { fire, missed: count - usize::from(fire.is_some()), handled: Some(latest) }
     }
+}
+
+/// The first instant after the daylight-saving gap that swallowed the wall-clock time `naive`
+/// (gaps start and end on whole minutes in every zone).
+fn first_after_gap(tz: chrono_tz::Tz, naive: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    use chrono::{TimeZone, Timelike};
+    let mut probe = naive.with_second(0)?.with_nanosecond(0)?;
+    for _ in 0..(26 * 60) {
+        probe += chrono::Duration::minutes(1);
+        if let Some(d) = tz.from_local_datetime(&probe).earliest() {
+            return Some(d.with_timezone(&Utc));
+        }
+    }
+    None
 }
 
 /// A fixed point in `[0, jitter)` derived from the runbook's name, so a restart keeps it.
@@ -114,6 +144,45 @@ mod tests {
         // 03:30 in Berlin is 01:30 UTC in summer and 02:30 UTC in winter.
         assert_eq!(t.next_after(at("2026-10-24T12:00:00Z")), Some(at("2026-10-25T02:30:00Z")));
         assert_eq!(t.next_after(at("2026-07-01T12:00:00Z")), Some(at("2026-07-02T01:30:00Z")));
+    }
+
+    #[test]
+    fn a_fire_time_in_the_spring_forward_gap_runs_once_right_after_it() {
+        // Berlin, 29 March 2026: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist that day.
+        let t = table("30 2 * * *", "Europe/Berlin", "skip", None);
+        assert_eq!(t.next_after(at("2026-03-28T12:00:00Z")), Some(at("2026-03-29T01:00:00Z")), "03:00 CEST");
+        assert_eq!(t.next_after(at("2026-03-29T01:00:00Z")), Some(at("2026-03-30T00:30:00Z")), "then 02:30 CEST");
+        // Every fire time of a schedule inside the gap collapses into one drill at 03:00.
+        let every10 = table("*/10 2 * * *", "Europe/Berlin", "skip", None);
+        assert_eq!(every10.next_after(at("2026-03-29T00:55:00Z")), Some(at("2026-03-29T01:00:00Z")));
+        assert_eq!(every10.next_after(at("2026-03-29T01:00:00Z")), Some(at("2026-03-30T00:00:00Z")));
+        // A day's decisions: exactly one drill on the change day.
+        let fires = fires_between(&t, at("2026-03-28T12:00:00Z"), at("2026-03-30T12:00:00Z"));
+        assert_eq!(fires, [at("2026-03-29T01:00:00Z"), at("2026-03-30T00:30:00Z")]);
+    }
+
+    #[test]
+    fn a_fire_time_in_the_fall_back_overlap_runs_once() {
+        // Berlin, 25 October 2026: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice.
+        let t = table("30 2 * * *", "Europe/Berlin", "skip", None);
+        assert_eq!(t.next_after(at("2026-10-24T12:00:00Z")), Some(at("2026-10-25T00:30:00Z")), "the first 02:30");
+        assert_eq!(t.next_after(at("2026-10-25T00:30:00Z")), Some(at("2026-10-26T01:30:00Z")), "not the second");
+        let fires = fires_between(&t, at("2026-10-24T12:00:00Z"), at("2026-10-26T12:00:00Z"));
+        assert_eq!(fires, [at("2026-10-25T00:30:00Z"), at("2026-10-26T01:30:00Z")]);
+    }
+
+    /// The drills a daemon polling every minute from `from` to `to` would start.
+    fn fires_between(t: &Timetable, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let (mut last, mut now, mut out) = (from, from, Vec::new());
+        while now < to {
+            let d = t.due(last, now);
+            if let Some(h) = d.handled {
+                last = h;
+            }
+            out.extend(d.fire);
+            now += chrono::Duration::minutes(1);
+        }
+        out
     }
 
     #[test]
