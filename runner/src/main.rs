@@ -47,7 +47,12 @@ enum Output {
 #[derive(Subcommand)]
 enum Command {
     /// Check runbooks (files or folders) without running anything. Exit 0 valid, 2 invalid.
-    Validate { paths: Vec<PathBuf> },
+    Validate {
+        paths: Vec<PathBuf>,
+        /// Also resolve every secret reference (`${env:…}`, `${file:…}`) as a drill would.
+        #[arg(long)]
+        resolve: bool,
+    },
     /// Run one drill now. Exit 0 passed, 1 failed, 2 invalid input.
     Run {
         runbook: PathBuf,
@@ -149,7 +154,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = config::Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Validate { paths } => plan::validate_command(&config, &paths),
+        Command::Validate { paths, resolve } => plan::validate_command(&config, &paths, resolve),
         Command::Run { runbook, report_dir, output } => {
             run::run_command(&config, &runbook, report_dir, output == Output::Json).await
         }

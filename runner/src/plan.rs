@@ -62,54 +62,44 @@ fn check_against_registry(l: &Loaded, shown: &str) -> Vec<String> {
     out
 }
 
-/// Builds what a drill needs from a loaded runbook and the config.
-pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
-    let secrets = Secrets::default();
+/// The storage profile a runbook names (`None`: the built-in `local`), or why there is none.
+fn storage_profile<'c>(
+    config: &'c Config,
+    loaded: &Loaded,
+) -> Result<Option<&'c std::collections::BTreeMap<String, String>>, Invalid> {
     let src = &loaded.runbook.source;
-    let storage = if src.storage == "local" && !config.storage.contains_key("local") {
-        Storage::local().map_err(|e| Invalid(e.to_string()))?
-    } else {
-        let profile = config.storage.get(&src.storage).ok_or_else(|| {
-            let known: Vec<&str> = std::iter::once("local").chain(config.storage.keys().map(String::as_str)).collect();
-            let hint = drillbook_runbooks::nearest(&src.storage, known.iter().copied())
-                .map(|n| format!(", did you mean `{n}`?"))
-                .unwrap_or_default();
-            Invalid(format!(
-                "{}: source.storage: no storage profile `{}` in the config{hint} (known: {})",
-                loaded.path.display(),
-                src.storage,
-                known.join(", ")
-            ))
-        })?;
-        let mut resolved = std::collections::BTreeMap::new();
-        for (k, v) in profile {
-            let value = secrets.expand(v).map_err(|e| Invalid(format!("storage.{}.{k}: {e}", src.storage)))?;
-            resolved.insert(k.clone(), value);
-        }
-        Storage::from_profile(&src.storage, &resolved).map_err(|e| Invalid(e.to_string()))?
-    };
-    let base = loaded.path.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let storage_path = storage.resolve(&src.path, &base);
-    let scratch = scratch_target(config, &loaded, &secrets)?;
-    Ok(DrillPlan {
-        runbook: loaded.runbook,
-        path: loaded.path,
-        sha256: loaded.sha256,
-        storage,
-        storage_path,
-        secrets,
-        scratch,
+    if src.storage == "local" && !config.storage.contains_key("local") {
+        return Ok(None);
+    }
+    config.storage.get(&src.storage).map(Some).ok_or_else(|| {
+        let known: Vec<&str> = std::iter::once("local").chain(config.storage.keys().map(String::as_str)).collect();
+        let hint = drillbook_runbooks::nearest(&src.storage, known.iter().copied())
+            .map(|n| format!(", did you mean `{n}`?"))
+            .unwrap_or_default();
+        Invalid(format!(
+            "{}: source.storage: no storage profile `{}` in the config{hint} (known: {})",
+            loaded.path.display(),
+            src.storage,
+            known.join(", ")
+        ))
     })
 }
 
-/// `restore.scratch: server:<name>` resolved in the config: the entry must exist and serve
-/// this adapter; its references are resolved (and remembered for redaction) here.
-fn scratch_target(config: &Config, loaded: &Loaded, secrets: &Secrets) -> Result<ScratchTarget, Invalid> {
+/// A config `scratch:` entry a runbook names, its references not resolved.
+struct ScratchEntry<'c> {
+    name: &'c str,
+    values: &'c std::collections::BTreeMap<String, String>,
+    kind: String,
+}
+
+/// The config's `scratch:` entry a runbook's `server:<name>` names, if it names one: it must
+/// exist and serve this adapter.
+fn scratch_entry<'c>(config: &'c Config, loaded: &Loaded) -> Result<Option<ScratchEntry<'c>>, Invalid> {
     let ScratchSpec::Server(name) = loaded.runbook.restore.scratch.get() else {
-        return Ok(ScratchTarget::Local);
+        return Ok(None);
     };
     let shown = loaded.path.display();
-    let entry = config.scratch.get(name).ok_or_else(|| {
+    let (name, entry) = config.scratch.get_key_value(name).ok_or_else(|| {
         let hint = drillbook_runbooks::nearest(name, config.scratch.keys().map(String::as_str))
             .map(|n| format!(", did you mean `server:{n}`?"))
             .unwrap_or_default();
@@ -123,15 +113,69 @@ fn scratch_target(config: &Config, loaded: &Loaded, secrets: &Secrets) -> Result
             adapter.kind()
         )));
     }
-    let resolve = |key: &str| -> Result<Option<String>, Invalid> {
-        entry.get(key).map(|v| secrets.expand(v).map_err(|e| Invalid(format!("scratch.{name}.{key}: {e}")))).transpose()
+    Ok(Some(ScratchEntry { name: name.as_str(), values: entry, kind }))
+}
+
+/// What `validate` checks without production secrets: the profiles and servers a runbook
+/// names exist, and every secret reference they hold is well-formed (not resolved).
+pub fn check_references(config: &Config, loaded: &Loaded) -> Result<(), Invalid> {
+    let well_formed = |section: String, values: &std::collections::BTreeMap<String, String>| {
+        values.iter().try_for_each(|(k, v)| {
+            drillbook_runbooks::SecretRef::find(v).map(|_| ()).map_err(|e| Invalid(format!("{section}.{k}: {e}")))
+        })
     };
-    Ok(ScratchTarget::Server(ServerScratch {
-        name: name.clone(),
-        kind,
-        url: resolve("url")?.unwrap_or_default(),
-        password: resolve("password")?,
-    }))
+    if let Some(profile) = storage_profile(config, loaded)? {
+        well_formed(format!("storage.{}", loaded.runbook.source.storage), profile)?;
+    }
+    if let Some(entry) = scratch_entry(config, loaded)? {
+        well_formed(format!("scratch.{}", entry.name), entry.values)?;
+    }
+    Ok(())
+}
+
+/// Builds what a drill needs from a loaded runbook and the config, resolving secrets.
+pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
+    let secrets = Secrets::default();
+    let src = &loaded.runbook.source;
+    let storage = match storage_profile(config, &loaded)? {
+        None => Storage::local().map_err(|e| Invalid(e.to_string()))?,
+        Some(profile) => {
+            let mut resolved = std::collections::BTreeMap::new();
+            for (k, v) in profile {
+                let value = secrets.expand(v).map_err(|e| Invalid(format!("storage.{}.{k}: {e}", src.storage)))?;
+                resolved.insert(k.clone(), value);
+            }
+            Storage::from_profile(&src.storage, &resolved).map_err(|e| Invalid(e.to_string()))?
+        }
+    };
+    let base = loaded.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let storage_path = storage.resolve(&src.path, &base);
+    let scratch = match scratch_entry(config, &loaded)? {
+        None => ScratchTarget::Local,
+        Some(ScratchEntry { name, values, kind }) => {
+            let resolve = |key: &str| -> Result<Option<String>, Invalid> {
+                values
+                    .get(key)
+                    .map(|v| secrets.expand(v).map_err(|e| Invalid(format!("scratch.{name}.{key}: {e}"))))
+                    .transpose()
+            };
+            ScratchTarget::Server(ServerScratch {
+                name: name.to_string(),
+                kind,
+                url: resolve("url")?.unwrap_or_default(),
+                password: resolve("password")?,
+            })
+        }
+    };
+    Ok(DrillPlan {
+        runbook: loaded.runbook,
+        path: loaded.path,
+        sha256: loaded.sha256,
+        storage,
+        storage_path,
+        secrets,
+        scratch,
+    })
 }
 
 /// Runbook files named by the arguments (folders: every `*.yaml`/`*.yml` inside, recursively).
@@ -162,7 +206,9 @@ pub fn expand(paths: &[PathBuf], default: &Path) -> Result<Vec<PathBuf>, Invalid
     Ok(out)
 }
 
-pub fn validate_command(config: &Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+/// `drillbook validate [--resolve]`: without `--resolve` no secret is read (CI pipelines have
+/// none), with it every reference is resolved as a drill would.
+pub fn validate_command(config: &Config, paths: &[PathBuf], resolve: bool) -> anyhow::Result<ExitCode> {
     let files = expand(paths, &config.runbooks)?;
     let mut problems = Vec::new();
     let mut names: std::collections::BTreeMap<String, PathBuf> = Default::default();
@@ -170,7 +216,7 @@ pub fn validate_command(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Ex
         match load(f).and_then(|l| {
             let name = l.runbook.name().to_string();
             let pos = l.runbook.name.pos();
-            build(config, l).map(|_| (name, pos))
+            if resolve { build(config, l).map(|_| ()) } else { check_references(config, &l) }.map(|()| (name, pos))
         }) {
             Ok((name, pos)) => {
                 if let Some(first) = names.get(&name) {

@@ -124,3 +124,35 @@ fn files_adapter_restores_a_tree_and_checks_it() {
     assert!(checks[2]["detail"].as_str().unwrap().contains("config/bad.json: invalid JSON"), "{run}");
     sb.assert_no_leftovers();
 }
+
+/// CI pipelines validate runbooks without production secrets: references must be well-formed
+/// and name what exists; only `--resolve` reads them.
+#[test]
+fn validate_needs_no_secrets_unless_asked_to_resolve_them() {
+    let sb = Sandbox::new();
+    sb.write(
+        "drillbook.yaml",
+        "storage:\n  backups: { type: s3, bucket: b, region: us-east-1, endpoint: \"http://127.0.0.1:1\", \
+         access_key_id: \"${env:DRILL_S3_KEY}\", secret_access_key: \"${env:DRILL_S3_SECRET}\" }\n\
+         scratch:\n  shared: { type: postgres, url: \"postgres://drill@127.0.0.1:5432/postgres\", password: \"${file:/nonexistent/pw}\" }\n",
+    );
+    sb.write(
+        "rb.yaml",
+        "version: 1\nname: pg\nowner: sre\nasset: { name: db, kind: relational }\n\
+         source: { storage: backups, path: pg/ }\nrestore: { adapter: postgres, scratch: \"server:shared\" }\n",
+    );
+    let r = sb.run(&["validate", "rb.yaml"]);
+    assert_eq!(r.code, 0, "no secret is read without --resolve: {r}");
+    let r = sb.run(&["validate", "--resolve", "rb.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("DRILL_S3_KEY"), "{r}");
+    let sb = sb.env("DRILL_S3_KEY", "k").env("DRILL_S3_SECRET", "s");
+    let r = sb.run(&["validate", "--resolve", "rb.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("/nonexistent/pw"), "the scratch password file is resolved too: {r}");
+    // A malformed reference is an error either way.
+    sb.edit("drillbook.yaml", "${env:DRILL_S3_KEY}", "${envv:DRILL_S3_KEY}");
+    let r = sb.run(&["validate", "rb.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("storage.backups.access_key_id"), "{r}");
+}
