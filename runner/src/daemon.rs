@@ -35,6 +35,8 @@ struct Entry {
     busy: bool,
     /// Why the file on disk is not the version in use (it became invalid).
     error: Option<String>,
+    /// Why its last drill could not be built.
+    failing: Option<String>,
 }
 
 pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
@@ -47,12 +49,12 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let mut hup = signal(SignalKind::hangup())?;
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1) as usize));
     let mut book: BTreeMap<PathBuf, Entry> = BTreeMap::new();
-    reload(config, &history, &mut book).await;
+    let mut folder_error = reload(config, &history, &mut book).await;
     tracing::info!(runbooks = book.len(), concurrency = config.concurrency, "daemon started");
     eprintln!("drillbook daemon: {} runbooks from {}", book.len(), config.runbooks.display());
 
     // The HTTP side reads what the loop publishes and sends triggers back to it.
-    let (status_tx, status_rx) = watch::channel(Vec::new());
+    let (status_tx, status_rx) = watch::channel(crate::http::DaemonStatus::default());
     let (trigger_tx, mut trigger_rx) = mpsc::channel::<crate::http::Trigger>(64);
     let token = match &config.http.token {
         Some(t) => {
@@ -116,7 +118,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         format!("{}:{}:{}", crate::host(), std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(60));
     let ctx = JobContext { config, history: &history, key: &key, slots: &slots, shutdown: &shutdown, owner: &owner };
-    let mut drills: JoinSet<(PathBuf, String)> = JoinSet::new();
+    let mut drills: JoinSet<(PathBuf, String, Option<String>)> = JoinSet::new();
     // A changed runbook file reloads like SIGHUP; the folder is looked at every few seconds.
     let mut seen = folder_state(&config.runbooks);
     let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(2));
@@ -164,7 +166,8 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        status_tx.send_replace(statuses(&book));
+        status_tx
+            .send_replace(crate::http::DaemonStatus { runbooks: statuses(&book), folder_error: folder_error.clone() });
         let wake = book
             .values()
             .filter(|e| !e.busy)
@@ -175,10 +178,11 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             Some(done) = drills.join_next(), if !drills.is_empty() => {
-                if let Ok((path, line)) = done {
+                if let Ok((path, line, failing)) = done {
                     eprintln!("{line}");
                     if let Some(e) = book.get_mut(&path) {
                         e.busy = false;
+                        e.failing = failing;
                     }
                 }
             }
@@ -203,7 +207,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 let _ = t.reply.send(answer);
             }
             _ = hup.recv() => {
-                reload(config, &history, &mut book).await;
+                folder_error = reload(config, &history, &mut book).await;
                 seen = folder_state(&config.runbooks);
                 eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
             }
@@ -211,7 +215,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 let now_seen = folder_state(&config.runbooks);
                 if now_seen != seen {
                     seen = now_seen;
-                    reload(config, &history, &mut book).await;
+                    folder_error = reload(config, &history, &mut book).await;
                     eprintln!("drillbook daemon: runbooks changed on disk; reloaded, {} runbooks", book.len());
                 }
             }
@@ -222,7 +226,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     eprintln!("drillbook daemon: stopping; {} drills to abort", drills.len());
     shutdown.cancel();
     while let Some(done) = drills.join_next().await {
-        if let Ok((_, line)) = done {
+        if let Ok((_, line, _)) = done {
             eprintln!("{line}");
         }
     }
@@ -244,7 +248,7 @@ impl JobContext<'_> {
     /// Starts a drill of `loaded` (scheduled for `fire`, or by hand) in `drills`.
     fn spawn(
         &self,
-        drills: &mut JoinSet<(PathBuf, String)>,
+        drills: &mut JoinSet<(PathBuf, String, Option<String>)>,
         path: &Path,
         loaded: &Loaded,
         fire: Option<DateTime<Utc>>,
@@ -262,7 +266,10 @@ impl JobContext<'_> {
         let path = path.to_path_buf();
         drills.spawn(async move {
             let name = job.loaded.runbook.name().to_string();
-            (path, job.run(fire, queued).await.unwrap_or_else(|e| format!("{name}: {e:#}")))
+            match job.run(fire, queued).await {
+                Ok((line, failing)) => (path, line, failing),
+                Err(e) => (path, format!("{name}: {e:#}"), None),
+            }
         });
     }
 }
@@ -284,6 +291,7 @@ fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> 
                 rpo_s: rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs()),
                 rto_s: rb.objectives.rto.as_ref().map(|d| d.get().0.as_secs()),
                 error: e.error.clone(),
+                failing: e.failing.clone(),
             }
         })
         .collect()
@@ -303,7 +311,12 @@ struct Job {
 
 impl Job {
     /// `queued`: the run id a trigger already recorded as `queued`.
-    async fn run(self, fire: Option<DateTime<Utc>>, queued: Option<String>) -> anyhow::Result<String> {
+    /// The daemon's line about the drill, and why its runbook could not be built, if so.
+    async fn run(
+        self,
+        fire: Option<DateTime<Utc>>,
+        queued: Option<String>,
+    ) -> anyhow::Result<(String, Option<String>)> {
         let name = self.loaded.runbook.name().to_string();
         let when = fire.map(|f| format!("fire time {f}")).unwrap_or_else(|| "triggered run".into());
         // No free slot: the drill is recorded as `queued` until one frees up.
@@ -326,7 +339,7 @@ impl Job {
                 if let Some(f) = fire {
                     self.history.claim_done(&name, f).await?;
                 }
-                return Ok(format!("{name}: {when} not started (shutting down)"));
+                return Ok((format!("{name}: {when} not started (shutting down)"), None));
             }
         };
         // Keep the claim alive while the drill runs; mark it done however the drill ends.
@@ -358,8 +371,9 @@ impl Job {
         queued: Option<String>,
         name: &str,
         when: &str,
-    ) -> anyhow::Result<String> {
-        let plan = plan::build(&self.config, self.loaded.clone())?;
+    ) -> anyhow::Result<(String, Option<String>)> {
+        let plan = plan::build_or_broken(&self.config, self.loaded.clone())?;
+        let broken = plan.broken.clone();
         let setup = DrillSetup {
             config: &self.config,
             reports_root: &self.config.reports,
@@ -372,19 +386,27 @@ impl Job {
             Ending::Passed => "passed".to_string(),
             other => format!("{} ({})", other.as_str(), done.reasons.join("; ")),
         };
-        Ok(format!("{name}: run {} ({when}): {verdict}", done.run_id))
+        Ok((format!("{name}: run {} ({when}): {verdict}", done.run_id), broken))
     }
 }
 
 /// Reads the runbooks folder. A file that no longer parses keeps its previous version and
 /// its error; a new runbook starts from its last recorded fire time, or from now.
-async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf, Entry>) {
-    let paths: Vec<PathBuf> = plan::expand(&[], &config.runbooks)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| std::path::absolute(&p).unwrap_or(p))
-        .collect();
-    book.retain(|p, _| paths.contains(p));
+/// Returns why the folder could not be read, if it could not: then the runbooks already
+/// loaded are kept as they are (a transient error never means "0 runbooks, ok").
+async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf, Entry>) -> Option<String> {
+    let paths: Vec<PathBuf> = match plan::expand(&[], &config.runbooks) {
+        Ok(paths) => paths.into_iter().map(|p| std::path::absolute(&p).unwrap_or(p)).collect(),
+        Err(e) => {
+            let why = format!("the runbooks folder cannot be read: {}", e.0);
+            tracing::warn!(folder = %config.runbooks.display(), error = %why, "keeping the runbooks loaded before");
+            eprintln!("drillbook daemon: {why}; keeping the {} runbooks loaded before", book.len());
+            return Some(why);
+        }
+    };
+    // A runbook whose drill is running stays until the drill ends, even if its file went
+    // away, so a reload can never start a second drill of it.
+    book.retain(|p, e| paths.contains(p) || e.busy);
     for path in paths {
         match plan::load(&path) {
             Ok(loaded) => {
@@ -398,7 +420,7 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
                 }
                 let last = history.last_scheduled(loaded.runbook.name()).await.ok().flatten().unwrap_or_else(Utc::now);
                 let timetable = Timetable::for_runbook(&loaded.runbook);
-                book.insert(path, Entry { loaded, timetable, last, busy: false, error: None });
+                book.insert(path, Entry { loaded, timetable, last, busy: false, error: None, failing: None });
             }
             Err(invalid) => {
                 tracing::warn!(path = %path.display(), error = %invalid, "runbook invalid; keeping its previous version");
@@ -409,6 +431,7 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
             }
         }
     }
+    None
 }
 
 /// Names, sizes and modification times of the runbook files: a change means a reload.

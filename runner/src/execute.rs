@@ -27,6 +27,10 @@ pub struct DrillPlan {
     pub storage_path: String,
     pub secrets: Secrets,
     pub scratch: ScratchTarget,
+    /// Why the runbook could not be built when it fired (a `${env:}` secret gone after a
+    /// rotation, a storage profile removed): the drill fails at `locate` with it, and is
+    /// recorded, reported and notified like any failed drill.
+    pub broken: Option<String>,
 }
 
 /// How a drill ended, for history.
@@ -238,7 +242,15 @@ pub async fn execute(
             scratch: plan.scratch.clone(),
             parts: Default::default(),
         };
-        let unpacked = fetch_phase(plan, &cx, &mut rec, &mut backup).await;
+        let unpacked = match &plan.broken {
+            Some(why) => {
+                let why = why.clone();
+                rec.step::<()>("locate", async move { Err(why) }).await;
+                rec.skip_rest("locate");
+                None
+            }
+            None => fetch_phase(plan, &cx, &mut rec, &mut backup).await,
+        };
         if let Some(unpacked) = unpacked {
             let scratch = rec
                 .step("provision", async {

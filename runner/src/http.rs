@@ -37,6 +37,17 @@ pub struct RunbookStatus {
     pub rto_s: Option<u64>,
     /// Why the file on disk is not the version in use.
     pub error: Option<String>,
+    /// Why its last drill could not be built (a secret or profile gone since it was loaded).
+    pub failing: Option<String>,
+}
+
+/// What the daemon's loop publishes for the HTTP side.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DaemonStatus {
+    pub runbooks: Vec<RunbookStatus>,
+    /// Why the runbooks folder could not be read at the last look (the runbooks of the look
+    /// before are kept).
+    pub folder_error: Option<String>,
 }
 
 /// A bearer token shorter than this is refused at start.
@@ -49,7 +60,7 @@ pub struct Shared {
     pub auth: crate::config::HttpAuth,
     /// The resolved bearer token; `None` refuses every trigger.
     pub token: Option<String>,
-    pub status: watch::Receiver<Vec<RunbookStatus>>,
+    pub status: watch::Receiver<DaemonStatus>,
     pub trigger: mpsc::Sender<Trigger>,
 }
 
@@ -114,11 +125,18 @@ fn refusal(s: &Shared, headers: &HeaderMap) -> Option<Response> {
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
-    let status = s.status.borrow().clone();
-    let invalid: Vec<_> = status
+    let daemon = s.status.borrow().clone();
+    let status = daemon.runbooks;
+    let mut invalid: Vec<_> = status
         .iter()
         .filter_map(|r| r.error.as_ref().map(|e| serde_json::json!({"runbook": r.name, "path": r.path, "error": e})))
         .collect();
+    invalid.extend(status.iter().filter_map(|r| {
+        r.failing.as_ref().map(|e| serde_json::json!({"runbook": r.name, "path": r.path, "error": e}))
+    }));
+    if let Some(e) = &daemon.folder_error {
+        invalid.push(serde_json::json!({"runbooks_folder": e}));
+    }
     let degraded = !invalid.is_empty();
     let body = serde_json::json!({
         "status": if degraded { "degraded" } else { "ok" },
@@ -148,14 +166,14 @@ async fn runs(State(s): State<Arc<Shared>>, Query(q): Query<RunsQuery>) -> Respo
 }
 
 async fn runbooks(State(s): State<Arc<Shared>>) -> Response {
-    axum::Json(s.status.borrow().clone()).into_response()
+    axum::Json(s.status.borrow().runbooks.clone()).into_response()
 }
 
 async fn trigger(State(s): State<Arc<Shared>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     if let Some(refused) = refusal(&s, &headers) {
         return refused;
     }
-    if !s.status.borrow().iter().any(|r| r.name == name) {
+    if !s.status.borrow().runbooks.iter().any(|r| r.name == name) {
         return (StatusCode::NOT_FOUND, format!("no runbook `{name}`")).into_response();
     }
     let (reply, answer) = tokio::sync::oneshot::channel();
@@ -231,7 +249,7 @@ fn epoch(t: &str) -> Option<f64> {
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
-    let status = s.status.borrow().clone();
+    let status = s.status.borrow().runbooks.clone();
     let rows = match s.history.list(None).await {
         Ok(r) => r,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("history: {e:#}")).into_response(),
@@ -350,7 +368,7 @@ fn sparkline(values: &[f64]) -> String {
 }
 
 async fn dashboard(State(s): State<Arc<Shared>>) -> Response {
-    let status = s.status.borrow().clone();
+    let status = s.status.borrow().runbooks.clone();
     let rows = s.history.list(None).await.unwrap_or_default();
     let now = Utc::now();
     let mut body = String::new();

@@ -175,7 +175,26 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         storage_path,
         secrets,
         scratch,
+        broken: None,
     })
+}
+
+/// [`build`] for a scheduled drill: a runbook that cannot be built at fire time still
+/// becomes a drill, one that fails at `locate` with the reason (never a silent skip).
+pub fn build_or_broken(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
+    match build(config, loaded.clone()) {
+        Ok(plan) => Ok(plan),
+        Err(why) => Ok(DrillPlan {
+            runbook: loaded.runbook,
+            path: loaded.path,
+            sha256: loaded.sha256,
+            storage: Storage::local().map_err(|e| Invalid(e.to_string()))?,
+            storage_path: String::new(),
+            secrets: Secrets::default(),
+            scratch: ScratchTarget::Local,
+            broken: Some(format!("the runbook cannot be built with the current config and environment: {}", why.0)),
+        }),
+    }
 }
 
 /// Runbook files named by the arguments (folders: every `*.yaml`/`*.yml` inside, recursively).

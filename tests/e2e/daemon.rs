@@ -402,6 +402,49 @@ fn http_tls_serves_https_only() {
     assert!(err.contains(&format!("https://127.0.0.1:{port}")), "{err}");
 }
 
+/// A secret that went missing after a rotation: the runbook still fires, and its drill fails
+/// with the reason, with a history row and a report; `/healthz` is degraded. A runbooks folder
+/// that cannot be read degrades it too, and keeps the runbooks loaded before.
+#[test]
+fn a_runbook_that_cannot_be_built_at_fire_time_fails_loudly() {
+    let sb = scheduled_quickstart("* * * * * *", "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    sb.write(
+        "drillbook.yaml",
+        format!(
+            "runbooks: runbooks\nhttp: {{ listen: \"127.0.0.1:{port}\" }}\n\
+             storage:\n  local: {{ type: fs, root: \"${{env:DRILL_ROTATED_ROOT}}\" }}\n"
+        ),
+    );
+    let daemon = start(&sb);
+    let h = wait_for(&sb, Duration::from_secs(30), "a failed run", |h| h.iter().any(|r| r["status"] == "failed"));
+    let run = h.iter().find(|r| r["status"] == "failed").unwrap();
+    let folder = run["report"].as_str().expect("a report folder");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path(folder).join("report.json")).unwrap()).unwrap();
+    let why = report["failure_reasons"].to_string();
+    assert!(why.contains("locate: the runbook cannot be built") && why.contains("DRILL_ROTATED_ROOT"), "{why}");
+    let base = format!("http://127.0.0.1:{port}");
+    let (code, body) = http("GET", &format!("{base}/healthz"), None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("DRILL_ROTATED_ROOT"), "{body}");
+
+    // The folder goes away: degraded, and the runbook loaded before is still there.
+    std::fs::rename(sb.path("runbooks"), sb.path("runbooks.gone")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (_, body) = http("GET", &format!("{base}/healthz"), None);
+        if body.contains("runbooks_folder") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(body.contains("the runbooks folder cannot be read"), "{body}");
+    assert!(body.contains("\"runbooks\":1"), "the loaded runbook is kept: {body}");
+    let (code, err) = stop(daemon, Duration::from_secs(30));
+    assert_eq!(code, 0, "{err}");
+}
+
 #[test]
 fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
     let db = crate::servers::SystemDb::create("drillbook_claims");
