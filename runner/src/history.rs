@@ -318,6 +318,15 @@ impl History {
             .bind(ts(fire))
             .execute(&self.pool)
             .await?;
+        // Done claims older than a week serve nothing (a fire time is taken over within one
+        // lease): prune this runbook's, so the table stays the size of a week of fire times.
+        let week_ago = ts(Utc::now() - chrono::Duration::days(7));
+        sqlx::query("DELETE FROM claims WHERE runbook = $1 AND done = 1 AND scheduled_for < $2")
+            .bind(runbook)
+            .bind(week_ago)
+            .execute(&self.pool)
+            .await
+            .context("cannot prune old claims")?;
         Ok(())
     }
 
@@ -332,17 +341,59 @@ impl History {
     }
 
     pub async fn list(&self, runbook: Option<&str>) -> anyhow::Result<Vec<RunRow>> {
-        const COLUMNS: &str = "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, failure_reasons, notification FROM runs";
-        let rows = match runbook {
-            Some(name) => {
-                let sql = format!("{COLUMNS} WHERE runbook = $1 ORDER BY started_at DESC, run_id DESC");
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_all(&self.pool).await?
-            }
-            None => {
-                let sql = format!("{COLUMNS} ORDER BY started_at DESC, run_id DESC");
-                sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?
-            }
+        self.page(runbook, None, None).await
+    }
+
+    /// Runs newest first, at most `limit`, older than the run `before` (a cursor: the last
+    /// run id of the previous page). The paging happens in SQL, on the `runs_by_start` index.
+    pub async fn page(
+        &self,
+        runbook: Option<&str>,
+        limit: Option<u32>,
+        before: Option<&str>,
+    ) -> anyhow::Result<Vec<RunRow>> {
+        let cursor: Option<(String, String)> = match before {
+            Some(id) => Some(
+                sqlx::query_as("SELECT started_at, run_id FROM runs WHERE run_id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no run `{id}` to page before"))?,
+            ),
+            None => None,
         };
+        // Placeholders are numbered in the order the conditions appear; values are bound.
+        let mut sql = String::from(
+            "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, \
+             failure_reasons, notification FROM runs WHERE 1 = 1",
+        );
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if runbook.is_some() {
+            sql.push_str(&format!(" AND runbook = {}", next()));
+        }
+        if cursor.is_some() {
+            let (a, b, c) = (next(), next(), next());
+            sql.push_str(&format!(" AND (started_at < {a} OR (started_at = {b} AND run_id < {c}))"));
+        }
+        sql.push_str(" ORDER BY started_at DESC, run_id DESC");
+        if limit.is_some() {
+            sql.push_str(&format!(" LIMIT {}", next()));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(name) = runbook {
+            q = q.bind(name);
+        }
+        if let Some((started, id)) = &cursor {
+            q = q.bind(started.clone()).bind(started.clone()).bind(id.clone());
+        }
+        if let Some(limit) = limit {
+            q = q.bind(i64::from(limit));
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|r| {
                 let reasons: Option<String> = r.try_get("failure_reasons")?;
@@ -370,7 +421,66 @@ pub fn ts(t: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shown_url;
+    use super::{History, shown_url};
+
+    /// Seven runs of two runbooks, two of them started in the same millisecond.
+    async fn seeded(h: &History) {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-01T03:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        for (i, (id, rb, minutes)) in [
+            ("r1", "a", 0),
+            ("r2", "b", 1),
+            ("r3", "a", 2),
+            ("r4", "a", 3),
+            ("r5", "b", 3),
+            ("r6", "a", 4),
+            ("r7", "a", 5),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = t0 + chrono::Duration::minutes(minutes);
+            h.start(id, rb, at, None).await.unwrap();
+            h.finish(id, if i % 2 == 0 { "passed" } else { "failed" }, at, None, None, &[]).await.unwrap();
+        }
+    }
+
+    async fn ids(h: &History, runbook: Option<&str>, limit: u32, before: Option<&str>) -> Vec<String> {
+        h.page(runbook, Some(limit), before).await.unwrap().into_iter().map(|r| r.run_id).collect()
+    }
+
+    async fn pages_walk_the_whole_history_once(h: &History) {
+        seeded(h).await;
+        assert_eq!(ids(h, None, 3, None).await, ["r7", "r6", "r5"]);
+        assert_eq!(ids(h, None, 3, Some("r5")).await, ["r4", "r3", "r2"], "same start: ordered by run id");
+        assert_eq!(ids(h, None, 3, Some("r2")).await, ["r1"]);
+        assert_eq!(ids(h, Some("a"), 2, Some("r6")).await, ["r4", "r3"]);
+        assert!(h.page(None, Some(3), Some("nope")).await.is_err());
+        assert_eq!(h.list(None).await.unwrap().len(), 7);
+    }
+
+    #[tokio::test]
+    async fn runs_page_in_sql_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(&format!("sqlite://{}", dir.path().join("h.db").display())).await.unwrap();
+        pages_walk_the_whole_history_once(&h).await;
+    }
+
+    #[tokio::test]
+    async fn runs_page_in_sql_on_postgresql() {
+        // The machine's PostgreSQL (scripts/test-deps.sh starts it).
+        let name = format!("drillbook_paging_{}", std::process::id());
+        let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (start it: scripts/test-deps.sh)");
+        let sql = |s: String| sqlx::query(sqlx::AssertSqlSafe(s));
+        sql(format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+        sql(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let h = History::open(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+        pages_walk_the_whole_history_once(&h).await;
+        h.pool.close().await;
+        sql(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+    }
 
     #[test]
     fn a_password_in_the_store_url_is_never_shown() {

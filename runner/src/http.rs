@@ -152,15 +152,18 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
 #[derive(serde::Deserialize)]
 struct RunsQuery {
     runbook: Option<String>,
-    limit: Option<usize>,
+    limit: Option<u32>,
+    /// The last run id of the previous page.
+    before: Option<String>,
 }
 
+/// `/api/runs?runbook=&limit=&before=`: newest first, paged in SQL (`limit` 100 by default,
+/// 1,000 at most; `before` = the last `run_id` of the previous page).
 async fn runs(State(s): State<Arc<Shared>>, Query(q): Query<RunsQuery>) -> Response {
-    match s.history.list(q.runbook.as_deref()).await {
-        Ok(mut rows) => {
-            rows.truncate(q.limit.unwrap_or(100));
-            axum::Json(rows).into_response()
-        }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    match s.history.page(q.runbook.as_deref(), Some(limit), q.before.as_deref()).await {
+        Ok(rows) => axum::Json(rows).into_response(),
+        Err(e) if e.to_string().starts_with("no run `") => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("history: {e:#}")).into_response(),
     }
 }
