@@ -463,8 +463,8 @@ async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
             plans.insert(loaded.runbook.name().to_string(), loaded);
         }
     }
-    for (run_id, runbook, pid) in running {
-        if pid.is_some_and(alive) {
+    for (run_id, runbook, pid, process) in running {
+        if alive(pid, process.as_deref()) {
             continue;
         }
         let mut removed = sweep(&std::env::temp_dir(), &run_id);
@@ -490,11 +490,17 @@ async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether a drillbook process with this pid still runs.
-fn alive(pid: i64) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("drillbook"))
-        .unwrap_or(false)
+/// Whether the process that recorded a run still runs (not merely one with its pid or name).
+fn alive(pid: Option<i64>, process: Option<&str>) -> bool {
+    let Some(pid) = pid.and_then(|p| u32::try_from(p).ok()) else { return false };
+    match process {
+        // The very process that recorded the run: same boot, pid and start time.
+        Some(recorded) => crate::process_identity(pid).as_deref() == Some(recorded),
+        // Rows from before the identity was recorded.
+        None => std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("drillbook"))
+            .unwrap_or(false),
+    }
 }
 
 /// Kills the processes a dead drill started in its folders and removes the folders.

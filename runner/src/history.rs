@@ -94,7 +94,7 @@ impl History {
         scheduled_for: Option<DateTime<Utc>>,
     ) -> anyhow::Result<()> {
         // A run recorded as `queued` (waiting for a slot) becomes `running` here.
-        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid) VALUES ($1, $2, 'running', $3, $4, $5, $6) \
+        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid, process) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7) \
                      ON CONFLICT (run_id) DO UPDATE SET status = 'running', started_at = excluded.started_at")
             .bind(run_id)
             .bind(runbook)
@@ -102,6 +102,7 @@ impl History {
             .bind(scheduled_for.map(ts))
             .bind(crate::host())
             .bind(i64::from(std::process::id()))
+            .bind(crate::process_identity(std::process::id()))
             .execute(&self.pool)
             .await
             .context("cannot record the drill in history")?;
@@ -122,13 +123,14 @@ impl History {
 
     /// Records a drill that waits for a concurrency slot; `start` turns it into `running`.
     pub async fn queue(&self, run_id: &str, runbook: &str, scheduled_for: Option<DateTime<Utc>>) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid) VALUES ($1, $2, 'queued', $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid, process) VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7)")
             .bind(run_id)
             .bind(runbook)
             .bind(ts(Utc::now()))
             .bind(scheduled_for.map(ts))
             .bind(crate::host())
             .bind(i64::from(std::process::id()))
+            .bind(crate::process_identity(std::process::id()))
             .execute(&self.pool)
             .await
             .context("cannot record the queued drill in history")?;
@@ -188,14 +190,18 @@ impl History {
     }
 
     /// Runs left `running` on this host: (run id, runbook, pid of the process that ran it).
-    pub async fn running_here(&self) -> anyhow::Result<Vec<(String, String, Option<i64>)>> {
-        let rows =
-            sqlx::query("SELECT run_id, runbook, pid FROM runs WHERE status IN ('running', 'queued') AND host = $1")
-                .bind(crate::host())
-                .fetch_all(&self.pool)
-                .await
-                .context("cannot read running drills from history")?;
-        rows.into_iter().map(|r| Ok((r.try_get("run_id")?, r.try_get("runbook")?, r.try_get("pid")?))).collect()
+    /// Runs of this host left queued or running: (run id, runbook, pid, process identity).
+    pub async fn running_here(&self) -> anyhow::Result<Vec<(String, String, Option<i64>, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT run_id, runbook, pid, process FROM runs WHERE status IN ('running', 'queued') AND host = $1",
+        )
+        .bind(crate::host())
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read running drills from history")?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("run_id")?, r.try_get("runbook")?, r.try_get("pid")?, r.try_get("process")?)))
+            .collect()
     }
 
     /// Marks a run whose process died as `interrupted`, keeping why. Only a row still

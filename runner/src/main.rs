@@ -183,6 +183,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// This machine's name, for reports and history.
+/// This machine's boot, pid and start time of process `pid` (`<boot id>:<pid>:<start
+/// ticks>`): equal only for the very same process, whatever its name, and different for a
+/// later process that got the same pid (a container restarted as PID 1).
+pub fn process_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(format!("{}:{pid}:{}", boot.trim(), start_ticks(&stat)?))
+}
+
+/// Field 22 of `/proc/<pid>/stat` (the start time in clock ticks after boot), read after the
+/// last `)` because the command name in parentheses may itself hold spaces and parentheses.
+fn start_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    // Fields from 3 (state) on; the start time is field 22.
+    after.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 pub fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -190,4 +207,20 @@ pub fn host() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_known_by_its_boot_pid_and_start_time() {
+        let me = process_identity(std::process::id()).expect("our own identity");
+        assert_eq!(process_identity(std::process::id()).as_deref(), Some(me.as_str()), "stable");
+        assert_ne!(process_identity(1), Some(me.clone()), "another process differs");
+        // A command name with spaces and parentheses does not shift the fields.
+        let stat = "4242 (evil) (name) S 1 4242 4242 0 -1 4194560 500 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        assert_eq!(start_ticks(stat), Some(987654));
+        assert_eq!(process_identity(u32::MAX), None, "no such process");
+    }
 }

@@ -445,6 +445,47 @@ fn a_runbook_that_cannot_be_built_at_fire_time_fails_loudly() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// A daemon starting next to a live `drillbook run` (its binary renamed, so nothing in its
+/// command line says drillbook) knows that run's process is alive: by boot id, pid and start
+/// time, not by name. The run is neither marked interrupted nor swept.
+#[test]
+fn recovery_never_sweeps_a_live_run_of_a_renamed_binary() {
+    let slow = "  - name: slow\n    command: { run: [sleep, \"4\"], timeout: 2m }\n";
+    let sb = scheduled_quickstart("0 0 1 1 *", slow);
+    let renamed = sb.path("bin/recovery-probe");
+    std::fs::create_dir_all(renamed.parent().unwrap()).unwrap();
+    std::fs::copy(crate::support::BIN, &renamed).unwrap();
+    std::fs::set_permissions(&renamed, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let manual = std::process::Command::new(&renamed)
+        .args(["run", "runbooks/quickstart.yaml", "--output", "json"])
+        .current_dir(&sb.root)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &sb.root)
+        .env("TMPDIR", &sb.tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let h = wait_for(&sb, Duration::from_secs(20), "the manual run", |h| h.iter().any(|r| r["status"] == "running"));
+    let run_id = h[0]["run_id"].as_str().unwrap().to_string();
+    let daemon = start(&sb);
+    // The daemon has recovered (or not) once its HTTP side answers; the run must still be running.
+    std::thread::sleep(Duration::from_millis(1500));
+    let now = sb.history();
+    let row = now.iter().find(|r| r["run_id"] == run_id.as_str()).unwrap();
+    assert_eq!(row["status"], "running", "a live run was taken for dead: {row}");
+    let out = manual.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let h = wait_for(&sb, Duration::from_secs(10), "the manual run's end", |h| {
+        h.iter().any(|r| r["run_id"] == run_id.as_str() && r["status"] == "passed")
+    });
+    assert!(!h.is_empty());
+    let (code, err) = stop(daemon, Duration::from_secs(30));
+    assert_eq!(code, 0, "{err}");
+    sb.assert_no_leftovers();
+}
+
 #[test]
 fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
     let db = crate::servers::SystemDb::create("drillbook_claims");
