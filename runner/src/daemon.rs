@@ -153,13 +153,14 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         // Fire times whose daemon died mid-drill (its lease ran out) are taken over here.
         let idle: Vec<String> =
             book.values().filter(|e| !e.busy).map(|e| e.loaded.runbook.name().to_string()).collect();
-        if let Ok(taken) = history.take_over_expired(&idle, &owner, lease).await {
+        let why = |fire: &str| {
+            format!(
+                "interrupted: the daemon holding fire time {fire} stopped renewing its claim; taken over by {owner}"
+            )
+        };
+        if let Ok(taken) = history.take_over_expired(&idle, &owner, lease, &why).await {
             for (name, fire) in taken {
                 if let Some((path, e)) = book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == name) {
-                    let reason = format!(
-                        "interrupted: the daemon holding fire time {fire} stopped renewing its claim; taken over by {owner}"
-                    );
-                    let _ = history.interrupt_fire(&name, fire, &reason).await;
                     eprintln!("drillbook daemon: {name}: taking over fire time {fire}");
                     e.busy = true;
                     ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
@@ -319,12 +320,82 @@ impl Job {
     ) -> anyhow::Result<(String, Option<String>)> {
         let name = self.loaded.runbook.name().to_string();
         let when = fire.map(|f| format!("fire time {f}")).unwrap_or_else(|| "triggered run".into());
+        // The claim is kept alive from the moment it was won, while the drill waits for a slot
+        // too; a daemon that cannot renew it within a lease cancels the drill rather than
+        // finish a fire time another daemon may have taken over.
+        let lost = Arc::new(std::sync::OnceLock::<String>::new());
+        let renewal = fire.map(|f| self.keep_claim(&name, f, lost.clone()));
+        let outcome = self.wait_and_drill(fire, queued, &name, &when, lost.clone()).await;
+        if let Some(r) = renewal {
+            r.abort();
+        }
+        match (fire, lost.get()) {
+            // Not ours any more: whoever holds it now decides what becomes of it.
+            (Some(_), Some(why)) => {
+                let line = outcome.map(|(line, b)| (format!("{line} [{why}]"), b));
+                return line;
+            }
+            (Some(f), None) => self.history.claim_done(&name, f, &self.owner).await?,
+            (None, _) => {}
+        }
+        outcome
+    }
+
+    /// Renews the claim on `fire` every third of a lease. Lost when another daemon owns it, or
+    /// when no renewal succeeded for a whole lease (the history store unreachable): then the
+    /// reason is set and the drill cancelled.
+    fn keep_claim(
+        &self,
+        name: &str,
+        fire: DateTime<Utc>,
+        lost: Arc<std::sync::OnceLock<String>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (history, owner, runbook, lease, cancel) =
+            (self.history.clone(), self.owner.clone(), name.to_string(), self.config.lease, self.cancel.clone());
+        tokio::spawn(async move {
+            let every = lease / 3;
+            let lease_c = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+            let mut renewed = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                let why = match tokio::time::timeout(every, history.renew(&runbook, fire, &owner, lease_c)).await {
+                    Ok(Ok(true)) => {
+                        renewed = std::time::Instant::now();
+                        continue;
+                    }
+                    Ok(Ok(false)) => format!("lost its claim on fire time {fire}: another daemon holds it now"),
+                    _ if renewed.elapsed() < lease => continue,
+                    Ok(Err(e)) => format!(
+                        "lost its claim on fire time {fire}: not renewed for {}s (history store: {e:#})",
+                        lease.as_secs()
+                    ),
+                    Err(_) => format!(
+                        "lost its claim on fire time {fire}: not renewed for {}s (history store not answering)",
+                        lease.as_secs()
+                    ),
+                };
+                tracing::warn!(runbook = %runbook, %fire, reason = %why, "cancelling the drill");
+                let _ = lost.set(why);
+                cancel.cancel();
+                return;
+            }
+        })
+    }
+
+    async fn wait_and_drill(
+        &self,
+        fire: Option<DateTime<Utc>>,
+        queued: Option<String>,
+        name: &str,
+        when: &str,
+        cancel_reason: Arc<std::sync::OnceLock<String>>,
+    ) -> anyhow::Result<(String, Option<String>)> {
         // No free slot: the drill is recorded as `queued` until one frees up.
         let queued = if queued.is_some() {
             queued
         } else if self.slots.available_permits() == 0 {
             let id = uuid::Uuid::now_v7().to_string();
-            self.history.queue(&id, &name, fire).await?;
+            self.history.queue(&id, name, fire).await?;
             Some(id)
         } else {
             None
@@ -333,36 +404,16 @@ impl Job {
             s = self.slots.clone().acquire_owned() => s?,
             _ = self.cancel.cancelled() => {
                 if let Some(id) = &queued {
-                    let reason = "aborted: the daemon stopped before a slot was free".to_string();
+                    let reason = format!(
+                        "aborted: {}",
+                        cancel_reason.get().map(String::as_str).unwrap_or("the daemon stopped before a slot was free")
+                    );
                     self.history.finish(id, Ending::Aborted.as_str(), Utc::now(), None, None, &[reason]).await?;
                 }
-                if let Some(f) = fire {
-                    self.history.claim_done(&name, f).await?;
-                }
-                return Ok((format!("{name}: {when} not started (shutting down)"), None));
+                return Ok((format!("{name}: {when} not started (cancelled while waiting for a slot)"), None));
             }
         };
-        // Keep the claim alive while the drill runs; mark it done however the drill ends.
-        let renewal = fire.map(|f| {
-            let (history, owner, runbook, lease) =
-                (self.history.clone(), self.owner.clone(), name.clone(), self.config.lease);
-            tokio::spawn(async move {
-                let every = lease / 3;
-                let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-                loop {
-                    tokio::time::sleep(every).await;
-                    let _ = history.renew(&runbook, f, &owner, lease).await;
-                }
-            })
-        });
-        let outcome = self.drill(fire, queued, &name, &when).await;
-        if let Some(r) = renewal {
-            r.abort();
-        }
-        if let Some(f) = fire {
-            self.history.claim_done(&name, f).await?;
-        }
-        outcome
+        self.drill(fire, queued, name, when, cancel_reason).await
     }
 
     async fn drill(
@@ -371,6 +422,7 @@ impl Job {
         queued: Option<String>,
         name: &str,
         when: &str,
+        cancel_reason: Arc<std::sync::OnceLock<String>>,
     ) -> anyhow::Result<(String, Option<String>)> {
         let plan = plan::build_or_broken(&self.config, self.loaded.clone())?;
         let broken = plan.broken.clone();
@@ -380,7 +432,8 @@ impl Job {
             key: &self.key,
             history: &self.history,
         };
-        let hooks = Hooks { progress: Arc::new(drillbook_adapters::NoProgress), on_step: Box::new(|_| {}) };
+        let hooks =
+            Hooks { progress: Arc::new(drillbook_adapters::NoProgress), on_step: Box::new(|_| {}), cancel_reason };
         let done = drill(&setup, plan, fire, queued, self.cancel.clone(), hooks).await?;
         let verdict = match done.status {
             Ending::Passed => "passed".to_string(),

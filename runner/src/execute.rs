@@ -56,6 +56,9 @@ impl Ending {
 pub struct Hooks {
     pub progress: Arc<dyn Progress>,
     pub on_step: Box<dyn Fn(&Step) + Send + Sync>,
+    /// Why the drill's cancellation token was cancelled, when whoever cancelled it said so
+    /// (the daemon losing its claim); else an interruption (SIGTERM, Ctrl-C).
+    pub cancel_reason: Arc<std::sync::OnceLock<String>>,
 }
 
 const STEPS: [&str; 8] = ["locate", "fetch", "integrity", "unpack", "provision", "restore", "verify", "teardown"];
@@ -108,6 +111,14 @@ impl Recorder<'_> {
         self.reasons.push(self.secrets.redact(&format!("{step}: {reason}")));
     }
 
+    /// `aborted: …` with why the drill was cancelled.
+    fn abort_reason(&self) -> String {
+        format!(
+            "aborted: {}",
+            self.hooks.cancel_reason.get().map(String::as_str).unwrap_or("the drill was interrupted")
+        )
+    }
+
     /// The time this step may take: the step limit, or what is left of the drill's.
     fn budget(&self) -> (Duration, &'static str) {
         let left = self.deadline.saturating_duration_since(Instant::now());
@@ -131,7 +142,7 @@ impl Recorder<'_> {
             },
             _ = self.cancel.cancelled() => {
                 self.aborted = true;
-                Err("aborted: the drill was interrupted".into())
+                Err(self.abort_reason())
             }
         };
         let outcome = self.settle(outcome);
@@ -154,7 +165,7 @@ impl Recorder<'_> {
         match outcome {
             Err(_) if self.cancel.is_cancelled() => {
                 self.aborted = true;
-                Err("aborted: the drill was interrupted".into())
+                Err(self.abort_reason())
             }
             other => other,
         }
@@ -395,7 +406,7 @@ async fn fetch_phase(
     let Some(f) = fetched else {
         let reason = if cx.cancel.is_cancelled() {
             rec.aborted = true;
-            "aborted: the drill was interrupted".to_string()
+            rec.abort_reason()
         } else {
             rec.timed_out(fetch_t, which)
         };
@@ -553,7 +564,7 @@ async fn restore_and_verify(
             },
             _ = cx.cancel.cancelled() => {
                 rec.aborted = true;
-                Err("aborted: the drill was interrupted".into())
+                Err(rec.abort_reason())
             }
         };
         let outcome = rec.settle(outcome);

@@ -146,16 +146,21 @@ impl History {
         report_sha256: Option<&str>,
         reasons: &[String],
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, report = $3, report_sha256 = $4, failure_reasons = $5 WHERE run_id = $6")
-            .bind(status)
-            .bind(ts(finished_at))
-            .bind(report)
-            .bind(report_sha256)
-            .bind(serde_json::to_string(reasons)?)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await
-            .context("cannot record the drill's outcome in history")?;
+        // Only a run still in progress: one another daemon already marked `interrupted` (it
+        // took the fire time over) keeps that verdict.
+        sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, report = $3, report_sha256 = $4, failure_reasons = $5 \
+                     WHERE run_id = $6 AND status IN ('running', 'queued')",
+        )
+        .bind(status)
+        .bind(ts(finished_at))
+        .bind(report)
+        .bind(report_sha256)
+        .bind(serde_json::to_string(reasons)?)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .context("cannot record the drill's outcome in history")?;
         Ok(())
     }
 
@@ -219,21 +224,6 @@ impl History {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Marks the run of a fire time still `running` (its daemon lost its claim) as interrupted.
-    pub async fn interrupt_fire(&self, runbook: &str, fire: DateTime<Utc>, reason: &str) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = $1, failure_reasons = $2 \
-             WHERE runbook = $3 AND scheduled_for = $4 AND status = 'running'",
-        )
-        .bind(ts(Utc::now()))
-        .bind(serde_json::to_string(&[reason])?)
-        .bind(runbook)
-        .bind(ts(fire))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The latest fire time a runbook's scheduled drills were recorded for.
     pub async fn last_scheduled(&self, runbook: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
         let row = sqlx::query("SELECT MAX(scheduled_for) AS t FROM runs WHERE runbook = $1")
@@ -267,12 +257,16 @@ impl History {
     }
 
     /// Takes over claims whose lease ran out before their drill was done: (runbook, fire time).
-    /// The conditional update lets exactly one daemon take each.
+    /// Each takeover is one transaction: the claim changes owner, the run its holder left
+    /// in progress becomes `interrupted` (`reason`), and if that holder had completed the
+    /// drill after all (its outcome landed first), the claim is closed instead of run again.
+    /// Whichever of the holder's `finish` and this commits first wins; never both.
     pub async fn take_over_expired(
         &self,
         runbooks: &[String],
         owner: &str,
         lease: Duration,
+        reason: &dyn Fn(&str) -> String,
     ) -> anyhow::Result<Vec<(String, DateTime<Utc>)>> {
         let now = ts(Utc::now());
         let rows = sqlx::query("SELECT runbook, scheduled_for FROM claims WHERE done = 0 AND lease_until < $1")
@@ -285,6 +279,7 @@ impl History {
             if !runbooks.contains(&runbook) {
                 continue;
             }
+            let mut tx = self.pool.begin().await?;
             let taken = sqlx::query(
                 "UPDATE claims SET owner = $1, lease_until = $2 \
                  WHERE runbook = $3 AND scheduled_for = $4 AND done = 0 AND lease_until < $5",
@@ -294,34 +289,74 @@ impl History {
             .bind(&runbook)
             .bind(&fire)
             .bind(&now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            if taken.rows_affected() == 1
-                && let Ok(t) = DateTime::parse_from_rfc3339(&fire)
-            {
+            if taken.rows_affected() != 1 {
+                tx.rollback().await?;
+                continue;
+            }
+            sqlx::query(
+                "UPDATE runs SET status = 'interrupted', finished_at = $1, failure_reasons = $2 \
+                 WHERE runbook = $3 AND scheduled_for = $4 AND status IN ('running', 'queued')",
+            )
+            .bind(ts(Utc::now()))
+            .bind(serde_json::to_string(&[reason(&fire)])?)
+            .bind(&runbook)
+            .bind(&fire)
+            .execute(&mut *tx)
+            .await?;
+            let completed: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM runs WHERE runbook = $1 AND scheduled_for = $2 AND status IN ('passed', 'failed')",
+            )
+            .bind(&runbook)
+            .bind(&fire)
+            .fetch_one(&mut *tx)
+            .await?;
+            if completed > 0 {
+                sqlx::query("UPDATE claims SET done = 1 WHERE runbook = $1 AND scheduled_for = $2")
+                    .bind(&runbook)
+                    .bind(&fire)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                continue;
+            }
+            tx.commit().await?;
+            if let Ok(t) = DateTime::parse_from_rfc3339(&fire) {
                 won.push((runbook, t.with_timezone(&Utc)));
             }
         }
         Ok(won)
     }
 
-    /// Keeps a claim alive while its drill runs.
-    pub async fn renew(&self, runbook: &str, fire: DateTime<Utc>, owner: &str, lease: Duration) -> anyhow::Result<()> {
-        sqlx::query("UPDATE claims SET lease_until = $1 WHERE runbook = $2 AND scheduled_for = $3 AND owner = $4")
-            .bind(ts(Utc::now() + lease))
-            .bind(runbook)
-            .bind(ts(fire))
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Keeps a claim alive while its drill waits and runs; false when `owner` no longer holds
+    /// it (another daemon took it over).
+    pub async fn renew(
+        &self,
+        runbook: &str,
+        fire: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE claims SET lease_until = $1 WHERE runbook = $2 AND scheduled_for = $3 AND owner = $4 AND done = 0",
+        )
+        .bind(ts(Utc::now() + lease))
+        .bind(runbook)
+        .bind(ts(fire))
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The claim's drill ended (whatever its verdict): nobody takes it over.
-    pub async fn claim_done(&self, runbook: &str, fire: DateTime<Utc>) -> anyhow::Result<()> {
-        sqlx::query("UPDATE claims SET done = 1 WHERE runbook = $1 AND scheduled_for = $2")
+    /// Only its owner closes a claim: one another daemon took over stays open for that one.
+    pub async fn claim_done(&self, runbook: &str, fire: DateTime<Utc>, owner: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE claims SET done = 1 WHERE runbook = $1 AND scheduled_for = $2 AND owner = $3")
             .bind(runbook)
             .bind(ts(fire))
+            .bind(owner)
             .execute(&self.pool)
             .await?;
         // Done claims older than a week serve nothing (a fire time is taken over within one

@@ -486,6 +486,70 @@ fn recovery_never_sweeps_a_live_run_of_a_renamed_binary() {
     sb.assert_no_leftovers();
 }
 
+/// Two daemons with one slot each, drills longer than the lease and several runbooks due at
+/// once: a claim is renewed while its drill waits for a slot, so no fire time runs twice. Then
+/// the history store is stopped for longer than the lease: each daemon cancels what it can no
+/// longer prove it owns (aborted, "lost its claim"), and after the restart a fire time is
+/// still never completed twice.
+#[test]
+fn long_and_queued_drills_on_two_daemons_never_run_a_fire_time_twice() {
+    let pg = crate::servers::PgServer::start(&crate::servers::pg15_bin());
+    pg.sql("postgres", "create database history");
+    let slow = "  - name: slow\n    command: { run: [sleep, \"3\"], timeout: 2m }\n";
+    let sb = scheduled_quickstart("*/4 * * * * *", slow);
+    let text = sb.read("runbooks/quickstart.yaml");
+    for i in 2..=3 {
+        sb.write(
+            &format!("runbooks/q{i}.yaml"),
+            text.replace("name: quickstart-rag", &format!("name: quickstart-rag-{i}")),
+        );
+    }
+    sb.write(
+        "drillbook.yaml",
+        format!(
+            "runbooks: runbooks\nstate: postgres://postgres@127.0.0.1:{}/history\nlease: 2s\nconcurrency: 1\n\
+             http: {{ listen: \"127.0.0.1:0\" }}\n",
+            pg.port
+        ),
+    );
+    assert_eq!(sb.run(&["history"]).code, 0);
+    let daemons: Vec<Daemon> = (0..2).map(|_| start(&sb)).collect();
+    std::thread::sleep(Duration::from_secs(20));
+    let completed = |h: &[serde_json::Value]| -> Vec<(String, String)> {
+        let mut done: Vec<(String, String)> = h
+            .iter()
+            .filter(|r| r["status"] == "passed" || r["status"] == "failed")
+            .map(|r| (r["runbook"].as_str().unwrap().to_string(), r["scheduled_for"].as_str().unwrap().to_string()))
+            .collect();
+        done.sort();
+        done
+    };
+    let first = sb.history();
+    let done = completed(&first);
+    assert!(done.len() >= 6, "drills ran: {first:#?}");
+    let mut unique = done.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), done.len(), "a fire time completed twice: {first:#?}");
+    assert!(first.iter().all(|r| r["status"] != "interrupted"), "no daemon died, nothing was taken over: {first:#?}");
+
+    // The store goes away for three leases, then comes back.
+    pg.pg_ctl("stop");
+    std::thread::sleep(Duration::from_secs(6));
+    pg.pg_ctl("start");
+    std::thread::sleep(Duration::from_secs(12));
+    for d in daemons {
+        let (code, err) = stop(d, Duration::from_secs(30));
+        assert_eq!(code, 0, "{err}");
+    }
+    let history = sb.history();
+    let done = completed(&history);
+    let mut unique = done.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), done.len(), "a fire time completed twice across the outage: {history:#?}");
+    assert!(done.len() > completed(&first).len(), "drills ran again after the store came back: {history:#?}");
+    sb.assert_no_leftovers();
+}
+
 #[test]
 fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
     let db = crate::servers::SystemDb::create("drillbook_claims");

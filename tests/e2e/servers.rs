@@ -325,6 +325,7 @@ pub struct PgServer {
     dir: tempfile::TempDir,
     pub port: u16,
     pub bin: PathBuf,
+    opts: String,
 }
 
 /// PostgreSQL refuses to run as root: server commands run as `postgres` when we are root.
@@ -408,7 +409,30 @@ impl PgServer {
         }
         let log = dir.path().join("log");
         run("pg_ctl", &["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "start"]);
-        PgServer { dir, port, bin: bin.to_path_buf() }
+        PgServer { dir, port, bin: bin.to_path_buf(), opts }
+    }
+
+    /// `pg_ctl stop` (fast) or `start` again on the same data and port.
+    pub fn pg_ctl(&self, action: &str) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let mut cmd = Command::new(self.bin.join("pg_ctl"));
+        cmd.args([
+            "-D",
+            data.to_str().unwrap(),
+            "-w",
+            "-m",
+            "fast",
+            "-o",
+            &self.opts,
+            "-l",
+            log.to_str().unwrap(),
+            action,
+        ])
+        .current_dir(self.dir.path());
+        as_postgres(&mut cmd);
+        let out = cmd.output().expect("pg_ctl");
+        assert!(out.status.success(), "pg_ctl {action}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// A client tool of this installation against this server, which must succeed.
