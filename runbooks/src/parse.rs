@@ -416,7 +416,8 @@ fn reshape_restore(node: &mut Node, issue: &mut dyn FnMut(Pos, String)) {
     *m = shaped;
 }
 
-fn adapter_kinds() -> Vec<String> {
+/// Every `adapter:` word this build knows, from the schema of `AdapterOptions`.
+pub fn adapter_kinds() -> Vec<String> {
     // The variant names of `AdapterOptions`, from its schema, so the list cannot drift.
     let schema = schemars::schema_for!(crate::model::AdapterOptions);
     let mut kinds = Vec::new();

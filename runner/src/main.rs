@@ -24,10 +24,21 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// `--version`: the release, the commit it was built from, and the stores it restores.
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (commit {})\nadapters: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("DRILLBOOK_COMMIT"),
+        drillbook_runbooks::adapter_kinds().join(", ")
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "drillbook",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Recovery drills as code: restore real backups into scratch environments and prove them."
 )]
 struct Cli {
@@ -89,6 +100,8 @@ enum Command {
     Explain { runbook: PathBuf },
     /// The JSON Schema of runbooks.
     Schema,
+    /// A shell completion script: `drillbook completions bash > /etc/bash_completion.d/drillbook`.
+    Completions { shell: clap_complete::Shell },
     /// Create an Ed25519 key pair: DIR/signing.pem (PKCS#8, 0600) and DIR/signing.pub.pem (SPKI).
     Keygen {
         #[arg(long)]
@@ -167,6 +180,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Assets { paths, output } => inventory::assets_command(&config, &paths, output == Output::Json).await,
         Command::Explain { runbook } => explain::explain_command(&config, &runbook),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "drillbook", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema())?);
             Ok(ExitCode::SUCCESS)

@@ -156,3 +156,21 @@ fn validate_needs_no_secrets_unless_asked_to_resolve_them() {
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("storage.backups.access_key_id"), "{r}");
 }
+
+#[test]
+fn version_names_the_commit_and_adapters_and_completions_are_valid_shell() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["--version"]);
+    assert_eq!(r.code, 0, "{r}");
+    let first = r.stdout.lines().next().unwrap_or_default();
+    let commit = first.split("(commit ").nth(1).map(|c| c.trim_end_matches(')')).unwrap_or_default();
+    assert!(commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())), "{r}");
+    assert!(r.stdout.contains("adapters: postgres, sqlite, files"), "{r}");
+    let r = sb.run(&["completions", "bash"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("validate") && r.stdout.contains("--resolve"), "{r}");
+    sb.write("drillbook.bash", &r.stdout);
+    let syntax =
+        std::process::Command::new("bash").args(["-n", sb.path("drillbook.bash").to_str().unwrap()]).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+}
