@@ -65,6 +65,33 @@ struct AssetRow {
     rpo_s: Option<u64>,
     /// `proven` (a pass within the RPO, or any pass without one), `stale`, or `never`.
     coverage: &'static str,
+    /// (a) Is the asset drilled as often as its schedule says: `on_schedule` (the last pass
+    /// is within one schedule interval plus a quarter of it, at least a minute), `late`,
+    /// `never`, or `unscheduled` (runs only by hand).
+    drilled: &'static str,
+    /// (b) How old the backup was at the last passing drill (from its report), and whether
+    /// that was within the RPO (`null` without an RPO or a known age).
+    backup_age_s: Option<i64>,
+    backup_fresh: Option<bool>,
+}
+
+/// `drilled` for a runbook: its schedule's interval (between the next two fire times) plus a
+/// quarter of it as grace, at least a minute.
+fn drilled(rb: &drillbook_runbooks::Runbook, last_pass: Option<&str>, now: DateTime<Utc>) -> &'static str {
+    let Some(t) = crate::schedule::Timetable::for_runbook(rb) else { return "unscheduled" };
+    let Some(pass) = last_pass.and_then(|p| DateTime::parse_from_rfc3339(p).ok()) else { return "never" };
+    let interval = match t.next_after(now).and_then(|a| t.next_after(a).map(|b| b - a)) {
+        Some(i) => i,
+        None => return "unscheduled",
+    };
+    let grace = (interval / 4).max(chrono::Duration::minutes(1));
+    if now - pass.with_timezone(&Utc) <= interval + grace { "on_schedule" } else { "late" }
+}
+
+/// The backup's age at the drill whose report folder is `folder` (from its `report.json`).
+fn backup_age(folder: Option<&str>) -> Option<i64> {
+    let text = std::fs::read_to_string(std::path::Path::new(folder?).join("report.json")).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["backup"]["age_seconds"].as_i64()
 }
 
 pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
@@ -75,7 +102,9 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
         let rb = plan::load(&f)?.runbook;
         let runs = history.list(Some(rb.name())).await?;
         let last = runs.first();
-        let last_pass = runs.iter().find(|r| r.status == "passed").and_then(|r| r.finished_at.clone());
+        let passed = runs.iter().find(|r| r.status == "passed");
+        let last_pass = passed.and_then(|r| r.finished_at.clone());
+        let backup_age_s = backup_age(passed.and_then(|r| r.report.as_deref()));
         let rpo = rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs());
         let coverage = match (&last_pass, rpo) {
             (None, _) => "never",
@@ -97,6 +126,12 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
             runbook: rb.name().to_string(),
             last_drill: last.map(|r| r.started_at.clone()),
             last_status: last.map(|r| r.status.clone()),
+            drilled: drilled(&rb, last_pass.as_deref(), now),
+            backup_fresh: match (backup_age_s, rpo) {
+                (Some(age), Some(rpo)) => Some(age <= rpo as i64),
+                _ => None,
+            },
+            backup_age_s,
             last_pass,
             rpo_s: rpo,
             coverage,
@@ -107,18 +142,24 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} last pass",
-            "asset", "kind", "system", "owner", "runbook", "coverage"
+            "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} {:<11} {:<6} last pass",
+            "asset", "kind", "system", "owner", "runbook", "coverage", "drilled", "fresh"
         );
         for r in &rows {
             println!(
-                "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} {}",
+                "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} {:<11} {:<6} {}",
                 r.asset,
                 r.kind.as_str().unwrap_or_default(),
                 r.system.as_deref().unwrap_or("-"),
                 r.owner,
                 r.runbook,
                 r.coverage,
+                r.drilled,
+                match r.backup_fresh {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                },
                 r.last_pass.as_deref().unwrap_or("never")
             );
         }
@@ -126,4 +167,25 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
         println!("{} asset(s), {unproven} without a passing drill within their RPO", rows.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drilled_on_schedule_means_within_one_interval_and_its_grace() {
+        let text = "version: 1\nname: t\nowner: o\nschedule: \"0 * * * *\"\nasset: { name: a, kind: files }\n\
+                    source: { path: x/ }\nrestore: { adapter: files }\n";
+        let rb = drillbook_runbooks::Runbook::parse("t.yaml", text).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-29T12:10:00Z").unwrap().with_timezone(&Utc);
+        // Hourly: one interval (60 min) plus a quarter of it (15 min).
+        assert_eq!(drilled(&rb, Some("2026-11-29T11:00:00Z"), now), "on_schedule");
+        assert_eq!(drilled(&rb, Some("2026-11-29T10:56:00Z"), now), "on_schedule", "74 minutes");
+        assert_eq!(drilled(&rb, Some("2026-11-29T10:54:00Z"), now), "late", "76 minutes");
+        assert_eq!(drilled(&rb, None, now), "never");
+        let manual = text.replace("schedule: \"0 * * * *\"\n", "");
+        let rb = drillbook_runbooks::Runbook::parse("t.yaml", &manual).unwrap();
+        assert_eq!(drilled(&rb, Some("2026-11-29T11:00:00Z"), now), "unscheduled");
+    }
 }

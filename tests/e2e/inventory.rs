@@ -76,9 +76,18 @@ fn assets_show_which_assets_are_proven_within_their_rpo() {
     assert_eq!(rag["kind"], "vector-store");
     assert_eq!(rag["last_status"], "passed");
 
+    // (a) drilled as often as the schedule says, apart from (b) how fresh the backup was.
+    assert_eq!(rag["drilled"], "on_schedule", "a daily schedule, drilled just now: {rag}");
+    assert_eq!(rag["backup_fresh"], true, "{rag}");
+    assert!(rag["backup_age_s"].as_i64().is_some_and(|a| a < 60), "{rag}");
+    let never = rows.iter().find(|r| r["asset"] == "wiki-corpus").unwrap();
+    assert_eq!((never["drilled"].as_str(), &never["backup_fresh"]), (Some("unscheduled"), &serde_json::Value::Null));
+
     std::thread::sleep(std::time::Duration::from_secs(6));
     let rows = assets(&sb);
     assert_eq!(coverage(&rows, "strict-asset"), "stale");
+    let strict = rows.iter().find(|r| r["asset"] == "strict-asset").unwrap();
+    assert_eq!(strict["backup_fresh"], true, "the backup was fresh when it was drilled: {strict}");
     assert_eq!(coverage(&rows, "rag-documents"), "proven");
     let human = sb.run(&["assets", "quickstart.yaml", "other.yaml", "strict.yaml"]);
     assert!(human.stdout.contains("3 asset(s), 2 without a passing drill within their RPO"), "{human}");
