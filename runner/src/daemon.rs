@@ -213,7 +213,8 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
             }
             _ = watch_tick.tick() => {
-                let now_seen = folder_state(&config.runbooks);
+                let root = config.runbooks.clone();
+                let now_seen = tokio::task::spawn_blocking(move || folder_state(&root)).await.unwrap_or_default();
                 if now_seen != seen {
                     seen = now_seen;
                     folder_error = reload(config, &history, &mut book).await;
@@ -520,7 +521,9 @@ async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
         if alive(pid, process.as_deref()) {
             continue;
         }
-        let mut removed = sweep(&std::env::temp_dir(), &run_id);
+        let id = run_id.clone();
+        let mut removed =
+            tokio::task::spawn_blocking(move || sweep(&std::env::temp_dir(), &id)).await.unwrap_or_default();
         if let Some(loaded) = plans.get(&runbook) {
             let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
             match plan::build(config, loaded.clone()) {

@@ -285,8 +285,13 @@ pub async fn execute(
     // The folder goes on every path, whatever the adapter did.
     if let Some(work) = work {
         let path = work.path().display().to_string();
-        if let Err(e) = work.close() {
-            rec.fail("teardown", format!("cannot remove the drill folder {path}: {e}"));
+        // Removing a restored tree (gigabytes, many files) is blocking work: off the async
+        // workers, which serve the daemon's other drills and its HTTP side.
+        let closed = tokio::task::spawn_blocking(move || work.close()).await;
+        match closed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => rec.fail("teardown", format!("cannot remove the drill folder {path}: {e}")),
+            Err(e) => rec.fail("teardown", format!("removing the drill folder {path} failed: {e}")),
         }
     }
 
