@@ -467,6 +467,22 @@ impl Timeouts {
 pub struct Notify {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailNotify>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookNotify>,
+}
+
+/// A JSON summary POSTed to `url` (Slack-compatible `text` field), signed with HMAC-SHA256 of
+/// the body under `secret` in the `X-Drillbook-Signature-256: sha256=<hex>` header (the
+/// GitHub/Stripe convention).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookNotify {
+    pub url: String,
+    #[serde(default = "default_notify_on")]
+    pub on: Vec<NotifyOn>,
+    /// A secret reference (`${env:NAME}` or `${file:PATH}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -32,6 +32,21 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
     {
         issue("notify.email.to", "needs at least one address".into());
     }
+    if let Some(hook) = rb.notify.as_ref().and_then(|n| n.webhook.as_ref()) {
+        if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+            issue("notify.webhook.url", format!("`{}` is not an http(s) URL", hook.url));
+        }
+        if let Some(secret) = &hook.secret {
+            match crate::SecretRef::find(secret) {
+                Ok(Some(_)) => {}
+                Ok(None) => issue(
+                    "notify.webhook.secret",
+                    "must be a secret reference (${env:NAME} or ${file:PATH}), never the secret itself".into(),
+                ),
+                Err(e) => issue("notify.webhook.secret", e),
+            }
+        }
+    }
     let mut names = BTreeSet::new();
     for (i, check) in rb.verify.iter().enumerate() {
         let at = |field: &str| format!("verify[{i}].{}{field}", check.check.name());

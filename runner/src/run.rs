@@ -178,6 +178,10 @@ pub async fn drill(
         &secrets,
     )
     .await;
+    let hook =
+        crate::notify::webhook(notify.as_ref(), &report, previous_status.as_deref(), folder.as_deref(), &secrets).await;
+    let outcomes: Vec<String> = notification.into_iter().chain(hook).collect();
+    let notification = (!outcomes.is_empty()).then(|| outcomes.join("; "));
     if let Some(outcome) = &notification {
         history.set_notification(&run_id, outcome).await?;
     }
