@@ -150,7 +150,7 @@ fn untar(
         if !is_relative_inside(&path) {
             return Err(unsafe_("escapes the scratch dir (absolute path or `..`)"));
         }
-        let rel: PathBuf = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+        let rel = normal_parts(&path);
         if rel.as_os_str().is_empty() {
             // `./`, the root itself: it exists already.
             continue;
@@ -232,8 +232,7 @@ fn untar(
                 }
                 // The target must be a regular file an earlier entry wrote, reached through
                 // real folders only: never a link (a hard link to a symlink would move it).
-                let to_rel: PathBuf = to.components().filter(|c| matches!(c, Component::Normal(_))).collect();
-                let source = real_path(dest, &to_rel).ok_or_else(|| out(": not a file of this backup"))?;
+                let source = real_path(dest, &normal_parts(&to)).ok_or_else(|| out(": not a file of this backup"))?;
                 if existing.is_some() {
                     std::fs::remove_file(&target).map_err(write)?;
                 }
@@ -265,6 +264,22 @@ fn untar(
         }
     }
     Ok((files, bytes))
+}
+
+/// A path already known to stay inside ([`is_relative_inside`]) resolved lexically: `.`
+/// dropped, `..` taking back the part before it (`a/../b` is `b`).
+fn normal_parts(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `dest/rel`, after making sure every folder above it is a real folder (not a link),
@@ -490,5 +505,38 @@ pub fn describe(u: &Unpacked) -> String {
             u.bytes
         ),
         None => format!("{}: {} files, {} bytes", u.format, u.files, u.bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, path: &str, link: &str, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        let name = &mut h.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        let target = &mut h.as_old_mut().linkname;
+        target[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    #[test]
+    fn dot_dot_inside_the_archive_lands_where_it_points() {
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, tar::EntryType::Regular, "a/../b.txt", "", b"bee");
+        entry(&mut b, tar::EntryType::Regular, "x/f.txt", "", b"eff");
+        entry(&mut b, tar::EntryType::Link, "h.txt", "x/../x/./f.txt", b"");
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits { compressed_size: tar.len() as u64, max_ratio: 50 };
+        unpack(std::io::Cursor::new(tar), "t.tar", dir.path(), &limits, Arc::new(AtomicBool::new(false))).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("b.txt")).unwrap(), b"bee");
+        assert!(!dir.path().join("a/b.txt").exists());
+        assert_eq!(std::fs::read(dir.path().join("h.txt")).unwrap(), b"eff");
     }
 }
