@@ -262,14 +262,12 @@ pub fn open_path_to(work_dir: &Path, reach: &Path, account: &process::Account, w
             )));
         }
     }
-    let between = reach.strip_prefix(work_dir).ok().and_then(Path::parent).map(|p| p.ancestors().count()).unwrap_or(0);
-    let folders = std::iter::once(work_dir.to_path_buf())
-        .chain(reach.ancestors().skip(1).take(between.saturating_sub(1)).map(Path::to_path_buf));
-    for folder in folders {
-        let m = std::fs::symlink_metadata(&folder)
+    // The folders above `reach`, up to and including the drill folder.
+    for folder in reach.ancestors().skip(1).take_while(|f| f.starts_with(work_dir)) {
+        let m = std::fs::symlink_metadata(folder)
             .map_err(|e| AdapterError::io(format!("cannot open {} to {}", folder.display(), account.name), e))?;
         if m.is_dir() && m.mode() & 0o011 != 0o011 {
-            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode((m.mode() & 0o777) | 0o711))
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode((m.mode() & 0o777) | 0o711))
                 .map_err(|e| AdapterError::io(format!("cannot open {} to {}", folder.display(), account.name), e))?;
         }
     }

@@ -107,6 +107,9 @@ pub fn is_root() -> bool {
 /// What a child inherits from drillbook's own environment: nothing else.
 const INHERITED: [&str; 3] = ["PATH", "LANG", "TZ"];
 
+/// PATH when drillbook itself has none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// The one way a drill starts a child: `program` with a cleared environment (see the module
 /// docs), as `account` when given, in its own process group, killed if dropped. Callers add
 /// arguments and the variables the child needs, then hand it to [`run`]/[`run_fed`] or spawn it.
@@ -121,7 +124,7 @@ pub fn command(program: impl AsRef<OsStr>, account: Option<&Account>) -> Command
         }
     }
     if std::env::var_os("PATH").is_none() {
-        cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        cmd.env("PATH", DEFAULT_PATH);
     }
     match account {
         Some(a) => {

@@ -117,8 +117,8 @@ fn known_keys(raw: &BTreeMap<String, String>, known: &[&str]) -> Result<(), Stri
 }
 
 /// `key`, when present, is a secret reference, never the secret itself.
-fn secret_reference(raw: &BTreeMap<String, String>, key: &str) -> Result<(), String> {
-    match raw.get(key) {
+fn secret_reference(value: Option<&String>, key: &str) -> Result<(), String> {
+    match value {
         None => Ok(()),
         Some(v) => drillbook_runbooks::SecretRef::find(v)?
             .map(|_| ())
@@ -130,11 +130,7 @@ fn http_config(raw: &RawHttp, file: &str, abs: &dyn Fn(&str) -> PathBuf) -> Resu
     let bad = |msg: String| Invalid(format!("{file}: http: {msg}"));
     let listen = raw.listen.clone().unwrap_or_else(|| "127.0.0.1:9477".into());
     listen.parse::<std::net::SocketAddr>().map_err(|e| bad(format!("listen `{listen}`: {e}")))?;
-    if let Some(t) = &raw.token {
-        drillbook_runbooks::SecretRef::find(t)
-            .map_err(bad)?
-            .ok_or_else(|| bad("token must be a secret reference (${env:NAME} or ${file:PATH})".into()))?;
-    }
+    secret_reference(raw.token.as_ref(), "token").map_err(bad)?;
     let auth = match raw.auth.as_deref() {
         None | Some("trigger") => HttpAuth::Trigger,
         Some("all") => HttpAuth::All,
@@ -167,23 +163,18 @@ impl Config {
         let shown = file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         let abs = |p: &str| -> PathBuf { base.join(p) };
+        // `state: ${env:DRILLBOOK_STATE}` keeps a PostgreSQL password out of the file; the
+        // reference is resolved (a plain URL stays as written), then a SQLite path is made
+        // absolute.
         let state = match raw.state {
-            Some(s) if s.starts_with("sqlite://") => {
-                let path = s.trim_start_matches("sqlite://");
-                format!("sqlite://{}", abs(path).display())
-            }
-            // `state: ${env:DRILLBOOK_STATE}` keeps a PostgreSQL password out of the file.
-            Some(s) if drillbook_runbooks::SecretRef::find(&s).ok().flatten().is_some() => {
-                let secrets = drillbook_adapters::Secrets::default();
-                let url = secrets.expand(&s).map_err(|e| Invalid(format!("{shown}: state: {e}")))?;
-                if url.starts_with("sqlite://") {
-                    format!("sqlite://{}", abs(url.trim_start_matches("sqlite://")).display())
-                } else {
-                    url
-                }
-            }
-            Some(s) => s,
-            None => format!("sqlite://{}", abs("drillbook.db").display()),
+            Some(s) => drillbook_adapters::Secrets::default()
+                .expand(&s)
+                .map_err(|e| Invalid(format!("{shown}: state: {e}")))?,
+            None => "sqlite://drillbook.db".to_string(),
+        };
+        let state = match state.strip_prefix("sqlite://") {
+            Some(path) => format!("sqlite://{}", abs(path).display()),
+            None => state,
         };
         for (name, profile) in &raw.storage {
             if !profile.contains_key("type") {
@@ -238,7 +229,7 @@ fn scratch_entry(name: &str, raw: &BTreeMap<String, String>, file: &str) -> Resu
     if url.contains('@') && url.split('@').next().is_some_and(|auth| auth.matches(':').count() > 1) {
         return Err(bad("`url` holds a password; put it in `password: ${env:NAME}` instead".into()));
     }
-    secret_reference(raw, "password").map_err(bad)?;
+    secret_reference(raw.get("password"), "password").map_err(bad)?;
     Ok(())
 }
 
@@ -259,7 +250,7 @@ fn smtp_config(raw: &BTreeMap<String, String>, file: &str) -> Result<SmtpConfig,
         Some(p) => p.parse().map_err(|_| bad(format!("port `{p}` is not a port number")))?,
         None => default_port,
     };
-    secret_reference(raw, "password").map_err(bad)?;
+    secret_reference(raw.get("password"), "password").map_err(bad)?;
     Ok(SmtpConfig {
         host,
         port,

@@ -209,7 +209,8 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
             _ = hup.recv() => {
                 folder_error = reload(config, &history, &mut book).await;
-                seen = folder_state(&config.runbooks);
+                let root = config.runbooks.clone();
+                seen = tokio::task::spawn_blocking(move || folder_state(&root)).await.unwrap_or_default();
                 eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
             }
             _ = watch_tick.tick() => {
@@ -312,8 +313,8 @@ struct Job {
 }
 
 impl Job {
-    /// `queued`: the run id a trigger already recorded as `queued`.
-    /// The daemon's line about the drill, and why its runbook could not be built, if so.
+    /// Runs the drill (`queued`: the run id a trigger already recorded as `queued`); returns
+    /// the daemon's line about it, and why its runbook could not be built, if so.
     async fn run(
         self,
         fire: Option<DateTime<Utc>>,
@@ -332,14 +333,13 @@ impl Job {
         }
         match (fire, lost.get()) {
             // Not ours any more: whoever holds it now decides what becomes of it.
-            (Some(_), Some(why)) => {
-                let line = outcome.map(|(line, b)| (format!("{line} [{why}]"), b));
-                return line;
+            (Some(_), Some(why)) => outcome.map(|(line, broken)| (format!("{line} [{why}]"), broken)),
+            (Some(f), None) => {
+                self.history.claim_done(&name, f, &self.owner).await?;
+                outcome
             }
-            (Some(f), None) => self.history.claim_done(&name, f, &self.owner).await?,
-            (None, _) => {}
+            (None, _) => outcome,
         }
-        outcome
     }
 
     /// Renews the claim on `fire` every third of a lease. Lost when another daemon owns it, or

@@ -123,6 +123,13 @@ pub fn verify_command(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `report.json` of a run's folder (the history row's `report`) as JSON; `None` when it
+/// is missing or unreadable.
+pub fn report_json(folder: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(Path::new(folder).join("report.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Every report in `DIR/*/report.json` (one runbook's folder) with its run folder. Folders
 /// without a report are skipped; a report.json that does not parse is an error.
 fn reports_under(dir: &Path) -> Result<Vec<(Report, PathBuf)>, String> {

@@ -304,8 +304,7 @@ pub async fn execute(
         if let Some(m) = measured
             && !met
         {
-            rec.reasons
-                .push(format!("objective: RTO breached: restore and verify took {m:.1}s, objective {}", rto.raw()));
+            rec.fail("objective", format!("RTO breached: restore and verify took {m:.1}s, objective {}", rto.raw()));
         }
         objectives.rto = Some(reports::Objective { target_s: target, measured_s: measured, met });
     }
@@ -316,17 +315,18 @@ pub async fn execute(
         if let Some(a) = age
             && !met
         {
-            rec.reasons.push(format!(
-                "objective: RPO breached: the newest backup is {} old, objective {}",
-                human(Duration::from_secs(a.max(0) as u64)),
-                rpo.raw()
-            ));
+            rec.fail(
+                "objective",
+                format!(
+                    "RPO breached: the newest backup is {} old, objective {}",
+                    human(Duration::from_secs(a.max(0) as u64)),
+                    rpo.raw()
+                ),
+            );
         }
         objectives.rpo = Some(reports::Objective { target_s: target, measured_s: age.map(|a| a as f64), met });
     }
 
-    let secrets = &plan.secrets;
-    let redact_all = |v: Vec<String>| v.into_iter().map(|s| secrets.redact(&s)).collect::<Vec<_>>();
     let failed = !rec.reasons.is_empty();
     let ending = if rec.aborted {
         Ending::Aborted
@@ -335,10 +335,8 @@ pub async fn execute(
     } else {
         Ending::Passed
     };
-    let mut steps = rec.steps;
-    for s in &mut steps {
-        s.detail = secrets.redact(&s.detail);
-    }
+    // Steps and reasons were scrubbed of secrets as they were recorded (`Recorder`).
+    let steps = rec.steps;
     let report = Report {
         schema: reports::SCHEMA.into(),
         run_id: run_id.into(),
@@ -356,7 +354,7 @@ pub async fn execute(
         checks,
         objectives,
         verdict: if failed { Verdict::Failed } else { Verdict::Passed },
-        failure_reasons: redact_all(rec.reasons),
+        failure_reasons: rec.reasons,
         previous,
         runner: reports::Runner { version: env!("CARGO_PKG_VERSION").into(), host: crate::host() },
         controls: reports::standard_controls(),
@@ -538,8 +536,9 @@ async fn restore_and_verify(
     }
     if let Some(p) = running {
         // The part the restore was in when it failed: name it in the reason.
+        let during = rec.secrets.redact(&format!(" (during {}: {})", p.name, p.detail));
         if let Some(reason) = rec.reasons.last_mut().filter(|r| r.starts_with("restore:")) {
-            reason.push_str(&format!(" (during {}: {})", p.name, p.detail));
+            reason.push_str(&during);
         }
         let detail = format!("{}; stopped after {} ms when the restore failed", p.detail, p.duration_ms);
         rec.push(&p.name, p.started_at, Duration::from_millis(p.duration_ms), StepStatus::Failed, None, detail);

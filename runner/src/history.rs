@@ -94,18 +94,37 @@ impl History {
         scheduled_for: Option<DateTime<Utc>>,
     ) -> anyhow::Result<()> {
         // A run recorded as `queued` (waiting for a slot) becomes `running` here.
-        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid, process) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7) \
-                     ON CONFLICT (run_id) DO UPDATE SET status = 'running', started_at = excluded.started_at")
-            .bind(run_id)
-            .bind(runbook)
-            .bind(ts(started_at))
-            .bind(scheduled_for.map(ts))
-            .bind(crate::host())
-            .bind(i64::from(std::process::id()))
-            .bind(crate::process_identity(std::process::id()))
-            .execute(&self.pool)
+        self.record(run_id, runbook, "running", started_at, scheduled_for)
             .await
-            .context("cannot record the drill in history")?;
+            .context("cannot record the drill in history")
+    }
+
+    /// Inserts (or, for a queued run, updates) a run of this process, which it belongs to.
+    async fn record(
+        &self,
+        run_id: &str,
+        runbook: &str,
+        status: &str,
+        started_at: DateTime<Utc>,
+        scheduled_for: Option<DateTime<Utc>>,
+    ) -> Result<(), sqlx::Error> {
+        static PROCESS: std::sync::LazyLock<Option<String>> =
+            std::sync::LazyLock::new(|| crate::process_identity(std::process::id()));
+        sqlx::query(
+            "INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid, process) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at",
+        )
+        .bind(run_id)
+        .bind(runbook)
+        .bind(status)
+        .bind(ts(started_at))
+        .bind(scheduled_for.map(ts))
+        .bind(crate::host())
+        .bind(i64::from(std::process::id()))
+        .bind(PROCESS.clone())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -123,18 +142,9 @@ impl History {
 
     /// Records a drill that waits for a concurrency slot; `start` turns it into `running`.
     pub async fn queue(&self, run_id: &str, runbook: &str, scheduled_for: Option<DateTime<Utc>>) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO runs (run_id, runbook, status, started_at, scheduled_for, host, pid, process) VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7)")
-            .bind(run_id)
-            .bind(runbook)
-            .bind(ts(Utc::now()))
-            .bind(scheduled_for.map(ts))
-            .bind(crate::host())
-            .bind(i64::from(std::process::id()))
-            .bind(crate::process_identity(std::process::id()))
-            .execute(&self.pool)
+        self.record(run_id, runbook, "queued", Utc::now(), scheduled_for)
             .await
-            .context("cannot record the queued drill in history")?;
-        Ok(())
+            .context("cannot record the queued drill in history")
     }
 
     pub async fn finish(
@@ -194,7 +204,6 @@ impl History {
         })
     }
 
-    /// Runs left `running` on this host: (run id, runbook, pid of the process that ran it).
     /// Runs of this host left queued or running: (run id, runbook, pid, process identity).
     pub async fn running_here(&self) -> anyhow::Result<Vec<(String, String, Option<i64>, Option<String>)>> {
         let rows = sqlx::query(
@@ -318,11 +327,11 @@ impl History {
                     .bind(&fire)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                continue;
             }
             tx.commit().await?;
-            if let Ok(t) = DateTime::parse_from_rfc3339(&fire) {
+            if completed == 0
+                && let Ok(t) = DateTime::parse_from_rfc3339(&fire)
+            {
                 won.push((runbook, t.with_timezone(&Utc)));
             }
         }
@@ -417,8 +426,8 @@ impl History {
             sql.push_str(&format!(" AND runbook = {}", next()));
         }
         if cursor.is_some() {
-            let (a, b, c) = (next(), next(), next());
-            sql.push_str(&format!(" AND (started_at < {a} OR (started_at = {b} AND run_id < {c}))"));
+            let (started, id) = (next(), next());
+            sql.push_str(&format!(" AND (started_at < {started} OR (started_at = {started} AND run_id < {id}))"));
         }
         sql.push_str(" ORDER BY started_at DESC, run_id DESC");
         if limit.is_some() {
@@ -429,7 +438,7 @@ impl History {
             q = q.bind(name);
         }
         if let Some((started, id)) = &cursor {
-            q = q.bind(started.clone()).bind(started.clone()).bind(id.clone());
+            q = q.bind(started.clone()).bind(id.clone());
         }
         if let Some(limit) = limit {
             q = q.bind(i64::from(limit));

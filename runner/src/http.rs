@@ -237,9 +237,7 @@ struct LastReport {
 }
 
 fn read_report(row: &RunRow) -> Option<LastReport> {
-    let folder = row.report.as_ref()?;
-    let text = std::fs::read_to_string(std::path::Path::new(folder).join("report.json")).ok()?;
-    let r: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let r = crate::evidence::report_json(row.report.as_ref()?)?;
     Some(LastReport {
         rto_s: r["objectives"]["rto"]["measured_s"].as_f64(),
         rpo_s: r["objectives"]["rpo"]["measured_s"].as_f64(),

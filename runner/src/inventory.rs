@@ -90,8 +90,7 @@ fn drilled(rb: &drillbook_runbooks::Runbook, last_pass: Option<&str>, now: DateT
 
 /// The backup's age at the drill whose report folder is `folder` (from its `report.json`).
 fn backup_age(folder: Option<&str>) -> Option<i64> {
-    let text = std::fs::read_to_string(std::path::Path::new(folder?).join("report.json")).ok()?;
-    serde_json::from_str::<serde_json::Value>(&text).ok()?["backup"]["age_seconds"].as_i64()
+    crate::evidence::report_json(folder?)?["backup"]["age_seconds"].as_i64()
 }
 
 pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {

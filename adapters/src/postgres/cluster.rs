@@ -51,13 +51,7 @@ impl Cluster {
 
     /// The server log, its last 1 MiB at most (a crash is near the end).
     pub fn log(&self) -> String {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(self.dir.join("server.log")) else { return String::new() };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)));
-        let mut bytes = Vec::new();
-        let _ = f.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        read_log(&self.dir)
     }
 
     pub async fn start(
@@ -258,8 +252,18 @@ pub fn random_password() -> Result<String, AdapterError> {
 }
 
 fn log_tail(dir: &Path) -> String {
-    let text = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    process::last_lines(&text, 3)
+    process::last_lines(&read_log(dir), 3)
+}
+
+/// The end of `server.log` in `dir` (1 MiB at most); empty when there is none.
+fn read_log(dir: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(dir.join("server.log")) else { return String::new() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)));
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn reach_hint(run_as: Option<&Account>, work_dir: &Path) -> String {

@@ -81,6 +81,14 @@ struct State {
     listing: Option<PathBuf>,
 }
 
+/// What the dump holds, read before anything of it runs.
+enum Contents {
+    /// A plain script, read line by line as psql would ([`dump::plain_layout`]).
+    Script(dump::PlainLayout),
+    /// An archive's table of contents (`pg_restore --list`).
+    Archive(String),
+}
+
 /// The role a local restore runs as: owner of the scratch database, no superuser, so a dump
 /// cannot `COPY … TO PROGRAM`, load C code or change the server's settings.
 const RESTORE_ROLE: &str = "drillbook_restore";
@@ -374,25 +382,20 @@ impl crate::Adapter for Postgres {
                 .and_then(|()| if dump.path.starts_with(&backup.root) { Ok(()) } else { a.give(&dump.path) })
                 .map_err(|e| AdapterError::io(format!("cannot give the dump to `{}`", a.name), e))?;
         }
-        let layout = match dump.format {
+        let contents = match dump.format {
             Format::Plain => {
                 let path = dump.path.clone();
-                Some(
+                Contents::Script(
                     tokio::task::spawn_blocking(move || dump::plain_layout(&path))
                         .await
                         .map_err(|e| AdapterError::Restore(format!("reading the script failed: {e}")))??,
                 )
             }
-            _ => None,
+            _ => Contents::Archive(self.list(state, &dump, cx).await?),
         };
-        let listing = match &layout {
-            Some(_) => None,
-            None => Some(self.list(state, &dump, cx).await?),
-        };
-        let needed = match (&layout, &listing) {
-            (Some(l), _) => l.extensions.clone(),
-            (None, Some(listing)) => dump::extensions_in_listing(listing),
-            (None, None) => Vec::new(),
+        let needed = match &contents {
+            Contents::Script(l) => l.extensions.clone(),
+            Contents::Archive(listing) => dump::extensions_in_listing(listing),
         };
         let available: Vec<String> = sqlx::query_scalar("select name::text from pg_available_extensions order by 1")
             .fetch_all(&pool)
@@ -420,14 +423,13 @@ impl crate::Adapter for Postgres {
         let privilege = match &state.home {
             Home::Server { .. } => "as the scratch server's role".to_string(),
             Home::Local(_) => {
-                let elsewhere = match (&layout, &listing) {
-                    (Some(l), _) => l.extension_schemas.clone(),
-                    (None, Some(listing)) => self.archive_extension_schemas(state, &dump, listing, cx).await?,
-                    (None, None) => Vec::new(),
+                let elsewhere = match &contents {
+                    Contents::Script(l) => l.extension_schemas.clone(),
+                    Contents::Archive(listing) => self.archive_extension_schemas(state, &dump, listing, cx).await?,
                 };
                 match elsewhere.first() {
                     None => {
-                        self.without_superuser(state, &pool, &needed, listing.as_deref(), cx).await?;
+                        self.without_superuser(state, &pool, &needed, &contents, cx).await?;
                         format!("as role {RESTORE_ROLE}, without superuser")
                     }
                     Some((ext, schema)) => format!(
@@ -439,14 +441,14 @@ impl crate::Adapter for Postgres {
 
         let jobs = if dump.format.parallel() { self.jobs() } else { 1 };
         let mut skipped = 0;
-        match &layout {
-            None => {
+        match &contents {
+            Contents::Archive(_) => {
                 cx.parts.begin("restore.data", format!("pg_restore --section=pre-data --section=data -j {jobs}"));
                 self.pg_restore(state, &dump, &["--section=pre-data", "--section=data"], jobs, cx).await?;
                 cx.parts.begin("restore.post-data", format!("pg_restore --section=post-data -j {jobs}"));
                 self.pg_restore(state, &dump, &["--section=post-data"], jobs, cx).await?;
             }
-            Some(l) => {
+            Contents::Script(l) => {
                 cx.parts.begin("restore.data", "psql: schema and data of the script");
                 skipped += self.psql(state, &dump.path, vec![(0, l.post_data_start.unwrap_or(l.len))], cx).await?;
                 match l.post_data_start {
@@ -584,7 +586,7 @@ impl Postgres {
         state: &mut State,
         pool: &PgPool,
         needed: &[String],
-        listing: Option<&str>,
+        contents: &Contents,
         cx: &DrillCx,
     ) -> Result<(), AdapterError> {
         let database = state.target.get_database().unwrap_or_default().to_string();
@@ -603,7 +605,7 @@ impl Postgres {
                 .await
                 .map_err(|e| AdapterError::Restore(format!("cannot prepare the restore role (`{sql}`): {e}")))?;
         }
-        if let Some(listing) = listing {
+        if let Contents::Archive(listing) = contents {
             state.listing =
                 Some(self.private_file(state, cx, "restore.list", &dump::listing_without_extensions(listing))?);
         }
