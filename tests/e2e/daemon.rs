@@ -184,6 +184,15 @@ fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// Waits (20 s at most) until `/healthz` answers 200, which needs no token.
+fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http("GET", &format!("{base}/healthz"), None).0 != 200 {
+        assert!(Instant::now() < deadline, "no /healthz at {base}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Parses OpenMetrics/Prometheus text with the reference Python parser (PyPI
 /// `prometheus-client`) and returns `name{labels} value` lines for every sample.
 fn parse_metrics(text: &str) -> Vec<String> {
@@ -219,11 +228,7 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     );
     let base = format!("http://127.0.0.1:{port}");
     let daemon = start(&sb);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http("GET", &format!("{base}/healthz"), None).0 != 200 {
-        assert!(Instant::now() < deadline, "no /healthz");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_healthy(&base);
     let (code, body) = http("GET", &format!("{base}/healthz"), None);
     assert_eq!(code, 200);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -342,11 +347,7 @@ fn http_auth_all_guards_everything_but_healthz_and_short_tokens_are_refused() {
     );
     let base = format!("http://127.0.0.1:{port}");
     let daemon = start(&sb);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http("GET", &format!("{base}/healthz"), None).0 != 200 {
-        assert!(Instant::now() < deadline, "no /healthz without a token");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_healthy(&base);
     for path in ["/metrics", "/api/runs", "/api/runbooks", "/"] {
         assert_eq!(http("GET", &format!("{base}{path}"), None).0, 401, "{path} without a token");
         assert_eq!(http("GET", &format!("{base}{path}"), Some("wrong")).0, 401, "{path} with a wrong token");
