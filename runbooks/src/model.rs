@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::values::{DurationSpec, Expect, Glob, Name, Parsed, Schedule, SecretRef, Timezone};
+use crate::values::{ByteSize, DurationSpec, Expect, Glob, Name, Parsed, Schedule, SecretRef, Timezone};
 
 /// One asset's recovery procedure and its schedule.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -198,6 +198,7 @@ pub enum AdapterOptions {
     Postgres(PostgresOptions),
     Sqlite(SqliteOptions),
     Files(FilesOptions),
+    Redis(RedisOptions),
 }
 
 impl AdapterOptions {
@@ -207,6 +208,7 @@ impl AdapterOptions {
             AdapterOptions::Postgres(_) => "postgres",
             AdapterOptions::Sqlite(_) => "sqlite",
             AdapterOptions::Files(_) => "files",
+            AdapterOptions::Redis(_) => "redis",
         }
     }
 }
@@ -255,6 +257,29 @@ pub struct FilesOptions {
     pub root: Option<String>,
 }
 
+/// `adapter: redis` — an RDB file (`dump.rdb`) or a Redis 7 multi-part AOF folder
+/// (`appendonlydir/` with its manifest), checked by `redis-check-rdb`/`redis-check-aof` and
+/// loaded by a throwaway `redis-server` on a unix socket in the drill's folder.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedisOptions {
+    /// The RDB file or the AOF folder inside the unpacked tree; found by itself when the
+    /// backup is one RDB file or holds exactly one RDB file or one AOF folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The folder of `redis-server`, `redis-check-rdb` and `redis-check-aof`; default: PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<String>,
+    /// The unprivileged user that runs the scratch server and the checkers when drillbook
+    /// runs as root; default `redis`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+    /// Server settings (`--name value`) over drillbook's defaults for a throwaway copy;
+    /// the settings that keep the scratch private (socket, dir, protected configs) cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
+}
+
 /// One verification against the restored copy: a name and exactly one kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -280,6 +305,10 @@ pub enum CheckKind {
     Files(FilesCheck),
     ConfigParse(ConfigParseCheck),
     Command(CommandCheck),
+    Keys(KeysCheck),
+    DatasetDigest(DatasetDigestCheck),
+    Sample(SampleCheck),
+    Memory(MemoryCheck),
 }
 
 impl CheckKind {
@@ -294,6 +323,10 @@ impl CheckKind {
             CheckKind::Files(_) => "files",
             CheckKind::ConfigParse(_) => "config_parse",
             CheckKind::Command(_) => "command",
+            CheckKind::Keys(_) => "keys",
+            CheckKind::DatasetDigest(_) => "dataset_digest",
+            CheckKind::Sample(_) => "sample",
+            CheckKind::Memory(_) => "memory",
         }
     }
 }
@@ -440,6 +473,75 @@ pub struct CommandCheck {
     /// The unprivileged user the command runs as when drillbook is root; default `nobody`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
+}
+
+/// Key counts of a key-value store: one database (and key pattern) against `expect`, or every
+/// database and pattern of a manifest written at backup time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeysCheck {
+    /// The database number (`SELECT`); default 0. Only with `expect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<u32>,
+    /// Count the keys matching this glob (Redis `MATCH` syntax, by `SCAN`); without it the
+    /// database's size (`DBSIZE`). Only with `expect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Parsed<Expect>>,
+    /// A manifest from `drillbook manifest --adapter redis`: every database's key count and
+    /// every pattern counted there must match (within `tolerance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    #[serde(default)]
+    pub tolerance: u64,
+}
+
+/// The digest of the whole restored dataset equals the manifest's (Redis `DEBUG DIGEST`, or
+/// a digest of the values read back when the manifest's source did not allow `DEBUG`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetDigestCheck {
+    pub manifest: String,
+}
+
+/// Named keys exist with the expected type, TTL presence and value digest; or every key a
+/// manifest sampled at backup time (`drillbook manifest --sample N`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleCheck {
+    /// The database of `keys`; default 0.
+    #[serde(default)]
+    pub db: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<SampleKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleKey {
+    pub key: String,
+    /// `string`, `list`, `set`, `zset`, `hash` or `stream` (Redis `TYPE`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Whether the key has a time to live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<bool>,
+    /// `DEBUG DIGEST-VALUE` of the key at backup time (40 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// The restored dataset's memory (`INFO memory` `used_memory`) lies within a range.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Parsed<ByteSize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Parsed<ByteSize>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

@@ -27,6 +27,10 @@ pub const CHECK_KINDS: &[&str] = &[
     "files",
     "config_parse",
     "command",
+    "keys",
+    "dataset_digest",
+    "sample",
+    "memory",
 ];
 
 thread_local! {

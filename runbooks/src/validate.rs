@@ -89,7 +89,40 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                     issue(&format!("verify[{i}].sql"), "must not be empty".into());
                 }
             }
-            CheckKind::RowCounts(_)
+            CheckKind::Keys(k) => match (&k.expect, &k.manifest) {
+                (Some(_), Some(_)) => issue(&at(""), "name either `expect` or `manifest`, not both".into()),
+                (None, None) => issue(&at(""), "needs `expect` (one database or pattern) or `manifest`".into()),
+                (None, Some(_)) if k.db.is_some() || k.pattern.is_some() => issue(
+                    &at(""),
+                    "`db` and `pattern` go with `expect`; a manifest names its own databases and patterns".into(),
+                ),
+                _ => {}
+            },
+            CheckKind::Sample(s) => match (s.keys.is_empty(), &s.manifest) {
+                (false, Some(_)) => issue(&at(""), "name either `keys` or `manifest`, not both".into()),
+                (true, None) => issue(&at(""), "needs `keys` (a list of keys to look at) or `manifest`".into()),
+                _ => {
+                    for (j, key) in s.keys.iter().enumerate() {
+                        if let Some(t) = &key.kind
+                            && !REDIS_TYPES.contains(&t.as_str())
+                        {
+                            issue(
+                                &at(&format!(".keys[{j}].type")),
+                                format!("unknown type `{t}` (one of: {})", REDIS_TYPES.join(", ")),
+                            );
+                        }
+                    }
+                }
+            },
+            CheckKind::Memory(m) => match (&m.min, &m.max) {
+                (None, None) => issue(&at(""), "needs `min`, `max` or both".into()),
+                (Some(lo), Some(hi)) if lo.get().0 > hi.get().0 => {
+                    issue(&at(".min"), format!("{} is above max {}", lo.raw(), hi.raw()))
+                }
+                _ => {}
+            },
+            CheckKind::DatasetDigest(_)
+            | CheckKind::RowCounts(_)
             | CheckKind::Schema(_)
             | CheckKind::TableChecksum(_)
             | CheckKind::Files(_)
@@ -97,6 +130,9 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
         }
     }
 }
+
+/// What Redis `TYPE` answers for a key.
+const REDIS_TYPES: &[&str] = &["string", "list", "set", "zset", "hash", "stream"];
 
 fn target(table: bool, collection: bool, at: &str, issue: &mut dyn FnMut(&str, String)) {
     match (table, collection) {

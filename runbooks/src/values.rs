@@ -127,6 +127,51 @@ impl JsonSchema for DurationSpec {
     }
 }
 
+/// A size in bytes: a whole number with an optional unit (`512`, `64KB`, `300MB`, `2GiB`).
+/// `KB`/`MB`/`GB` are powers of 1000, `KiB`/`MiB`/`GiB` powers of 1024 (as Redis reports memory
+/// in bytes, the unit only has to be unambiguous).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let err = || {
+            format!(
+                "cannot parse size {s:?}: expected a whole number and an optional unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. `300MB`"
+            )
+        };
+        let n: u64 = num.parse().map_err(|_| err())?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1000,
+            "MB" => 1000 * 1000,
+            "GB" => 1000 * 1000 * 1000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => return Err(err()),
+        };
+        n.checked_mul(scale).map(ByteSize).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+\\s*(B|KB|MB|GB|KiB|MiB|GiB)?$",
+            "description": "A whole number of bytes with an optional unit: 512, 64KB, 300MB, 2GiB."
+        })
+    }
+}
+
 /// A cron schedule: 5 fields, 6 fields with seconds first, or a macro (`@daily`, `@hourly`, ...).
 #[derive(Debug, Clone)]
 pub struct Schedule(pub cron::Schedule);

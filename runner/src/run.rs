@@ -295,15 +295,58 @@ pub async fn history_command(config: &Config, runbook: Option<&str>, json: bool)
     Ok(ExitCode::SUCCESS)
 }
 
+/// `drillbook manifest --adapter redis`: key counts, the dataset digest and sampled keys, read
+/// from a live server with read commands only.
+async fn redis_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
+    if args.queries.is_some() {
+        return Err(Invalid("--queries: golden answers are captured from postgres only".into()).into());
+    }
+    let info = drillbook_adapters::redis::connection_info(&args.url, std::env::var("REDISCLI_AUTH").ok())
+        .map_err(|e| Invalid(format!("--url: not a Redis URL: {e}")))?;
+    let mut patterns = Vec::new();
+    for p in &args.patterns {
+        let (db, glob) = match p.split_once(':') {
+            Some((db, glob)) if db.parse::<u32>().is_ok() => (db.parse::<u32>().unwrap_or(0), glob),
+            _ => (0, p.as_str()),
+        };
+        patterns.push((db, glob.to_string()));
+    }
+    let options = drillbook_adapters::redis::CaptureOptions { patterns, sample: args.sample };
+    let mut conn = drillbook_adapters::redis::connect(info).await.context("cannot connect to the source Redis")?;
+    let m = drillbook_adapters::redis::capture(&mut conn, &options).await.context("cannot read the dataset")?;
+    let out = args.out.as_path();
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&m)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "manifest of {} keys in {} databases ({} digest, {} samples) written to {}",
+        m.databases.values().sum::<u64>(),
+        m.databases.len(),
+        serde_json::to_value(m.digest.method)?.as_str().unwrap_or_default(),
+        m.samples.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `drillbook manifest`.
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
-    /// `sqlite` or `postgres`.
+    /// `sqlite`, `postgres` or `redis`.
     #[arg(long)]
     adapter: String,
-    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD).
+    /// `sqlite://PATH`, `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD), or
+    /// `redis://HOST:PORT` / `redis+unix:///PATH` (password from REDISCLI_AUTH).
     #[arg(long)]
     url: String,
+    /// redis: also count the keys matching a pattern, `GLOB` in db 0 or `DB:GLOB` (repeatable).
+    #[arg(long = "pattern", value_name = "[DB:]GLOB")]
+    patterns: Vec<String>,
+    /// redis: sample this many keys of each database (type, TTL, value digest) for `sample` checks.
+    #[arg(long, default_value_t = 0)]
+    sample: usize,
     /// The manifest to write (JSON): row counts, table digests, schema snapshot.
     #[arg(long)]
     out: PathBuf,
@@ -330,6 +373,12 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     let (url, out) = (args.url.as_str(), args.out.as_path());
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if args.adapter == "redis" {
+        return redis_manifest(args).await;
+    }
+    if !args.patterns.is_empty() || args.sample > 0 {
+        return Err(Invalid("--pattern and --sample are for `--adapter redis`".into()).into());
     }
     let m = match args.adapter.as_str() {
         "sqlite" => {
@@ -393,7 +442,7 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
         }
         other => {
             return Err(Invalid(format!(
-                "--adapter: `{other}` has no manifest capture yet (supported: postgres, sqlite)"
+                "--adapter: `{other}` has no manifest capture yet (supported: postgres, sqlite, redis)"
             ))
             .into());
         }

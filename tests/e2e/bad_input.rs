@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Run, Sandbox, TarBuilder, files_runbook, gzip, sha256_hex, zstd};
 
 /// Runs a drill expected to fail; checks exit 1, the reason, the history row and cleanup.
-fn fails_with(sb: &Sandbox, runbook: &str, reason: &str) -> (Run, serde_json::Value) {
+pub(crate) fn fails_with(sb: &Sandbox, runbook: &str, reason: &str) -> (Run, serde_json::Value) {
     let (run, report) = sb.drill(runbook);
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(report["verdict"], "failed", "{run}");
@@ -22,7 +22,7 @@ fn fails_with(sb: &Sandbox, runbook: &str, reason: &str) -> (Run, serde_json::Va
     (run, report)
 }
 
-fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}"))
 }
 

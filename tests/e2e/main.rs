@@ -14,6 +14,7 @@ mod hostile;
 mod inventory;
 mod postgres;
 mod quickstart;
+mod redis;
 mod s3;
 mod servers;
 mod tls;

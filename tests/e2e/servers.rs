@@ -509,3 +509,86 @@ impl Drop for SystemDb {
             .status();
     }
 }
+
+/// A Redis made by a test as the source of backups: `redis-server` on a unix socket in its
+/// own folder (no TCP port), `DEBUG` allowed or not, killed on drop.
+pub struct RedisSource {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: std::process::Child,
+}
+
+impl RedisSource {
+    /// `debug`: whether `DEBUG DIGEST` is allowed (Redis 7 refuses it by default). `extra`:
+    /// more `--name value` settings (e.g. `--appendonly yes`, or `--dbfilename` to load a file).
+    pub fn start(debug: bool, extra: &[&str]) -> RedisSource {
+        let dir = tempfile::tempdir().expect("temp dir");
+        RedisSource::start_in(dir, debug, extra)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, debug: bool, extra: &[&str]) -> RedisSource {
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("--logfile")
+            .arg(dir.path().join("log"))
+            .args(["--enable-debug-command", if debug { "local" } else { "no" }])
+            .args(extra)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server: {e}; install Redis: apt-get install redis-server (scripts/test-deps.sh)")
+            });
+        let source = RedisSource { dir, socket, child };
+        let t = Instant::now();
+        while source.try_cli(&["PING"]).as_deref() != Some("PONG") {
+            assert!(t.elapsed() < Duration::from_secs(20), "redis-server did not start: {}", source.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        while !source.cli(&["INFO", "persistence"]).contains("loading:0") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        source
+    }
+
+    fn try_cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli").arg("-s").arg(&self.socket).args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `redis-cli` against this server; its output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("redis-cli: {e}; install redis-tools (scripts/test-deps.sh)"));
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    /// `SAVE`, then the RDB file's bytes.
+    pub fn rdb(&self) -> Vec<u8> {
+        assert_eq!(self.cli(&["SAVE"]), "OK");
+        std::fs::read(self.dir.path().join("dump.rdb")).expect("dump.rdb")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RedisSource {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
