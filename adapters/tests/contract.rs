@@ -53,6 +53,38 @@ fn pg_dump(dir: &Path) -> Option<std::path::PathBuf> {
     Some(file)
 }
 
+/// A real RDB: a throwaway `redis-server` gets three keys and `SAVE`s them.
+fn redis_rdb(dir: &Path) -> Option<std::path::PathBuf> {
+    let src = tempfile::tempdir().unwrap();
+    let sock = src.path().join("s.sock");
+    let mut server = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--save", "", "--appendonly", "no"])
+        .arg("--unixsocket")
+        .arg(&sock)
+        .arg("--dir")
+        .arg(src.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is needed for the fixture: apt-get install redis-server (scripts/test-deps.sh)");
+    let cli = |args: &[&str]| {
+        std::process::Command::new("redis-cli").arg("-s").arg(&sock).args(args).output().map(|o| o.status.success())
+    };
+    let t = std::time::Instant::now();
+    while !sock.exists() || cli(&["PING"]).ok() != Some(true) {
+        assert!(t.elapsed().as_secs() < 20, "redis-server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        assert_eq!(cli(&["SET", k, v]).ok(), Some(true));
+    }
+    assert_eq!(cli(&["SAVE"]).ok(), Some(true));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let file = dir.join("dump.rdb");
+    std::fs::copy(src.path().join("dump.rdb"), &file).unwrap();
+    Some(file)
+}
+
 fn fixtures() -> Vec<Fixture> {
     vec![
         Fixture {
@@ -64,6 +96,11 @@ fn fixtures() -> Vec<Fixture> {
             restore: "restore: { adapter: sqlite }",
             verify: "  - name: rows\n    sql: select count(*) from t\n    expect: \"== 3\"\n  - name: script\n    command: { run: [sh, -c, \"test -f \\\"$DRILL_SCRATCH_DIR/app.sqlite\\\"\"] }\n",
             lay_out: sqlite_db,
+        },
+        Fixture {
+            restore: "restore: { adapter: redis }",
+            verify: "  - name: keys\n    keys: { expect: \"== 3\" }\n  - name: script\n    command: { run_as: redis, run: [sh, -c, \"redis-cli -s \\\"${DRILL_SCRATCH_URL#redis+unix://}\\\" GET b | grep -qx 2\"] }\n",
+            lay_out: redis_rdb,
         },
         Fixture {
             restore: "restore: { adapter: files }",

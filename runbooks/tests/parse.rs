@@ -186,3 +186,51 @@ fn committed_schema_is_current() {
         }
     }
 }
+
+/// The redis check kinds: one source of truth each, known types, sizes with units.
+#[test]
+fn redis_checks_are_validated() {
+    let rb = |checks: &str| {
+        let text = format!(
+            "version: 1\nname: r\nowner: o\nasset: {{ name: a, kind: cache }}\nsource: {{ path: b/ }}\nrestore: {{ adapter: redis }}\nverify:\n{checks}"
+        );
+        match Runbook::parse("r.yaml", &text) {
+            Ok(_) => "ok".to_string(),
+            Err(issues) => issues.to_string(),
+        }
+    };
+    let cases: &[(&str, &str)] = &[
+        ("  - name: k\n    keys: { pattern: \"s:*\", expect: \">= 1\" }\n", "ok"),
+        ("  - name: k\n    keys: { manifest: m.json, tolerance: 2 }\n", "ok"),
+        (
+            "  - name: k\n    keys: { db: 2 }\n",
+            "r.yaml:9:5: verify[0].keys: needs `expect` (one database or pattern) or `manifest`",
+        ),
+        (
+            "  - name: k\n    keys: { manifest: m.json, expect: \"== 1\" }\n",
+            "verify[0].keys: name either `expect` or `manifest`, not both",
+        ),
+        (
+            "  - name: k\n    keys: { manifest: m.json, pattern: \"a*\" }\n",
+            "verify[0].keys: `db` and `pattern` go with `expect`",
+        ),
+        (
+            "  - name: s\n    sample: { keys: [{ key: a, type: strng }] }\n",
+            "verify[0].sample.keys[0].type: unknown type `strng` (one of: string, list, set, zset, hash, stream)",
+        ),
+        ("  - name: s\n    sample: {}\n", "verify[0].sample: needs `keys` (a list of keys to look at) or `manifest`"),
+        ("  - name: m\n    memory: { min: 1MB, max: 2GiB }\n", "ok"),
+        ("  - name: m\n    memory: { min: 2GB, max: 1GB }\n", "verify[0].memory.min: 2GB is above max 1GB"),
+        ("  - name: m\n    memory: { max: 2 gigs }\n", "cannot parse size \"2 gigs\""),
+        ("  - name: m\n    memory: {}\n", "verify[0].memory: needs `min`, `max` or both"),
+        ("  - name: d\n    dataset_digest: { manifest: m.json }\n", "ok"),
+    ];
+    let mut failures = Vec::new();
+    for (checks, want) in cases {
+        let got = rb(checks);
+        if !got.contains(want) {
+            failures.push(format!("{checks}  want: {want}\n  got:  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -314,3 +314,16 @@ fn an_aof_manifest_naming_a_file_outside_its_folder_is_refused() {
     sb.write("redis.yaml", runbook(""));
     fails_with(&sb, "redis.yaml", "is not a plain name in the AOF folder");
 }
+
+#[test]
+fn the_redis_example_runs_as_documented() {
+    let sb = Sandbox::new();
+    let examples = crate::support::examples();
+    crate::support::copy_dir(&examples.join("redis"), &sb.path("redis"));
+    std::fs::copy(examples.join("redis.yaml"), sb.path("redis.yaml")).expect("copy runbook");
+    let report = passes(&sb);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 7);
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
+    assert_eq!(step(&report, "integrity")["status"], "passed", "the sidecar checksum is verified");
+}
