@@ -194,6 +194,26 @@ impl Parts {
         }
     }
 
+    /// Records a part that ran beside the running one (a check over the backup while the server
+    /// loads it), from `started` until now.
+    pub fn record(
+        &self,
+        name: &str,
+        started: (chrono::DateTime<chrono::Utc>, std::time::Instant),
+        bytes: Option<u64>,
+        detail: impl Into<String>,
+    ) {
+        if let Ok(mut log) = self.0.lock() {
+            log.done.push(Part {
+                name: name.into(),
+                started_at: started.0,
+                duration_ms: started.1.elapsed().as_millis() as u64,
+                bytes,
+                detail: detail.into(),
+            });
+        }
+    }
+
     /// The finished parts, and the one that was running when the step stopped, timed so far.
     pub fn take(&self) -> (Vec<Part>, Option<Part>) {
         let Ok(mut log) = self.0.lock() else { return (Vec::new(), None) };

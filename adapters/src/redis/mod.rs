@@ -256,19 +256,10 @@ impl Redis {
 
     /// `restore.integrity`: Redis's own checker over the backup.
     async fn integrity(&self, cx: &DrillCx, live: &Live) -> Result<rdb::Verdict, AdapterError> {
-        let program = match live.load {
-            Load::Rdb { .. } => "redis-check-rdb",
-            Load::Aof { .. } => "redis-check-aof",
-        };
-        cx.parts.begin("restore.integrity", program);
+        let program = live.checker();
         let mut cmd = self.tools.command(program, &live.dir, live.account.as_ref());
         cmd.arg(&live.checked);
         let done = process::run(cmd, CHECK_LIMIT, &cx.cancel).await.map_err(|e| self.tools.spawn_error(program, e))?;
-        let size = match &live.load {
-            Load::Rdb { .. } => std::fs::metadata(&live.checked).map(|m| m.len()).ok(),
-            Load::Aof { dir_name, .. } => Some(folder_size(&live.dir.join(dir_name))),
-        };
-        cx.parts.end(size);
         let verdict = rdb::read_verdict(&done.output, done.status.success());
         if !verdict.ok {
             let read = verdict.keys.map(|k| format!(" ({k} keys read before it)")).unwrap_or_default();
@@ -398,25 +389,42 @@ impl crate::Store for Redis {
                 self.tools.path("redis-server").display()
             )));
         }
-        let verdict = self.integrity(cx, live).await?;
+        // The checker and the load read the backup side by side (one core each): the checker's
+        // verdict still decides, and a load that finished on a damaged backup is stopped.
+        let checker = live.checker();
         cx.parts.begin("restore.load", format!("redis-server {version}"));
-        let databases = verdict.max_db.map_or(16, |m| (m + 1).max(16));
-        let (server, mut conn) = Server::start(
+        let started = (chrono::Utc::now(), std::time::Instant::now());
+        let check = async {
+            let verdict = self.integrity(cx, live).await;
+            cx.parts.record("restore.integrity", started, live.size(), checker);
+            verdict
+        };
+        let load = Server::start(
             &self.tools,
             &live.dir,
             &live.load,
-            databases,
             live.account.as_ref(),
             &self.options.settings,
             &cx.cancel,
-        )
-        .await?;
-        live.server = Some(server);
-        let keyspace = dataset::keyspace(&mut conn)
+        );
+        let (verdict, loaded) = tokio::join!(check, load);
+        let verdict = match (verdict, loaded) {
+            (Ok(verdict), Ok((server, conn))) => {
+                live.server = Some(server);
+                live.conn = Some(conn);
+                verdict
+            }
+            (Err(e), Ok((mut server, mut conn))) => {
+                server.stop(Some(&mut conn)).await;
+                return Err(e);
+            }
+            (Err(e), Err(_)) | (Ok(_), Err(e)) => return Err(e),
+        };
+        let conn = live.conn.as_mut().ok_or_else(|| AdapterError::Restore("no connection".into()))?;
+        let keyspace = dataset::keyspace(conn)
             .await
             .map_err(|e| AdapterError::Restore(format!("the loaded server did not answer INFO keyspace: {e}")))?;
         cx.parts.end(None);
-        live.conn = Some(conn);
         let written = match (&verdict.written_by, verdict.ctime) {
             (Some(v), Some(t)) => format!(
                 "written by Redis {v} at {}; ",
@@ -424,10 +432,6 @@ impl crate::Store for Redis {
             ),
             (Some(v), None) => format!("written by Redis {v}; "),
             _ => String::new(),
-        };
-        let checker = match live.load {
-            Load::Rdb { .. } => "redis-check-rdb",
-            Load::Aof { .. } => "redis-check-aof",
         };
         let loaded = if keyspace.is_empty() {
             "no keys".to_string()
@@ -474,6 +478,21 @@ impl crate::Store for Redis {
 }
 
 impl Live {
+    fn checker(&self) -> &'static str {
+        match self.load {
+            Load::Rdb { .. } => "redis-check-rdb",
+            Load::Aof { .. } => "redis-check-aof",
+        }
+    }
+
+    /// Bytes of the backup as placed in the scratch folder.
+    fn size(&self) -> Option<u64> {
+        match &self.load {
+            Load::Rdb { .. } => std::fs::metadata(&self.checked).map(|m| m.len()).ok(),
+            Load::Aof { dir_name, .. } => Some(folder_size(&self.dir.join(dir_name))),
+        }
+    }
+
     fn server_gone(&self) -> bool {
         // The pid is gone or a zombie: either way the socket no longer answers.
         self.server.as_ref().and_then(|s| s.pid).is_none_or(|pid| {

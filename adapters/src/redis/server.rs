@@ -81,12 +81,10 @@ impl Server {
     /// Starts `redis-server` in `dir` on the backup and waits until the dataset is loaded
     /// (`INFO persistence` says `loading:0`). A server that exits or crashes while loading is
     /// a restore error with its log's last lines.
-    #[allow(clippy::too_many_arguments)] // each is one fact about this start
     pub async fn start(
         tools: &Tools,
         dir: &Path,
         load: &Load,
-        databases: u32,
         account: Option<&Account>,
         settings: &BTreeMap<String, String>,
         cancel: &CancellationToken,
@@ -101,7 +99,7 @@ impl Server {
         }
         let log2 = log.try_clone().map_err(|e| AdapterError::io("cannot open the server log twice", e))?;
         let mut cmd = tools.command("redis-server", dir, account);
-        for (k, v) in effective_settings(dir, &socket, load, databases, settings) {
+        for (k, v) in effective_settings(dir, &socket, load, settings) {
             cmd.arg(format!("--{k}")).arg(v);
         }
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0).kill_on_drop(true);
@@ -251,13 +249,14 @@ fn effective_settings(
     dir: &Path,
     socket: &Path,
     load: &Load,
-    databases: u32,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<(String, String)> {
     let mut s: BTreeMap<String, String> = [
         // Nothing written back: the copy is thrown away.
         ("save", ""),
-        ("databases", &databases.to_string()),
+        // Room for any database number a backup uses (Redis refuses a file with a number at
+        // or above `databases`); an empty database costs a few hundred bytes.
+        ("databases", "1024"),
         // A truncated AOF tail is a failed restore, not a warning in a log.
         ("aof-load-truncated", "no"),
         ("loglevel", "notice"),
@@ -316,7 +315,6 @@ mod tests {
             Path::new("/d"),
             Path::new("/d/redis.sock"),
             &Load::Rdb { file_name: "dump.rdb".into() },
-            16,
             &overrides,
         );
         let get = |k: &str| s.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
