@@ -20,13 +20,15 @@ pub mod progress;
 pub mod registry;
 pub mod secrets;
 pub mod source;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mariadb"))]
 mod sql;
 pub mod unpack;
 pub mod vectors;
 
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "mariadb")]
+pub mod mariadb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]

@@ -12,5 +12,6 @@ pub fn build(options: &AdapterOptions) -> Box<dyn Adapter> {
         AdapterOptions::Sqlite(o) => Box::new(crate::sqlite::Sqlite::new(o.clone())),
         AdapterOptions::Files(o) => Box::new(crate::files::Files::new(o.clone())),
         AdapterOptions::Redis(o) => Box::new(crate::redis::Redis::new(o.clone())),
+        AdapterOptions::Mariadb(o) => Box::new(crate::mariadb::Mariadb::new(o.clone())),
     }
 }

@@ -199,6 +199,7 @@ pub enum AdapterOptions {
     Sqlite(SqliteOptions),
     Files(FilesOptions),
     Redis(RedisOptions),
+    Mariadb(MariadbOptions),
 }
 
 impl AdapterOptions {
@@ -209,6 +210,7 @@ impl AdapterOptions {
             AdapterOptions::Sqlite(_) => "sqlite",
             AdapterOptions::Files(_) => "files",
             AdapterOptions::Redis(_) => "redis",
+            AdapterOptions::Mariadb(_) => "mariadb",
         }
     }
 }
@@ -280,6 +282,28 @@ pub struct RedisOptions {
     pub settings: BTreeMap<String, String>,
 }
 
+/// `adapter: mariadb` — a `mariadb-dump`/`mysqldump` SQL file (one database or
+/// `--all-databases`), restored with the real `mariadb` client into a throwaway `mariadbd` or a
+/// scratch database on a configured server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MariadbOptions {
+    /// The folder of `mariadb-install-db`, `mariadbd` and `mariadb`; default: PATH, then `/usr/sbin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<String>,
+    /// The dump inside the unpacked tree, when the backup holds more than the dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The unprivileged user that runs a `local` server and the client when drillbook runs as
+    /// root; default `mysql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+    /// Server settings of a `local` server (`--name=value`), over drillbook's defaults for a
+    /// throwaway restore (`innodb_flush_log_at_trx_commit=0`, no binary log, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
+}
+
 /// One verification against the restored copy: a name and exactly one kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,6 +333,7 @@ pub enum CheckKind {
     DatasetDigest(DatasetDigestCheck),
     Sample(SampleCheck),
     Memory(MemoryCheck),
+    CheckTables(CheckTablesCheck),
 }
 
 impl CheckKind {
@@ -327,6 +352,7 @@ impl CheckKind {
             CheckKind::DatasetDigest(_) => "dataset_digest",
             CheckKind::Sample(_) => "sample",
             CheckKind::Memory(_) => "memory",
+            CheckKind::CheckTables(_) => "check_tables",
         }
     }
 }
@@ -542,6 +568,16 @@ pub struct MemoryCheck {
     pub min: Option<Parsed<ByteSize>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<Parsed<ByteSize>>,
+}
+
+/// `CHECK TABLE … EXTENDED` on every restored table (or the named ones): anything but `OK`
+/// fails the check, naming the table and the server's words.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTablesCheck {
+    /// Only these tables (`table`, or `database.table` for an `--all-databases` dump).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

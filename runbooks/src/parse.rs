@@ -31,6 +31,7 @@ pub const CHECK_KINDS: &[&str] = &[
     "dataset_digest",
     "sample",
     "memory",
+    "check_tables",
 ];
 
 thread_local! {

@@ -122,6 +122,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 _ => {}
             },
             CheckKind::DatasetDigest(_)
+            | CheckKind::CheckTables(_)
             | CheckKind::RowCounts(_)
             | CheckKind::Schema(_)
             | CheckKind::TableChecksum(_)

@@ -105,7 +105,7 @@ fn errors_name_file_line_column_field_and_hint() {
         (
             "  adapter: sqlite",
             "  adapter: sqlit",
-            "rb.yaml:23:12: restore.adapter: unknown value `sqlit`, did you mean `sqlite`? (expected one of: postgres, sqlite, files, redis)",
+            "rb.yaml:23:12: restore.adapter: unknown value `sqlit`, did you mean `sqlite`? (expected one of: postgres, sqlite, files, redis, mariadb)",
         ),
         (
             "    sql: select count(*) from documents",
@@ -168,7 +168,7 @@ fn missing_required_fields_are_named() {
     let e = issues_after("owner: search-platform\n", "");
     assert!(e.contains("missing field `owner`"), "{e}");
     let e = issues_after("  adapter: sqlite\n", "");
-    assert!(e.contains("restore: missing field `adapter` (one of: postgres, sqlite, files, redis)"), "{e}");
+    assert!(e.contains("restore: missing field `adapter` (one of: postgres, sqlite, files, redis, mariadb)"), "{e}");
 }
 
 #[test]

@@ -220,9 +220,9 @@ fn scratch_entry(name: &str, raw: &BTreeMap<String, String>, file: &str) -> Resu
     const KEYS: &[&str] = &["type", "url", "password"];
     known_keys(raw, KEYS).map_err(bad)?;
     match raw.get("type").map(String::as_str) {
-        Some("postgres") => {}
-        Some(other) => return Err(bad(format!("unknown type `{other}` (known: postgres)"))),
-        None => return Err(bad("missing `type` (known: postgres)".into())),
+        Some("postgres" | "mariadb" | "mysql") => {}
+        Some(other) => return Err(bad(format!("unknown type `{other}` (known: postgres, mariadb, mysql)"))),
+        None => return Err(bad("missing `type` (known: postgres, mariadb, mysql)".into())),
     }
     let url =
         raw.get("url").ok_or_else(|| bad("missing `url` (e.g. postgres://drill@127.0.0.1:5432/postgres)".into()))?;

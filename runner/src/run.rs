@@ -334,10 +334,12 @@ async fn redis_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
 /// `drillbook manifest`.
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
-    /// `sqlite`, `postgres` or `redis`.
+    /// `sqlite`, `postgres`, `mariadb` or `redis`.
     #[arg(long)]
     adapter: String,
-    /// `sqlite://PATH`, `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD), or
+    /// `sqlite://PATH`, `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD),
+    /// `mysql://USER@HOST:PORT/DB` (one database; without DB every user database; password
+    /// from MYSQL_PWD), or
     /// `redis://HOST:PORT` / `redis+unix:///PATH` (password from REDISCLI_AUTH).
     #[arg(long)]
     url: String,
@@ -440,9 +442,41 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
             pool.close().await;
             m
         }
+        "mariadb" => {
+            if args.queries.is_some() {
+                return Err(Invalid("--queries: golden answers are captured from postgres only".into()).into());
+            }
+            let mut opts: sqlx::mysql::MySqlConnectOptions =
+                url.parse().map_err(|e| Invalid(format!("--url: not a MySQL/MariaDB URL: {e}")))?;
+            if let Ok(pw) = std::env::var("MYSQL_PWD") {
+                opts = opts.password(&pw);
+            }
+            let database = opts.get_database().map(String::from);
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(1)
+                // Read-only by construction: the session's transactions are.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("set session transaction read only").execute(conn).await.map(|_| ())
+                    })
+                })
+                .connect_with(opts)
+                .await
+                .context("cannot connect to the source database")?;
+            let databases = match database {
+                Some(db) => vec![db],
+                None => {
+                    drillbook_adapters::mariadb::user_databases(&pool).await.context("cannot list the databases")?
+                }
+            };
+            let scope = drillbook_adapters::mariadb::Scope { databases };
+            let m = drillbook_adapters::mariadb::capture(&pool, &scope).await.context("cannot read the database")?;
+            pool.close().await;
+            m
+        }
         other => {
             return Err(Invalid(format!(
-                "--adapter: `{other}` has no manifest capture yet (supported: postgres, sqlite, redis)"
+                "--adapter: `{other}` has no manifest capture yet (supported: postgres, sqlite, mariadb, redis)"
             ))
             .into());
         }

@@ -12,6 +12,7 @@ mod evidence;
 mod history_store;
 mod hostile;
 mod inventory;
+mod mariadb;
 mod postgres;
 mod quickstart;
 mod redis;

@@ -592,3 +592,74 @@ impl Drop for RedisSource {
         let _ = self.child.wait();
     }
 }
+
+/// A database on the machine's MariaDB (127.0.0.1:3306, root without a password) made by a
+/// test as the source of a dump, dropped on drop.
+pub struct MariaSource {
+    pub db: String,
+}
+
+impl MariaSource {
+    pub fn create(prefix: &str) -> MariaSource {
+        let db = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+        );
+        let src = MariaSource { db };
+        src.sql_in("", &format!("create database `{}`", src.db));
+        src
+    }
+
+    fn sql_in(&self, db: &str, sql: &str) -> String {
+        let mut cmd = Command::new("mariadb");
+        cmd.args(["--no-defaults", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B"]);
+        if !db.is_empty() {
+            cmd.arg(db);
+        }
+        let out = cmd.arg("-e").arg(sql).output().unwrap_or_else(|e| {
+            panic!("mariadb: {e}; install MariaDB (apt-get install mariadb-server mariadb-client; .ci/run starts it)")
+        });
+        assert!(out.status.success(), "mariadb {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        self.sql_in(&self.db, sql)
+    }
+
+    /// `mariadb-dump` of the database, as a nightly job would take it.
+    pub fn dump(&self) -> Vec<u8> {
+        let out = Command::new("mariadb-dump")
+            .args([
+                "--no-defaults",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                "3306",
+                "-u",
+                "root",
+                "--routines",
+                "--triggers",
+                "--single-transaction",
+            ])
+            .arg(&self.db)
+            .output()
+            .expect("mariadb-dump (apt-get install mariadb-client)");
+        assert!(out.status.success(), "mariadb-dump: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:3306/{}", self.db)
+    }
+}
+
+impl Drop for MariaSource {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb")
+            .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root", "-e"])
+            .arg(format!("drop database if exists `{}`", self.db))
+            .output();
+    }
+}

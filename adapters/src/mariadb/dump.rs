@@ -1,0 +1,247 @@
+//! What drillbook reads of a `mariadb-dump`/`mysqldump` file itself: its header (which tool
+//! and server wrote it, which database) and, before the `mariadb` client sees any of it, every
+//! client command it holds. The client runs `system`, `\!`, `source`, `tee`, `pager`, … from
+//! its input; a dump is backup content, so any client command `mariadb-dump` would not write
+//! is refused with its line (the client also runs with `--sandbox --binary-mode`).
+
+use std::io::BufRead;
+
+/// The header of a dump.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DumpInfo {
+    /// `MariaDB` or `MySQL`, from `-- MariaDB dump` / `-- MySQL dump`.
+    pub product: String,
+    /// `-- Server version`: the server the dump was taken from (`10.11.19-MariaDB-0+deb12u1`).
+    pub server_version: Option<String>,
+    /// `Database:` of the `-- Host:` line; `None` for `--all-databases` (or `--databases a b`).
+    pub database: Option<String>,
+}
+
+/// Reads the header (the first 30 lines). `Err` when the file is not a dump at all.
+pub fn header(text_start: &str) -> Result<DumpInfo, String> {
+    let mut info = DumpInfo::default();
+    for line in text_start.lines().take(30) {
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("-- MariaDB dump") {
+            let _ = rest;
+            info.product = "MariaDB".into();
+        } else if line.starts_with("-- MySQL dump") {
+            info.product = "MySQL".into();
+        } else if let Some(rest) = line.strip_prefix("-- Host:") {
+            info.database = rest.split("Database:").nth(1).map(str::trim).filter(|d| !d.is_empty()).map(String::from);
+        } else if let Some(rest) = line.strip_prefix("-- Server version") {
+            info.server_version = Some(rest.trim().to_string());
+        }
+    }
+    if info.product.is_empty() {
+        return Err("not a mariadb-dump or mysqldump file (no `-- MariaDB dump` or `-- MySQL dump` header)".into());
+    }
+    Ok(info)
+}
+
+/// `10.11.19-MariaDB-0+deb12u1` → (10, 11).
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Client commands a dump may hold: `USE` and `DELIMITER` (for routines and triggers).
+const ALLOWED: &[&str] = &["use", "delimiter"];
+
+/// The client's named commands (mysql/mariadb `commands[]`), recognised as the first word of a
+/// statement.
+const NAMED: &[&str] = &[
+    "?",
+    "clear",
+    "connect",
+    "delimiter",
+    "edit",
+    "ego",
+    "exit",
+    "go",
+    "help",
+    "nopager",
+    "notee",
+    "pager",
+    "print",
+    "prompt",
+    "quit",
+    "rehash",
+    "source",
+    "status",
+    "system",
+    "tee",
+    "use",
+    "charset",
+    "warnings",
+    "nowarning",
+    "resetconnection",
+    "sandbox",
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Normal,
+    Single,
+    Double,
+    Backtick,
+    /// A plain `/* */` comment; `/*!…*/` and `/*M!…*/` are code to the client.
+    Comment,
+}
+
+/// Reads a dump as the client's lexer would and refuses any client command but `USE`,
+/// `DELIMITER` and the sandbox marker `mariadb-dump` writes first (`/*M!999999\- … */`).
+/// Returns how many statements it saw.
+pub fn scan(input: impl BufRead, name: &str) -> Result<u64, String> {
+    let mut state = State::Normal;
+    let mut delimiter = b";".to_vec();
+    // Whether the current statement has any text yet (a named command only starts one).
+    let mut statement_empty = true;
+    let mut statements = 0u64;
+    for (n, line) in input.split(b'\n').enumerate() {
+        let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
+        let number = n + 1;
+        let refuse = |what: &str| -> String {
+            format!("SQL dump: client command {what} at line {number} refused ({name}:{number})")
+        };
+        if number == 1 && line.trim_ascii_end() == b"/*M!999999\\- enable the sandbox mode */" {
+            continue;
+        }
+        if state == State::Normal && statement_empty {
+            let text = String::from_utf8_lossy(&line);
+            let first = text.trim_start().split(|c: char| c.is_whitespace() || c == ';').next().unwrap_or("");
+            let word = first.to_ascii_lowercase();
+            if NAMED.contains(&word.as_str()) && !text.trim_start().starts_with("--") {
+                if !ALLOWED.contains(&word.as_str()) {
+                    return Err(refuse(&format!("`{first}`")));
+                }
+                if word == "delimiter" {
+                    let new = text.split_whitespace().nth(1).unwrap_or("");
+                    if new.is_empty() || new.contains('\\') {
+                        return Err(refuse(&format!("`{}`", text.trim())));
+                    }
+                    delimiter = new.as_bytes().to_vec();
+                    continue;
+                }
+            }
+        }
+        let mut i = 0;
+        while i < line.len() {
+            let c = line[i];
+            match state {
+                State::Single | State::Double | State::Backtick => {
+                    let close = match state {
+                        State::Single => b'\'',
+                        State::Double => b'"',
+                        _ => b'`',
+                    };
+                    if c == b'\\' && state != State::Backtick {
+                        i += 1; // the escaped character
+                    } else if c == close {
+                        state = State::Normal;
+                    }
+                }
+                State::Comment => {
+                    if line[i..].starts_with(b"*/") {
+                        state = State::Normal;
+                        i += 1;
+                    }
+                }
+                State::Normal => {
+                    if line[i..].starts_with(&delimiter) {
+                        statements += 1;
+                        statement_empty = true;
+                        i += delimiter.len();
+                        continue;
+                    }
+                    match c {
+                        b'\'' => state = State::Single,
+                        b'"' => state = State::Double,
+                        b'`' => state = State::Backtick,
+                        b'#' => break,
+                        b'-' if line[i..].starts_with(b"-- ") || &line[i..] == b"--" => break,
+                        b'/' if line[i..].starts_with(b"/*") => {
+                            let conditional = line[i..].starts_with(b"/*!") || line[i..].starts_with(b"/*M!");
+                            if !conditional {
+                                state = State::Comment;
+                            }
+                            i += 2;
+                            continue;
+                        }
+                        b'\\' => {
+                            let next = line.get(i + 1).map(|&b| b as char).unwrap_or(' ');
+                            return Err(refuse(&format!("`\\{next}`")));
+                        }
+                        _ => {}
+                    }
+                    if !c.is_ascii_whitespace() {
+                        statement_empty = false;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    if state != State::Normal {
+        return Err(format!("SQL dump: {name} ends inside a quoted string or comment (truncated?)"));
+    }
+    Ok(statements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n--\n-- Host: localhost    Database: rag\n-- ------------------------------------------------------\n-- Server version\t10.11.19-MariaDB-0+deb12u1\n\n/*!40101 SET NAMES utf8mb4 */;\nDROP TABLE IF EXISTS `docs`;\nCREATE TABLE `docs` (\n  `id` int(11) NOT NULL,\n  `source` varchar(10)\n) ENGINE=InnoDB;\nINSERT INTO `docs` VALUES (1,'a\\\\n; \\' system'),(2,\"x\\\"\");\nDELIMITER ;;\n/*!50003 CREATE*/ /*!50003 trigger t before insert on docs for each row set new.id = 1\n*/;;\nDELIMITER ;\nUSE `rag`;\n";
+
+    fn scan_str(s: &str) -> Result<u64, String> {
+        scan(s.as_bytes(), "d.sql")
+    }
+
+    #[test]
+    fn a_real_dump_passes_and_its_header_is_read() {
+        assert_eq!(scan_str(DUMP), Ok(6));
+        let h = header(DUMP).unwrap();
+        assert_eq!(h.product, "MariaDB");
+        assert_eq!(h.database.as_deref(), Some("rag"));
+        assert_eq!(h.server_version.as_deref(), Some("10.11.19-MariaDB-0+deb12u1"));
+        assert_eq!(major_minor("10.11.19-MariaDB-0+deb12u1"), Some((10, 11)));
+        assert_eq!(major_minor("8.0.36"), Some((8, 0)));
+        assert!(header("select 1;").is_err());
+        let all = DUMP.replace("Database: rag", "Database: ");
+        assert_eq!(header(&all).unwrap().database, None);
+    }
+
+    #[test]
+    fn client_commands_are_refused_wherever_the_client_would_run_them() {
+        let cases = [
+            ("\\! touch /tmp/x\n", "client command `\\!` at line 1"),
+            ("select 1; \\! id\n", "client command `\\!` at line 1"),
+            ("system touch /tmp/x\n", "client command `system` at line 1"),
+            ("SYSTEM id\n", "client command `SYSTEM`"),
+            ("select 1;\nsource /etc/passwd\n", "client command `source` at line 2"),
+            ("/*!40101 \\! id */;\n", "client command `\\!`"),
+            ("tee /tmp/out\n", "client command `tee`"),
+            ("pager sh\n", "client command `pager`"),
+            ("\\. /tmp/other.sql\n", "client command `\\.`"),
+            ("DELIMITER \\!\n", "client command `DELIMITER \\!`"),
+            ("insert into t values ('x');\n\\! id\n", "at line 2"),
+        ];
+        for (text, want) in cases {
+            let e = scan_str(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // The same words inside strings, comments, identifiers or a statement pass.
+        for ok in [
+            "select '\\! id', \"system\";\n",
+            "/* \\! id */ select 1;\n",
+            "-- system id\nselect 1;\n",
+            "# \\! id\nselect 1;\n",
+            "create table t (\nsource int\n);\n",
+            "select `\\!`;\n",
+        ] {
+            assert!(scan_str(ok).is_ok(), "{ok:?}: {:?}", scan_str(ok));
+        }
+        assert!(scan_str("insert into t values ('cut").unwrap_err().contains("truncated"));
+    }
+}

@@ -1,0 +1,420 @@
+//! `adapter: mariadb` — a `mariadb-dump`/`mysqldump` SQL file restored with the real `mariadb`
+//! client into a throwaway `mariadbd` (`scratch: local`) or into `drillbook_<run-id>` on a
+//! configured server (`scratch: server:<name>`), then proven by checks the server computes.
+//!
+//! Files: `dump.rs` reads the dump's header and refuses client commands; `server.rs` is the
+//! `local` scratch; `manifest.rs` is the ground truth (counts, digests, schema); `checks.rs` the
+//! check kinds.
+
+mod checks;
+mod dump;
+pub mod manifest;
+mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use drillbook_runbooks::{Check, CheckKind, MariadbOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+
+pub use manifest::{Scope, capture, user_databases};
+use server::{Server, Tools};
+
+use crate::process::{self, Account};
+use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
+
+/// The restore may be long; the step and drill deadlines bound it.
+const RESTORE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+pub struct Mariadb {
+    options: MariadbOptions,
+    tools: Tools,
+}
+
+impl Mariadb {
+    pub fn new(options: MariadbOptions) -> Self {
+        let tools = Tools::new(options.bin_dir.as_deref());
+        Mariadb { options, tools }
+    }
+}
+
+/// Where the restore goes.
+enum Home {
+    Local(Server),
+    Remote { name: String, admin: MySqlConnectOptions, database: String },
+}
+
+pub struct Live {
+    home: Home,
+    dump: PathBuf,
+    info: dump::DumpInfo,
+    account: Option<Account>,
+    scope: Option<Scope>,
+    pool: Option<MySqlPool>,
+}
+
+/// `drillbook_<run-id>`, as every server scratch of drillbook is named.
+pub fn database_name(run_id: &str) -> String {
+    let id: String =
+        run_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    format!("drillbook_{id}").chars().take(64).collect()
+}
+
+fn remote_options(server: &ServerScratch) -> Result<MySqlConnectOptions, AdapterError> {
+    let opts: MySqlConnectOptions = server.url.parse().map_err(|e| {
+        AdapterError::Provision(format!("scratch server `{}`: `url` is not a MySQL/MariaDB URL: {e}", server.name))
+    })?;
+    Ok(match &server.password {
+        Some(pw) => opts.password(pw),
+        None => opts,
+    })
+}
+
+async fn one_connection(opts: &MySqlConnectOptions) -> Result<MySqlPool, sqlx::Error> {
+    MySqlPoolOptions::new().max_connections(2).connect_with(opts.clone()).await
+}
+
+/// Whether `database` exists on the server behind `admin`.
+async fn exists(admin: &MySqlPool, database: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("select count(*) from information_schema.schemata where schema_name = ?")
+        .bind(database)
+        .fetch_one(admin)
+        .await?;
+    Ok(n > 0)
+}
+
+async fn drop_database(opts: &MySqlConnectOptions, database: &str) -> Result<bool, AdapterError> {
+    let admin = one_connection(opts).await.map_err(|e| AdapterError::Provision(format!("cannot connect: {e}")))?;
+    let existed = exists(&admin, database).await.map_err(|e| AdapterError::Provision(e.to_string()))?;
+    if existed {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {}", manifest::ident(database))))
+            .execute(&admin)
+            .await
+            .map_err(|e| AdapterError::Provision(format!("cannot drop {database}: {e}")))?;
+    }
+    admin.close().await;
+    Ok(existed)
+}
+
+impl Mariadb {
+    /// The client command that reads the dump on stdin: no shell escape, no local files, client
+    /// commands off (`--binary-mode` parses only `DELIMITER`), as `run_as` when root.
+    fn client(&self, live: &Live, database: Option<&str>) -> tokio::process::Command {
+        let dir = match &live.home {
+            Home::Local(s) => s.dir.clone(),
+            Home::Remote { .. } => live.dump.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/")),
+        };
+        let mut cmd = self.tools.command("mariadb", &dir, live.account.as_ref());
+        cmd.args(["--no-defaults", "--sandbox", "--binary-mode", "--batch", "--local-infile=0", "--show-warnings=0"]);
+        match &live.home {
+            Home::Local(s) => {
+                cmd.arg(format!("--socket={}", s.socket().display())).arg("--user=root");
+            }
+            Home::Remote { admin, .. } => {
+                match admin.get_socket() {
+                    Some(sock) => cmd.arg(format!("--socket={}", sock.display())),
+                    None => cmd.arg(format!("--host={}", admin.get_host())).arg(format!("--port={}", admin.get_port())),
+                };
+                cmd.arg(format!("--user={}", admin.get_username()));
+            }
+        }
+        if let Some(db) = database {
+            cmd.arg(format!("--database={db}"));
+        }
+        cmd
+    }
+
+    async fn server_version(pool: &MySqlPool) -> Result<String, AdapterError> {
+        sqlx::query_scalar("select version()")
+            .fetch_one(pool)
+            .await
+            .map_err(|e| AdapterError::Restore(format!("the scratch server did not say its version: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Store for Mariadb {
+    type Live = Live;
+
+    fn kind(&self) -> &'static str {
+        "mariadb"
+    }
+
+    fn supports(&self, check: &CheckKind) -> bool {
+        matches!(
+            check,
+            CheckKind::Sql(_)
+                | CheckKind::RowCounts(_)
+                | CheckKind::Schema(_)
+                | CheckKind::TableChecksum(_)
+                | CheckKind::CheckTables(_)
+        )
+    }
+
+    fn server_kinds(&self) -> &'static [&'static str] {
+        &["mariadb", "mysql"]
+    }
+
+    fn explain_restore(&self, backup: &str) -> Vec<String> {
+        let file = self.options.file.as_deref().unwrap_or("<the unpacked dump>");
+        vec![
+            format!(
+                "Find the dump in the unpacked {backup}: `{file}` (its header names the database and the server version)."
+            ),
+            "Read it for client commands (`\\!`, `system`, `source`, …) and refuse it if it has any.".into(),
+            "Start a throwaway server (`mariadb-install-db`, `mariadbd --skip-networking --socket=./mysql.sock \
+             --innodb-flush-log-at-trx-commit=0 --skip-log-bin`, as `mysql`) or create `drillbook_<run-id>` on the \
+             scratch server; never restore into a database that exists."
+                .into(),
+            format!(
+                "`mariadb --sandbox --binary-mode --local-infile=0 --socket=./mysql.sock -u root <database> < {file}`; any error fails the restore."
+            ),
+        ]
+    }
+
+    fn explain_check(&self, check: &Check) -> String {
+        match &check.check {
+            CheckKind::Sql(s) => format!("`mariadb -e \"{}\"` must print a value {}", s.sql, s.expect.raw()),
+            CheckKind::RowCounts(r) => {
+                format!("Count the rows of every table listed in `{}` (tolerance {}).", r.manifest, r.tolerance)
+            }
+            CheckKind::Schema(s) => {
+                format!("Compare information_schema (columns, indexes, keys, views, triggers) with `{}`.", s.expected)
+            }
+            CheckKind::TableChecksum(t) => format!(
+                "Digest the rows of `{}` (MD5 of QUOTE() of each column, summed) and compare with `{}`.",
+                t.table, t.manifest
+            ),
+            CheckKind::CheckTables(c) => format!(
+                "`CHECK TABLE … EXTENDED` on {}: every row must say OK.",
+                if c.tables.is_empty() { "every table".to_string() } else { c.tables.join(", ") }
+            ),
+            other => format!("`{}` check", other.name()),
+        }
+    }
+
+    async fn provision(&self, cx: &DrillCx, backup: &Unpacked) -> Result<Scratch<Live>, AdapterError> {
+        let dump = backup.file(self.options.file.as_deref())?;
+        let head = {
+            use std::io::Read;
+            let mut buf = vec![0u8; 8192];
+            let n = std::fs::File::open(&dump)
+                .and_then(|mut f| f.read(&mut buf))
+                .map_err(|e| AdapterError::io(format!("cannot read {}", dump.display()), e))?;
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        let info = dump::header(&head).map_err(AdapterError::Restore)?;
+        let account =
+            Account::for_root(self.options.run_as.as_deref().unwrap_or("mysql"), "the MariaDB scratch server")?;
+        let (home, url, created) = match &cx.scratch {
+            ScratchTarget::Local => {
+                let server =
+                    Server::start(&self.tools, &cx.work_dir, account.as_ref(), &self.options.settings, &cx.cancel)
+                        .await?;
+                let url = format!("mysql://root@localhost/?socket={}", server.socket().display());
+                let created = format!("mariadbd in {} (socket only, no TCP port)", server.dir.display());
+                (Home::Local(server), url, created)
+            }
+            ScratchTarget::Server(server) => {
+                if info.database.is_none() {
+                    return Err(AdapterError::Provision(format!(
+                        "the dump holds several databases (--all-databases or --databases); it restores into `scratch: local` \
+                         only, not into one scratch database on `{}`",
+                        server.name
+                    )));
+                }
+                let admin = remote_options(server)?;
+                let database = database_name(&cx.run_id);
+                let pool = one_connection(&admin).await.map_err(|e| {
+                    AdapterError::Provision(format!("scratch server `{}`: cannot connect: {e}", server.name))
+                })?;
+                let taken = exists(&pool, &database).await.map_err(|e| AdapterError::Provision(e.to_string()));
+                if taken? {
+                    pool.close().await;
+                    return Err(AdapterError::Provision(format!(
+                        "database {database} already exists on scratch server `{}`; a drill never touches what it did not create",
+                        server.name
+                    )));
+                }
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {}", manifest::ident(&database))))
+                    .execute(&pool)
+                    .await
+                    .map_err(|e| {
+                        AdapterError::Provision(format!(
+                            "scratch server `{}`: cannot create {database}: {e}",
+                            server.name
+                        ))
+                    })?;
+                pool.close().await;
+                let url =
+                    format!("mysql://{}@{}:{}/{database}", admin.get_username(), admin.get_host(), admin.get_port());
+                let created = format!("database {database} on scratch server `{}`", server.name);
+                (Home::Remote { name: server.name.clone(), admin, database }, url, created)
+            }
+        };
+        Ok(Scratch {
+            url,
+            dir: backup.root.clone(),
+            created: vec![created],
+            state: Live { home, dump, info, account, scope: None, pool: None },
+        })
+    }
+
+    async fn restore(&self, cx: &DrillCx, live: &mut Live, _backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
+        // A connection to the server (no database yet) for the version and the target.
+        let (server_opts, server_words) = match &live.home {
+            Home::Local(s) => (s.connect_options(), "the local mariadbd".to_string()),
+            Home::Remote { admin, name, .. } => (admin.clone(), format!("scratch server `{name}`")),
+        };
+        let admin = one_connection(&server_opts)
+            .await
+            .map_err(|e| AdapterError::Restore(format!("cannot connect to {server_words}: {e}")))?;
+        let version = Self::server_version(&admin).await?;
+        if let (Some(dumped), "MariaDB") = (&live.info.server_version, live.info.product.as_str())
+            && let (Some(d), Some(s)) = (dump::major_minor(dumped), dump::major_minor(&version))
+            && d > s
+        {
+            admin.close().await;
+            return Err(AdapterError::Restore(format!(
+                "the dump comes from MariaDB {dumped}, newer than {server_words} ({version}); restore it with MariaDB {}.{} or newer (`bin_dir:`)",
+                d.0, d.1
+            )));
+        }
+        let name = live.dump.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = live.dump.clone();
+        let statements = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&path).map_err(|e| format!("cannot read {name}: {e}"))?;
+            dump::scan(std::io::BufReader::with_capacity(1 << 20, f), &name)
+        })
+        .await
+        .map_err(|e| AdapterError::Restore(e.to_string()))?
+        .map_err(AdapterError::Restore)?;
+        // The database the dump goes into: the scratch database, or the dump's own name on a
+        // local server (a single-database dump does not create it); none for --all-databases.
+        let target = match (&live.home, &live.info.database) {
+            (Home::Remote { database, .. }, _) => Some(database.clone()),
+            (Home::Local(_), Some(db)) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {}", manifest::ident(db))))
+                    .execute(&admin)
+                    .await
+                    .map_err(|e| AdapterError::Restore(format!("cannot create database {db}: {e}")))?;
+                Some(db.clone())
+            }
+            (Home::Local(_), None) => None,
+        };
+        let size = std::fs::metadata(&live.dump).map(|m| m.len()).unwrap_or(0);
+        cx.parts.begin("restore.data", format!("mariadb client, {statements} statements"));
+        let mut client = self.client(live, target.as_deref());
+        if let (Home::Remote { .. }, Some(pw)) = (&live.home, cx_password(&cx.scratch)) {
+            client.env("MYSQL_PWD", pw);
+        }
+        let file = live.dump.clone();
+        let feed = move |mut stdin: tokio::process::ChildStdin| async move {
+            let mut f = tokio::fs::File::open(&file).await?;
+            tokio::io::copy(&mut f, &mut stdin).await?;
+            Ok(())
+        };
+        let done = process::run_fed(client, RESTORE_LIMIT, &cx.cancel, Some(feed)).await.map_err(|e| match e {
+            process::RunError::Cancelled => AdapterError::Cancelled,
+            other => AdapterError::Restore(other.to_string()),
+        })?;
+        if !done.status.success() || done.feed_error.is_some() {
+            let died = match &mut live.home {
+                Home::Local(s) => {
+                    if s.exited() {
+                        format!("; {}", s.death("the server died"))
+                    } else {
+                        String::new()
+                    }
+                }
+                Home::Remote { .. } => String::new(),
+            };
+            admin.close().await;
+            return Err(AdapterError::Restore(format!(
+                "mariadb client failed ({}): {}{}{died}",
+                done.status,
+                process::last_lines(&done.output, 3),
+                done.feed_error.map(|e| format!(" (feeding the dump: {e})")).unwrap_or_default()
+            )));
+        }
+        cx.parts.end(Some(size));
+        let scope = match &target {
+            Some(db) => Scope { databases: vec![db.clone()] },
+            None => {
+                Scope { databases: user_databases(&admin).await.map_err(|e| AdapterError::Restore(e.to_string()))? }
+            }
+        };
+        admin.close().await;
+        let opts = match &target {
+            Some(db) => server_opts.database(db),
+            None => server_opts,
+        };
+        let pool = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
+        let tables = manifest::tables(&pool, &scope).await.map_err(|e| AdapterError::Restore(e.to_string()))?;
+        live.pool = Some(pool);
+        let from =
+            live.info.server_version.as_deref().map(|v| format!(" from {} {v}", live.info.product)).unwrap_or_default();
+        let into = match &target {
+            Some(db) => format!("into `{db}`"),
+            None => format!("into {} databases", scope.databases.len()),
+        };
+        live.scope = Some(scope);
+        Ok(RestoreOutcome {
+            detail: format!(
+                "{} dump{from}: {statements} statements restored {into} on {version}; {} tables",
+                live.info.product,
+                tables.len()
+            ),
+        })
+    }
+
+    async fn check(&self, cx: &DrillCx, live: &Live, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
+        let (Some(pool), Some(scope)) = (&live.pool, &live.scope) else {
+            return Err(AdapterError::Check("the dump was not restored".into()));
+        };
+        let outcome = checks::run(cx, pool, scope, check).await;
+        match (outcome, &live.home) {
+            (Err(AdapterError::Check(msg)), Home::Local(s)) if crate::crash::find(&s.log()).is_some() => {
+                Err(AdapterError::Check(s.death(&msg)))
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
+    async fn teardown(&self, _cx: &DrillCx, mut live: Live) -> Result<(), AdapterError> {
+        if let Some(pool) = live.pool.take() {
+            pool.close().await;
+        }
+        match &mut live.home {
+            Home::Local(server) => {
+                let said = server.stop().await;
+                tracing::debug!(stop = %said, "mariadb scratch server");
+                Ok(())
+            }
+            Home::Remote { admin, database, name } => drop_database(admin, database)
+                .await
+                .map(|_| ())
+                .map_err(|e| AdapterError::Provision(format!("scratch server `{name}`: {e}"))),
+        }
+    }
+
+    async fn sweep(&self, run_id: &str, scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
+        let ScratchTarget::Server(server) = scratch else {
+            return Ok(Vec::new());
+        };
+        let database = database_name(run_id);
+        Ok(if drop_database(&remote_options(server)?, &database).await? {
+            vec![format!("database {database} on server `{}`", server.name)]
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+/// The configured password of a server scratch, for the client's `MYSQL_PWD` (never argv).
+fn cx_password(scratch: &ScratchTarget) -> Option<&str> {
+    match scratch {
+        ScratchTarget::Server(s) => s.password.as_deref(),
+        ScratchTarget::Local => None,
+    }
+}
