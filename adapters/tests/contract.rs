@@ -85,6 +85,34 @@ fn redis_rdb(dir: &Path) -> Option<std::path::PathBuf> {
     Some(file)
 }
 
+/// A real `mariadb-dump` of a small database on the machine's MariaDB.
+fn mariadb_dump(dir: &Path) -> Option<std::path::PathBuf> {
+    let db = format!("contract_src_{}", std::process::id());
+    let maria = |args: &[&str]| {
+        let out = std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("mariadb: {e}; install MariaDB (scripts/test-deps.sh, .ci/run starts it)"));
+        assert!(out.status.success(), "mariadb {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    maria(&["-e", &format!("drop database if exists {db}; create database {db}")]);
+    maria(&[
+        &db,
+        "-e",
+        "create table t (id int primary key, v text); insert into t values (1, 'a'), (2, 'b'), (3, 'c')",
+    ]);
+    let out = std::process::Command::new("mariadb-dump")
+        .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root", &db])
+        .output()
+        .expect("mariadb-dump (scripts/test-deps.sh)");
+    assert!(out.status.success());
+    maria(&["-e", &format!("drop database {db}")]);
+    let file = dir.join("app.sql");
+    std::fs::write(&file, out.stdout).unwrap();
+    Some(file)
+}
+
 fn fixtures() -> Vec<Fixture> {
     vec![
         Fixture {
@@ -101,6 +129,11 @@ fn fixtures() -> Vec<Fixture> {
             restore: "restore: { adapter: redis }",
             verify: "  - name: keys\n    keys: { expect: \"== 3\" }\n  - name: script\n    command: { run_as: redis, run: [sh, -c, \"redis-cli -s \\\"${DRILL_SCRATCH_URL#redis+unix://}\\\" GET b | grep -qx 2\"] }\n",
             lay_out: redis_rdb,
+        },
+        Fixture {
+            restore: "restore: { adapter: mariadb }",
+            verify: "  - name: rows\n    sql: select count(*) from t\n    expect: \"== 3\"\n  - name: tables\n    check_tables: {}\n",
+            lay_out: mariadb_dump,
         },
         Fixture {
             restore: "restore: { adapter: files }",

@@ -150,3 +150,18 @@ fn a_dump_from_a_newer_mariadb_names_both_versions() {
         fails_with(&sb, "maria.yaml", "the dump comes from MariaDB 99.1.2-MariaDB, newer than the local mariadbd (10.");
     assert!(report["failure_reasons"].to_string().contains("restore it with MariaDB 99.1 or newer"));
 }
+
+#[test]
+fn the_mariadb_example_runs_as_documented() {
+    let sb = Sandbox::new();
+    let examples = crate::support::examples();
+    crate::support::copy_dir(&examples.join("mariadb"), &sb.path("mariadb"));
+    std::fs::copy(examples.join("mariadb.yaml"), sb.path("mariadb.yaml")).expect("copy runbook");
+    let (run, report) = sb.drill("mariadb.yaml");
+    assert_eq!(run.code, 0, "{run}\n{:#}", report["checks"]);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 7);
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
+    assert_eq!(step(&report, "integrity")["status"], "passed", "the sidecar checksum is verified");
+    sb.assert_no_leftovers();
+}
