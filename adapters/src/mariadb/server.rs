@@ -61,6 +61,15 @@ impl Tools {
     }
 }
 
+/// What the server runs on.
+pub enum Data {
+    /// A new, empty data folder (`mariadb-install-db`), for a logical dump.
+    Fresh,
+    /// A prepared physical backup (`mariadb-backup --prepare`d): its own users are not known to
+    /// the drill, so the server runs without grant tables, reachable only through its socket.
+    Existing(PathBuf),
+}
+
 /// A running scratch server.
 pub struct Server {
     /// Owned by the server's user: `data/`, the socket, `server.log`, `files/`.
@@ -82,6 +91,7 @@ impl Server {
     pub async fn start(
         tools: &Tools,
         work_dir: &Path,
+        data: &Data,
         account: Option<&Account>,
         settings: &BTreeMap<String, String>,
         cancel: &CancellationToken,
@@ -99,25 +109,14 @@ impl Server {
         }
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| AdapterError::io(format!("cannot protect {}", dir.display()), e))?;
-        let data = dir.join("data");
-        let mut install = tools.command("mariadb-install-db", &dir, account);
-        install.arg("--no-defaults").arg(format!("--datadir={}", data.display())).args([
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            "--skip-name-resolve",
-        ]);
-        if let Some(a) = account {
-            install.arg(format!("--user={}", a.name));
-        }
-        let done =
-            process::run(install, START_LIMIT, cancel).await.map_err(|e| tools.error("mariadb-install-db", e))?;
-        if !done.status.success() {
-            return Err(AdapterError::Provision(format!(
-                "mariadb-install-db failed ({}): {}",
-                done.status,
-                process::last_lines(&done.output, 3)
-            )));
-        }
+        let datadir = match data {
+            Data::Existing(d) => d.clone(),
+            Data::Fresh => {
+                let data = dir.join("data");
+                Self::install(tools, &dir, &data, account, cancel).await?;
+                data
+            }
+        };
         let log_path = dir.join("server.log");
         let log = std::fs::File::create(&log_path)
             .map_err(|e| AdapterError::io(format!("cannot create {}", log_path.display()), e))?;
@@ -128,8 +127,11 @@ impl Server {
         let log2 = log.try_clone().map_err(|e| AdapterError::io("cannot open the server log twice", e))?;
         let mut cmd = tools.command("mariadbd", &dir, account);
         cmd.arg("--no-defaults");
-        for (k, v) in effective_settings(&dir, settings) {
+        for (k, v) in effective_settings(&dir, &datadir, settings) {
             cmd.arg(format!("--{k}={v}"));
+        }
+        if matches!(data, Data::Existing(_)) {
+            cmd.arg("--skip-grant-tables");
         }
         if let Some(a) = account {
             cmd.arg(format!("--user={}", a.name));
@@ -164,6 +166,34 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    async fn install(
+        tools: &Tools,
+        dir: &Path,
+        data: &Path,
+        account: Option<&Account>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AdapterError> {
+        let mut install = tools.command("mariadb-install-db", dir, account);
+        install.arg("--no-defaults").arg(format!("--datadir={}", data.display())).args([
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ]);
+        if let Some(a) = account {
+            install.arg(format!("--user={}", a.name));
+        }
+        let done =
+            process::run(install, START_LIMIT, cancel).await.map_err(|e| tools.error("mariadb-install-db", e))?;
+        if !done.status.success() {
+            return Err(AdapterError::Provision(format!(
+                "mariadb-install-db failed ({}): {}",
+                done.status,
+                process::last_lines(&done.output, 3)
+            )));
+        }
+        Ok(())
     }
 
     /// The server log's end (1 MiB at most).
@@ -246,7 +276,7 @@ pub fn fixed_setting(name: &str) -> bool {
 }
 
 /// drillbook's settings for a throwaway restore, the runbook's (all but [`FIXED`]) over them.
-fn effective_settings(dir: &Path, overrides: &BTreeMap<String, String>) -> Vec<(String, String)> {
+fn effective_settings(dir: &Path, datadir: &Path, overrides: &BTreeMap<String, String>) -> Vec<(String, String)> {
     let mem_mb = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string())))
@@ -275,7 +305,7 @@ fn effective_settings(dir: &Path, overrides: &BTreeMap<String, String>) -> Vec<(
     let path = |p: &Path| p.display().to_string();
     out.extend(
         [
-            ("datadir", path(&dir.join("data"))),
+            ("datadir", path(datadir)),
             ("socket", path(&dir.join("mysql.sock"))),
             ("skip-networking", "1".into()),
             ("pid-file", path(&dir.join("mariadbd.pid"))),
@@ -300,7 +330,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-        let s = effective_settings(Path::new("/d"), &overrides);
+        let s = effective_settings(Path::new("/d"), Path::new("/d/data"), &overrides);
         let get = |k: &str| s.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
         assert_eq!(get("innodb-buffer-pool-size"), ["2G"]);
         assert_eq!(get("secure-file-priv"), ["/d/files"]);
