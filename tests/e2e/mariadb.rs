@@ -241,3 +241,42 @@ fn a_corrupt_page_in_a_physical_backup_is_named() {
     sb.assert_no_leftovers();
     assert!(processes_under(&sb.root).is_empty(), "{:?}", processes_under(&sb.root));
 }
+
+/// `mariadb-backup --backup --stream=xbstream` of the source database (and `mysql`).
+fn stream_backup(src: &MariaSource) -> Vec<u8> {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("mariadb-backup")
+        .args(["--backup", "--user=root", "--host=127.0.0.1", "--stream=xbstream"])
+        .arg(format!("--databases={} mysql", src.db))
+        .arg(format!("--target-dir={}", scratch.path().display()))
+        .output()
+        .expect("mariadb-backup (apt-get install mariadb-backup; scripts/test-deps.sh)");
+    assert!(out.status.success(), "mariadb-backup: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn an_mbstream_backup_is_unpacked_prepared_and_checked() {
+    let src = populated();
+    let sb = Sandbox::new();
+    manifest(&sb, &src);
+    sb.write("backups/full.xbstream.zst", crate::support::zstd(&stream_backup(&src)));
+    sb.write("maria.yaml", runbook("local"));
+    let (run, report) = sb.drill("maria.yaml");
+    assert_eq!(run.code, 0, "{run}\n{:#}", report["checks"]);
+    let detail = step(&report, "restore")["detail"].as_str().unwrap();
+    assert!(detail.starts_with("mariadb-backup (full-backuped, prepared now)"), "{detail}");
+    sb.assert_no_leftovers();
+    assert!(processes_under(&sb.root).is_empty(), "{:?}", processes_under(&sb.root));
+}
+
+#[test]
+fn a_truncated_mbstream_fails_naming_mbstream() {
+    let src = populated();
+    let sb = Sandbox::new();
+    manifest(&sb, &src);
+    let stream = stream_backup(&src);
+    sb.write("backups/full.xbstream", &stream[..stream.len() / 2]);
+    sb.write("maria.yaml", runbook("local"));
+    fails_with(&sb, "maria.yaml", "mbstream -x failed");
+}

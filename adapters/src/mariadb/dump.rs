@@ -4,8 +4,6 @@
 //! its input; a dump is backup content, so any client command `mariadb-dump` would not write
 //! is refused with its line (the client also runs with `--sandbox --binary-mode`).
 
-use std::io::BufRead;
-
 /// The header of a dump.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DumpInfo {
@@ -89,26 +87,45 @@ enum State {
     Comment,
 }
 
-/// Reads a dump as the client's lexer would and refuses any client command but `USE`,
-/// `DELIMITER` and the sandbox marker `mariadb-dump` writes first (`/*M!999999\- … */`).
-/// Returns how many statements it saw.
-pub fn scan(input: impl BufRead, name: &str) -> Result<u64, String> {
-    let mut state = State::Normal;
-    let mut delimiter = b";".to_vec();
-    // Whether the current statement has any text yet (a named command only starts one).
-    let mut statement_empty = true;
-    let mut statements = 0u64;
-    for (n, line) in input.split(b'\n').enumerate() {
-        let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
-        let number = n + 1;
+/// Reads a dump line by line as the client's lexer would and refuses any client command but
+/// `USE`, `DELIMITER` and the sandbox marker `mariadb-dump` writes first
+/// (`/*M!999999\- … */`). Fed while the dump streams to the client: a line reaches the client
+/// only after it passed.
+pub struct Scanner {
+    name: String,
+    state: State,
+    delimiter: Vec<u8>,
+    /// Whether the current statement has any text yet (a named command only starts one).
+    statement_empty: bool,
+    statements: u64,
+    lines: usize,
+}
+
+impl Scanner {
+    pub fn new(name: &str) -> Scanner {
+        Scanner {
+            name: name.to_string(),
+            state: State::Normal,
+            delimiter: b";".to_vec(),
+            statement_empty: true,
+            statements: 0,
+            lines: 0,
+        }
+    }
+
+    /// One line, without its `\n`.
+    pub fn line(&mut self, line: &[u8]) -> Result<(), String> {
+        self.lines += 1;
+        let number = self.lines;
+        let name = &self.name;
         let refuse = |what: &str| -> String {
             format!("SQL dump: client command {what} at line {number} refused ({name}:{number})")
         };
         if number == 1 && line.trim_ascii_end() == b"/*M!999999\\- enable the sandbox mode */" {
-            continue;
+            return Ok(());
         }
-        if state == State::Normal && statement_empty {
-            let text = String::from_utf8_lossy(&line);
+        if self.state == State::Normal && self.statement_empty {
+            let text = String::from_utf8_lossy(line);
             let first = text.trim_start().split(|c: char| c.is_whitespace() || c == ';').next().unwrap_or("");
             let word = first.to_ascii_lowercase();
             if NAMED.contains(&word.as_str()) && !text.trim_start().starts_with("--") {
@@ -120,50 +137,50 @@ pub fn scan(input: impl BufRead, name: &str) -> Result<u64, String> {
                     if new.is_empty() || new.contains('\\') {
                         return Err(refuse(&format!("`{}`", text.trim())));
                     }
-                    delimiter = new.as_bytes().to_vec();
-                    continue;
+                    self.delimiter = new.as_bytes().to_vec();
+                    return Ok(());
                 }
             }
         }
         let mut i = 0;
         while i < line.len() {
             let c = line[i];
-            match state {
+            match self.state {
                 State::Single | State::Double | State::Backtick => {
-                    let close = match state {
+                    let close = match self.state {
                         State::Single => b'\'',
                         State::Double => b'"',
                         _ => b'`',
                     };
-                    if c == b'\\' && state != State::Backtick {
+                    if c == b'\\' && self.state != State::Backtick {
                         i += 1; // the escaped character
                     } else if c == close {
-                        state = State::Normal;
+                        self.state = State::Normal;
                     }
                 }
                 State::Comment => {
                     if line[i..].starts_with(b"*/") {
-                        state = State::Normal;
+                        self.state = State::Normal;
                         i += 1;
                     }
                 }
                 State::Normal => {
-                    if line[i..].starts_with(&delimiter) {
-                        statements += 1;
-                        statement_empty = true;
-                        i += delimiter.len();
+                    if line[i..].starts_with(&self.delimiter) {
+                        self.statements += 1;
+                        self.statement_empty = true;
+                        i += self.delimiter.len();
                         continue;
                     }
                     match c {
-                        b'\'' => state = State::Single,
-                        b'"' => state = State::Double,
-                        b'`' => state = State::Backtick,
+                        b'\'' => self.state = State::Single,
+                        b'"' => self.state = State::Double,
+                        b'`' => self.state = State::Backtick,
                         b'#' => break,
                         b'-' if line[i..].starts_with(b"-- ") || &line[i..] == b"--" => break,
                         b'/' if line[i..].starts_with(b"/*") => {
                             let conditional = line[i..].starts_with(b"/*!") || line[i..].starts_with(b"/*M!");
                             if !conditional {
-                                state = State::Comment;
+                                self.state = State::Comment;
                             }
                             i += 2;
                             continue;
@@ -175,17 +192,22 @@ pub fn scan(input: impl BufRead, name: &str) -> Result<u64, String> {
                         _ => {}
                     }
                     if !c.is_ascii_whitespace() {
-                        statement_empty = false;
+                        self.statement_empty = false;
                     }
                 }
             }
             i += 1;
         }
+        Ok(())
     }
-    if state != State::Normal {
-        return Err(format!("SQL dump: {name} ends inside a quoted string or comment (truncated?)"));
+
+    /// The end of the dump: refused when it stops inside a string or comment.
+    pub fn finish(&self) -> Result<u64, String> {
+        if self.state != State::Normal {
+            return Err(format!("SQL dump: {} ends inside a quoted string or comment (truncated?)", self.name));
+        }
+        Ok(self.statements)
     }
-    Ok(statements)
 }
 
 #[cfg(test)]
@@ -193,6 +215,16 @@ mod tests {
     use super::*;
 
     const DUMP: &str = "/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n--\n-- Host: localhost    Database: rag\n-- ------------------------------------------------------\n-- Server version\t10.11.19-MariaDB-0+deb12u1\n\n/*!40101 SET NAMES utf8mb4 */;\nDROP TABLE IF EXISTS `docs`;\nCREATE TABLE `docs` (\n  `id` int(11) NOT NULL,\n  `source` varchar(10)\n) ENGINE=InnoDB;\nINSERT INTO `docs` VALUES (1,'a\\\\n; \\' system'),(2,\"x\\\"\");\nDELIMITER ;;\n/*!50003 CREATE*/ /*!50003 trigger t before insert on docs for each row set new.id = 1\n*/;;\nDELIMITER ;\nUSE `rag`;\n";
+
+    /// [`Scanner`] over a whole dump; returns how many statements it saw.
+    fn scan(input: impl std::io::BufRead, name: &str) -> Result<u64, String> {
+        let mut scanner = Scanner::new(name);
+        for line in input.split(b'\n') {
+            let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
+            scanner.line(&line)?;
+        }
+        scanner.finish()
+    }
 
     fn scan_str(s: &str) -> Result<u64, String> {
         scan(s.as_bytes(), "d.sql")

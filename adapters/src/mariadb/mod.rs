@@ -183,6 +183,9 @@ impl crate::Store for Mariadb {
             format!(
                 "`mariadb --sandbox --binary-mode --local-infile=0 --socket=./mysql.sock -u root <database> < {file}`; any error fails the restore."
             ),
+            "A mariadb-backup folder instead: `mariadb-backup --prepare --target-dir=<folder>` (unless its checkpoints say \
+             `full-prepared`), then `mariadbd --datadir=<folder> --skip-grant-tables --skip-networking`."
+                .into(),
         ]
     }
 
@@ -209,6 +212,10 @@ impl crate::Store for Mariadb {
 
     async fn provision(&self, cx: &DrillCx, backup: &Unpacked) -> Result<Scratch<Live>, AdapterError> {
         if let Some(dir) = physical::find(backup, self.options.file.as_deref()) {
+            return self.provision_physical(cx, backup, dir).await;
+        }
+        if let Some(file) = physical::stream(backup) {
+            let dir = self.extract_stream(cx, &file).await?;
             return self.provision_physical(cx, backup, dir).await;
         }
         let dump = backup.file(self.options.file.as_deref())?;
@@ -308,14 +315,6 @@ impl crate::Store for Mariadb {
             )));
         }
         let name = live.dump.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let path = live.dump.clone();
-        let statements = tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&path).map_err(|e| format!("cannot read {name}: {e}"))?;
-            dump::scan(std::io::BufReader::with_capacity(1 << 20, f), &name)
-        })
-        .await
-        .map_err(|e| AdapterError::Restore(e.to_string()))?
-        .map_err(AdapterError::Restore)?;
         // The database the dump goes into: the scratch database, or the dump's own name on a
         // local server (a single-database dump does not create it); none for --all-databases.
         let target = match (&live.home, &live.info.database) {
@@ -330,21 +329,29 @@ impl crate::Store for Mariadb {
             (Home::Local(_), None) | (Home::Physical { .. }, _) => None,
         };
         let size = std::fs::metadata(&live.dump).map(|m| m.len()).unwrap_or(0);
-        cx.parts.begin("restore.data", format!("mariadb client, {statements} statements"));
+        cx.parts.begin("restore.data", "mariadb client, the dump read for client commands as it streams");
         let mut client = self.client(live, target.as_deref());
         if let (Home::Remote { .. }, Some(pw)) = (&live.home, cx_password(&cx.scratch)) {
             client.env("MYSQL_PWD", pw);
         }
-        let file = live.dump.clone();
-        let feed = move |mut stdin: tokio::process::ChildStdin| async move {
-            let mut f = tokio::fs::File::open(&file).await?;
-            tokio::io::copy(&mut f, &mut stdin).await?;
-            Ok(())
+        // The scanner's verdict: a line reaches the client only after it passed.
+        let verdict = std::sync::Arc::new(std::sync::Mutex::new(Ok(0)));
+        let feed = {
+            let (file, verdict) = (live.dump.clone(), verdict.clone());
+            move |stdin: tokio::process::ChildStdin| feed_scanned(file, name, stdin, verdict)
         };
         let done = process::run_fed(client, RESTORE_LIMIT, &cx.cancel, Some(feed)).await.map_err(|e| match e {
             process::RunError::Cancelled => AdapterError::Cancelled,
             other => AdapterError::Restore(other.to_string()),
         })?;
+        let scanned = verdict.lock().map(|v| v.clone()).unwrap_or_else(|e| Err(e.to_string()));
+        let statements = match scanned {
+            Ok(n) => n,
+            Err(refused) => {
+                admin.close().await;
+                return Err(AdapterError::Restore(refused));
+            }
+        };
         if !done.status.success() || done.feed_error.is_some() {
             let died = match &mut live.home {
                 Home::Local(s) => {
@@ -444,6 +451,39 @@ impl crate::Store for Mariadb {
 }
 
 impl Mariadb {
+    /// Unpacks an `mbstream`/`xbstream` backup with `mbstream -x` (fed on stdin, as `run_as`)
+    /// into a folder of the drill's. `mbstream` writes only below its `-C` folder.
+    async fn extract_stream(&self, cx: &DrillCx, file: &std::path::Path) -> Result<PathBuf, AdapterError> {
+        let account =
+            Account::for_root(self.options.run_as.as_deref().unwrap_or("mysql"), "the MariaDB scratch server")?;
+        let dir = cx.work_dir.join("mariadb-backup");
+        std::fs::create_dir(&dir).map_err(|e| AdapterError::io(format!("cannot create {}", dir.display()), e))?;
+        if let Some(a) = &account {
+            crate::open_path_to(&cx.work_dir, &dir, a, "mbstream")?;
+            a.give(&dir).map_err(|e| AdapterError::io(format!("cannot give {} to {}", dir.display(), a.name), e))?;
+        }
+        let mut cmd = self.tools.command("mbstream", &dir, account.as_ref());
+        cmd.arg("-x").arg("-C").arg(&dir);
+        let source = file.to_path_buf();
+        let feed = move |mut stdin: tokio::process::ChildStdin| async move {
+            let mut f = tokio::fs::File::open(&source).await?;
+            tokio::io::copy(&mut f, &mut stdin).await?;
+            Ok(())
+        };
+        let done = process::run_fed(cmd, RESTORE_LIMIT, &cx.cancel, Some(feed))
+            .await
+            .map_err(|e| self.tools.error("mbstream", e))?;
+        if !done.status.success() || done.feed_error.is_some() {
+            return Err(AdapterError::Restore(format!(
+                "mbstream -x failed ({}): {}{}",
+                done.status,
+                process::last_lines(&done.output, 3),
+                done.feed_error.map(|e| format!(" (feeding the stream: {e})")).unwrap_or_default()
+            )));
+        }
+        Ok(dir)
+    }
+
     async fn provision_physical(
         &self,
         cx: &DrillCx,
@@ -588,6 +628,48 @@ fn folder_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// Streams `file` into the client's stdin, line by line through a [`dump::Scanner`]: a client
+/// command stops the feed before its line is written (the client then sees the end of its
+/// input), and the verdict says why. Reading and scanning overlap the client's work.
+async fn feed_scanned(
+    file: PathBuf,
+    name: String,
+    mut stdin: tokio::process::ChildStdin,
+    verdict: std::sync::Arc<std::sync::Mutex<Result<u64, String>>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let set = |v: Result<u64, String>| {
+        if let Ok(mut slot) = verdict.lock() {
+            *slot = v;
+        }
+    };
+    let mut reader = tokio::io::BufReader::with_capacity(1 << 20, tokio::fs::File::open(&file).await?);
+    let mut scanner = dump::Scanner::new(&name);
+    let (mut line, mut out) = (Vec::new(), Vec::with_capacity(2 << 20));
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).await? == 0 {
+            break;
+        }
+        if let Err(refused) = scanner.line(line.strip_suffix(b"\n").unwrap_or(&line)) {
+            set(Err(refused.clone()));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, refused));
+        }
+        out.extend_from_slice(&line);
+        if out.len() >= 1 << 20 {
+            stdin.write_all(&out).await?;
+            out.clear();
+        }
+    }
+    let end = scanner.finish();
+    set(end.clone());
+    if let Err(refused) = end {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, refused));
+    }
+    stdin.write_all(&out).await?;
+    Ok(())
 }
 
 /// The configured password of a server scratch, for the client's `MYSQL_PWD` (never argv).

@@ -49,6 +49,16 @@ pub fn find(backup: &Unpacked, file: Option<&str>) -> Option<PathBuf> {
     (found.len() == 1).then(|| found.remove(0))
 }
 
+/// The backup as one `mbstream`/`xbstream` file (`mariadb-backup --stream=xbstream`), by the
+/// magic of its first chunk.
+pub fn stream(backup: &Unpacked) -> Option<PathBuf> {
+    use std::io::Read;
+    let file = backup.single_file.as_ref()?;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(file).and_then(|mut f| f.read_exact(&mut magic)).ok()?;
+    (&magic == b"XBSTCK01").then(|| file.clone())
+}
+
 /// Reads the checkpoints and info files of the backup in `dir`.
 pub fn read(dir: &Path) -> Result<Physical, String> {
     let text = |names: [&str; 2]| names.iter().find_map(|n| std::fs::read_to_string(dir.join(n)).ok());

@@ -120,8 +120,6 @@ pub struct Verdict {
     pub written_by: Option<String>,
     /// `AUX FIELD ctime`: when the RDB was written (Unix seconds).
     pub ctime: Option<i64>,
-    /// The highest database number the backup selects.
-    pub max_db: Option<u32>,
     /// The error, in the checker's words, when not ok.
     pub error: Option<String>,
 }
@@ -143,9 +141,6 @@ pub fn read_verdict(output: &str, exited_ok: bool) -> Verdict {
         }
         if let Some(t) = aux(line, "ctime").and_then(|t| t.parse().ok()) {
             v.ctime = Some(t);
-        }
-        if let Some(db) = line.split("Selecting DB ID ").nth(1).and_then(|d| d.trim().parse::<u32>().ok()) {
-            v.max_db = Some(v.max_db.map_or(db, |m| m.max(db)));
         }
         if line == "--- RDB ERROR DETECTED ---" {
             in_error = true;
@@ -236,7 +231,7 @@ mod tests {
             [info] 0 already expired\n";
         let v = read_verdict(good, true);
         assert!(v.ok);
-        assert_eq!((v.keys, v.expires, v.max_db, v.ctime), (Some(1002), Some(1), Some(2), Some(1795991473)));
+        assert_eq!((v.keys, v.expires, v.ctime), (Some(1002), Some(1), Some(1795991473)));
         assert_eq!(v.written_by.as_deref(), Some("7.0.15"));
 
         let truncated = "[offset 82] Selecting DB ID 0\n--- RDB ERROR DETECTED ---\n\
