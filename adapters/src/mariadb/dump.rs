@@ -152,9 +152,15 @@ impl Scanner {
                         State::Double => b'"',
                         _ => b'`',
                     };
-                    if c == b'\\' && self.state != State::Backtick {
+                    // Most of a dump is inside strings: jump to the next quote or backslash.
+                    let escape = if self.state == State::Backtick { close } else { b'\\' };
+                    match memchr::memchr2(close, escape, &line[i..]) {
+                        None => break,
+                        Some(k) => i += k,
+                    }
+                    if line[i] == b'\\' && self.state != State::Backtick {
                         i += 1; // the escaped character
-                    } else if c == close {
+                    } else {
                         self.state = State::Normal;
                     }
                 }
