@@ -276,6 +276,29 @@ pub fn kill_group(pgid: Option<u32>) {
     }
 }
 
+/// Sends `sig` to one process (a server asked to stop); a stale pid is ignored.
+pub fn signal(pid: Option<u32>, sig: i32) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill has no memory effects; a stale pid yields ESRCH, which we ignore.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Waits up to `limit` for a server that was asked to stop, then SIGKILLs its process group
+/// (after a clean exit too: what it started goes with it). Says which happened.
+pub async fn wait_or_kill(child: &mut tokio::process::Child, pgid: Option<u32>, limit: Duration) -> String {
+    let stopped = tokio::time::timeout(limit, child.wait()).await.is_ok();
+    kill_group(pgid);
+    if stopped {
+        "server stopped".into()
+    } else {
+        let _ = child.wait().await;
+        format!("server killed after not stopping within {}s", limit.as_secs())
+    }
+}
+
 async fn pump(mut r: impl AsyncRead + Unpin, tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) {
     let mut buf = vec![0u8; 8192];
     loop {

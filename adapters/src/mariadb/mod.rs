@@ -592,8 +592,17 @@ impl Mariadb {
         *server = Some(started);
         let admin = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
         cx.parts.end(None);
-        let scope =
-            Scope { databases: user_databases(&admin).await.map_err(|e| AdapterError::Restore(e.to_string()))? };
+        let all = Scope { databases: user_databases(&admin).await.map_err(|e| AdapterError::Restore(e.to_string()))? };
+        // The databases that hold tables: an empty one (a `CREATE DATABASE` caught mid-backup,
+        // say) must not turn the checks' bare table names into `db.table`.
+        let mut with_tables: Vec<String> = manifest::tables(&admin, &all)
+            .await
+            .map_err(|e| AdapterError::Restore(e.to_string()))?
+            .into_iter()
+            .map(|(db, _)| db)
+            .collect();
+        with_tables.dedup();
+        let scope = if with_tables.is_empty() { all } else { Scope { databases: with_tables } };
         admin.close().await;
         // One database: the checks name its tables bare, as in its manifest.
         let opts = match scope.databases.as_slice() {

@@ -187,24 +187,21 @@ impl Server {
         let done =
             process::run(install, START_LIMIT, cancel).await.map_err(|e| tools.error("mariadb-install-db", e))?;
         if !done.status.success() {
-            return Err(AdapterError::Provision(format!(
-                "mariadb-install-db failed ({}): {}",
-                done.status,
+            // Its last lines are a boilerplate plea to report a bug; the reason is in `[ERROR]` lines.
+            let errors: Vec<&str> = done.output.lines().filter(|l| l.contains("ERROR")).collect();
+            let said = if errors.is_empty() {
                 process::last_lines(&done.output, 3)
-            )));
+            } else {
+                errors[errors.len().saturating_sub(3)..].join(" | ")
+            };
+            return Err(AdapterError::Provision(format!("mariadb-install-db failed ({}): {said}", done.status)));
         }
         Ok(())
     }
 
     /// The server log's end (1 MiB at most).
     pub fn log(&self) -> String {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(self.dir.join("server.log")) else { return String::new() };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)));
-        let mut bytes = Vec::new();
-        let _ = f.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        crate::crash::read_log(&self.dir.join("server.log"))
     }
 
     /// What happened to the server, with a crash named first when its log shows one.
@@ -236,19 +233,8 @@ impl Server {
             process::kill_group(self.pid);
             return format!("the server had already exited ({status})");
         }
-        if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
-            // SAFETY: signalling our own child; a stale pid yields ESRCH.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let said = match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
-            Ok(_) => "server stopped".into(),
-            Err(_) => format!("server killed after not stopping within {}s", STOP_LIMIT.as_secs()),
-        };
-        process::kill_group(self.pid);
-        let _ = child.wait().await;
-        said
+        process::signal(self.pid, libc::SIGTERM);
+        process::wait_or_kill(&mut child, self.pid, STOP_LIMIT).await
     }
 }
 

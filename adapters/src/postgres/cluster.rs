@@ -125,24 +125,9 @@ impl Cluster {
             process::kill_group(self.pid);
             return Ok(format!("the server had already exited ({status})"));
         }
-        if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
-            // SAFETY: signalling our own child; a stale pid yields ESRCH.
-            unsafe {
-                libc::kill(pid, libc::SIGINT);
-            }
-        }
-        match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
-            Ok(_) => {
-                // Backends of a fast shutdown exit with the postmaster; make sure of it.
-                process::kill_group(self.pid);
-                Ok("server stopped".into())
-            }
-            Err(_) => {
-                process::kill_group(self.pid);
-                let _ = child.wait().await;
-                Ok(format!("server killed after not stopping within {}s", STOP_LIMIT.as_secs()))
-            }
-        }
+        // Fast shutdown; its backends exit with the postmaster, and the group kill makes sure.
+        process::signal(self.pid, libc::SIGINT);
+        Ok(process::wait_or_kill(&mut child, self.pid, STOP_LIMIT).await)
     }
 }
 
@@ -257,13 +242,7 @@ fn log_tail(dir: &Path) -> String {
 
 /// The end of `server.log` in `dir` (1 MiB at most); empty when there is none.
 fn read_log(dir: &Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(dir.join("server.log")) else { return String::new() };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)));
-    let mut bytes = Vec::new();
-    let _ = f.read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
+    crate::crash::read_log(&dir.join("server.log"))
 }
 
 fn reach_hint(run_as: Option<&Account>, work_dir: &Path) -> String {

@@ -161,13 +161,7 @@ impl Server {
 
     /// The server log's end (1 MiB at most).
     pub fn log(&self) -> String {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(self.dir.join("server.log")) else { return String::new() };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)));
-        let mut bytes = Vec::new();
-        let _ = f.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        crate::crash::read_log(&self.dir.join("server.log"))
     }
 
     /// `SHUTDOWN NOSAVE` over `conn` when there is one, then SIGKILL to the process group if
@@ -189,26 +183,9 @@ impl Server {
                 )
                 .await;
             }
-            None => {
-                if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
-                    // SAFETY: signalling our own child; a stale pid yields ESRCH.
-                    unsafe {
-                        libc::kill(pid, libc::SIGTERM);
-                    }
-                }
-            }
+            None => process::signal(self.pid, libc::SIGTERM),
         }
-        match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
-            Ok(_) => {
-                process::kill_group(self.pid);
-                "server stopped".into()
-            }
-            Err(_) => {
-                process::kill_group(self.pid);
-                let _ = child.wait().await;
-                format!("server killed after not stopping within {}s", STOP_LIMIT.as_secs())
-            }
-        }
+        process::wait_or_kill(&mut child, self.pid, STOP_LIMIT).await
     }
 }
 
