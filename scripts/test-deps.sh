@@ -29,6 +29,8 @@ command -v redis-check-aof >/dev/null || need_apt+=(redis-tools)
 command -v mariadb-dump >/dev/null || need_apt+=(mariadb-client)
 command -v mariadb-install-db >/dev/null || need_apt+=(mariadb-server)
 command -v mariadb-backup >/dev/null || need_apt+=(mariadb-backup)
+# age-encrypted backups: the real `age` CLI encrypts the test fixtures.
+command -v age >/dev/null || need_apt+=(age)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing ${need_apt[*]} from Debian"
   apt_log="$(mktemp)"

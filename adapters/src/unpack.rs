@@ -33,8 +33,45 @@ impl Limits {
     }
 }
 
+/// The age identities (X25519, `AGE-SECRET-KEY-1…`) that decrypt a backup in the same pass as
+/// hash and unpack. Never printed: `Debug` says how many there are, nothing else.
+#[derive(Clone)]
+pub struct Decryption {
+    identities: Arc<Vec<age::x25519::Identity>>,
+}
+
+impl std::fmt::Debug for Decryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Decryption({} identities)", self.identities.len())
+    }
+}
+
+impl Decryption {
+    /// An identity file's text: one identity per line, `#` comments (as `age-keygen` writes).
+    /// The error never repeats the text.
+    pub fn parse(text: &str) -> Result<Decryption, String> {
+        let mut identities = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id = line.parse::<age::x25519::Identity>().map_err(|_| {
+                format!("line {} is not an age X25519 identity (`AGE-SECRET-KEY-1…`, as age-keygen writes)", n + 1)
+            })?;
+            identities.push(id);
+        }
+        if identities.is_empty() {
+            return Err("holds no age identity (`AGE-SECRET-KEY-1…`)".into());
+        }
+        Ok(Decryption { identities: Arc::new(identities) })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
+    #[error("age: {0}")]
+    Decrypt(String),
     #[error("tar entry `{entry}` {why}; refused")]
     Unsafe { entry: String, why: String },
     #[error(
@@ -65,11 +102,38 @@ pub fn unpack(
     name: &str,
     dest: &Path,
     limits: &Limits,
+    decryption: Option<&Decryption>,
     cancel: Arc<AtomicBool>,
 ) -> Result<Unpacked, UnpackError> {
     let mut layers: Vec<&'static str> = Vec::new();
     let mut name = name.rsplit('/').next().unwrap_or(name).to_string();
     let mut reader: Box<dyn Read + Send> = Box::new(Counting::new(input, cancel.clone(), None, "raw"));
+    if let Some(d) = decryption {
+        // Binary or ASCII-armored (`age -a`); the armor reader tells them apart.
+        let armored = age::armor::ArmoredReader::new(io::BufReader::with_capacity(1 << 16, reader));
+        let decryptor = age::Decryptor::new_buffered(armored).map_err(|e| {
+            UnpackError::Decrypt(format!("the backup is not an age-encrypted file, or its header is damaged: {e}"))
+        })?;
+        if decryptor.is_scrypt() {
+            return Err(UnpackError::Decrypt(
+                "the backup is encrypted with a passphrase; drills decrypt with X25519 identities only".into(),
+            ));
+        }
+        let stream = decryptor.decrypt(d.identities.iter().map(|i| i as &dyn age::Identity)).map_err(|e| {
+            UnpackError::Decrypt(match e {
+                age::DecryptError::NoMatchingKeys => {
+                    "none of the identities of `source.decrypt.age_identity` can decrypt this backup (it was encrypted to other recipients)"
+                        .to_string()
+                }
+                other => format!("cannot decrypt the backup: {other}"),
+            })
+        })?;
+        layers.push("age");
+        if let Some(stem) = name.strip_suffix(".age") {
+            name = stem.to_string();
+        }
+        reader = Box::new(Counting::new(stream, cancel.clone(), Some(limits.max_bytes()), "age"));
+    }
     // Up to three compression layers (tar.gz.zst would be odd, but harmless).
     for _ in 0..3 {
         let current = layers.last().copied().unwrap_or("raw");
@@ -534,9 +598,23 @@ mod tests {
         let tar = b.into_inner().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let limits = Limits { compressed_size: tar.len() as u64, max_ratio: 50 };
-        unpack(std::io::Cursor::new(tar), "t.tar", dir.path(), &limits, Arc::new(AtomicBool::new(false))).unwrap();
+        unpack(std::io::Cursor::new(tar), "t.tar", dir.path(), &limits, None, Arc::new(AtomicBool::new(false)))
+            .unwrap();
         assert_eq!(std::fs::read(dir.path().join("b.txt")).unwrap(), b"bee");
         assert!(!dir.path().join("a/b.txt").exists());
         assert_eq!(std::fs::read(dir.path().join("h.txt")).unwrap(), b"eff");
+    }
+
+    #[test]
+    fn age_identities_parse_and_never_print() {
+        let key = age::x25519::Identity::generate();
+        let secret = age::secrecy::ExposeSecret::expose_secret(&key.to_string()).to_string();
+        let text = format!("# created: 2026-11-29\n# public key: {}\n{secret}\n", key.to_public());
+        let d = Decryption::parse(&text).unwrap();
+        assert_eq!(format!("{d:?}"), "Decryption(1 identities)");
+        let e = Decryption::parse("# only a comment\n").unwrap_err();
+        assert!(e.contains("holds no age identity"), "{e}");
+        let e = Decryption::parse(&format!("{secret}x\n")).unwrap_err();
+        assert!(e.starts_with("line 1 is not an age X25519 identity") && !e.contains(&secret), "{e}");
     }
 }

@@ -191,7 +191,7 @@ proptest! {
         let before = snapshot(&sentinel);
         let bytes = compress(kind, build(&pieces));
         let limits = Limits { compressed_size: bytes.len() as u64, max_ratio: 50 };
-        let _ = unpack(std::io::Cursor::new(bytes), "backup.tar", &root, &limits, Arc::new(AtomicBool::new(false)));
+        let _ = unpack(std::io::Cursor::new(bytes), "backup.tar", &root, &limits, None, Arc::new(AtomicBool::new(false)));
 
         prop_assert_eq!(snapshot(&sentinel), before, "something beside the root changed");
         let beside: Vec<_> = std::fs::read_dir(top.path()).unwrap().flatten().map(|e| e.file_name()).collect();

@@ -27,6 +27,8 @@ pub struct DrillPlan {
     pub storage_path: String,
     pub secrets: Secrets,
     pub scratch: ScratchTarget,
+    /// `source.decrypt`, its identities resolved (never printed).
+    pub decryption: Option<unpack::Decryption>,
     /// Why the runbook could not be built when it fired (a `${env:}` secret gone after a
     /// rotation, a storage profile removed): the drill fails at `locate` with it, and is
     /// recorded, reported and notified like any failed drill.
@@ -401,7 +403,8 @@ async fn fetch_phase(
     let fetch_t = Instant::now();
     let (limit, which) = rec.budget();
     let ratio = rb.source.max_expansion.unwrap_or(unpack::DEFAULT_MAX_RATIO);
-    let pipeline = storage.fetch_and_unpack(&found, &dest, ratio, cx.progress.clone(), &cx.cancel);
+    let pipeline =
+        storage.fetch_and_unpack(&found, &dest, ratio, plan.decryption.clone(), cx.progress.clone(), &cx.cancel);
     let fetched = tokio::select! {
         r = tokio::time::timeout(limit, pipeline) => r.ok(),
         _ = cx.cancel.cancelled() => None,

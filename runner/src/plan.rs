@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use drillbook_adapters::source::Storage;
+use drillbook_adapters::unpack::Decryption;
 use drillbook_adapters::{ScratchTarget, Secrets, ServerScratch, can_run};
 use drillbook_runbooks::{Runbook, ScratchSpec};
 use sha2::{Digest, Sha256};
@@ -55,9 +56,6 @@ fn check_against_registry(l: &Loaded, shown: &str) -> Vec<String> {
             "{shown}: restore.scratch: adapter `{}` has no server scratch providers (`server:{name}`); use `local`",
             adapter.kind()
         ));
-    }
-    if l.runbook.source.decrypt.is_some() {
-        out.push(format!("{shown}: source.decrypt: decryption is not supported yet by this drillbook"));
     }
     out
 }
@@ -167,6 +165,18 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
             })
         }
     };
+    let decryption = match &src.decrypt {
+        None => None,
+        Some(d) => {
+            let text = secrets
+                .resolve(d.age_identity.get())
+                .map_err(|e| Invalid(format!("source.decrypt.age_identity: {e}")))?;
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                secrets.remember(line);
+            }
+            Some(Decryption::parse(&text).map_err(|e| Invalid(format!("source.decrypt.age_identity: {e}")))?)
+        }
+    };
     Ok(DrillPlan {
         runbook: loaded.runbook,
         path: loaded.path,
@@ -175,6 +185,7 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         storage_path,
         secrets,
         scratch,
+        decryption,
         broken: None,
     })
 }
@@ -192,6 +203,7 @@ pub fn build_or_broken(config: &Config, loaded: Loaded) -> Result<DrillPlan, Inv
             storage_path: String::new(),
             secrets: Secrets::default(),
             scratch: ScratchTarget::Local,
+            decryption: None,
             broken: Some(format!("the runbook cannot be built with the current config and environment: {}", why.0)),
         }),
     }

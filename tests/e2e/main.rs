@@ -3,6 +3,7 @@
 
 mod support;
 
+mod age;
 mod bad_input;
 mod checks;
 mod cli;

@@ -242,6 +242,7 @@ impl Storage {
         object: &Located,
         dest: &Path,
         max_ratio: u64,
+        decryption: Option<unpack::Decryption>,
         progress: Arc<dyn Progress>,
         cancel: &CancellationToken,
     ) -> Fetched {
@@ -253,7 +254,14 @@ impl Storage {
         let (name, dest_owned, stop_unpack) = (object.name().to_string(), dest.to_path_buf(), stop.clone());
         let unpacker = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
-            let r = unpack::unpack(bytes_chunk::ChannelReader::new(rx), &name, &dest_owned, &limits, stop_unpack);
+            let r = unpack::unpack(
+                bytes_chunk::ChannelReader::new(rx),
+                &name,
+                &dest_owned,
+                &limits,
+                decryption.as_ref(),
+                stop_unpack,
+            );
             (r, t.elapsed())
         });
 
