@@ -5,6 +5,8 @@
 #
 #   benches/unpack.sh                 # 1 GiB, 3 rounds
 #   SIZE_MIB=4096 ROUNDS=1 benches/unpack.sh
+#   AGE=1 benches/unpack.sh           # the same backup age-encrypted (issue 17): drillbook's
+#                                     # decrypt + hash + unpack vs `age -d | zstd -d | tar x`
 #
 # Prints a Markdown table (median wall time, its spread, and peak RSS of each variant).
 set -euo pipefail
@@ -33,12 +35,31 @@ if [[ ! -f "$WORK/backups/data.tar.zst" ]]; then
   rm -rf "$WORK/src"
 fi
 
+OBJECT=data.tar.zst
+DECODE="zstd -d -q -c backups/$OBJECT"
+DECRYPT=""
+if [[ -n "${AGE:-}" ]]; then
+  command -v age >/dev/null || { echo "needs age: apt-get install age" >&2; exit 1; }
+  if [[ ! -f "$WORK/backups/data.tar.zst.age" ]]; then
+    rm -f "$WORK/age.key" && age-keygen -o "$WORK/age.key" 2>/dev/null
+    age -r "$(age-keygen -y "$WORK/age.key")" -o "$WORK/backups/data.tar.zst.age" "$WORK/backups/data.tar.zst"
+    (cd "$WORK/backups" && sha256sum data.tar.zst.age > data.tar.zst.age.sha256)
+  fi
+  OBJECT=data.tar.zst.age
+  DECODE="age -d -i $WORK/age.key backups/$OBJECT | zstd -d -q -c"
+  DECRYPT="  decrypt: { age_identity: \"\${file:$WORK/age.key}\" }"
+fi
+
 cat > "$WORK/bench.yaml" <<YAML
 version: 1
 name: bench-unpack
 owner: bench
 asset: { name: bench, kind: files }
-source: { path: backups/, pick: data.tar.zst, checksum: sidecar }
+source:
+  path: backups/
+  pick: $OBJECT
+  checksum: sidecar
+$DECRYPT
 restore: { adapter: files }
 timeouts: { step: 30m, drill: 30m }
 YAML
@@ -65,7 +86,7 @@ summary() { # key, name
 
 cd "$WORK"
 # Warm the page cache once so every variant reads the same way.
-cat backups/data.tar.zst > /dev/null
+cat "backups/$OBJECT" > /dev/null
 rm -f "$WORK"/*.times
 # The variants alternate round by round (this VM drifts; a block of rounds per variant would
 # land the drift on one of them), and their order rotates each round.
@@ -73,21 +94,23 @@ variants=(floor script drill)
 for ((r = 0; r < ROUNDS; r++)); do
   for ((i = 0; i < 3; i++)); do
     case "${variants[$(((r + i) % 3))]}" in
-      floor) once floor bash -c 'zstd -d -q -c backups/data.tar.zst | tar -x -C out' ;;
-      script) once script bash -c 'cd backups && sha256sum -c --quiet data.tar.zst.sha256 && zstd -d -q -c data.tar.zst | tar -x -C ../out' ;;
+      floor) once floor bash -c "$DECODE | tar -x -C out" ;;
+      script) once script bash -c "cd backups && sha256sum -c --quiet $OBJECT.sha256 && cd .. && $DECODE | tar -x -C out" ;;
       drill) once drill env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config /dev/null ;;
     esac
   done
 done
 results=()
-results+=("$(summary floor "(b) zstd -d | tar x  (floor)")")
-results+=("$(summary script "(a) sha256sum -c; zstd -d | tar x")")
+dec="zstd -d"
+[[ -n "${AGE:-}" ]] && dec="age -d | zstd -d"
+results+=("$(summary floor "(b) $dec | tar x  (floor)")")
+results+=("$(summary script "(a) sha256sum -c; $dec | tar x")")
 results+=("$(summary drill "drillbook run (hash + unpack + teardown)")")
 
-size=$(stat -c %s backups/data.tar.zst)
+size=$(stat -c %s "backups/$OBJECT")
 floor=$(echo "${results[0]}" | cut -f2)
 echo
-echo "backup: $((size / 1048576)) MiB tar.zst holding $SIZE_MIB MiB of files; $ROUNDS rounds, variants alternating; $(nproc) cores"
+echo "backup: $((size / 1048576)) MiB $OBJECT holding $SIZE_MIB MiB of files; $ROUNDS rounds, variants alternating; $(nproc) cores"
 echo
 echo "| variant | median wall s | spread (min–max) | × floor (median) | peak RSS MiB |"
 echo "| --- | --- | --- | --- | --- |"
