@@ -280,3 +280,54 @@ fn a_truncated_mbstream_fails_naming_mbstream() {
     sb.write("maria.yaml", runbook("local"));
     fails_with(&sb, "maria.yaml", "mbstream -x failed");
 }
+
+#[test]
+fn a_databases_dump_restores_locally_and_is_refused_on_a_shared_server() {
+    let src = populated();
+    let sb = Sandbox::new();
+    manifest(&sb, &src);
+    let out = std::process::Command::new("mariadb-dump")
+        .args([
+            "--no-defaults",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--databases",
+            &src.db,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    sb.write("backups/docs.sql", &out.stdout);
+    sb.write("maria.yaml", runbook("local"));
+    let (run, report) = sb.drill("maria.yaml");
+    assert_eq!(run.code, 0, "{run}\n{:#}", report["checks"]);
+    // On a shared server it would create and USE the source's own database name: refused.
+    sb.write("drillbook.yaml", "scratch:\n  maria: { type: mariadb, url: \"mysql://root@127.0.0.1:3306/\" }\n");
+    sb.write("shared.yaml", runbook("server:maria").replace("name: maria-docs", "name: maria-shared"));
+    fails_with(&sb, "shared.yaml", "the dump holds several databases (--all-databases or --databases)");
+}
+
+#[test]
+fn a_dump_that_switches_database_cannot_reach_beyond_its_scratch_database() {
+    let src = populated();
+    let victim = MariaSource::create("dbk_victim");
+    victim.sql("create table documents (id int primary key); insert into documents values (1), (2), (3)");
+    let sb = Sandbox::new();
+    manifest(&sb, &src);
+    let dump = String::from_utf8(src.dump()).unwrap();
+    let hostile = dump.replacen(
+        "DROP TABLE IF EXISTS `chunks`;",
+        &format!("USE `{}`;\nDROP TABLE IF EXISTS `documents`;\nDROP TABLE IF EXISTS `chunks`;", victim.db),
+        1,
+    );
+    sb.write("backups/docs.sql", hostile);
+    sb.write("drillbook.yaml", "scratch:\n  maria: { type: mariadb, url: \"mysql://root@127.0.0.1:3306/\" }\n");
+    sb.write("maria.yaml", runbook("server:maria"));
+    fails_with(&sb, "maria.yaml", "SQL dump: client command `USE` at line");
+    assert_eq!(victim.sql("select count(*) from documents"), "3", "the dump reached another database");
+}

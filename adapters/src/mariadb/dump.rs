@@ -29,6 +29,11 @@ pub fn header(text_start: &str) -> Result<DumpInfo, String> {
             info.database = rest.split("Database:").nth(1).map(str::trim).filter(|d| !d.is_empty()).map(String::from);
         } else if let Some(rest) = line.strip_prefix("-- Server version") {
             info.server_version = Some(rest.trim().to_string());
+        } else if line.starts_with("-- Current Database:") {
+            // `--databases`/`--all-databases`: the dump creates and `USE`s its databases itself,
+            // whatever the `Database:` of its header says.
+            info.database = None;
+            break;
         }
     }
     if info.product.is_empty() {
@@ -99,6 +104,9 @@ pub struct Scanner {
     statement_empty: bool,
     statements: u64,
     lines: usize,
+    /// Restoring into one scratch database on a shared server: `USE` and statements that
+    /// create, drop or alter a database are refused (they would reach beyond the scratch).
+    confined: bool,
 }
 
 impl Scanner {
@@ -110,7 +118,13 @@ impl Scanner {
             statement_empty: true,
             statements: 0,
             lines: 0,
+            confined: false,
         }
+    }
+
+    /// A scanner for a restore into one scratch database on a shared server.
+    pub fn confined(name: &str) -> Scanner {
+        Scanner { confined: true, ..Scanner::new(name) }
     }
 
     /// One line, without its `\n`.
@@ -129,7 +143,7 @@ impl Scanner {
             let first = text.trim_start().split(|c: char| c.is_whitespace() || c == ';').next().unwrap_or("");
             let word = first.to_ascii_lowercase();
             if NAMED.contains(&word.as_str()) && !text.trim_start().starts_with("--") {
-                if !ALLOWED.contains(&word.as_str()) {
+                if !ALLOWED.contains(&word.as_str()) || (self.confined && word == "use") {
                     return Err(refuse(&format!("`{first}`")));
                 }
                 if word == "delimiter" {
@@ -198,6 +212,15 @@ impl Scanner {
                         _ => {}
                     }
                     if !c.is_ascii_whitespace() {
+                        if self.confined
+                            && self.statement_empty
+                            && let Some(what) = leaves_database(&line[i..])
+                        {
+                            return Err(format!(
+                                "SQL dump: `{what}` at line {number} refused: restored into a scratch database on a \
+                                 shared server, a dump may not create, drop, alter or switch databases ({name}:{number})"
+                            ));
+                        }
                         self.statement_empty = false;
                     }
                 }
@@ -213,6 +236,26 @@ impl Scanner {
             return Err(format!("SQL dump: {} ends inside a quoted string or comment (truncated?)", self.name));
         }
         Ok(self.statements)
+    }
+}
+
+/// `USE`, `CREATE|DROP|ALTER DATABASE|SCHEMA` at the start of a statement (after an
+/// executable comment's `!NNNNN` or `M!NNNNN` too), in words.
+fn leaves_database(rest: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&rest[..rest.len().min(256)]);
+    let mut t = text.as_ref();
+    t = t.strip_prefix('M').filter(|r| r.starts_with('!')).unwrap_or(t);
+    t = t.strip_prefix('!').map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit())).unwrap_or(t);
+    let words: Vec<String> = t
+        .split(|c: char| c.is_whitespace() || c == '`' || c == ';' || c == '(')
+        .filter(|w| !w.is_empty())
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["USE", ..] => Some("USE".into()),
+        [verb @ ("CREATE" | "DROP" | "ALTER"), what @ ("DATABASE" | "SCHEMA"), ..] => Some(format!("{verb} {what}")),
+        _ => None,
     }
 }
 
@@ -281,5 +324,27 @@ mod tests {
             assert!(scan_str(ok).is_ok(), "{ok:?}: {:?}", scan_str(ok));
         }
         assert!(scan_str("insert into t values ('cut").unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn a_confined_restore_stays_in_its_database() {
+        let confined = |text: &str| {
+            let mut s = Scanner::confined("d.sql");
+            text.split('\n').try_for_each(|l| s.line(l.as_bytes())).and_then(|()| s.finish())
+        };
+        for (text, want) in [
+            ("USE `prod`;\n", "client command `USE`"),
+            ("select 1; use prod;\n", "`USE` at line 1 refused"),
+            ("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `prod`;\n", "`CREATE DATABASE` at line 1 refused"),
+            ("/*!40000 DROP DATABASE prod */;\n", "`DROP DATABASE`"),
+            ("insert into t values (1);\nalter schema prod charset utf8;\n", "`ALTER SCHEMA` at line 2"),
+        ] {
+            let e = confined(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        assert!(confined("create table t (used int, `database` int);\ninsert into t values (1, 2);\n").is_ok());
+        assert!(scan_str("USE `prod`;\n").is_ok(), "a local restore may switch databases");
+        let multi = DUMP.replace("-- Server version", "-- Current Database: `rag`\n-- Server version");
+        assert_eq!(header(&multi).unwrap().database, None);
     }
 }

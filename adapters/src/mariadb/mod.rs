@@ -338,7 +338,8 @@ impl crate::Store for Mariadb {
         let verdict = std::sync::Arc::new(std::sync::Mutex::new(Ok(0)));
         let feed = {
             let (file, verdict) = (live.dump.clone(), verdict.clone());
-            move |stdin: tokio::process::ChildStdin| feed_scanned(file, name, stdin, verdict)
+            let confined = matches!(live.home, Home::Remote { .. });
+            move |stdin: tokio::process::ChildStdin| feed_scanned(file, name, confined, stdin, verdict)
         };
         let done = process::run_fed(client, RESTORE_LIMIT, &cx.cancel, Some(feed)).await.map_err(|e| match e {
             process::RunError::Cancelled => AdapterError::Cancelled,
@@ -379,9 +380,10 @@ impl crate::Store for Mariadb {
             }
         };
         admin.close().await;
-        let opts = match &target {
-            Some(db) => server_opts.database(db),
-            None => server_opts,
+        // One database (named by the dump or the only one it created): bare table names.
+        let opts = match scope.databases.as_slice() {
+            [one] => server_opts.database(one),
+            _ => server_opts,
         };
         let pool = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
         let tables = manifest::tables(&pool, &scope).await.map_err(|e| AdapterError::Restore(e.to_string()))?;
@@ -645,6 +647,7 @@ fn folder_size(dir: &std::path::Path) -> u64 {
 async fn feed_scanned(
     file: PathBuf,
     name: String,
+    confined: bool,
     mut stdin: tokio::process::ChildStdin,
     verdict: std::sync::Arc<std::sync::Mutex<Result<u64, String>>>,
 ) -> std::io::Result<()> {
@@ -655,7 +658,7 @@ async fn feed_scanned(
         }
     };
     let mut reader = tokio::io::BufReader::with_capacity(1 << 20, tokio::fs::File::open(&file).await?);
-    let mut scanner = dump::Scanner::new(&name);
+    let mut scanner = if confined { dump::Scanner::confined(&name) } else { dump::Scanner::new(&name) };
     let (mut line, mut out) = (Vec::new(), Vec::with_capacity(2 << 20));
     loop {
         line.clear();

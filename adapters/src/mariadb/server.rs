@@ -98,12 +98,13 @@ impl Server {
     ) -> Result<Server, AdapterError> {
         let dir = work_dir.join("mariadb");
         let files = dir.join("files");
-        for d in [&dir, &files] {
+        let tmp = dir.join("tmp");
+        for d in [&dir, &files, &tmp] {
             std::fs::create_dir(d).map_err(|e| AdapterError::io(format!("cannot create {}", d.display()), e))?;
         }
         if let Some(a) = account {
             crate::open_path_to(work_dir, &dir, a, "the MariaDB scratch server")?;
-            for d in [&dir, &files] {
+            for d in [&dir, &files, &tmp] {
                 a.give(d).map_err(|e| AdapterError::io(format!("cannot give {} to {}", d.display(), a.name), e))?;
             }
         }
@@ -176,11 +177,13 @@ impl Server {
         cancel: &CancellationToken,
     ) -> Result<(), AdapterError> {
         let mut install = tools.command("mariadb-install-db", dir, account);
-        install.arg("--no-defaults").arg(format!("--datadir={}", data.display())).args([
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            "--skip-name-resolve",
-        ]);
+        // Its own temporary folder, not the shared /tmp (seen: a bootstrap under load losing its
+        // temporary table, `Unknown table 'mysql.tmp_user_sys'`).
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"]);
         if let Some(a) = account {
             install.arg(format!("--user={}", a.name));
         }
@@ -298,6 +301,7 @@ fn effective_settings(dir: &Path, datadir: &Path, overrides: &BTreeMap<String, S
             ("log-error", path(&dir.join("server.log"))),
             // LOAD DATA INFILE, SELECT … INTO OUTFILE, LOAD_FILE(): only this empty folder.
             ("secure-file-priv", path(&dir.join("files"))),
+            ("tmpdir", path(&dir.join("tmp"))),
             ("local-infile", "0".into()),
         ]
         .map(|(k, v)| (k.to_string(), v)),
