@@ -298,7 +298,10 @@ impl crate::Store for Redis {
         let server = self.tools.path("redis-server").display().to_string();
         let file = self.options.file.as_deref().unwrap_or("dump.rdb");
         vec![
-            format!("Unpack {backup} into a scratch folder nobody else uses (as the `redis` user when you are root)."),
+            format!(
+                "Move the RDB file (or AOF folder) of the unpacked {backup} into a scratch folder nobody else uses, \
+                 owned by the `redis` user when you are root."
+            ),
             format!(
                 "Check it with Redis's own checker: `redis-check-rdb {file}` must end with `RDB looks OK` \
                  (an AOF folder: `redis-check-aof <folder>/appendonly.aof.manifest` must say `All AOF files and manifest are valid`)."
