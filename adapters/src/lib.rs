@@ -299,6 +299,33 @@ pub fn open_path_to(work_dir: &Path, reach: &Path, account: &process::Account, w
     Ok(())
 }
 
+/// A folder of the drill's for a child that runs as `account` (a scratch server, an extractor):
+/// `work_dir/name` and its `subdirs`, owned by the account, 0700, with the folders above it opened
+/// to it just enough to pass ([`open_path_to`]). `who` names the child for the errors.
+pub(crate) fn child_folder(
+    work_dir: &Path,
+    name: &str,
+    subdirs: &[&str],
+    account: Option<&process::Account>,
+    who: &str,
+) -> Result<PathBuf, AdapterError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = work_dir.join(name);
+    let all: Vec<PathBuf> = std::iter::once(dir.clone()).chain(subdirs.iter().map(|s| dir.join(s))).collect();
+    for d in &all {
+        std::fs::create_dir(d).map_err(|e| AdapterError::io(format!("cannot create {}", d.display()), e))?;
+    }
+    if let Some(a) = account {
+        open_path_to(work_dir, &dir, a, who)?;
+        for d in &all {
+            a.give(d).map_err(|e| AdapterError::io(format!("cannot give {} to {}", d.display(), a.name), e))?;
+        }
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| AdapterError::io(format!("cannot protect {}", dir.display()), e))?;
+    Ok(dir)
+}
+
 impl AdapterError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         AdapterError::Io { context: context.into(), source }
@@ -447,6 +474,19 @@ pub fn can_run(adapter: &dyn Adapter, check: &CheckKind) -> bool {
 pub fn read_input(cx: &DrillCx, p: &str) -> Result<String, AdapterError> {
     let path = cx.runbook_path(p);
     std::fs::read_to_string(&path).map_err(|e| AdapterError::io(format!("cannot read {}", path.display()), e))
+}
+
+/// Bytes of the regular files below `dir` (links not followed), for a part's `bytes`.
+pub(crate) fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// A path inside `root` from a manifest or glob, refusing anything that escapes it.

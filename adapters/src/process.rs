@@ -141,6 +141,55 @@ pub fn command(program: impl AsRef<OsStr>, account: Option<&Account>) -> Command
     cmd
 }
 
+/// Where a store's programs are: `bin_dir:` when the runbook names one, else the first of PATH
+/// and `fallback` folders (`/usr/sbin` holds `mariadbd`) that has the program; and how to
+/// install them, for the error when one is missing.
+pub struct Programs {
+    bin_dir: Option<PathBuf>,
+    fallback: &'static [&'static str],
+    install: &'static str,
+}
+
+impl Programs {
+    pub fn new(bin_dir: Option<&str>, fallback: &'static [&'static str], install: &'static str) -> Programs {
+        Programs { bin_dir: bin_dir.map(PathBuf::from), fallback, install }
+    }
+
+    pub fn path(&self, program: &str) -> PathBuf {
+        if let Some(dir) = &self.bin_dir {
+            return dir.join(program);
+        }
+        let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
+        path.split(':')
+            .chain(self.fallback.iter().copied())
+            .map(|d| Path::new(d).join(program))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from(program))
+    }
+
+    /// `program` through [`command`], as `account`, in `dir` (a working directory it can enter).
+    pub fn command(&self, program: &str, dir: &Path, account: Option<&Account>) -> Command {
+        let mut cmd = command(self.path(program), account);
+        cmd.current_dir(dir).env("LC_ALL", "C");
+        cmd
+    }
+
+    /// What went wrong running `program`, with how to install it when it is missing.
+    pub fn error(&self, program: &str, e: RunError) -> crate::AdapterError {
+        match e {
+            RunError::Cancelled => crate::AdapterError::Cancelled,
+            RunError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                crate::AdapterError::Provision(format!(
+                    "cannot start `{}`: not found; {} or set `bin_dir:`",
+                    self.path(program).display(),
+                    self.install
+                ))
+            }
+            other => crate::AdapterError::Provision(other.to_string()),
+        }
+    }
+}
+
 /// How much of a child's output is kept (the end of it).
 const TAIL_BYTES: usize = 16 * 1024;
 

@@ -19,7 +19,7 @@ use drillbook_runbooks::{Check, CheckKind, MariadbOptions};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 pub use manifest::{Scope, capture, user_databases};
-use server::{Data, Server, Tools};
+use server::{Data, Server};
 
 use crate::process::{self, Account};
 use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
@@ -29,12 +29,12 @@ const RESTORE_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Mariadb {
     options: MariadbOptions,
-    tools: Tools,
+    tools: process::Programs,
 }
 
 impl Mariadb {
     pub fn new(options: MariadbOptions) -> Self {
-        let tools = Tools::new(options.bin_dir.as_deref());
+        let tools = server::programs(options.bin_dir.as_deref());
         Mariadb { options, tools }
     }
 }
@@ -83,6 +83,21 @@ fn remote_options(server: &ServerScratch) -> Result<MySqlConnectOptions, Adapter
 
 async fn one_connection(opts: &MySqlConnectOptions) -> Result<MySqlPool, sqlx::Error> {
     MySqlPoolOptions::new().max_connections(2).connect_with(opts.clone()).await
+}
+
+/// The connection the checks use and the restored tables of `scope`. With one database it is
+/// the connection's default, so checks name its tables bare, as its manifest does.
+async fn checks_pool(
+    opts: MySqlConnectOptions,
+    scope: &Scope,
+) -> Result<(MySqlPool, Vec<(String, String)>), AdapterError> {
+    let opts = match scope.databases.as_slice() {
+        [one] => opts.database(one),
+        _ => opts,
+    };
+    let pool = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
+    let tables = manifest::tables(&pool, scope).await.map_err(|e| AdapterError::Restore(e.to_string()))?;
+    Ok((pool, tables))
 }
 
 /// Whether `database` exists on the server behind `admin`.
@@ -380,13 +395,7 @@ impl crate::Store for Mariadb {
             }
         };
         admin.close().await;
-        // One database (named by the dump or the only one it created): bare table names.
-        let opts = match scope.databases.as_slice() {
-            [one] => server_opts.database(one),
-            _ => server_opts,
-        };
-        let pool = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
-        let tables = manifest::tables(&pool, &scope).await.map_err(|e| AdapterError::Restore(e.to_string()))?;
+        let (pool, tables) = checks_pool(server_opts, &scope).await?;
         live.pool = Some(pool);
         let from =
             live.info.server_version.as_deref().map(|v| format!(" from {} {v}", live.info.product)).unwrap_or_default();
@@ -458,12 +467,7 @@ impl Mariadb {
     async fn extract_stream(&self, cx: &DrillCx, file: &std::path::Path) -> Result<PathBuf, AdapterError> {
         let account =
             Account::for_root(self.options.run_as.as_deref().unwrap_or("mysql"), "the MariaDB scratch server")?;
-        let dir = cx.work_dir.join("mariadb-backup");
-        std::fs::create_dir(&dir).map_err(|e| AdapterError::io(format!("cannot create {}", dir.display()), e))?;
-        if let Some(a) = &account {
-            crate::open_path_to(&cx.work_dir, &dir, a, "mbstream")?;
-            a.give(&dir).map_err(|e| AdapterError::io(format!("cannot give {} to {}", dir.display(), a.name), e))?;
-        }
+        let dir = crate::child_folder(&cx.work_dir, "mariadb-backup", &[], account.as_ref(), "mbstream")?;
         let mut cmd = self.tools.command("mbstream", &dir, account.as_ref());
         cmd.arg("-x").arg("-C").arg(&dir);
         let source = file.to_path_buf();
@@ -552,7 +556,7 @@ impl Mariadb {
                 b.1
             )));
         }
-        let size = folder_size(&backup.dir);
+        let size = crate::tree_size(&backup.dir);
         let prepared_now = !backup.prepared();
         if prepared_now {
             cx.parts.begin("restore.prepare", "mariadb-backup --prepare");
@@ -606,13 +610,7 @@ impl Mariadb {
         with_tables.dedup();
         let scope = if with_tables.is_empty() { all } else { Scope { databases: with_tables } };
         admin.close().await;
-        // One database: the checks name its tables bare, as in its manifest.
-        let opts = match scope.databases.as_slice() {
-            [one] => opts.database(one),
-            _ => opts,
-        };
-        let pool = one_connection(&opts).await.map_err(|e| AdapterError::Restore(format!("cannot connect: {e}")))?;
-        let tables = manifest::tables(&pool, &scope).await.map_err(|e| AdapterError::Restore(e.to_string()))?;
+        let (pool, tables) = checks_pool(opts, &scope).await?;
         let detail = format!(
             "mariadb-backup ({}{}) of MariaDB {}: {} databases, {} tables; served by mariadbd {version}",
             backup.backup_type,
@@ -625,20 +623,6 @@ impl Mariadb {
         live.scope = Some(scope);
         Ok(RestoreOutcome { detail })
     }
-}
-
-fn folder_size(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => total += folder_size(&e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
 }
 
 /// Streams `file` into the client's stdin, line by line through a [`dump::Scanner`]: a client

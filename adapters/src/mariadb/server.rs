@@ -4,7 +4,6 @@
 //! As `run_as` (default `mysql`) when drillbook is root.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -13,52 +12,18 @@ use sqlx::mysql::MySqlConnectOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::AdapterError;
-use crate::process::{self, Account, RunError};
+use crate::process::{self, Account, Programs, RunError};
 
 const START_LIMIT: Duration = Duration::from_secs(120);
 const STOP_LIMIT: Duration = Duration::from_secs(30);
 
-/// Where the MariaDB programs are: `bin_dir`, else PATH and then `/usr/sbin` (`mariadbd`).
-pub struct Tools {
-    bin_dir: Option<PathBuf>,
-}
-
-impl Tools {
-    pub fn new(bin_dir: Option<&str>) -> Tools {
-        Tools { bin_dir: bin_dir.map(PathBuf::from) }
-    }
-
-    pub fn path(&self, program: &str) -> PathBuf {
-        if let Some(dir) = &self.bin_dir {
-            return dir.join(program);
-        }
-        let path = std::env::var("PATH").unwrap_or_else(|_| process::DEFAULT_PATH.into());
-        path.split(':')
-            .chain(["/usr/sbin", "/usr/local/sbin"])
-            .map(|d| Path::new(d).join(program))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| PathBuf::from(program))
-    }
-
-    pub fn command(&self, program: &str, dir: &Path, account: Option<&Account>) -> tokio::process::Command {
-        let mut cmd = process::command(self.path(program), account);
-        cmd.current_dir(dir).env("LC_ALL", "C");
-        cmd
-    }
-
-    pub fn error(&self, program: &str, e: RunError) -> AdapterError {
-        match e {
-            RunError::Cancelled => AdapterError::Cancelled,
-            RunError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                AdapterError::Provision(format!(
-                    "cannot start `{}`: not found; install MariaDB (`apt-get install mariadb-server mariadb-client`) \
-                     or set `bin_dir:`",
-                    self.path(program).display()
-                ))
-            }
-            other => AdapterError::Provision(format!("{program}: {other}")),
-        }
-    }
+/// Where the MariaDB programs are (`mariadbd` lives in `/usr/sbin`, off a user's PATH).
+pub fn programs(bin_dir: Option<&str>) -> Programs {
+    Programs::new(
+        bin_dir,
+        &["/usr/sbin", "/usr/local/sbin"],
+        "install MariaDB (`apt-get install mariadb-server mariadb-client mariadb-backup`)",
+    )
 }
 
 /// What the server runs on.
@@ -89,27 +54,15 @@ impl Server {
     }
 
     pub async fn start(
-        tools: &Tools,
+        tools: &Programs,
         work_dir: &Path,
         data: &Data,
         account: Option<&Account>,
         settings: &BTreeMap<String, String>,
         cancel: &CancellationToken,
     ) -> Result<Server, AdapterError> {
-        let dir = work_dir.join("mariadb");
-        let files = dir.join("files");
-        let tmp = dir.join("tmp");
-        for d in [&dir, &files, &tmp] {
-            std::fs::create_dir(d).map_err(|e| AdapterError::io(format!("cannot create {}", d.display()), e))?;
-        }
-        if let Some(a) = account {
-            crate::open_path_to(work_dir, &dir, a, "the MariaDB scratch server")?;
-            for d in [&dir, &files, &tmp] {
-                a.give(d).map_err(|e| AdapterError::io(format!("cannot give {} to {}", d.display(), a.name), e))?;
-            }
-        }
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| AdapterError::io(format!("cannot protect {}", dir.display()), e))?;
+        // `files`: the only folder of `secure_file_priv`; `tmp`: its own `tmpdir`.
+        let dir = crate::child_folder(work_dir, "mariadb", &["files", "tmp"], account, "the MariaDB scratch server")?;
         let datadir = match data {
             Data::Existing(d) => d.clone(),
             Data::Fresh => {
@@ -170,7 +123,7 @@ impl Server {
     }
 
     async fn install(
-        tools: &Tools,
+        tools: &Programs,
         dir: &Path,
         data: &Path,
         account: Option<&Account>,

@@ -6,7 +6,6 @@
 //! unprivileged user (`run_as`, default `postgres`) that owns only the cluster's folder.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -61,22 +60,16 @@ impl Cluster {
         settings: &BTreeMap<String, String>,
         cancel: &CancellationToken,
     ) -> Result<Cluster, AdapterError> {
-        let dir = work_dir.join("pg");
-        std::fs::create_dir(&dir).map_err(|e| AdapterError::io(format!("cannot create {}", dir.display()), e))?;
+        // The cluster's user must reach its folder (and nothing else of the drill's).
+        let dir = crate::child_folder(work_dir, "pg", &[], run_as, "the cluster")?;
         let password = random_password()?;
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, format!("{password}\n"))
             .map_err(|e| AdapterError::io(format!("cannot write {}", pwfile.display()), e))?;
         if let Some(u) = run_as {
-            // The cluster's user must reach its folder (and nothing else of the drill's).
-            crate::open_path_to(work_dir, &dir, u, "the cluster")?;
-            for p in [&dir, &pwfile] {
-                std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
-                    .map_err(|e| AdapterError::io(format!("cannot give {} to {}", p.display(), u.name), e))?;
-            }
+            u.give(&pwfile)
+                .map_err(|e| AdapterError::io(format!("cannot give {} to {}", pwfile.display(), u.name), e))?;
         }
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| AdapterError::io(format!("cannot protect {}", dir.display()), e))?;
 
         let data = dir.join("data");
         let mut initdb = server_command(tools, "initdb", &dir, run_as);

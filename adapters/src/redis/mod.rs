@@ -13,7 +13,6 @@ pub mod manifest;
 mod rdb;
 mod server;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use ::redis::aio::MultiplexedConnection;
 use drillbook_runbooks::{Check, CheckKind, RedisOptions};
 
 pub use manifest::{CaptureOptions, RedisManifest, capture};
-use server::{Load, Server, Tools};
+use server::{Load, Server};
 
 use crate::process::{self, Account};
 use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Unpacked};
@@ -31,12 +30,12 @@ const CHECK_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Redis {
     options: RedisOptions,
-    tools: Tools,
+    tools: process::Programs,
 }
 
 impl Redis {
     pub fn new(options: RedisOptions) -> Self {
-        let tools = Tools::new(options.bin_dir.as_deref());
+        let tools = server::programs(options.bin_dir.as_deref());
         Redis { options, tools }
     }
 }
@@ -244,7 +243,7 @@ impl Redis {
         cmd.arg("--version");
         let done = process::run(cmd, Duration::from_secs(30), &cx.cancel)
             .await
-            .map_err(|e| self.tools.spawn_error("redis-server", e))?;
+            .map_err(|e| self.tools.error("redis-server", e))?;
         rdb::server_version(&done.output).ok_or_else(|| {
             AdapterError::Restore(format!(
                 "`{} --version` did not say its version: {}",
@@ -259,7 +258,7 @@ impl Redis {
         let program = live.checker();
         let mut cmd = self.tools.command(program, &live.dir, live.account.as_ref());
         cmd.arg(&live.checked);
-        let done = process::run(cmd, CHECK_LIMIT, &cx.cancel).await.map_err(|e| self.tools.spawn_error(program, e))?;
+        let done = process::run(cmd, CHECK_LIMIT, &cx.cancel).await.map_err(|e| self.tools.error(program, e))?;
         let verdict = rdb::read_verdict(&done.output, done.status.success());
         if !verdict.ok {
             let read = verdict.keys.map(|k| format!(" ({k} keys read before it)")).unwrap_or_default();
@@ -274,12 +273,6 @@ impl Redis {
     fn conn(live: &Live) -> Result<MultiplexedConnection, AdapterError> {
         live.conn.clone().ok_or_else(|| AdapterError::Check("the backup was not loaded".into()))
     }
-}
-
-fn folder_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|es| es.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
-        .unwrap_or(0)
 }
 
 #[async_trait::async_trait]
@@ -362,14 +355,7 @@ impl crate::Store for Redis {
         }
         let found = find(backup, self.options.file.as_deref())?;
         let account = self.account()?;
-        let dir = cx.work_dir.join("redis");
-        std::fs::create_dir(&dir).map_err(|e| AdapterError::io(format!("cannot create {}", dir.display()), e))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| AdapterError::io(format!("cannot protect {}", dir.display()), e))?;
-        if let Some(a) = &account {
-            crate::open_path_to(&cx.work_dir, &dir, a, "the Redis scratch server")?;
-            a.give(&dir).map_err(|e| AdapterError::io(format!("cannot give {} to {}", dir.display(), a.name), e))?;
-        }
+        let dir = crate::child_folder(&cx.work_dir, "redis", &[], account.as_ref(), "the Redis scratch server")?;
         let (load, checked, rdb_version) = place(&found, &dir, account.as_ref())?;
         let socket = dir.join("redis.sock");
         Ok(Scratch {
@@ -492,7 +478,7 @@ impl Live {
     fn size(&self) -> Option<u64> {
         match &self.load {
             Load::Rdb { .. } => std::fs::metadata(&self.checked).map(|m| m.len()).ok(),
-            Load::Aof { dir_name, .. } => Some(folder_size(&self.dir.join(dir_name))),
+            Load::Aof { dir_name, .. } => Some(crate::tree_size(&self.dir.join(dir_name))),
         }
     }
 

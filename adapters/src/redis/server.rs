@@ -17,48 +17,17 @@ use ::redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::AdapterError;
-use crate::process::{self, Account, RunError};
+use crate::process::{self, Account, Programs, RunError};
 
 const STOP_LIMIT: Duration = Duration::from_secs(20);
 
-/// Where the Redis programs are: `bin_dir`, else PATH.
-pub struct Tools {
-    bin_dir: Option<PathBuf>,
-}
-
-impl Tools {
-    pub fn new(bin_dir: Option<&str>) -> Tools {
-        Tools { bin_dir: bin_dir.map(PathBuf::from) }
-    }
-
-    pub fn path(&self, program: &str) -> PathBuf {
-        match &self.bin_dir {
-            Some(dir) => dir.join(program),
-            None => PathBuf::from(program),
-        }
-    }
-
-    /// A Redis program as `account`, in `dir` (a working directory it can enter).
-    pub fn command(&self, program: &str, dir: &Path, account: Option<&Account>) -> tokio::process::Command {
-        let mut cmd = process::command(self.path(program), account);
-        cmd.current_dir(dir);
-        cmd
-    }
-
-    /// What went wrong starting `program`, with how to install it when it is missing.
-    pub fn spawn_error(&self, program: &str, e: RunError) -> AdapterError {
-        match e {
-            RunError::Cancelled => AdapterError::Cancelled,
-            RunError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                AdapterError::Provision(format!(
-                    "cannot start `{}`: not found; install Redis (`apt-get install redis-server`, which brings \
-                     redis-server, redis-check-rdb and redis-check-aof) or set `bin_dir:`",
-                    self.path(program).display()
-                ))
-            }
-            other => AdapterError::Provision(other.to_string()),
-        }
-    }
+/// Where the Redis programs are.
+pub fn programs(bin_dir: Option<&str>) -> Programs {
+    Programs::new(
+        bin_dir,
+        &[],
+        "install Redis (`apt-get install redis-server`, which brings redis-server, redis-check-rdb and redis-check-aof)",
+    )
 }
 
 /// What the server loads on start.
@@ -82,7 +51,7 @@ impl Server {
     /// (`INFO persistence` says `loading:0`). A server that exits or crashes while loading is
     /// a restore error with its log's last lines.
     pub async fn start(
-        tools: &Tools,
+        tools: &Programs,
         dir: &Path,
         load: &Load,
         account: Option<&Account>,
@@ -104,7 +73,7 @@ impl Server {
         }
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0).kill_on_drop(true);
         let child = cmd.spawn().map_err(|source| {
-            tools.spawn_error("redis-server", RunError::Spawn { program: "redis-server".into(), source })
+            tools.error("redis-server", RunError::Spawn { program: "redis-server".into(), source })
         })?;
         let pid = child.id();
         let mut server = Server { dir: dir.to_path_buf(), socket, pid, child: Some(child) };
