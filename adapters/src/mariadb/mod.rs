@@ -55,10 +55,16 @@ enum Home {
     },
 }
 
+/// A logical dump and what its header says (none for a physical backup).
+#[derive(Clone)]
+struct Dump {
+    path: PathBuf,
+    info: dump::DumpInfo,
+}
+
 pub struct Live {
     home: Home,
-    dump: PathBuf,
-    info: dump::DumpInfo,
+    dump: Option<Dump>,
     account: Option<Account>,
     scope: Option<Scope>,
     pool: Option<MySqlPool>,
@@ -125,11 +131,11 @@ async fn drop_database(opts: &MySqlConnectOptions, database: &str) -> Result<boo
 impl Mariadb {
     /// The client command that reads the dump on stdin: no shell escape, no local files, client
     /// commands off (`--binary-mode` parses only `DELIMITER`), as `run_as` when root.
-    fn client(&self, live: &Live, database: Option<&str>) -> tokio::process::Command {
+    fn client(&self, live: &Live, dump: &Dump, database: Option<&str>) -> tokio::process::Command {
         let dir = match &live.home {
             Home::Local(s) => s.dir.clone(),
             Home::Remote { .. } | Home::Physical { .. } => {
-                live.dump.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+                dump.path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
             }
         };
         let mut cmd = self.tools.command("mariadb", &dir, live.account.as_ref());
@@ -301,14 +307,15 @@ impl crate::Store for Mariadb {
             url,
             dir: backup.root.clone(),
             created: vec![created],
-            state: Live { home, dump, info, account, scope: None, pool: None },
+            state: Live { home, dump: Some(Dump { path: dump, info }), account, scope: None, pool: None },
         })
     }
 
     async fn restore(&self, cx: &DrillCx, live: &mut Live, _backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
-        if matches!(live.home, Home::Physical { .. }) {
+        let Some(dump) = live.dump.clone() else {
             return self.restore_physical(cx, live).await;
-        }
+        };
+        let info = &dump.info;
         // A connection to the server (no database yet) for the version and the target.
         let (server_opts, server_words) = match &live.home {
             Home::Local(s) => (s.connect_options(), "the local mariadbd".to_string()),
@@ -319,7 +326,7 @@ impl crate::Store for Mariadb {
             .await
             .map_err(|e| AdapterError::Restore(format!("cannot connect to {server_words}: {e}")))?;
         let version = Self::server_version(&admin).await?;
-        if let (Some(dumped), "MariaDB") = (&live.info.server_version, live.info.product.as_str())
+        if let (Some(dumped), "MariaDB") = (&info.server_version, info.product.as_str())
             && let (Some(d), Some(s)) = (dump::major_minor(dumped), dump::major_minor(&version))
             && d > s
         {
@@ -329,10 +336,10 @@ impl crate::Store for Mariadb {
                 d.0, d.1
             )));
         }
-        let name = live.dump.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dump.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // The database the dump goes into: the scratch database, or the dump's own name on a
         // local server (a single-database dump does not create it); none for --all-databases.
-        let target = match (&live.home, &live.info.database) {
+        let target = match (&live.home, &info.database) {
             (Home::Remote { database, .. }, _) => Some(database.clone()),
             (Home::Local(_), Some(db)) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {}", manifest::ident(db))))
@@ -343,16 +350,16 @@ impl crate::Store for Mariadb {
             }
             (Home::Local(_), None) | (Home::Physical { .. }, _) => None,
         };
-        let size = std::fs::metadata(&live.dump).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(&dump.path).map(|m| m.len()).unwrap_or(0);
         cx.parts.begin("restore.data", "mariadb client, the dump read for client commands as it streams");
-        let mut client = self.client(live, target.as_deref());
+        let mut client = self.client(live, &dump, target.as_deref());
         if let (Home::Remote { .. }, Some(pw)) = (&live.home, cx_password(&cx.scratch)) {
             client.env("MYSQL_PWD", pw);
         }
         // The scanner's verdict: a line reaches the client only after it passed.
         let verdict = std::sync::Arc::new(std::sync::Mutex::new(Ok(0)));
         let feed = {
-            let (file, verdict) = (live.dump.clone(), verdict.clone());
+            let (file, verdict) = (dump.path.clone(), verdict.clone());
             let confined = matches!(live.home, Home::Remote { .. });
             move |stdin: tokio::process::ChildStdin| feed_scanned(file, name, confined, stdin, verdict)
         };
@@ -397,8 +404,7 @@ impl crate::Store for Mariadb {
         admin.close().await;
         let (pool, tables) = checks_pool(server_opts, &scope).await?;
         live.pool = Some(pool);
-        let from =
-            live.info.server_version.as_deref().map(|v| format!(" from {} {v}", live.info.product)).unwrap_or_default();
+        let from = info.server_version.as_deref().map(|v| format!(" from {} {v}", info.product)).unwrap_or_default();
         let into = match &target {
             Some(db) => format!("into `{db}`"),
             None => format!("into {} databases", scope.databases.len()),
@@ -407,7 +413,7 @@ impl crate::Store for Mariadb {
         Ok(RestoreOutcome {
             detail: format!(
                 "{} dump{from}: {statements} statements restored {into} on {version}; {} tables",
-                live.info.product,
+                info.product,
                 tables.len()
             ),
         })
@@ -518,8 +524,7 @@ impl Mariadb {
             created: vec![format!("mariadbd on the prepared backup in {} (socket only)", dir.display())],
             state: Live {
                 home: Home::Physical { backup: found, server: None },
-                dump: dir,
-                info: dump::DumpInfo::default(),
+                dump: None,
                 account,
                 scope: None,
                 pool: None,
