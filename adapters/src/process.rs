@@ -335,6 +335,15 @@ pub fn signal(pid: Option<u32>, sig: i32) {
     }
 }
 
+/// Whether a server process is gone: no such pid, or a zombie (either way it answers nothing).
+pub fn gone(pid: Option<u32>) -> bool {
+    pid.is_none_or(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+            .unwrap_or(true)
+    })
+}
+
 /// Waits up to `limit` for a server that was asked to stop, then SIGKILLs its process group
 /// (after a clean exit too: what it started goes with it). Says which happened.
 pub async fn wait_or_kill(child: &mut tokio::process::Child, pgid: Option<u32>, limit: Duration) -> String {

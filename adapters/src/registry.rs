@@ -13,5 +13,6 @@ pub fn build(options: &AdapterOptions) -> Box<dyn Adapter> {
         AdapterOptions::Files(o) => Box::new(crate::files::Files::new(o.clone())),
         AdapterOptions::Redis(o) => Box::new(crate::redis::Redis::new(o.clone())),
         AdapterOptions::Mariadb(o) => Box::new(crate::mariadb::Mariadb::new(o.clone())),
+        AdapterOptions::Chroma(o) => Box::new(crate::chroma::Chroma::new(o.clone())),
     }
 }

@@ -189,13 +189,21 @@ impl Integrity {
         min_norm: Option<f64>,
         max_norm: Option<f64>,
     ) {
+        match raw.map(|r| decode(r, encoding)) {
+            Some(Err(_)) => {
+                self.vectors += 1;
+                self.undecodable += 1;
+            }
+            Some(Ok(v)) => self.add_vector(Some(&v), dim, min_norm, max_norm),
+            None => self.add_vector(None, dim, min_norm, max_norm),
+        }
+    }
+
+    /// Counts one decoded vector (`None`: the record has none).
+    pub fn add_vector(&mut self, v: Option<&[f32]>, dim: u32, min_norm: Option<f64>, max_norm: Option<f64>) {
         self.vectors += 1;
-        let Some(raw) = raw else {
+        let Some(v) = v else {
             self.null += 1;
-            return;
-        };
-        let Ok(v) = decode(raw, encoding) else {
-            self.undecodable += 1;
             return;
         };
         if v.len() != dim as usize {
@@ -203,7 +211,7 @@ impl Integrity {
         } else if v.iter().any(|x| !x.is_finite()) {
             self.non_finite += 1;
         } else {
-            let n = norm(&v);
+            let n = norm(v);
             if min_norm.is_some_and(|m| n < m) || max_norm.is_some_and(|m| n > m) {
                 self.norm_out_of_range += 1;
             }

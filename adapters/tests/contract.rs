@@ -113,6 +113,18 @@ fn mariadb_dump(dir: &Path) -> Option<std::path::PathBuf> {
     Some(file)
 }
 
+/// The committed Chroma sample (made by chromadb, runbooks/examples/chroma/make-sample.sh), unpacked.
+fn chroma_folder(dir: &Path) -> Option<std::path::PathBuf> {
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../runbooks/examples/chroma/backups/rag-chroma-2026-11-29.tar.zst");
+    let tar = zstd::decode_all(std::fs::File::open(&archive).expect("the chroma sample")).expect("zstd");
+    tar::Archive::new(&tar[..]).unpack(dir.join("chroma")).expect("untar");
+    None
+}
+
+/// Where scripts/test-deps.sh installs `chroma` (PyPI chromadb, in a venv others can read).
+const CHROMA_RESTORE: &str = "restore: { adapter: chroma, bin_dir: /opt/drillbook-test/chroma/bin }";
+
 fn fixtures() -> Vec<Fixture> {
     vec![
         Fixture {
@@ -134,6 +146,11 @@ fn fixtures() -> Vec<Fixture> {
             restore: "restore: { adapter: mariadb }",
             verify: "  - name: rows\n    sql: select count(*) from t\n    expect: \"== 3\"\n  - name: tables\n    check_tables: {}\n",
             lay_out: mariadb_dump,
+        },
+        Fixture {
+            restore: CHROMA_RESTORE,
+            verify: "  - name: chunks\n    points: { collection: docs, expect: \"== 800\" }\n  - name: script\n    command: { run: [sh, -c, \"curl -sf \\\"$DRILL_SCRATCH_URL/api/v2/heartbeat\\\"\"] }\n",
+            lay_out: chroma_folder,
         },
         Fixture {
             restore: "restore: { adapter: files }",

@@ -200,6 +200,7 @@ pub enum AdapterOptions {
     Files(FilesOptions),
     Redis(RedisOptions),
     Mariadb(MariadbOptions),
+    Chroma(ChromaOptions),
 }
 
 impl AdapterOptions {
@@ -211,6 +212,7 @@ impl AdapterOptions {
             AdapterOptions::Files(_) => "files",
             AdapterOptions::Redis(_) => "redis",
             AdapterOptions::Mariadb(_) => "mariadb",
+            AdapterOptions::Chroma(_) => "chroma",
         }
     }
 }
@@ -304,6 +306,30 @@ pub struct MariadbOptions {
     pub settings: BTreeMap<String, String>,
 }
 
+/// `adapter: chroma` — a Chroma persist folder (`chroma.sqlite3` and one folder per vector
+/// segment), served by the real Chroma server (`chroma run`) with its schema migrations in
+/// validate mode, checked through Chroma's HTTP API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChromaOptions {
+    /// The persist folder inside the unpacked tree; found by itself when exactly one folder
+    /// holds a `chroma.sqlite3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The folder of the `chroma` program (PyPI `chromadb`); default: PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<String>,
+    /// The unprivileged user that runs the scratch server when drillbook runs as root;
+    /// default `nobody`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+    /// Chroma's tenant and database of the collections; default `default_tenant`, `default_database`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
 /// One verification against the restored copy: a name and exactly one kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -334,6 +360,9 @@ pub enum CheckKind {
     Sample(SampleCheck),
     Memory(MemoryCheck),
     CheckTables(CheckTablesCheck),
+    Collections(CollectionsCheck),
+    Points(PointsCheck),
+    DocumentsChecksum(DocumentsChecksumCheck),
 }
 
 impl CheckKind {
@@ -353,6 +382,9 @@ impl CheckKind {
             CheckKind::Sample(_) => "sample",
             CheckKind::Memory(_) => "memory",
             CheckKind::CheckTables(_) => "check_tables",
+            CheckKind::Collections(_) => "collections",
+            CheckKind::Points(_) => "points",
+            CheckKind::DocumentsChecksum(_) => "documents_checksum",
         }
     }
 }
@@ -417,7 +449,9 @@ pub struct VectorIntegrityCheck {
     pub table: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection: Option<String>,
-    pub column: String,
+    /// The vector column of `table` (SQL stores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
     pub dim: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<VectorEncoding>,
@@ -435,16 +469,37 @@ pub struct VectorRecallCheck {
     pub table: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection: Option<String>,
-    pub column: String,
-    pub id: String,
+    /// The vector column and the id column of `table` (SQL stores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// JSON Lines: `{"id": "q1", "vector": [...], "expected": ["doc-17", ...]}`.
     pub queries: String,
     pub k: u32,
     pub min_recall: f64,
-    #[serde(default)]
-    pub metric: Metric,
+    /// Default: cosine for SQL stores; a vector store's collection says its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<VectorEncoding>,
+}
+
+impl VectorIntegrityCheck {
+    /// The vector column of a `table` target (validation makes it present there).
+    pub fn column(&self) -> &str {
+        self.column.as_deref().unwrap_or_default()
+    }
+}
+
+impl VectorRecallCheck {
+    /// The vector and id columns of a `table` target (validation makes them present there).
+    pub fn column(&self) -> &str {
+        self.column.as_deref().unwrap_or_default()
+    }
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
 }
 
 /// Every file of a manifest is present and identical; nothing unexpected unless allowed.
@@ -578,6 +633,45 @@ pub struct CheckTablesCheck {
     /// Only these tables (`table`, or `database.table` for an `--all-databases` dump).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<String>,
+}
+
+/// The restored vector store holds the expected collections: every one of a manifest (with
+/// its dimension, metadata and count) or the named ones; others only with `allow_extra`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionsCheck {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    #[serde(default)]
+    pub allow_extra: bool,
+}
+
+/// The number of points (records) of a collection, optionally those matching a filter in the
+/// store's own syntax (a Chroma `where`), against `expect` or a manifest's count.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointsCheck {
+    pub collection: String,
+    #[serde(default, alias = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Parsed<Expect>>,
+    /// A manifest from `drillbook manifest`: the collection's count there (without `filter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    #[serde(default)]
+    pub tolerance: u64,
+}
+
+/// An order-independent digest of a collection's records (id, document, metadata) equals the
+/// manifest's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsChecksumCheck {
+    pub collection: String,
+    pub manifest: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

@@ -32,6 +32,9 @@ pub const CHECK_KINDS: &[&str] = &[
     "sample",
     "memory",
     "check_tables",
+    "collections",
+    "points",
+    "documents_checksum",
 ];
 
 thread_local! {

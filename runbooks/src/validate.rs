@@ -56,6 +56,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
         match &check.check {
             CheckKind::VectorIntegrity(v) => {
                 target(v.table.is_some(), v.collection.is_some(), &at(""), issue);
+                sql_columns(v.table.is_some(), &[("column", v.column.is_some())], &at(""), issue);
                 if v.dim == 0 {
                     issue(&at(".dim"), "must be at least 1".into());
                 }
@@ -67,6 +68,12 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
             }
             CheckKind::VectorRecall(v) => {
                 target(v.table.is_some(), v.collection.is_some(), &at(""), issue);
+                sql_columns(
+                    v.table.is_some(),
+                    &[("column", v.column.is_some()), ("id", v.id.is_some())],
+                    &at(""),
+                    issue,
+                );
                 if v.k == 0 {
                     issue(&at(".k"), "must be at least 1".into());
                 }
@@ -121,7 +128,22 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 }
                 _ => {}
             },
+            CheckKind::Collections(c) => match (c.names.is_empty(), &c.manifest) {
+                (false, Some(_)) => issue(&at(""), "name either `names` or `manifest`, not both".into()),
+                (true, None) => issue(&at(""), "needs `names` (the collections that must exist) or `manifest`".into()),
+                _ => {}
+            },
+            CheckKind::Points(p) => match (&p.expect, &p.manifest) {
+                (Some(_), Some(_)) => issue(&at(""), "name either `expect` or `manifest`, not both".into()),
+                (None, None) => issue(&at(""), "needs `expect` (a count) or `manifest`".into()),
+                (None, Some(_)) if p.filter.is_some() => issue(
+                    &at(".filter"),
+                    "a manifest holds whole-collection counts; a filtered count needs `expect`".into(),
+                ),
+                _ => {}
+            },
             CheckKind::DatasetDigest(_)
+            | CheckKind::DocumentsChecksum(_)
             | CheckKind::CheckTables(_)
             | CheckKind::RowCounts(_)
             | CheckKind::Schema(_)
@@ -134,6 +156,19 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
 
 /// What Redis `TYPE` answers for a key.
 const REDIS_TYPES: &[&str] = &["string", "list", "set", "zset", "hash", "stream"];
+
+/// The columns a `table` target needs, and that a `collection` target does not take.
+fn sql_columns(table: bool, columns: &[(&str, bool)], at: &str, issue: &mut dyn FnMut(&str, String)) {
+    for (name, given) in columns {
+        match (table, given) {
+            (true, false) => issue(&format!("{at}.{name}"), format!("needed with `table`: the {name} column to read")),
+            (false, true) => {
+                issue(&format!("{at}.{name}"), format!("only with `table`; a collection's {name} is the store's own"))
+            }
+            _ => {}
+        }
+    }
+}
 
 fn target(table: bool, collection: bool, at: &str, issue: &mut dyn FnMut(&str, String)) {
     match (table, collection) {

@@ -112,7 +112,7 @@ enum Command {
     Report(ReportCommand),
     /// Capture ground truth from a live store at backup time (row counts, digests, schema,
     /// golden-query answers). Read-only.
-    Manifest(run::ManifestArgs),
+    Manifest(Box<run::ManifestArgs>),
 }
 
 #[derive(Subcommand)]

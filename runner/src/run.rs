@@ -299,10 +299,13 @@ pub async fn history_command(config: &Config, runbook: Option<&str>, json: bool)
 /// from a live server with read commands only.
 async fn redis_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     if args.queries.is_some() {
-        return Err(Invalid("--queries: golden answers are captured from postgres only".into()).into());
+        return Err(Invalid("--queries: golden answers are captured from postgres and chroma only".into()).into());
     }
-    let info = drillbook_adapters::redis::connection_info(&args.url, std::env::var("REDISCLI_AUTH").ok())
-        .map_err(|e| Invalid(format!("--url: not a Redis URL: {e}")))?;
+    let info = drillbook_adapters::redis::connection_info(
+        args.url.as_deref().unwrap_or_default(),
+        std::env::var("REDISCLI_AUTH").ok(),
+    )
+    .map_err(|e| Invalid(format!("--url: not a Redis URL: {e}")))?;
     let mut patterns = Vec::new();
     for p in &args.patterns {
         let (db, glob) = match p.split_once(':') {
@@ -331,18 +334,104 @@ async fn redis_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes golden answers beside the manifest (or to `--golden-out`).
+fn write_golden(args: &ManifestArgs, answers: &[serde_json::Value]) -> anyhow::Result<()> {
+    let out = args.out.as_path();
+    let golden = args.golden_out.clone().unwrap_or_else(|| {
+        let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("manifest".into());
+        out.with_file_name(format!("{stem}.golden.jsonl"))
+    });
+    let lines: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
+    std::fs::write(&golden, lines.join("\n") + "\n").with_context(|| format!("cannot write {}", golden.display()))?;
+    println!("{} golden queries answered (exact top-{}) in {}", answers.len(), args.k, golden.display());
+    Ok(())
+}
+
+/// `drillbook manifest --adapter chroma`: every collection's dimension, space, metadata,
+/// count and record digest, from a live server (`--url`, read-only API calls) or a stopped
+/// persist folder (`--path`, served from a temporary copy); golden answers with `--queries`.
+async fn chroma_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
+    use drillbook_adapters::chroma;
+    if !args.patterns.is_empty() || args.sample > 0 || args.table.is_some() {
+        return Err(Invalid("--pattern, --sample and --table are not for `--adapter chroma`".into()).into());
+    }
+    if args.queries.is_some() != args.collection.is_some() {
+        return Err(Invalid("--queries and --collection go together (the collection the queries search)".into()).into());
+    }
+    let served = match &args.path {
+        Some(path) => Some(
+            chroma::Served::start(path, args.bin_dir.as_deref(), None)
+                .await
+                .with_context(|| format!("cannot serve {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let api = match (&served, &args.url) {
+        (Some(s), _) => s.api().clone(),
+        (None, Some(url)) => chroma::Api::new(url, &args.tenant, &args.database).map_err(|e| anyhow::anyhow!(e))?,
+        (None, None) => return Err(Invalid("--url or --path is needed".into()).into()),
+    };
+    let result = async {
+        let m = chroma::capture(&api).await.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", api.base()))?;
+        let answers = match (&args.queries, &args.collection) {
+            (Some(queries), Some(collection)) => {
+                let text =
+                    std::fs::read_to_string(queries).with_context(|| format!("cannot read {}", queries.display()))?;
+                let parsed = drillbook_adapters::vectors::parse_queries(&text).map_err(Invalid)?;
+                Some(
+                    chroma::golden_answers(&api, collection, args.k, &parsed)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("cannot answer the golden queries: {e}"))?,
+                )
+            }
+            _ => None,
+        };
+        anyhow::Ok((m, answers))
+    }
+    .await;
+    if let Some(s) = served {
+        s.stop().await;
+    }
+    let (m, answers) = result?;
+    let out = args.out.as_path();
+    std::fs::write(out, serde_json::to_string_pretty(&m)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "manifest of {} collections ({} records) written to {}",
+        m.collections.len(),
+        m.collections.values().map(|c| c.records).sum::<u64>(),
+        out.display()
+    );
+    if let Some(answers) = answers {
+        write_golden(args, &answers)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `drillbook manifest`.
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
-    /// `sqlite`, `postgres`, `mariadb` or `redis`.
+    /// `sqlite`, `postgres`, `mariadb`, `redis` or `chroma`.
     #[arg(long)]
     adapter: String,
     /// `sqlite://PATH`, `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD),
     /// `mysql://USER@HOST:PORT/DB` (one database; without DB every user database; password
     /// from MYSQL_PWD), or
-    /// `redis://HOST:PORT` / `redis+unix:///PATH` (password from REDISCLI_AUTH).
+    /// `redis://HOST:PORT` / `redis+unix:///PATH` (password from REDISCLI_AUTH), or
+    /// `http://HOST:PORT` (a live Chroma server, read only).
+    #[arg(long, required_unless_present = "path")]
+    url: Option<String>,
+    /// chroma: a stopped persist folder (served from a temporary copy; the folder is not touched).
+    #[arg(long, conflicts_with = "url")]
+    path: Option<PathBuf>,
+    /// chroma: the folder of the `chroma` program (default: PATH).
     #[arg(long)]
-    url: String,
+    bin_dir: Option<String>,
+    /// chroma: the tenant and database of the collections.
+    #[arg(long, default_value = "default_tenant")]
+    tenant: String,
+    #[arg(long, default_value = "default_database")]
+    database: String,
     /// redis: also count the keys matching a pattern, `GLOB` in db 0 or `DB:GLOB` (repeatable).
     #[arg(long = "pattern", value_name = "[DB:]GLOB")]
     patterns: Vec<String>,
@@ -353,11 +442,14 @@ pub struct ManifestArgs {
     #[arg(long)]
     out: PathBuf,
     /// Golden queries (JSON Lines, `{"id", "vector"}`) to answer with an exact search of
-    /// `--table`; the answers are written to `--golden-out` for `vector_recall`.
-    #[arg(long, requires_all = ["table", "column", "id"])]
+    /// `--table` (postgres) or `--collection` (chroma); the answers are written to
+    /// `--golden-out` for `vector_recall`.
+    #[arg(long)]
     queries: Option<PathBuf>,
     #[arg(long)]
     table: Option<String>,
+    #[arg(long)]
+    collection: Option<String>,
     #[arg(long)]
     column: Option<String>,
     #[arg(long)]
@@ -372,10 +464,17 @@ pub struct ManifestArgs {
 }
 
 pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
-    let (url, out) = (args.url.as_str(), args.out.as_path());
+    let out = args.out.as_path();
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    if args.adapter == "chroma" {
+        return chroma_manifest(args).await;
+    }
+    if args.path.is_some() {
+        return Err(Invalid("--path is for `--adapter chroma`; the other stores take --url".into()).into());
+    }
+    let url = args.url.as_deref().unwrap_or_default();
     if args.adapter == "redis" {
         return redis_manifest(args).await;
     }
@@ -385,7 +484,9 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     let m = match args.adapter.as_str() {
         "sqlite" => {
             if args.queries.is_some() {
-                return Err(Invalid("--queries: golden answers are captured from postgres only".into()).into());
+                return Err(
+                    Invalid("--queries: golden answers are captured from postgres and chroma only".into()).into()
+                );
             }
             let file = url.strip_prefix("sqlite://").unwrap_or(url);
             if !Path::new(file).is_file() {
@@ -421,6 +522,9 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
                     "dot" => drillbook_runbooks::Metric::Dot,
                     _ => drillbook_runbooks::Metric::Cosine,
                 };
+                if args.table.is_none() || args.column.is_none() || args.id.is_none() {
+                    return Err(Invalid("--queries on postgres needs --table, --column and --id".into()).into());
+                }
                 let (table, column, id) = (
                     args.table.as_deref().unwrap_or_default(),
                     args.column.as_deref().unwrap_or_default(),
@@ -430,21 +534,16 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
                     drillbook_adapters::postgres::golden_answers(&pool, table, column, id, metric, args.k, &parsed)
                         .await
                         .context("cannot answer the golden queries")?;
-                let golden = args.golden_out.clone().unwrap_or_else(|| {
-                    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("manifest".into());
-                    out.with_file_name(format!("{stem}.golden.jsonl"))
-                });
-                let lines: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
-                std::fs::write(&golden, lines.join("\n") + "\n")
-                    .with_context(|| format!("cannot write {}", golden.display()))?;
-                println!("{} golden queries answered (exact top-{}) in {}", answers.len(), args.k, golden.display());
+                write_golden(args, &answers)?;
             }
             pool.close().await;
             m
         }
         "mariadb" => {
             if args.queries.is_some() {
-                return Err(Invalid("--queries: golden answers are captured from postgres only".into()).into());
+                return Err(
+                    Invalid("--queries: golden answers are captured from postgres and chroma only".into()).into()
+                );
             }
             let mut opts: sqlx::mysql::MySqlConnectOptions =
                 url.parse().map_err(|e| Invalid(format!("--url: not a MySQL/MariaDB URL: {e}")))?;
@@ -476,7 +575,7 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
         }
         other => {
             return Err(Invalid(format!(
-                "--adapter: `{other}` has no manifest capture yet (supported: postgres, sqlite, mariadb, redis)"
+                "--adapter: `{other}` has no manifest capture yet (supported: postgres, sqlite, mariadb, redis, chroma)"
             ))
             .into());
         }

@@ -87,7 +87,7 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
         }
         CheckKind::VectorIntegrity(v) => {
             let table = resolve(pool, v.table.as_deref()).await?;
-            let vtype = vector_type(pool, &table, &v.column).await.map_err(|e| sql_err("no such column", e))?;
+            let vtype = vector_type(pool, &table, v.column()).await.map_err(|e| sql_err("no such column", e))?;
             let (dims, norm) = match vtype.rsplit('.').next().unwrap_or_default() {
                 "vector" => ("vector_dims(c)", "vector_norm(c)"),
                 "halfvec" => ("vector_dims(c)", "l2_norm(c)"),
@@ -97,7 +97,7 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
                 other => {
                     return Err(AdapterError::Check(format!(
                         "{table}.{} is `{other}`; vector_integrity reads pgvector `vector`/`halfvec` or real arrays",
-                        v.column
+                        v.column()
                     )));
                 }
             };
@@ -116,7 +116,7 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
                  count(*) filter (where d = {dim} and n <> 'NaN' and n <> 'Infinity' and ({range})) \
                  from (select c, {dims} as d, {norm}::float8 as n from (select {col} as c from {table}) s) v",
                 dim = v.dim,
-                col = ident(&v.column)
+                col = ident(v.column())
             );
             let row =
                 sqlx::query(AssertSqlSafe(sql)).fetch_one(pool).await.map_err(|e| sql_err("cannot read vectors", e))?;
@@ -138,16 +138,22 @@ pub async fn run(cx: &DrillCx, pool: &PgPool, check: &CheckKind) -> Result<Check
         CheckKind::VectorRecall(v) => {
             let table = resolve(pool, v.table.as_deref()).await?;
             let queries = parse_golden(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
-            let vtype = vector_type(pool, &table, &v.column).await.map_err(|e| sql_err("no such column", e))?;
+            let vtype = vector_type(pool, &table, v.column()).await.map_err(|e| sql_err("no such column", e))?;
             let base = vtype.rsplit('.').next().unwrap_or_default().to_string();
             if base != "vector" && base != "halfvec" {
                 return Err(AdapterError::Check(format!(
                     "{table}.{} is `{vtype}`; vector_recall on postgres needs a pgvector `vector` or `halfvec` column",
-                    v.column
+                    v.column()
                 )));
             }
-            let search =
-                Search { table: &table, column: &v.column, id: &v.id, vtype: &vtype, metric: v.metric, k: v.k };
+            let search = Search {
+                table: &table,
+                column: v.column(),
+                id: v.id(),
+                vtype: &vtype,
+                metric: v.metric.unwrap_or_default(),
+                k: v.k,
+            };
             let mut conn = pool.acquire().await.map_err(|e| sql_err("no connection", e))?;
             // HNSW returns at most ef_search rows; a k above the default would read as lost recall.
             if v.k > 40 {

@@ -94,7 +94,7 @@ impl Cluster {
         let mut last_error = String::new();
         // A free port can be taken between choosing it and binding it: try a few.
         for _ in 0..3 {
-            let port = free_port()?;
+            let port = crate::free_port()?;
             match spawn(tools, &dir, &data, port, run_as, settings, cancel).await {
                 Ok(child) => {
                     let pid = child.id();
@@ -216,11 +216,6 @@ pub fn effective_settings(overrides: &BTreeMap<String, String>) -> BTreeMap<Stri
         s.insert(k.clone(), v.clone());
     }
     s
-}
-
-fn free_port() -> Result<u16, AdapterError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| AdapterError::io("cannot find a free port", e))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| AdapterError::io("cannot find a free port", e))
 }
 
 pub fn random_password() -> Result<String, AdapterError> {

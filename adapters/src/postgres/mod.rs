@@ -249,7 +249,7 @@ impl crate::Adapter for Postgres {
             ),
             CheckKind::VectorIntegrity(v) => format!(
                 "Every `{}` of `{}` has {} dimensions, no NULL, a finite norm{}.",
-                v.column,
+                v.column(),
                 v.table.as_deref().unwrap_or("?"),
                 v.dim,
                 match (v.min_norm, v.max_norm) {
@@ -262,8 +262,8 @@ impl crate::Adapter for Postgres {
                 "Run the golden queries of `{}` as `order by {} {} q limit {}` on `{}` (through the index, then as an exact scan); \
                  mean recall must be ≥ {}.",
                 v.queries,
-                v.column,
-                manifest::operator(v.metric),
+                v.column(),
+                manifest::operator(v.metric.unwrap_or_default()),
                 v.k,
                 v.table.as_deref().unwrap_or("?"),
                 v.min_recall

@@ -483,11 +483,6 @@ impl Live {
     }
 
     fn server_gone(&self) -> bool {
-        // The pid is gone or a zombie: either way the socket no longer answers.
-        self.server.as_ref().and_then(|s| s.pid).is_none_or(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
-                .unwrap_or(true)
-        })
+        process::gone(self.server.as_ref().and_then(|s| s.pid))
     }
 }

@@ -80,7 +80,7 @@ impl crate::Adapter for Sqlite {
             }
             CheckKind::VectorIntegrity(v) => format!(
                 "Every `{}` of `{}` decodes to {} finite values (no NULL, no NaN).",
-                v.column,
+                v.column(),
                 v.table.as_deref().unwrap_or("?"),
                 v.dim
             ),
@@ -197,7 +197,7 @@ impl crate::Adapter for Sqlite {
             CheckKind::VectorIntegrity(v) => {
                 let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
-                let sql = format!("select {} from {}", ident(&v.column), ident(table));
+                let sql = format!("select {} from {}", ident(v.column()), ident(table));
                 let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
                     .fetch_all(pool)
                     .await
@@ -222,7 +222,7 @@ impl crate::Adapter for Sqlite {
                 let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
                 let queries = parse_golden(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
-                let sql = format!("select {}, {} from {}", ident(&v.id), ident(&v.column), ident(table));
+                let sql = format!("select {}, {} from {}", ident(v.id()), ident(v.column()), ident(table));
                 let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
                     .fetch_all(pool)
                     .await
@@ -237,7 +237,7 @@ impl crate::Adapter for Sqlite {
                     }
                 }
                 let k = v.k as usize;
-                let metric = v.metric;
+                let metric = v.metric.unwrap_or_default();
                 let per_query = tokio::task::spawn_blocking(move || {
                     queries
                         .iter()

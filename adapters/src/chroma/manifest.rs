@@ -1,0 +1,191 @@
+//! Ground truth of a Chroma database (`drillbook manifest --adapter chroma`): every
+//! collection's dimension, space, metadata, record count and an order-independent digest of
+//! its records; and exact answers to golden queries. Read through the API, so the same code
+//! reads the source at backup time and the restored scratch.
+
+use std::collections::BTreeMap;
+
+use drillbook_runbooks::Metric;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::api::{Api, Collection};
+use crate::vectors::Corpus;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ChromaManifest {
+    /// `chroma` for a Chroma manifest (a check given another kind of manifest says so).
+    pub store: String,
+    pub collections: BTreeMap<String, CollectionTruth>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CollectionTruth {
+    pub records: u64,
+    #[serde(default)]
+    pub dimension: Option<u32>,
+    /// `l2`, `cosine` or `ip`.
+    pub space: String,
+    /// The collection's metadata (without Chroma's own `hnsw:*` keys).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Value>,
+    /// [`digest`] of the records.
+    pub digest: String,
+}
+
+impl ChromaManifest {
+    pub fn parse(text: &str) -> Result<ChromaManifest, String> {
+        let m: ChromaManifest = serde_json::from_str(text).map_err(|e| format!("not a Chroma manifest: {e}"))?;
+        if m.store != "chroma" {
+            return Err(format!("a manifest of `{}`, not of a Chroma database", m.store));
+        }
+        Ok(m)
+    }
+}
+
+/// The collection's metadata as compared: Chroma's own `hnsw:*` keys left out (they are
+/// the space, compared on its own).
+pub fn user_metadata(c: &Collection) -> BTreeMap<String, Value> {
+    c.metadata.iter().flatten().filter(|(k, _)| !k.starts_with("hnsw:")).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The space as a drillbook metric.
+pub fn metric(space: &str) -> Option<Metric> {
+    match space {
+        "l2" => Some(Metric::L2),
+        "cosine" => Some(Metric::Cosine),
+        "ip" => Some(Metric::Dot),
+        _ => None,
+    }
+}
+
+/// An order-independent digest of (id, document, metadata) records: SHA-256 of the sorted
+/// SHA-256s of each record's canonical JSON `[id, document, metadata]` (keys sorted).
+#[derive(Default)]
+pub struct RecordDigest {
+    hashes: Vec<[u8; 32]>,
+}
+
+impl RecordDigest {
+    pub fn add(&mut self, id: &str, document: Option<&str>, metadata: Option<&Value>) {
+        let text = serde_json::json!([id, document, metadata.map(sorted)]).to_string();
+        self.hashes.push(Sha256::digest(text.as_bytes()).into());
+    }
+
+    pub fn finish(mut self) -> (u64, String) {
+        self.hashes.sort_unstable();
+        let mut h = Sha256::new();
+        for one in &self.hashes {
+            h.update(one);
+        }
+        (self.hashes.len() as u64, hex::encode(h.finalize()))
+    }
+}
+
+/// `v` with every object's keys sorted: the text is the same whatever order the server used
+/// (Chroma's does not keep one; serde_json keeps insertion order in this build).
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Reads every record's id, document and metadata and digests them.
+pub async fn digest(api: &Api, c: &Collection) -> Result<(u64, String), String> {
+    let mut d = RecordDigest::default();
+    api.scan(c, None, &["documents", "metadatas"], |page| {
+        let docs = page.documents.unwrap_or_default();
+        let metas = page.metadatas.unwrap_or_default();
+        for (i, id) in page.ids.iter().enumerate() {
+            d.add(id, docs.get(i).and_then(Option::as_deref), metas.get(i).and_then(Option::as_ref));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(d.finish())
+}
+
+/// Every embedding of the collection, for exact searches. An embedding Chroma cannot return
+/// fails the read (that is what a damaged vector segment looks like from outside).
+pub async fn corpus(api: &Api, c: &Collection) -> Result<Corpus, String> {
+    let mut corpus = Corpus::default();
+    api.scan(c, None, &["embeddings"], |page| {
+        let vectors = page.embeddings.unwrap_or_default();
+        for (id, v) in page.ids.into_iter().zip(vectors) {
+            let v: Vec<f32> = v.unwrap_or_default().into_iter().map(|x| x.unwrap_or(f32::NAN)).collect();
+            corpus.push(id, v);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(corpus)
+}
+
+/// The manifest of every collection of `api`'s database.
+pub async fn capture(api: &Api) -> Result<ChromaManifest, String> {
+    let mut collections = BTreeMap::new();
+    for c in api.collections().await? {
+        let (records, digest) = digest(api, &c).await?;
+        collections.insert(
+            c.name.clone(),
+            CollectionTruth { records, dimension: c.dimension, space: c.space(), metadata: user_metadata(&c), digest },
+        );
+    }
+    Ok(ChromaManifest { store: "chroma".into(), collections })
+}
+
+/// Exact top-`k` answers to golden queries from the collection's own embeddings, in its space.
+pub async fn golden_answers(
+    api: &Api,
+    collection: &str,
+    k: u32,
+    queries: &[crate::vectors::GoldenQuery],
+) -> Result<Vec<Value>, String> {
+    let c = api.collection(collection).await?.ok_or_else(|| format!("no collection `{collection}`"))?;
+    let metric =
+        metric(&c.space()).ok_or_else(|| format!("collection `{collection}` has unknown space `{}`", c.space()))?;
+    let corpus = corpus(api, &c).await?;
+    Ok(queries
+        .iter()
+        .map(|q| serde_json::json!({"id": q.id, "vector": q.vector, "expected": corpus.top_k(metric, &q.vector, k as usize)}))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_ignores_order_and_sees_every_field() {
+        let meta = serde_json::json!({"lang": "en", "n": 1});
+        let same_meta = serde_json::from_str::<Value>(r#"{"n": 1, "lang": "en"}"#).unwrap();
+        let mut a = RecordDigest::default();
+        a.add("d1", Some("one"), Some(&meta));
+        a.add("d2", None, None);
+        let mut b = RecordDigest::default();
+        b.add("d2", None, None);
+        b.add("d1", Some("one"), Some(&same_meta));
+        assert_eq!(a.finish(), b.finish());
+        let mut c = RecordDigest::default();
+        c.add("d1", Some("one!"), Some(&meta));
+        c.add("d2", None, None);
+        let mut d = RecordDigest::default();
+        d.add("d1", Some("one"), Some(&meta));
+        d.add("d2", Some(""), None);
+        let (_, base) = {
+            let mut a = RecordDigest::default();
+            a.add("d1", Some("one"), Some(&meta));
+            a.add("d2", None, None);
+            a.finish()
+        };
+        assert_ne!(c.finish().1, base);
+        assert_ne!(d.finish().1, base);
+    }
+}
