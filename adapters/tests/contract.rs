@@ -115,8 +115,8 @@ fn mariadb_dump(dir: &Path) -> Option<std::path::PathBuf> {
 
 /// The committed Chroma sample (made by chromadb, runbooks/examples/chroma/make-sample.sh), unpacked.
 fn chroma_folder(dir: &Path) -> Option<std::path::PathBuf> {
-    let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../runbooks/examples/chroma/backups/rag-chroma-2026-11-29.tar.zst");
+    let archive =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/examples/chroma/backups/rag-chroma-2026-11-29.tar.zst");
     let tar = zstd::decode_all(std::fs::File::open(&archive).expect("the chroma sample")).expect("zstd");
     tar::Archive::new(&tar[..]).unpack(dir.join("chroma")).expect("untar");
     None

@@ -6,6 +6,7 @@ mod support;
 mod age;
 mod bad_input;
 mod checks;
+mod chroma;
 mod cli;
 mod daemon;
 mod email;

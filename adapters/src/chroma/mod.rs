@@ -254,10 +254,10 @@ impl crate::Store for Chroma {
         let account = live.account.as_ref();
         // What the backup recorded, read before the server opens it.
         let applied = schema::applied(&live.persist.join("chroma.sqlite3")).await?;
-        let version = self.version(&live.dir, account, cx).await?;
-        // The server starts on the backup while an empty probe tells which migrations this
-        // Chroma knows (once per install); a backup from another version stops it.
-        cx.parts.begin("restore.start", format!("{version} run, migrations in validate mode"));
+        // The server starts on the backup while `chroma --version` and an empty probe tell
+        // which Chroma this is and which migrations it knows (the probe once per install); a
+        // backup from another version stops it.
+        cx.parts.begin("restore.start", "chroma run, migrations in validate mode");
         let started = (chrono::Utc::now(), std::time::Instant::now());
         let probe = async {
             let known = schema::known(&self.tools, &live.dir, account, &cx.cancel).await;
@@ -274,27 +274,27 @@ impl crate::Store for Chroma {
             migrations: server::Migrations::Validate,
             port: live.port,
         };
-        let (known, server) = tokio::join!(probe, Server::start(start, &cx.cancel));
-        let refused = match &known {
-            Ok(engine) => schema::compare(&applied, engine, &version).err(),
-            Err(_) => None,
-        };
-        let mut server = match (server, refused) {
-            (Ok(mut server), Some(why)) => {
+        let (version, known, server) =
+            tokio::join!(self.version(&live.dir, account, cx), probe, Server::start(start, &cx.cancel));
+        // Why the backup cannot be served, if it cannot: the precise reason wins over the
+        // server's own (`UnappliedMigrationsFound`).
+        let verdict = version.and_then(|version| {
+            let engine = known.map_err(|e| match e {
+                AdapterError::Cancelled => e,
+                e => AdapterError::Restore(format!("cannot tell which migrations {version} knows: {e}")),
+            })?;
+            schema::compare(&applied, &engine, &version).map_err(AdapterError::Restore)?;
+            Ok(version)
+        });
+        let (version, server) = match (verdict, server) {
+            (Ok(version), Ok(server)) => (version, server),
+            (Err(e), Ok(mut server)) => {
                 server.stop().await;
-                return Err(AdapterError::Restore(why));
+                return Err(e);
             }
-            (Err(_), Some(why)) => return Err(AdapterError::Restore(why)),
-            (Err(e), None) => return Err(e),
-            (Ok(server), None) => server,
+            (Err(e), Err(_)) | (Ok(_), Err(e)) => return Err(e),
         };
-        let schema_note = match known {
-            Ok(_) => format!("schema: {} migrations, as {version} expects", applied.len()),
-            Err(e) => {
-                server.stop().await;
-                return Err(AdapterError::Restore(format!("cannot tell which migrations {version} knows: {e}")));
-            }
-        };
+        let schema_note = format!("schema: {} migrations, as {version} expects", applied.len());
         let api = server.api.clone();
         live.server = Some(server);
         cx.parts.end(Some(crate::tree_size(&live.persist)));
