@@ -105,7 +105,7 @@ fn errors_name_file_line_column_field_and_hint() {
         (
             "  adapter: sqlite",
             "  adapter: sqlit",
-            "rb.yaml:23:12: restore.adapter: unknown value `sqlit`, did you mean `sqlite`? (expected one of: postgres, sqlite, files, redis, mariadb)",
+            "rb.yaml:23:12: restore.adapter: unknown value `sqlit`, did you mean `sqlite`? (expected one of: postgres, sqlite, files, redis, mariadb, chroma)",
         ),
         (
             "    sql: select count(*) from documents",
@@ -168,7 +168,7 @@ fn missing_required_fields_are_named() {
     let e = issues_after("owner: search-platform\n", "");
     assert!(e.contains("missing field `owner`"), "{e}");
     let e = issues_after("  adapter: sqlite\n", "");
-    assert!(e.contains("restore: missing field `adapter` (one of: postgres, sqlite, files, redis, mariadb)"), "{e}");
+    assert!(e.contains("restore: missing field `adapter` (one of: postgres, sqlite, files, redis, mariadb, chroma)"), "{e}");
 }
 
 #[test]
@@ -224,6 +224,60 @@ fn redis_checks_are_validated() {
         ("  - name: m\n    memory: { max: 2 gigs }\n", "cannot parse size \"2 gigs\""),
         ("  - name: m\n    memory: {}\n", "verify[0].memory: needs `min`, `max` or both"),
         ("  - name: d\n    dataset_digest: { manifest: m.json }\n", "ok"),
+    ];
+    let mut failures = Vec::new();
+    for (checks, want) in cases {
+        let got = rb(checks);
+        if !got.contains(want) {
+            failures.push(format!("{checks}  want: {want}\n  got:  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The vector-store check kinds: collections and points take one source of truth; a collection
+/// target takes no SQL columns, a table target needs them.
+#[test]
+fn vector_store_checks_are_validated() {
+    let rb = |checks: &str| {
+        let text = format!(
+            "version: 1\nname: c\nowner: o\nasset: {{ name: a, kind: vector-store }}\nsource: {{ path: b/ }}\nrestore: {{ adapter: chroma }}\nverify:\n{checks}"
+        );
+        match Runbook::parse("c.yaml", &text) {
+            Ok(_) => "ok".to_string(),
+            Err(issues) => issues.to_string(),
+        }
+    };
+    let cases: &[(&str, &str)] = &[
+        ("  - name: c\n    collections: { names: [docs, faq] }\n", "ok"),
+        ("  - name: c\n    collections: { manifest: m.json, allow_extra: true }\n", "ok"),
+        ("  - name: c\n    collections: {}\n", "verify[0].collections: needs `names`"),
+        ("  - name: c\n    collections: { names: [a], manifest: m.json }\n", "name either `names` or `manifest`"),
+        ("  - name: p\n    points: { collection: docs, where: { lang: en }, expect: \">= 1\" }\n", "ok"),
+        ("  - name: p\n    points: { collection: docs, manifest: m.json, tolerance: 3 }\n", "ok"),
+        ("  - name: p\n    points: { collection: docs }\n", "verify[0].points: needs `expect` (a count) or `manifest`"),
+        (
+            "  - name: p\n    points: { collection: docs, filter: { lang: en }, manifest: m.json }\n",
+            "verify[0].points.filter: a manifest holds whole-collection counts",
+        ),
+        ("  - name: v\n    vector_integrity: { collection: docs, dim: 384 }\n", "ok"),
+        (
+            "  - name: v\n    vector_integrity: { collection: docs, column: e, dim: 384 }\n",
+            "verify[0].vector_integrity.column: only with `table`",
+        ),
+        (
+            "  - name: v\n    vector_integrity: { table: chunks, dim: 384 }\n",
+            "verify[0].vector_integrity.column: needed with `table`",
+        ),
+        (
+            "  - name: r\n    vector_recall: { table: chunks, column: e, queries: q.jsonl, k: 10, min_recall: 0.9 }\n",
+            "verify[0].vector_recall.id: needed with `table`",
+        ),
+        (
+            "  - name: r\n    vector_recall: { collection: docs, queries: q.jsonl, k: 10, min_recall: 0.9, metric: l2 }\n",
+            "ok",
+        ),
+        ("  - name: d\n    documents_checksum: { collection: docs, manifest: m.json }\n", "ok"),
     ];
     let mut failures = Vec::new();
     for (checks, want) in cases {
