@@ -168,7 +168,10 @@ fn missing_required_fields_are_named() {
     let e = issues_after("owner: search-platform\n", "");
     assert!(e.contains("missing field `owner`"), "{e}");
     let e = issues_after("  adapter: sqlite\n", "");
-    assert!(e.contains("restore: missing field `adapter` (one of: postgres, sqlite, files, redis, mariadb, chroma)"), "{e}");
+    assert!(
+        e.contains("restore: missing field `adapter` (one of: postgres, sqlite, files, redis, mariadb, chroma)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -168,8 +168,9 @@ impl crate::Store for Chroma {
                 "Unpack {backup} into a scratch folder nobody else uses (owned by an unprivileged user when you are root); \
                  the persist folder is the one holding `chroma.sqlite3`."
             ),
-            "Compare `sqlite3 chroma.sqlite3 'select dir, filename from migrations'` with the `migrations/` folder of \
-             the chromadb package that will serve it: the same files, none more, none fewer."
+            "Start the same `chroma run` once on an empty folder, stop it, and compare \
+             `sqlite3 chroma.sqlite3 'select dir, filename from migrations'` of both folders: the backup must have \
+             the same migrations, none more (a newer Chroma wrote it), none fewer (an older one did)."
                 .into(),
             format!(
                 "Write `chroma.yaml`: `{{port: <free port>, listen_address: 127.0.0.1, persist_path: <folder>, \
@@ -190,19 +191,19 @@ impl crate::Store for Chroma {
                 }
                 None => format!("`GET {api}` lists {}.", c.names.join(", ")),
             },
-            CheckKind::Points(p) => format!(
-                "`{}` on collection {} must be {}.",
+            CheckKind::Points(p) => {
+                let want = match (&p.expect, &p.manifest) {
+                    (Some(e), _) => e.raw().to_string(),
+                    (None, m) => format!("the count in `{}` (tolerance {})", m.as_deref().unwrap_or("?"), p.tolerance),
+                };
                 match &p.filter {
-                    Some(f) => format!("POST {api}/<id>/get {{\"where\": {f}, \"include\": []}}` → number of ids"),
-                    None => format!("GET {api}/<id>/count"),
-                },
-                p.collection,
-                p.expect.as_ref().map(|e| e.raw().to_string()).unwrap_or_else(|| format!(
-                    "the count in `{}` (tolerance {})",
-                    p.manifest.as_deref().unwrap_or("?"),
-                    p.tolerance
-                ))
-            ),
+                    Some(f) => format!(
+                        "The ids `POST {api}/<id of {}>/get {{\"where\": {f}, \"include\": []}}` returns must number {want}.",
+                        p.collection
+                    ),
+                    None => format!("`GET {api}/<id of {}>/count` must be {want}.", p.collection),
+                }
+            }
             CheckKind::VectorIntegrity(v) => format!(
                 "Read every embedding of {} (`POST {api}/<id>/get` with `include: [embeddings]`, paged): {} finite values each.",
                 v.collection.as_deref().unwrap_or("?"),
