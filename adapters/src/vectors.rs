@@ -2,7 +2,7 @@
 //! exact top-k, recall@k against golden queries, and integrity counts.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{BinaryHeap, HashSet};
 
 use drillbook_runbooks::{Metric, VectorEncoding};
 use serde::Deserialize;
@@ -85,15 +85,26 @@ pub fn norm(v: &[f32]) -> f64 {
 
 /// Distance under `metric`; smaller is closer.
 pub fn distance(metric: Metric, a: &[f32], b: &[f32], norm_b: f64) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
+    distance_normed(metric, a, norm(a), b, norm_b)
+}
+
+/// [`distance`] with both norms known (a query's is computed once, not per vector).
+fn distance_normed(metric: Metric, a: &[f32], norm_a: f64, b: &[f32], norm_b: f64) -> f64 {
     match metric {
-        Metric::Dot => -dot,
+        Metric::Dot => -dot(a, b),
         Metric::Cosine => {
-            let na = norm(a);
-            if na == 0.0 || norm_b == 0.0 { 1.0 } else { 1.0 - dot / (na * norm_b) }
+            if norm_a == 0.0 || norm_b == 0.0 {
+                1.0
+            } else {
+                1.0 - dot(a, b) / (norm_a * norm_b)
+            }
         }
         Metric::L2 => a.iter().zip(b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum::<f64>().sqrt(),
     }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum()
 }
 
 /// An in-memory collection searched exactly.
@@ -101,38 +112,106 @@ pub fn distance(metric: Metric, a: &[f32], b: &[f32], norm_b: f64) -> f64 {
 pub struct Corpus {
     pub ids: Vec<String>,
     pub vectors: Vec<Vec<f32>>,
-    norms: Vec<f64>,
 }
 
 impl Corpus {
     pub fn push(&mut self, id: String, v: Vec<f32>) {
-        self.norms.push(norm(&v));
         self.ids.push(id);
         self.vectors.push(v);
     }
 
-    /// Exact top-k ids (ties broken by id, so results are stable).
+    /// Exact top-k ids of one query (see [`TopK`]).
     pub fn top_k(&self, metric: Metric, q: &[f32], k: usize) -> Vec<String> {
-        let mut scored: Vec<(f64, usize)> = self
-            .vectors
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.len() == q.len())
-            .map(|(i, v)| {
-                // A vector with NaN is infinitely far, never a neighbour.
-                let d = distance(metric, q, v, self.norms[i]);
-                (if d.is_nan() { f64::INFINITY } else { d }, i)
+        let mut top = TopK::new(metric, k, vec![q.to_vec()]);
+        top.add_page(&self.ids, &self.vectors);
+        top.finish().pop().unwrap_or_default()
+    }
+}
+
+/// A candidate neighbour, ordered by distance, then id (so results are stable).
+#[derive(PartialEq)]
+struct Scored {
+    d: f64,
+    id: String,
+}
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.d.total_cmp(&other.d).then_with(|| self.id.cmp(&other.id))
+    }
+}
+
+/// Exact top-k of several queries over vectors seen a page at a time: memory for k candidates
+/// per query, not for the collection. A vector of another dimension is skipped; one with NaN is
+/// infinitely far, never a neighbour before a finite one. Pages are searched on every core.
+pub struct TopK {
+    metric: Metric,
+    k: usize,
+    queries: Vec<(Vec<f32>, f64)>,
+    /// Per query, a max-heap of the best k so far.
+    best: Vec<BinaryHeap<Scored>>,
+}
+
+impl TopK {
+    pub fn new(metric: Metric, k: usize, queries: Vec<Vec<f32>>) -> Self {
+        let best = queries.iter().map(|_| BinaryHeap::with_capacity(k + 1)).collect();
+        let queries = queries
+            .into_iter()
+            .map(|q| {
+                let n = norm(&q);
+                (q, n)
             })
             .collect();
-        let by = |a: &(f64, usize), b: &(f64, usize)| {
-            a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal).then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
+        TopK { metric, k, queries, best }
+    }
+
+    /// Offers one page of vectors (ids beside) to every query.
+    pub fn add_page(&mut self, ids: &[String], vectors: &[Vec<f32>]) {
+        let norms: Vec<f64> = vectors.iter().map(|v| norm(v)).collect();
+        let (metric, k) = (self.metric, self.k);
+        let search = |queries: &[(Vec<f32>, f64)], best: &mut [BinaryHeap<Scored>]| {
+            for ((q, nq), heap) in queries.iter().zip(best) {
+                for ((id, v), nv) in ids.iter().zip(vectors).zip(&norms) {
+                    if v.len() != q.len() || k == 0 {
+                        continue;
+                    }
+                    let d = distance_normed(metric, q, *nq, v, *nv);
+                    let d = if d.is_nan() { f64::INFINITY } else { d };
+                    let better = heap.len() < k
+                        || heap.peek().is_some_and(|w| d.total_cmp(&w.d).then_with(|| id.cmp(&w.id)).is_lt());
+                    if better {
+                        heap.push(Scored { d, id: id.clone() });
+                        if heap.len() > k {
+                            heap.pop();
+                        }
+                    }
+                }
+            }
         };
-        if scored.len() > k {
-            scored.select_nth_unstable_by(k, by);
-            scored.truncate(k);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let per = self.queries.len().div_ceil(threads).max(1);
+        if threads == 1 || self.queries.len() < 2 || ids.len() * self.queries.len() < 100_000 {
+            search(&self.queries, &mut self.best);
+            return;
         }
-        scored.sort_by(by);
-        scored.into_iter().map(|(_, i)| self.ids[i].clone()).collect()
+        std::thread::scope(|s| {
+            for (queries, best) in self.queries.chunks(per).zip(self.best.chunks_mut(per)) {
+                s.spawn(move || search(queries, best));
+            }
+        });
+    }
+
+    /// Each query's ids, nearest first.
+    pub fn finish(self) -> Vec<Vec<String>> {
+        self.best.into_iter().map(|heap| heap.into_sorted_vec().into_iter().map(|s| s.id).collect()).collect()
     }
 }
 
@@ -239,6 +318,32 @@ mod tests {
         assert_eq!(c.top_k(Metric::Cosine, &[1.0, 0.1], 3), ["a", "c", "b"]);
         let exp = vec!["a".to_string(), "c".to_string()];
         assert_eq!(recall(&exp, &["a".into(), "b".into()], 2), 0.5);
+    }
+
+    #[test]
+    fn streamed_pages_on_several_threads_give_the_exact_top_k() {
+        // 200 queries x 1000 vectors: large enough to be split across threads.
+        let vec_of = |i: usize| (0..8).map(|j| ((i * 7 + j * 13) % 17) as f32 - 8.0).collect::<Vec<f32>>();
+        let mut c = Corpus::default();
+        for i in 0..1000 {
+            c.push(format!("v{i:04}"), vec_of(i));
+        }
+        let queries: Vec<Vec<f32>> = (0..200).map(|i| vec_of(i * 3 + 1)).collect();
+        for metric in [Metric::Cosine, Metric::L2, Metric::Dot] {
+            let mut top = TopK::new(metric, 5, queries.clone());
+            for (ids, vs) in c.ids.chunks(300).zip(c.vectors.chunks(300)) {
+                top.add_page(ids, vs);
+            }
+            let streamed = top.finish();
+            for (q, got) in queries.iter().zip(&streamed) {
+                // The reference: every distance computed, sorted by (distance, id).
+                let mut all: Vec<(f64, &String)> =
+                    c.ids.iter().zip(&c.vectors).map(|(id, v)| (distance(metric, q, v, norm(v)), id)).collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+                let want: Vec<String> = all.iter().take(5).map(|(_, id)| (*id).clone()).collect();
+                assert_eq!(got, &want, "{metric:?}");
+            }
+        }
     }
 
     #[test]

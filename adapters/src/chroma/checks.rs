@@ -6,7 +6,7 @@ use drillbook_runbooks::{
 };
 use serde_json::json;
 
-use super::api::{Api, Collection};
+use super::api::{self, Api, Collection};
 use super::manifest::{self, ChromaManifest};
 use crate::vectors::{Integrity, RecallSummary, parse_golden, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, read_input};
@@ -111,7 +111,7 @@ pub async fn collections(cx: &DrillCx, api: &Api, c: &CollectionsCheck) -> Resul
 pub async fn points(cx: &DrillCx, api: &Api, p: &PointsCheck) -> Result<CheckOutcome, AdapterError> {
     let col = collection(api, &p.collection).await?;
     let n = match &p.filter {
-        Some(filter) => api.scan(&col, Some(filter), &[], |_| Ok(())).await.map_err(failed)?,
+        Some(filter) => api.scan(&col, Some(filter), &[], api::PAGE, |_| Ok(())).await.map_err(failed)?,
         None => api.count(&col).await.map_err(failed)?,
     };
     let what = match &p.filter {
@@ -149,7 +149,7 @@ pub async fn vector_integrity(api: &Api, v: &VectorIntegrityCheck) -> Result<Che
     let name = v.collection.as_deref().unwrap_or_default();
     let col = collection(api, name).await?;
     let mut counts = Integrity::default();
-    api.scan(&col, None, &["embeddings"], |page| {
+    api.scan(&col, None, &["embeddings"], api::embedding_page(&col), |page| {
         let vectors = page.embeddings.unwrap_or_default();
         for i in 0..page.ids.len() {
             let v_i: Option<Vec<f32>> =
@@ -192,17 +192,17 @@ pub async fn vector_recall(cx: &DrillCx, api: &Api, v: &VectorRecallCheck) -> Re
             "the runbook says metric {m:?}, collection {name} searches by `{space}`; drop `metric:` or make them agree"
         )));
     }
-    let corpus = manifest::corpus(api, &col)
+    let k = v.k as usize;
+    let vectors = queries.iter().map(|q| q.vector.clone()).collect();
+    let (read, exact) = manifest::exact_top_k(api, &col, metric, k, vectors)
         .await
         .map_err(|e| AdapterError::Check(format!("cannot read the embeddings of {name}: {e}")))?;
-    let k = v.k as usize;
     let mut per_query = Vec::new();
     let mut agreement = Vec::new();
-    for q in &queries {
+    for (q, exact) in queries.iter().zip(&exact) {
         let ann = api.query(&col, &q.vector, v.k).await.map_err(failed)?;
-        let exact = corpus.top_k(metric, &q.vector, k);
         per_query.push((q.id.clone(), recall(&q.expected_ids(), &ann, k)));
-        agreement.push((q.id.clone(), recall(&exact, &ann, k)));
+        agreement.push((q.id.clone(), recall(exact, &ann, k)));
     }
     let summary = RecallSummary::new(per_query);
     let agree = RecallSummary::new(agreement);
@@ -218,7 +218,7 @@ pub async fn vector_recall(cx: &DrillCx, api: &Api, v: &VectorRecallCheck) -> Re
         detail: format!(
             "through Chroma's HNSW index ({space}, {} vectors); {}; the index agrees with an exact search of the \
              restored embeddings at {:.4} (worst: {})",
-            corpus.ids.len(),
+            read,
             summary.detail(k),
             agree.mean,
             agree.per_query.iter().take(3).map(|(q, r)| format!("{q}={r:.2}")).collect::<Vec<_>>().join(", ")

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::api::{Api, Collection};
-use crate::vectors::Corpus;
+use super::api::{Api, Collection, PAGE};
+use crate::vectors::TopK;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ChromaManifest {
@@ -100,7 +100,7 @@ fn sorted(v: &Value) -> Value {
 /// Reads every record's id, document and metadata and digests them.
 pub async fn digest(api: &Api, c: &Collection) -> Result<(u64, String), String> {
     let mut d = RecordDigest::default();
-    api.scan(c, None, &["documents", "metadatas"], |page| {
+    api.scan(c, None, &["documents", "metadatas"], PAGE, |page| {
         let docs = page.documents.unwrap_or_default();
         let metas = page.metadatas.unwrap_or_default();
         for (i, id) in page.ids.iter().enumerate() {
@@ -112,20 +112,43 @@ pub async fn digest(api: &Api, c: &Collection) -> Result<(u64, String), String> 
     Ok(d.finish())
 }
 
-/// Every embedding of the collection, for exact searches. An embedding Chroma cannot return
-/// fails the read (that is what a damaged vector segment looks like from outside).
-pub async fn corpus(api: &Api, c: &Collection) -> Result<Corpus, String> {
-    let mut corpus = Corpus::default();
-    api.scan(c, None, &["embeddings"], |page| {
-        let vectors = page.embeddings.unwrap_or_default();
-        for (id, v) in page.ids.into_iter().zip(vectors) {
-            let v: Vec<f32> = v.unwrap_or_default().into_iter().map(|x| x.unwrap_or(f32::NAN)).collect();
-            corpus.push(id, v);
+/// The exact top-`k` of each query among the collection's embeddings, in the collection's
+/// space: the embeddings are read a page at a time (the next page fetched while this one is
+/// searched, on every core) and never held whole. An embedding Chroma cannot return fails the
+/// read (that is what a damaged vector segment looks like from outside). Returns the number
+/// of embeddings read and each query's ids, nearest first.
+pub async fn exact_top_k(
+    api: &Api,
+    c: &Collection,
+    metric: Metric,
+    k: usize,
+    queries: Vec<Vec<f32>>,
+) -> Result<(u64, Vec<Vec<String>>), String> {
+    let page = super::api::embedding_page(c);
+    let mut top = TopK::new(metric, k, queries);
+    let mut records = api.get(c, None, &["embeddings"], 0, page).await?;
+    let mut read = 0usize;
+    loop {
+        let n = records.ids.len();
+        let (ids, vectors) = records.vectors();
+        let search = tokio::task::spawn_blocking(move || {
+            top.add_page(&ids, &vectors);
+            top
+        });
+        let next = async {
+            match n < page {
+                true => Ok(None),
+                false => api.get(c, None, &["embeddings"], read + n, page).await.map(Some),
+            }
+        };
+        let (searched, next) = tokio::join!(search, next);
+        top = searched.map_err(|e| format!("the exact search stopped: {e}"))?;
+        read += n;
+        match next? {
+            Some(r) => records = r,
+            None => return Ok((read as u64, top.finish())),
         }
-        Ok(())
-    })
-    .await?;
-    Ok(corpus)
+    }
 }
 
 /// The manifest of every collection of `api`'s database.
@@ -151,10 +174,12 @@ pub async fn golden_answers(
     let c = api.collection(collection).await?.ok_or_else(|| format!("no collection `{collection}`"))?;
     let metric =
         metric(&c.space()).ok_or_else(|| format!("collection `{collection}` has unknown space `{}`", c.space()))?;
-    let corpus = corpus(api, &c).await?;
+    let vectors = queries.iter().map(|q| q.vector.clone()).collect();
+    let (_, answers) = exact_top_k(api, &c, metric, k as usize, vectors).await?;
     Ok(queries
         .iter()
-        .map(|q| serde_json::json!({"id": q.id, "vector": q.vector, "expected": corpus.top_k(metric, &q.vector, k as usize)}))
+        .zip(answers)
+        .map(|(q, ids)| serde_json::json!({"id": q.id, "vector": q.vector, "expected": ids}))
         .collect())
 }
 

@@ -14,7 +14,6 @@ mod schema;
 pub mod server;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use drillbook_runbooks::{Check, CheckKind, ChromaOptions};
 
@@ -122,23 +121,6 @@ fn walk(dir: &Path, depth: u32, is_persist: &dyn Fn(&Path) -> bool, found: &mut 
 }
 
 impl Chroma {
-    /// `chroma --version` → `chroma 1.4.4`.
-    async fn version(&self, dir: &Path, account: Option<&Account>, cx: &DrillCx) -> Result<String, AdapterError> {
-        let mut cmd = self.tools.command("chroma", dir, account);
-        cmd.arg("--version").env("ANONYMIZED_TELEMETRY", "False");
-        let done =
-            process::run(cmd, Duration::from_secs(120), &cx.cancel).await.map_err(|e| self.tools.error("chroma", e))?;
-        let line = done.output.lines().map(str::trim).find(|l| l.starts_with("chroma ")).map(String::from);
-        match (done.status.success(), line) {
-            (true, Some(v)) => Ok(v),
-            _ => Err(AdapterError::Restore(format!(
-                "`{} --version` did not say its version: {}",
-                self.tools.path("chroma").display(),
-                process::last_lines(&done.output, 2)
-            ))),
-        }
-    }
-
     fn server(live: &Live) -> Result<&Server, AdapterError> {
         live.server.as_ref().ok_or_else(|| AdapterError::Check("the backup was not served".into()))
     }
@@ -255,15 +237,15 @@ impl crate::Store for Chroma {
         let account = live.account.as_ref();
         // What the backup recorded, read before the server opens it.
         let applied = schema::applied(&live.persist.join("chroma.sqlite3")).await?;
-        // The server starts on the backup while `chroma --version` and an empty probe tell
-        // which Chroma this is and which migrations it knows (the probe once per install); a
-        // backup from another version stops it.
+        // The server starts on the backup while the same Chroma, on an empty folder, tells its
+        // version and the migrations it knows (once per install); a backup written by another
+        // version stops it.
         cx.parts.begin("restore.start", "chroma run, migrations in validate mode");
         let started = (chrono::Utc::now(), std::time::Instant::now());
         let probe = async {
-            let known = schema::known(&self.tools, &live.dir, account, &cx.cancel).await;
+            let engine = schema::engine(&self.tools, &live.dir, account, &cx.cancel).await;
             cx.parts.record("restore.schema", started, None, "the backup's migrations vs this Chroma's");
-            known
+            engine
         };
         let start = Start {
             tools: &self.tools,
@@ -275,17 +257,12 @@ impl crate::Store for Chroma {
             migrations: server::Migrations::Validate,
             port: live.port,
         };
-        let (version, known, server) =
-            tokio::join!(self.version(&live.dir, account, cx), probe, Server::start(start, &cx.cancel));
+        let (engine, server) = tokio::join!(probe, Server::start(start, &cx.cancel));
         // Why the backup cannot be served, if it cannot: the precise reason wins over the
         // server's own (`UnappliedMigrationsFound`).
-        let verdict = version.and_then(|version| {
-            let engine = known.map_err(|e| match e {
-                AdapterError::Cancelled => e,
-                e => AdapterError::Restore(format!("cannot tell which migrations {version} knows: {e}")),
-            })?;
-            schema::compare(&applied, &engine, &version).map_err(AdapterError::Restore)?;
-            Ok(version)
+        let verdict = engine.and_then(|e| {
+            schema::compare(&applied, &e.migrations, &e.version).map_err(AdapterError::Restore)?;
+            Ok(e.version)
         });
         let (version, server) = match (verdict, server) {
             (Ok(version), Ok(server)) => (version, server),

@@ -7,14 +7,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{Migrations, Server, Start};
 use crate::AdapterError;
-use crate::process::{Account, Programs};
+use crate::process::{self, Account, Programs};
 
 /// One applied (or known) migration: `sysdb/00010-collection-schema.sqlite.sql`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,18 +51,26 @@ pub async fn applied(sqlite: &Path) -> Result<BTreeSet<Migration>, AdapterError>
         .collect()
 }
 
-/// The migrations the Chroma behind `chroma` applies to a new database: asked of Chroma
-/// itself, by serving an empty folder in apply mode and reading what it recorded (its
-/// package's `migrations/` folder is not the list its server embeds). Once per program and
-/// install (path and modification time) in a process: the daemon asks once.
-pub async fn known(
+/// What a Chroma install is: its version and the migrations it applies to a new database.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// `chroma 1.4.4` (`chroma --version`).
+    pub version: String,
+    pub migrations: BTreeSet<Migration>,
+}
+
+/// The Chroma behind `chroma`, asked of itself: `chroma --version`, and an empty folder served
+/// in apply mode whose recorded migrations are read back (its package's `migrations/` folder
+/// is not the list its server embeds). Once per program and install (path and modification
+/// time) in a process: the daemon asks once, `drillbook run` on every drill.
+pub async fn engine(
     tools: &Programs,
     dir: &Path,
     account: Option<&Account>,
     cancel: &CancellationToken,
-) -> Result<BTreeSet<Migration>, AdapterError> {
+) -> Result<Engine, AdapterError> {
     type Install = (PathBuf, Option<SystemTime>);
-    static KNOWN: OnceLock<Mutex<HashMap<Install, BTreeSet<Migration>>>> = OnceLock::new();
+    static KNOWN: OnceLock<Mutex<HashMap<Install, Engine>>> = OnceLock::new();
     let program = tools.path("chroma");
     let key = (program.clone(), std::fs::metadata(&program).and_then(|m| m.modified()).ok());
     let cache = KNOWN.get_or_init(Default::default);
@@ -80,13 +88,35 @@ pub async fn known(
         migrations: Migrations::Apply,
         port: crate::free_port()?,
     };
-    let mut server = Server::start(start, cancel).await?;
+    let (version, server) = tokio::join!(version(tools, dir, account, cancel), Server::start(start, cancel));
+    let mut server = server?;
     server.stop().await;
-    let known = applied(&probe.join("data").join("chroma.sqlite3")).await?;
+    let engine = Engine { version: version?, migrations: applied(&probe.join("data").join("chroma.sqlite3")).await? };
     if let Ok(mut c) = cache.lock() {
-        c.insert(key, known.clone());
+        c.insert(key, engine.clone());
     }
-    Ok(known)
+    Ok(engine)
+}
+
+/// `chroma --version` → `chroma 1.4.4`.
+async fn version(
+    tools: &Programs,
+    dir: &Path,
+    account: Option<&Account>,
+    cancel: &CancellationToken,
+) -> Result<String, AdapterError> {
+    let mut cmd = tools.command("chroma", dir, account);
+    cmd.arg("--version").env("ANONYMIZED_TELEMETRY", "False");
+    let done = process::run(cmd, Duration::from_secs(120), cancel).await.map_err(|e| tools.error("chroma", e))?;
+    let line = done.output.lines().map(str::trim).find(|l| l.starts_with("chroma ")).map(String::from);
+    match (done.status.success(), line) {
+        (true, Some(v)) => Ok(v),
+        _ => Err(AdapterError::Restore(format!(
+            "`{} --version` did not say its version: {}",
+            tools.path("chroma").display(),
+            process::last_lines(&done.output, 2)
+        ))),
+    }
 }
 
 /// Why the backup's schema cannot be served by this Chroma, if it cannot.

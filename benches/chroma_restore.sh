@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Benchmark: a Chroma backup (tar.zst of a persist folder, N x 384-d) from archive to first query
+# answered, drillbook vs Chroma alone; and `vector_recall` of 100 golden queries vs Chroma
+# answering the same 100 queries alone. Side by side in one run, rounds alternating which goes first.
+#
+#   benches/chroma_restore.sh                     # 100 000 x 384-d, 3 rounds
+#   POINTS=20000 ROUNDS=5 benches/chroma_restore.sh
+#   CHROMA_BIN=/opt/chroma/bin                    # default /opt/drillbook-test/chroma/bin
+#
+# "Chroma alone": zstd -dc | tar -x into a fresh folder, `chroma run` on it (as nobody when
+# root, as drillbook does), heartbeat, one query. "drillbook": `drillbook run` of a runbook whose
+# first check is the same query; measured from the report, from `locate` starting to that
+# check's end (the drill then goes on to vector_recall and teardown). Peak RSS of drillbook's own
+# process (GNU time) is printed beside; Chroma's memory is its own process's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+POINTS="${POINTS:-100000}"
+DIM=384
+ROUNDS="${ROUNDS:-3}"
+BIN_DIR="${CHROMA_BIN:-/opt/drillbook-test/chroma/bin}"
+WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/chroma-$POINTS"
+[[ -x "$BIN_DIR/chroma" ]] || { echo "needs chroma in $BIN_DIR (scripts/test-deps.sh, or pip install chromadb)" >&2; exit 1; }
+command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
+
+cargo build --release --quiet
+BIN="$PWD/target/release/drillbook"
+mkdir -p "$WORK/backups"
+chmod 755 "$WORK" "$(dirname "$WORK")"
+as_nobody=()
+if [[ $EUID -eq 0 ]]; then as_nobody=(runuser -u nobody --); fi
+now() { date +%s.%N; }
+
+ARCHIVE="$WORK/backups/chroma.tar.zst"
+if [[ ! -f "$ARCHIVE" ]]; then
+  echo "building the source: $POINTS x $DIM-d with chromadb ..." >&2
+  rm -rf "$WORK/src" && mkdir -p "$WORK/src"
+  ANONYMIZED_TELEMETRY=False "$BIN_DIR/python" - "$WORK/src/data" "$WORK/queries.jsonl" "$POINTS" "$DIM" <<'PY'
+import sys, numpy as np, chromadb
+path, queries, n, dim = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(7)
+centers = rng.normal(size=(256, dim)).astype(np.float32)
+c = chromadb.PersistentClient(path=path).create_collection("docs", configuration={"hnsw": {"space": "cosine"}})
+vecs = np.empty((n, dim), dtype=np.float32)
+for s in range(0, n, 5000):
+    e = min(n, s + 5000)
+    v = centers[rng.integers(0, 256, e - s)] + rng.normal(scale=0.5, size=(e - s, dim)).astype(np.float32)
+    vecs[s:e] = v
+    c.add(ids=[f"p{i}" for i in range(s, e)], embeddings=v,
+          documents=[f"chunk {i}" for i in range(s, e)], metadatas=[{"n": i} for i in range(s, e)])
+with open(queries, "w") as out:
+    for q, i in enumerate(rng.choice(n, 100, replace=False)):
+        v = vecs[i] + rng.normal(scale=0.05, size=dim).astype(np.float32)
+        out.write('{"id": "q%03d", "vector": [%s]}\n' % (q, ",".join("%.6f" % x for x in v)))
+PY
+  "$BIN" manifest --adapter chroma --path "$WORK/src/data" --bin-dir "$BIN_DIR" --out "$WORK/truth.json" \
+    --queries "$WORK/queries.jsonl" --collection docs --k 10 >&2
+  tar -C "$WORK/src/data" -cf - . | zstd -q -3 -T0 > "$ARCHIVE"
+  rm -rf "$WORK/src"
+fi
+ARCHIVE_MB=$(( $(stat -c %s "$ARCHIVE") / 1048576 ))
+
+# One query of the golden set, as a client would send it (the collection looked up by name).
+cat > "$WORK/query.py" <<'PY'
+import json, sys, time, urllib.request
+base, queries, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+col = f"{base}/api/v2/tenants/default_tenant/databases/default_database/collections"
+cid = json.load(urllib.request.urlopen(f"{col}/docs"))["id"]
+qs = [json.loads(l)["vector"] for l in open(queries)][:count]
+t = time.monotonic()
+for v in qs:
+    body = json.dumps({"query_embeddings": [v], "n_results": 10, "include": ["distances"]}).encode()
+    req = urllib.request.Request(f"{col}/{cid}/query", body, {"content-type": "application/json"})
+    assert len(json.load(urllib.request.urlopen(req))["ids"][0]) == 10
+print(f"{time.monotonic() - t:.3f}")
+PY
+GOLDEN="$WORK/truth.golden.jsonl"
+chmod 644 "$WORK/query.py" "$WORK/queries.jsonl" "$GOLDEN"
+
+cat > "$WORK/bench.yaml" <<YAML
+version: 1
+name: bench-chroma
+owner: bench
+asset: { name: bench, kind: vector-store }
+source: { path: $WORK/backups/ }
+restore: { adapter: chroma, bin_dir: $BIN_DIR }
+verify:
+  - name: first query
+    command: { run: [sh, -c, "/usr/bin/python3 $WORK/query.py \"\$DRILL_SCRATCH_URL\" $WORK/queries.jsonl 1"] }
+  - name: recall
+    vector_recall: { collection: docs, queries: $GOLDEN, k: 10, min_recall: 0.9 }
+timeouts: { step: 1h, drill: 2h }
+YAML
+
+raw_round() {
+  local dir="$WORK/raw" port
+  rm -rf "$dir" && mkdir -p "$dir/data"
+  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+  local t0; t0=$(now)
+  zstd -dc "$ARCHIVE" | tar -xf - -C "$dir/data"
+  [[ $EUID -eq 0 ]] && chown -R nobody "$dir"
+  (cd "$dir" && ANONYMIZED_TELEMETRY=False "${as_nobody[@]}" "$BIN_DIR/chroma" run --path "$dir/data" \
+    --host 127.0.0.1 --port "$port" >"$dir/log" 2>&1 &)
+  until curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" >/dev/null; do sleep 0.02; done
+  python3 "$WORK/query.py" "http://127.0.0.1:$port" "$WORK/queries.jsonl" 1 >/dev/null
+  raw_first=$(python3 -c "print(f'{$(now) - $t0:.2f}')")
+  raw_q100=$(python3 "$WORK/query.py" "http://127.0.0.1:$port" "$WORK/queries.jsonl" 100)
+  pkill -f "chroma run --path $dir/data" || true
+  sleep 1
+  rm -rf "$dir"
+}
+
+drill_round() {
+  local out="$WORK/report-$1.json"
+  (cd "$WORK" && /usr/bin/time -f %M -o "$WORK/rss" "$BIN" run bench.yaml --report-dir "$WORK/reports" --output json > "$out") ||
+    { echo "drill failed: $out" >&2; exit 1; }
+  drill_rss=$(( $(tail -n1 "$WORK/rss") / 1024 ))
+  read -r drill_first start recall_s < <(python3 - "$out" <<'PY'
+import json, sys
+from datetime import datetime
+r = json.load(open(sys.argv[1]))
+t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+steps = {x["name"]: x for x in r["steps"]}
+checks = {c["name"]: c for c in r["checks"]}
+first = t(steps["verify"]["started_at"]) + checks["first query"]["duration_ms"] / 1000 - t(steps["locate"]["started_at"])
+print(f'{first:.2f} {steps["restore.start"]["duration_ms"] / 1000:.2f} {checks["recall"]["duration_ms"] / 1000:.2f}')
+PY
+)
+}
+
+rows=()
+first_ratios=()
+recall_ratios=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  if ((r % 2)); then raw_round; drill_round "$r"; else drill_round "$r"; raw_round; fi
+  f=$(python3 -c "print(f'{$drill_first / $raw_first:.3f}')")
+  q=$(python3 -c "print(f'{$recall_s / $raw_q100:.2f}')")
+  first_ratios+=("$f")
+  recall_ratios+=("$q")
+  rows+=("| $r | $ARCHIVE_MB MiB | $raw_first s | $drill_first s (restore.start $start s) | $f× | $raw_q100 s | $recall_s s | $q× | $drill_rss MiB |")
+done
+echo
+echo "| round | archive | Chroma alone: to first query | drillbook: to first query | ratio | Chroma alone: 100 queries | drillbook vector_recall (100) | ratio | drillbook peak RSS |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${rows[@]}"
+python3 - "${first_ratios[*]}" "${recall_ratios[*]}" <<'PY'
+import statistics, sys
+for name, arg in (("first query", sys.argv[1]), ("vector_recall", sys.argv[2])):
+    r = sorted(float(x) for x in arg.split())
+    print(f"\n{name}: ratio median {statistics.median(r):.3f}× (spread {r[0]:.3f}–{r[-1]:.3f}×) over {len(r)} rounds")
+PY
