@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 /// Records read per `get` call when a whole collection's ids, documents or metadata are read.
 pub const PAGE: usize = 5000;
 
-/// Records per `get` call when embeddings are read: about 2M numbers a page (5 000 of 384-d,
-/// 1 300 of 1536-d), few calls without a huge answer.
+/// Records per `get` call when embeddings are read: about 1M numbers a page (2 600 of 384-d,
+/// 650 of 1536-d): few calls, each answer about 10 MB.
 pub fn embedding_page(c: &Collection) -> usize {
-    (2_000_000 / c.dimension.unwrap_or(384).max(1) as usize).clamp(100, PAGE)
+    (1_000_000 / c.dimension.unwrap_or(384).max(1) as usize).clamp(100, PAGE)
 }
 
 /// A Chroma server's API, scoped to one tenant and database.
@@ -107,7 +107,13 @@ impl Api {
         format!("{}/api/v2/tenants/{}/databases/{}/collections", self.base, self.tenant, self.database)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
+    /// Sends `req` and reads its answer as `T` (straight from the text: a page of embeddings
+    /// is never held as a JSON tree).
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, String> {
         let resp = req.send().await.map_err(|e| format!("{what}: {}", without_url(&e)))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| format!("{what}: {}", without_url(&e)))?;
@@ -116,7 +122,7 @@ impl Api {
             said.truncate(300);
             return Err(format!("{what}: Chroma answered {status}: {said}"));
         }
-        serde_json::from_str(&text).map_err(|e| format!("{what}: not JSON ({e})"))
+        serde_json::from_str(&text).map_err(|e| format!("{what}: unexpected answer ({e})"))
     }
 
     /// Whether the server answers its heartbeat.
@@ -127,8 +133,7 @@ impl Api {
 
     /// The API's version (`1.0.0`).
     pub async fn version(&self) -> Result<String, String> {
-        let v = self.send(self.http.get(format!("{}/api/v2/version", self.base)), "version").await?;
-        Ok(v.as_str().unwrap_or_default().to_string())
+        self.send(self.http.get(format!("{}/api/v2/version", self.base)), "version").await
     }
 
     /// Every collection of the tenant's database, by name.
@@ -157,8 +162,7 @@ impl Api {
     /// The collection's record count.
     pub async fn count(&self, c: &Collection) -> Result<u64, String> {
         let url = format!("{}/{}/count", self.collections_url(), c.id);
-        let v = self.send(self.http.get(url), &format!("count {}", c.name)).await?;
-        v.as_u64().ok_or_else(|| format!("count {}: not a number: {v}", c.name))
+        self.send(self.http.get(url), &format!("count {}", c.name)).await
     }
 
     /// One page of records from `offset`, with `include` (`embeddings`, `documents`,
@@ -176,8 +180,7 @@ impl Api {
             body["where"] = f.clone();
         }
         let url = format!("{}/{}/get", self.collections_url(), c.id);
-        let v = self.send(self.http.post(url).json(&body), &format!("get from {}", c.name)).await?;
-        serde_json::from_value(v).map_err(|e| format!("get from {}: unexpected answer ({e})", c.name))
+        self.send(self.http.post(url).json(&body), &format!("get from {}", c.name)).await
     }
 
     /// Every record of the collection (matching `filter`), `page` at a time, each page handed
@@ -206,9 +209,7 @@ impl Api {
     pub async fn query(&self, c: &Collection, vector: &[f32], k: u32) -> Result<Vec<String>, String> {
         let body = json!({"query_embeddings": [vector], "n_results": k, "include": ["distances"]});
         let url = format!("{}/{}/query", self.collections_url(), c.id);
-        let v = self.send(self.http.post(url).json(&body), &format!("query {}", c.name)).await?;
-        let r: QueryResult =
-            serde_json::from_value(v).map_err(|e| format!("query {}: unexpected answer ({e})", c.name))?;
+        let r: QueryResult = self.send(self.http.post(url).json(&body), &format!("query {}", c.name)).await?;
         Ok(r.ids.into_iter().next().unwrap_or_default())
     }
 }
