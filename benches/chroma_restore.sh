@@ -10,8 +10,8 @@
 # "Chroma alone": zstd -dc | tar -x into a fresh folder, `chroma run` on it (as nobody when
 # root, as drillbook does), heartbeat, one query. "drillbook": `drillbook run` of a runbook whose
 # first check is the same query; measured from the report, from `locate` starting to that
-# check's end (the drill then goes on to vector_recall and teardown). Peak RSS of drillbook's own
-# process (GNU time) is printed beside; Chroma's memory is its own process's.
+# check's end (the drill then goes on to vector_recall and teardown). The peak RSS of drillbook's
+# own process (VmHWM) is printed beside; Chroma's memory is its own process's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 POINTS="${POINTS:-100000}"
@@ -20,7 +20,6 @@ ROUNDS="${ROUNDS:-3}"
 BIN_DIR="${CHROMA_BIN:-/opt/drillbook-test/chroma/bin}"
 WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/chroma-$POINTS"
 [[ -x "$BIN_DIR/chroma" ]] || { echo "needs chroma in $BIN_DIR (scripts/test-deps.sh, or pip install chromadb)" >&2; exit 1; }
-command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 
 cargo build --release --quiet
 BIN="$PWD/target/release/drillbook"
@@ -111,9 +110,13 @@ raw_round() {
 
 drill_round() {
   local out="$WORK/report-$1.json"
-  (cd "$WORK" && /usr/bin/time -f %M -o "$WORK/rss" "$BIN" run bench.yaml --report-dir "$WORK/reports" --output json > "$out") ||
-    { echo "drill failed: $out" >&2; exit 1; }
-  drill_rss=$(( $(tail -n1 "$WORK/rss") / 1024 ))
+  # drillbook's own peak (VmHWM of its process, read until it exits): GNU time's maxrss would
+  # be the largest of it and its reaped children, i.e. the Chroma server's.
+  (cd "$WORK" && exec "$BIN" run bench.yaml --report-dir "$WORK/reports" --output json > "$out") &
+  local pid=$! hwm=0 h
+  while h=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [[ -n "$h" ]]; do hwm=$h; sleep 0.05; done
+  wait "$pid" || { echo "drill failed: $out" >&2; exit 1; }
+  drill_rss=$(( hwm / 1024 ))
   read -r drill_first start recall_s < <(python3 - "$out" <<'PY'
 import json, sys
 from datetime import datetime

@@ -236,7 +236,7 @@ impl crate::Store for Chroma {
     async fn restore(&self, cx: &DrillCx, live: &mut Live, _backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
         let account = live.account.as_ref();
         // What the backup recorded, read before the server opens it.
-        let applied = schema::applied(&live.persist.join("chroma.sqlite3")).await?;
+        let applied = schema::applied(&live.persist.join("chroma.sqlite3"), true).await?;
         // The server starts on the backup while the same Chroma, on an empty folder, tells its
         // version and the migrations it knows (once per install); a backup written by another
         // version stops it.

@@ -30,10 +30,11 @@ impl std::fmt::Display for Migration {
     }
 }
 
-/// The migrations recorded in a persist folder's `chroma.sqlite3`, read without writing a
-/// byte (immutable: no journal, no lock file beside it).
-pub async fn applied(sqlite: &Path) -> Result<BTreeSet<Migration>, AdapterError> {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(sqlite).read_only(true).immutable(true);
+/// The migrations recorded in a persist folder's `chroma.sqlite3`. A backup's is read without
+/// writing a byte beside it (`immutable`: no journal, no lock file, which the server's account
+/// could not replace); the probe's, whose server was killed, through its write-ahead log.
+pub async fn applied(sqlite: &Path, immutable: bool) -> Result<BTreeSet<Migration>, AdapterError> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(sqlite).read_only(true).immutable(immutable);
     let bad =
         |e: sqlx::Error| AdapterError::Restore(format!("{} is not a readable Chroma database: {e}", sqlite.display()));
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(bad)?;
@@ -89,9 +90,11 @@ pub async fn engine(
         port: crate::free_port()?,
     };
     let (version, server) = tokio::join!(version(tools, dir, account, cancel), Server::start(start, cancel));
-    let mut server = server?;
-    server.stop().await;
-    let engine = Engine { version: version?, migrations: applied(&probe.join("data").join("chroma.sqlite3")).await? };
+    // Its migrations are applied before it answers; nothing else of it is needed, and a
+    // graceful stop would only delay the drill.
+    server?.kill().await;
+    let migrations = applied(&probe.join("data").join("chroma.sqlite3"), false).await?;
+    let engine = Engine { version: version?, migrations };
     if let Ok(mut c) = cache.lock() {
         c.insert(key, engine.clone());
     }

@@ -141,6 +141,14 @@ impl Server {
         }
     }
 
+    /// SIGKILL to the server's process group, at once.
+    pub async fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            process::kill_group(self.pid);
+            let _ = child.wait().await;
+        }
+    }
+
     /// SIGTERM to the server's process group, SIGKILL if it lingers. Safe on a dead server.
     pub async fn stop(&mut self) -> String {
         let Some(mut child) = self.child.take() else {
