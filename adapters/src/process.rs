@@ -344,6 +344,26 @@ pub fn gone(pid: Option<u32>) -> bool {
     })
 }
 
+/// Stops a scratch server: when it has already exited, only its process group is killed (what
+/// it started goes with it); else `ask` (a SIGTERM, a `SHUTDOWN` command), then up to `limit`
+/// to exit before SIGKILL to the group. Says which happened. Safe on a server never started.
+pub async fn stop_server(
+    child: Option<tokio::process::Child>,
+    pid: Option<u32>,
+    limit: Duration,
+    ask: impl Future<Output = ()>,
+) -> String {
+    let Some(mut child) = child else {
+        return "no server process".into();
+    };
+    if let Ok(Some(status)) = child.try_wait() {
+        kill_group(pid);
+        return format!("the server had already exited ({status})");
+    }
+    ask.await;
+    wait_or_kill(&mut child, pid, limit).await
+}
+
 /// Waits up to `limit` for a server that was asked to stop, then SIGKILLs its process group
 /// (after a clean exit too: what it started goes with it). Says which happened.
 pub async fn wait_or_kill(child: &mut tokio::process::Child, pgid: Option<u32>, limit: Duration) -> String {

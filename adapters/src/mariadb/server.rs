@@ -182,15 +182,8 @@ impl Server {
 
     /// SIGTERM (a normal shutdown), then SIGKILL to the process group if it lingers.
     pub async fn stop(&mut self) -> String {
-        let Some(mut child) = self.child.take() else {
-            return "no server process".into();
-        };
-        if let Ok(Some(status)) = child.try_wait() {
-            process::kill_group(self.pid);
-            return format!("the server had already exited ({status})");
-        }
-        process::signal(self.pid, libc::SIGTERM);
-        process::wait_or_kill(&mut child, self.pid, STOP_LIMIT).await
+        let pid = self.pid;
+        process::stop_server(self.child.take(), pid, STOP_LIMIT, async { process::signal(pid, libc::SIGTERM) }).await
     }
 }
 

@@ -136,25 +136,21 @@ impl Server {
     /// `SHUTDOWN NOSAVE` over `conn` when there is one, then SIGKILL to the process group if
     /// it lingers. Safe on a server that already died.
     pub async fn stop(&mut self, conn: Option<&mut MultiplexedConnection>) -> String {
-        let Some(mut child) = self.child.take() else {
-            return "no server process".into();
-        };
-        if let Ok(Some(status)) = child.try_wait() {
-            process::kill_group(self.pid);
-            return format!("the server had already exited ({status})");
-        }
-        match conn {
-            // The reply never comes: the server closes the connection as it exits.
-            Some(c) => {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    ::redis::cmd("SHUTDOWN").arg("NOSAVE").query_async::<()>(c),
-                )
-                .await;
+        let pid = self.pid;
+        let ask = async move {
+            match conn {
+                // The reply never comes: the server closes the connection as it exits.
+                Some(c) => {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        ::redis::cmd("SHUTDOWN").arg("NOSAVE").query_async::<()>(c),
+                    )
+                    .await;
+                }
+                None => process::signal(pid, libc::SIGTERM),
             }
-            None => process::signal(self.pid, libc::SIGTERM),
-        }
-        process::wait_or_kill(&mut child, self.pid, STOP_LIMIT).await
+        };
+        process::stop_server(self.child.take(), pid, STOP_LIMIT, ask).await
     }
 }
 
