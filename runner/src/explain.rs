@@ -29,7 +29,9 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     }
     steps.push("Copy it to a private scratch folder on this machine.".into());
     steps.push(match src.checksum {
-        ChecksumMode::Sidecar => "Verify it: `sha256sum -c <object>.sha256` must print OK.".into(),
+        ChecksumMode::Sidecar => "Verify it: `sha256sum -c <object>.sha256` must print OK (or, with a Qdrant-style \
+                                  `<object>.checksum`, `sha256sum <object>` must print the hash it holds)."
+            .into(),
         ChecksumMode::Manifest => "Verify it: `sha256sum -c --ignore-missing SHA256SUMS` must print OK for it.".into(),
         ChecksumMode::None => {
             "Record its SHA-256 (`sha256sum <object>`); the runbook names no checksum to compare with.".into()

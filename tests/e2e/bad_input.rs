@@ -45,6 +45,24 @@ fn missing_backup_folder_and_missing_sidecar() {
     fails_with(&sb, "quickstart.yaml", "checksum file local:");
 }
 
+/// Qdrant writes `<snapshot>.checksum` (the hex SHA-256 alone) beside a snapshot: a sidecar too,
+/// when there is no `.sha256`; a wrong one fails like any other.
+#[test]
+fn a_qdrant_style_checksum_sidecar_is_read_when_there_is_no_sha256() {
+    let sb = Sandbox::quickstart();
+    let sidecar = sb.read("quickstart/backups/rag-2026-11-29.tar.zst.sha256");
+    let hash = sidecar.split_whitespace().next().unwrap().to_string();
+    std::fs::remove_file(sb.path("quickstart/backups/rag-2026-11-29.tar.zst.sha256")).unwrap();
+    sb.write("quickstart/backups/rag-2026-11-29.tar.zst.checksum", &hash);
+    let (run, report) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["backup"]["expected_sha256"], hash, "the .checksum is not taken for a backup");
+    sb.write("quickstart/backups/rag-2026-11-29.tar.zst.checksum", "ab".repeat(32));
+    fails_with(&sb, "quickstart.yaml", "integrity: sha256 mismatch");
+    std::fs::remove_file(sb.path("quickstart/backups/rag-2026-11-29.tar.zst.checksum")).unwrap();
+    fails_with(&sb, "quickstart.yaml", ".tar.zst.sha256 is missing (nor local:");
+}
+
 #[test]
 fn checksum_mismatch() {
     let sb = Sandbox::quickstart();

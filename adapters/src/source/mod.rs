@@ -195,20 +195,41 @@ impl Storage {
 
     /// The digest the source claims for the object, by `checksum` mode.
     pub async fn expected_sha256(&self, object: &Located, mode: ChecksumMode) -> Result<Option<String>, SourceError> {
-        let (file, wanted_name) = match mode {
+        // A sidecar is `<object>.sha256` (sha256sum's format), or `<object>.checksum` (the hex
+        // SHA-256 alone, as Qdrant writes beside a snapshot) when there is no `.sha256`.
+        let (candidates, wanted_name) = match mode {
             ChecksumMode::None => return Ok(None),
-            ChecksumMode::Sidecar => (format!("{}.sha256", object.path), None),
+            ChecksumMode::Sidecar => {
+                (vec![format!("{}.sha256", object.path), format!("{}.checksum", object.path)], None)
+            }
             ChecksumMode::Manifest => {
                 let dir = object.path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
-                (format!("{dir}SHA256SUMS"), Some(object.name().to_string()))
+                (vec![format!("{dir}SHA256SUMS")], Some(object.name().to_string()))
             }
         };
-        let bytes = self.op.read(&file).await.map_err(|e| match e.kind() {
-            opendal::ErrorKind::NotFound => {
-                SourceError::Checksum(format!("checksum file {} is missing", self.location(&file)))
+        let mut found = None;
+        for file in &candidates {
+            match self.op.read(file).await {
+                Ok(bytes) => {
+                    found = Some((file.clone(), bytes));
+                    break;
+                }
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(SourceError::Read { what: format!("cannot read {}", self.location(file)), source: e });
+                }
             }
-            _ => SourceError::Read { what: format!("cannot read {}", self.location(&file)), source: e },
-        })?;
+        }
+        let Some((file, bytes)) = found else {
+            let also = match candidates.get(1) {
+                Some(other) => format!(" (nor {})", self.location(other)),
+                None => String::new(),
+            };
+            return Err(SourceError::Checksum(format!(
+                "checksum file {} is missing{also}",
+                self.location(&candidates[0])
+            )));
+        };
         let text = String::from_utf8_lossy(&bytes.to_vec()).into_owned();
         for line in text.lines() {
             let mut parts = line.split_whitespace();
@@ -345,7 +366,7 @@ pub struct Fetched {
 }
 
 fn is_checksum_file(name: &str) -> bool {
-    name.ends_with(".sha256") || name == "SHA256SUMS" || name.ends_with(".md5")
+    name.ends_with(".sha256") || name.ends_with(".checksum") || name == "SHA256SUMS" || name.ends_with(".md5")
 }
 
 mod bytes_chunk {
