@@ -360,7 +360,7 @@ async fn chroma_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     }
     let served = match &args.path {
         Some(path) => Some(
-            chroma::Served::start(path, args.bin_dir.as_deref(), None)
+            chroma::Served::start(path, args.bin_dir.as_deref(), None, &args.tenant, &args.database)
                 .await
                 .with_context(|| format!("cannot serve {}", path.display()))?,
         ),

@@ -335,7 +335,13 @@ pub struct Served {
 }
 
 impl Served {
-    pub async fn start(path: &Path, bin_dir: Option<&str>, run_as: Option<&str>) -> Result<Served, AdapterError> {
+    pub async fn start(
+        path: &Path,
+        bin_dir: Option<&str>,
+        run_as: Option<&str>,
+        tenant: &str,
+        database: &str,
+    ) -> Result<Served, AdapterError> {
         if !path.join("chroma.sqlite3").is_file() {
             return Err(AdapterError::Provision(format!(
                 "{} holds no `chroma.sqlite3`: not a Chroma persist folder",
@@ -360,8 +366,8 @@ impl Served {
             dir: &dir,
             persist: &persist,
             account: account.as_ref(),
-            tenant: DEFAULT_TENANT,
-            database: DEFAULT_DATABASE,
+            tenant,
+            database,
             migrations: server::Migrations::Validate,
             port: crate::free_port()?,
         };
