@@ -53,6 +53,17 @@ pub struct Backup {
     /// Digest the source claimed (sidecar or manifest), when one was required.
     pub expected_sha256: Option<String>,
     pub age_seconds: Option<i64>,
+    /// When an older recovery point was picked on purpose (`pick: oldest|random|{at}`), the age
+    /// of the newest one there was: what the RPO is measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_age_seconds: Option<i64>,
+}
+
+impl Backup {
+    /// The age the RPO is measured on: the newest recovery point's.
+    pub fn rpo_age_seconds(&self) -> Option<i64> {
+        self.newest_age_seconds.or(self.age_seconds)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

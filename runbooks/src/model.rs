@@ -103,10 +103,20 @@ pub struct Source {
     pub storage: String,
     /// A folder (ending in `/`, with `pick: latest`) or an object path.
     pub path: String,
-    /// `latest` (newest object under `path` matching `match`) or an exact object name.
-    #[serde(default = "default_pick")]
-    pub pick: String,
-    /// Glob on object names for `pick: latest`.
+    /// Which recovery point under `path`: `latest` (the newest), `oldest`, `random` (seeded by
+    /// the run id, so a drill can be repeated), `{at: TIME}` (the newest at or before TIME, RFC
+    /// 3339), or the exact name of one object.
+    #[serde(default)]
+    pub pick: Pick,
+    /// Only recovery points this recent count (`30d`; for `at`, before TIME) — `random`,
+    /// `oldest` and `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Parsed<DurationSpec>>,
+    /// A recovery point's time is read from its name with this chrono format (`%Y-%m-%d`,
+    /// `%Y%m%dT%H%M%SZ`; UTC), wherever it stands in the name; else its modification time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
+    /// Glob on object names when a recovery point is chosen among several.
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub pattern: Option<Parsed<Glob>>,
     /// How the backup's integrity is proven before it is restored.
@@ -123,8 +133,51 @@ pub struct Source {
 fn default_storage() -> String {
     "local".into()
 }
-fn default_pick() -> String {
-    "latest".into()
+/// `source.pick`: a word, an object's name, or `{at: TIME}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Pick {
+    /// `latest`, `oldest`, `random`, or the exact name of one object.
+    Named(String),
+    /// The newest recovery point at or before `at`.
+    At(PickAt),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PickAt {
+    /// RFC 3339, e.g. `2026-11-20T03:00:00Z`.
+    pub at: String,
+}
+
+impl Default for Pick {
+    fn default() -> Self {
+        Pick::Named("latest".into())
+    }
+}
+
+/// How `pick` chooses, in words a program can match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickRule<'a> {
+    Latest,
+    Oldest,
+    Random,
+    /// RFC 3339 text, checked by validation.
+    At(&'a str),
+    /// One object by name.
+    Exact(&'a str),
+}
+
+impl Pick {
+    pub fn rule(&self) -> PickRule<'_> {
+        match self {
+            Pick::Named(n) if n == "latest" => PickRule::Latest,
+            Pick::Named(n) if n == "oldest" => PickRule::Oldest,
+            Pick::Named(n) if n == "random" => PickRule::Random,
+            Pick::Named(n) => PickRule::Exact(n),
+            Pick::At(a) => PickRule::At(&a.at),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

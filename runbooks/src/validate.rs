@@ -19,8 +19,38 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
     if rb.source.max_expansion == Some(0) {
         issue("source.max_expansion", "must be at least 1 (a multiple of the backup's stored size)".into());
     }
-    if rb.source.pick != "latest" && rb.source.pattern.is_some() {
-        issue("source.match", "only used with `pick: latest`; remove it or pick the latest".into());
+    let rule = rb.source.pick.rule();
+    if let crate::model::PickRule::Exact(name) = rule {
+        for (field, given) in [
+            ("match", rb.source.pattern.is_some()),
+            ("within", rb.source.within.is_some()),
+            ("time_format", rb.source.time_format.is_some()),
+        ] {
+            if given {
+                issue(
+                    &format!("source.{field}"),
+                    format!(
+                        "`pick: {name}` names one object; `{field}` is for choosing among several (latest, oldest, random, at)"
+                    ),
+                );
+            }
+        }
+    }
+    if let crate::model::PickRule::At(at) = rule
+        && let Err(e) = chrono::DateTime::parse_from_rfc3339(at)
+    {
+        issue("source.pick.at", format!("`{at}` is not an RFC 3339 time such as 2026-11-20T03:00:00Z ({e})"));
+    }
+    if rule == crate::model::PickRule::Latest && rb.source.within.is_some() {
+        issue(
+            "source.within",
+            "not with `pick: latest` (the RPO objective bounds its age); use it with oldest, random or at".into(),
+        );
+    }
+    if let Some(f) = &rb.source.time_format
+        && !f.contains('%')
+    {
+        issue("source.time_format", format!("`{f}` has no chrono specifier (%Y, %m, %d, %H, ...)"));
     }
     if let (Some(step), Some(drill)) = (&rb.timeouts.step, &rb.timeouts.drill)
         && step.get().0 > drill.get().0

@@ -291,3 +291,29 @@ fn vector_store_checks_are_validated() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `pick`: a word, an object's name or `{at: TIME}`; `within`, `time_format` and `match` only
+/// where a recovery point is chosen among several.
+#[test]
+fn pick_rules_are_validated() {
+    let cases: &[(&str, &str)] = &[
+        ("  pick: oldest\n  within: 30d\n  time_format: \"%Y-%m-%d\"", "ok"),
+        ("  pick: random\n  within: 30d", "ok"),
+        ("  pick: { at: \"2026-11-20T03:00:00Z\" }\n  within: 7d", "ok"),
+        ("  pick: { at: \"Nov 20\" }", "source.pick.at: `Nov 20` is not an RFC 3339 time"),
+        ("  pick: latest\n  within: 30d", "source.within: not with `pick: latest`"),
+        ("  pick: rag-2026-11-29.tar.zst\n  within: 30d", "source.within: `pick: rag-2026-11-29.tar.zst` names one object"),
+        ("  pick: oldest\n  time_format: \"Y-m-d\"", "source.time_format: `Y-m-d` has no chrono specifier"),
+    ];
+    let mut failures = Vec::new();
+    for (pick, want) in cases {
+        let got = issues_after("  pick: latest", pick);
+        if !got.contains(want) {
+            failures.push(format!("{pick}\n  want: {want}\n  got:  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let rb = Runbook::parse("rb.yaml", &VALID.replacen("  pick: latest", "  pick: { at: \"2026-11-20T03:00:00Z\" }", 1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rb.source.pick.rule(), drillbook_runbooks::PickRule::At("2026-11-20T03:00:00Z"));
+}

@@ -15,6 +15,7 @@ use drillbook_adapters::source::{Located, Storage};
 use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, ScratchTarget, Secrets, Unpacked, unpack};
 use drillbook_reports::{self as reports, CheckStatus, Report, Step, StepStatus, Verdict};
 use drillbook_runbooks::Runbook;
+use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 
 /// Everything a drill needs, built (and validated) before it starts.
@@ -312,7 +313,7 @@ pub async fn execute(
     }
     if let Some(rpo) = &rb.objectives.rpo {
         let target = rpo.get().0.as_secs();
-        let age = backup.as_ref().and_then(|b| b.age_seconds);
+        let age = backup.as_ref().and_then(|b| b.rpo_age_seconds());
         let met = age.is_some_and(|a| a <= target as i64);
         if let Some(a) = age
             && !met
@@ -375,13 +376,21 @@ async fn fetch_phase(
     let storage = &plan.storage;
     let located = rec
         .step("locate", async {
-            let found = storage.locate(&rb.source, &plan.storage_path).await.map_err(|e| e.to_string())?;
+            // `pick: random` is seeded by the run id: the same drill picks the same point again.
+            let seed =
+                u64::from_be_bytes(sha2::Sha256::digest(cx.run_id.as_bytes())[..8].try_into().unwrap_or_default());
+            let found = storage
+                .locate(&rb.source, &plan.storage_path, chrono::Utc::now(), seed)
+                .await
+                .map_err(|e| e.to_string())?;
             let expected = storage.expected_sha256(&found, rb.source.checksum).await.map_err(|e| e.to_string())?;
             let detail = format!(
-                "{} ({} bytes, modified {}){}",
+                "{} ({} bytes, modified {}{}){}{}",
                 found.location,
                 found.size,
                 found.modified.map(|m| m.to_rfc3339()).unwrap_or_else(|| "unknown".into()),
+                found.named_time.map(|t| format!(", taken {} by its name", t.to_rfc3339())).unwrap_or_default(),
+                found.picked.as_ref().map(|p| format!("; picked {p}")).unwrap_or_default(),
                 expected.as_ref().map(|e| format!("; expected sha256 {e}")).unwrap_or_default()
             );
             Ok(done((found, expected), None, detail))
@@ -514,7 +523,9 @@ fn backup_record(found: &Located, sha256: Option<String>, expected: Option<Strin
         modified_at: found.modified,
         sha256,
         expected_sha256: expected,
-        age_seconds: found.modified.map(|m| Utc::now().signed_duration_since(m).num_seconds()),
+        // The recovery point's own time: the one in its name when `time_format` read it.
+        age_seconds: found.named_time.or(found.modified).map(|m| Utc::now().signed_duration_since(m).num_seconds()),
+        newest_age_seconds: found.newest_time.map(|m| Utc::now().signed_duration_since(m).num_seconds()),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use drillbook_runbooks::{CheckKind, ChecksumMode};
+use drillbook_runbooks::{CheckKind, ChecksumMode, PickRule};
 
 use crate::config::Config;
 use crate::plan;
@@ -16,9 +16,22 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     let mut steps: Vec<String> = Vec::new();
     let src = &rb.source;
     let pattern = src.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
-    steps.push(match src.pick.as_str() {
-        "latest" => format!("Locate the newest backup under `{}` in storage `{}`{pattern}.", src.path, src.storage),
-        name => format!("Locate the backup `{name}` under `{}` in storage `{}`.", src.path, src.storage),
+    let by = match &src.time_format {
+        Some(f) => format!(" by the time in its name (`{f}`)"),
+        None => " by modification time".to_string(),
+    };
+    let within = src.within.as_ref().map(|w| format!(" within {}", w.raw())).unwrap_or_default();
+    let under = format!("under `{}` in storage `{}`{pattern}", src.path, src.storage);
+    steps.push(match src.pick.rule() {
+        PickRule::Latest => format!("Locate the newest backup {under}{by}."),
+        PickRule::Oldest => format!("Locate the oldest backup{within} {under}{by}."),
+        PickRule::Random => format!(
+            "List the backups{within} {under}{by} and take one at random (the drill's report names the one it took)."
+        ),
+        PickRule::At(at) => format!("Locate the newest backup at or before {at}{within} {under}{by}."),
+        PickRule::Exact(name) => {
+            format!("Locate the backup `{name}` under `{}` in storage `{}`.", src.path, src.storage)
+        }
     });
     if let Some(rpo) = &rb.objectives.rpo {
         steps.push(format!(

@@ -88,9 +88,11 @@ fn drilled(rb: &drillbook_runbooks::Runbook, last_pass: Option<&str>, now: DateT
     if now - pass.with_timezone(&Utc) <= interval + grace { "on_schedule" } else { "late" }
 }
 
-/// The backup's age at the drill whose report folder is `folder` (from its `report.json`).
+/// The backup's age at the drill whose report folder is `folder` (from its `report.json`): the
+/// newest recovery point's when an older one was drilled on purpose.
 fn backup_age(folder: Option<&str>) -> Option<i64> {
-    crate::evidence::report_json(folder?)?["backup"]["age_seconds"].as_i64()
+    let backup = &crate::evidence::report_json(folder?)?["backup"];
+    backup["newest_age_seconds"].as_i64().or_else(|| backup["age_seconds"].as_i64())
 }
 
 pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {

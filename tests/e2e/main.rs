@@ -15,6 +15,7 @@ mod history_store;
 mod hostile;
 mod inventory;
 mod mariadb;
+mod pick;
 mod postgres;
 mod quickstart;
 mod redis;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use drillbook_runbooks::{ChecksumMode, Source};
+use drillbook_runbooks::{ChecksumMode, PickRule, Source};
 use futures_util::StreamExt;
 use opendal::{EntryMode, Operator};
 use sha2::{Digest, Sha256};
@@ -56,6 +56,12 @@ pub struct Located {
     pub modified: Option<DateTime<Utc>>,
     /// `storage:path`, for reports.
     pub location: String,
+    /// How it was chosen among several, when it was (`the oldest of 12 recovery points within 30d`).
+    pub picked: Option<String>,
+    /// The time written in its name (`time_format`), when read: the recovery point's time.
+    pub named_time: Option<DateTime<Utc>>,
+    /// When it was picked among several by a rule other than the newest: the newest point's time.
+    pub newest_time: Option<DateTime<Utc>>,
 }
 
 impl Located {
@@ -111,14 +117,23 @@ impl Storage {
         if self.name == "local" { format!("local:/{path}") } else { format!("{}:{path}", self.name) }
     }
 
-    /// Finds the object: `pick: latest` (newest matching `match`, ties: greatest name) or a name.
-    pub async fn locate(&self, source: &Source, path: &str) -> Result<Located, SourceError> {
-        if source.pick != "latest" {
+    /// Finds the recovery point `source.pick` names under `path`: one object by name, or one of
+    /// the objects matching `match` (checksum files left out), by the time in its name
+    /// (`time_format`) or its modification time. `now` bounds `within`; `seed` makes `random`
+    /// repeatable (the runner derives it from the run id). `Located::picked` says how it was chosen.
+    pub async fn locate(
+        &self,
+        source: &Source,
+        path: &str,
+        now: DateTime<Utc>,
+        seed: u64,
+    ) -> Result<Located, SourceError> {
+        let rule = source.pick.rule();
+        if let PickRule::Exact(name) = rule {
             let dir = if path.ends_with('/') || path.is_empty() { path.to_string() } else { format!("{path}/") };
-            let object = format!("{dir}{}", source.pick);
-            return self.stat(&object).await;
+            return self.stat(&format!("{dir}{name}")).await;
         }
-        if !path.ends_with('/') && !path.is_empty() {
+        if rule == PickRule::Latest && !path.ends_with('/') && !path.is_empty() {
             // A path to one object: `latest` of one.
             if let Ok(found) = self.stat(path).await {
                 return Ok(found);
@@ -140,7 +155,8 @@ impl Storage {
             _ => SourceError::Read { what: format!("cannot list {}", self.location(&dir)), source: e },
         })?;
         let mut listed = 0usize;
-        let mut best: Option<Located> = None;
+        let mut untimed = 0usize;
+        let mut points = Vec::new();
         for entry in entries {
             if entry.metadata().mode() != EntryMode::FILE {
                 continue;
@@ -155,25 +171,48 @@ impl Storage {
                 continue;
             }
             let found = self.stat(entry.path()).await?;
-            let newer = match &best {
-                None => true,
-                Some(b) => (found.modified, found.name()) > (b.modified, b.name()),
+            let time = match &source.time_format {
+                Some(f) => time_in_name(&name, f),
+                // A store that gives no modification time: the oldest possible, as before.
+                None => Some(found.modified.unwrap_or(DateTime::<Utc>::MIN_UTC)),
             };
-            if newer {
-                best = Some(found);
+            match time {
+                Some(t) => points.push((t, found)),
+                None => untimed += 1,
             }
         }
-        if best.is_none()
+        if points.is_empty()
             && listed == 0
             && let Err(e) = self.op.stat(&dir).await
             && e.kind() == opendal::ErrorKind::NotFound
         {
             return Err(SourceError::NotFound(format!("backup folder {} does not exist", self.location(&dir))));
         }
-        best.ok_or_else(|| {
-            let pattern = source.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
-            SourceError::NotFound(format!("no backup under {}{pattern} ({listed} objects listed)", self.location(&dir)))
-        })
+        let within = source.within.as_ref().map(|w| (w.raw().to_string(), w.get().0));
+        let choice = choose(points.iter().map(|(t, f)| (*t, f.name())).collect(), rule, within, now, seed);
+        match choice {
+            Ok((i, picked)) => {
+                let newest = points.iter().map(|(t, _)| *t).max();
+                let (time, mut found) = points.swap_remove(i);
+                if rule != PickRule::Latest {
+                    found.newest_time = newest;
+                }
+                found.picked = picked;
+                found.named_time = source.time_format.as_ref().map(|_| time);
+                Ok(found)
+            }
+            Err(why) => {
+                let pattern = source.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
+                let untimed = match (&source.time_format, untimed) {
+                    (Some(f), n) if n > 0 => format!(", {n} without a `{f}` time in their name"),
+                    _ => String::new(),
+                };
+                Err(SourceError::NotFound(format!(
+                    "{why} under {}{pattern} ({listed} objects listed{untimed})",
+                    self.location(&dir)
+                )))
+            }
+        }
     }
 
     async fn stat(&self, path: &str) -> Result<Located, SourceError> {
@@ -190,7 +229,15 @@ impl Storage {
             let t = t.into_inner();
             DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
         });
-        Ok(Located { path: path.to_string(), size: meta.content_length(), modified, location: self.location(path) })
+        Ok(Located {
+            path: path.to_string(),
+            size: meta.content_length(),
+            modified,
+            location: self.location(path),
+            picked: None,
+            named_time: None,
+            newest_time: None,
+        })
     }
 
     /// The digest the source claims for the object, by `checksum` mode.
@@ -363,6 +410,142 @@ pub struct Fetched {
     pub fetch_error: Option<String>,
     pub unpacked: Result<crate::Unpacked, UnpackError>,
     pub unpack_ms: u64,
+}
+
+/// The time written in an object's name in chrono format `format` (UTC unless the format has
+/// an offset), wherever it stands: `rag-2026-11-29.tar.zst` with `%Y-%m-%d`.
+pub fn time_in_name(name: &str, format: &str) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    // Starting on a letter or digit: `%Y` would read `-2026` (the dash before it) as a year.
+    name.char_indices()
+        .map(|(i, _)| &name[i..])
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
+        .find_map(|rest| {
+            DateTime::parse_and_remainder(rest, format)
+                .map(|(t, _)| t.with_timezone(&Utc))
+                .ok()
+                .or_else(|| NaiveDateTime::parse_and_remainder(rest, format).ok().map(|(t, _)| t.and_utc()))
+                .or_else(|| {
+                    NaiveDate::parse_and_remainder(rest, format)
+                        .ok()
+                        .and_then(|(d, _)| d.and_hms_opt(0, 0, 0))
+                        .map(|t| t.and_utc())
+                })
+        })
+}
+
+/// Which recovery point `rule` picks among `points` (time, name): its index and, when it chose
+/// among several by a rule other than the newest, how (for the report). Ties go to the greater
+/// name. `within` is the runbook's window (as written, and its length).
+pub fn choose(
+    points: Vec<(DateTime<Utc>, &str)>,
+    rule: PickRule<'_>,
+    within: Option<(String, std::time::Duration)>,
+    now: DateTime<Utc>,
+    seed: u64,
+) -> Result<(usize, Option<String>), String> {
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|a, b| (points[*a].0, points[*a].1).cmp(&(points[*b].0, points[*b].1)));
+    let end = match rule {
+        PickRule::At(at) => {
+            DateTime::parse_from_rfc3339(at).map_err(|e| format!("`pick: {{at: {at}}}`: {e}"))?.with_timezone(&Utc)
+        }
+        _ => now,
+    };
+    let start = within.as_ref().map(|(_, d)| end - chrono::Duration::from_std(*d).unwrap_or(chrono::TimeDelta::MAX));
+    let window: Vec<usize> = order
+        .into_iter()
+        .filter(|i| match rule {
+            PickRule::Latest => true,
+            _ => points[*i].0 <= end && start.is_none_or(|s| points[*i].0 >= s),
+        })
+        .collect();
+    let span = match (&within, rule) {
+        (Some((w, _)), PickRule::At(at)) => format!(" in the {w} before {at}"),
+        (None, PickRule::At(at)) => format!(" at or before {at}"),
+        (Some((w, _)), _) => format!(" within {w}"),
+        (None, _) => String::new(),
+    };
+    let n = window.len();
+    let pick = match rule {
+        PickRule::Latest | PickRule::At(_) => window.last().copied(),
+        PickRule::Oldest => window.first().copied(),
+        PickRule::Random => (n > 0).then(|| window[(seed % n as u64) as usize]),
+        PickRule::Exact(_) => None,
+    };
+    let Some(i) = pick else {
+        return Err(match rule {
+            PickRule::Latest => "no backup".to_string(),
+            _ => format!("no recovery point{span}"),
+        });
+    };
+    let picked = match rule {
+        PickRule::Latest => None,
+        PickRule::Oldest => Some(format!("the oldest of {n} recovery points{span}")),
+        PickRule::At(_) => Some(format!("the newest of {n} recovery points{span}")),
+        PickRule::Random => {
+            let rank = window.iter().position(|w| *w == i).unwrap_or(0) + 1;
+            Some(format!(
+                "at random (seed {seed:016x}, from the run id): number {rank} by time of {n} recovery points{span}"
+            ))
+        }
+        PickRule::Exact(_) => None,
+    };
+    Ok((i, picked))
+}
+
+#[cfg(test)]
+mod pick_tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn times_are_read_from_names_wherever_they_stand() {
+        assert_eq!(time_in_name("rag-2026-11-29.tar.zst", "%Y-%m-%d"), Some(t("2026-11-29T00:00:00Z")));
+        assert_eq!(time_in_name("db_20261120T030000Z.dump", "%Y%m%dT%H%M%SZ"), Some(t("2026-11-20T03:00:00Z")));
+        assert_eq!(
+            time_in_name("snap-2026-11-20T04:00:00+01:00.tar", "%Y-%m-%dT%H:%M:%S%:z"),
+            Some(t("2026-11-20T03:00:00Z"))
+        );
+        assert_eq!(time_in_name("rag-latest.tar.zst", "%Y-%m-%d"), None);
+    }
+
+    #[test]
+    fn each_rule_picks_its_point_and_says_how() {
+        let now = t("2026-11-30T12:00:00Z");
+        let points = || {
+            vec![
+                (t("2026-11-29T03:00:00Z"), "d"),
+                (t("2026-10-01T03:00:00Z"), "a"),
+                (t("2026-11-20T03:00:00Z"), "c"),
+                (t("2026-11-10T03:00:00Z"), "b"),
+            ]
+        };
+        let w = |s: &str, days: u64| Some((s.to_string(), std::time::Duration::from_secs(days * 86400)));
+        let name = |r: Result<(usize, Option<String>), String>| r.map(|(i, _)| points()[i].1);
+        assert_eq!(name(choose(points(), PickRule::Latest, None, now, 0)), Ok("d"));
+        assert_eq!(name(choose(points(), PickRule::Oldest, None, now, 0)), Ok("a"));
+        assert_eq!(name(choose(points(), PickRule::Oldest, w("30d", 30), now, 0)), Ok("b"));
+        assert_eq!(name(choose(points(), PickRule::At("2026-11-21T00:00:00Z"), None, now, 0)), Ok("c"));
+        assert_eq!(name(choose(points(), PickRule::At("2026-11-20T03:00:00Z"), None, now, 0)), Ok("c"), "at or before");
+        let e = choose(points(), PickRule::At("2026-11-21T00:00:00Z"), w("12h", 0), now, 0).unwrap_err();
+        assert_eq!(e, "no recovery point in the 12h before 2026-11-21T00:00:00Z");
+        let e = choose(points(), PickRule::At("2026-09-01T00:00:00Z"), None, now, 0).unwrap_err();
+        assert!(e.contains("at or before 2026-09-01"), "{e}");
+        // Random: the same seed, the same point; every point reachable; within applies.
+        let seen: std::collections::BTreeSet<_> =
+            (0..8).map(|seed| name(choose(points(), PickRule::Random, w("30d", 30), now, seed)).unwrap()).collect();
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["b", "c", "d"]);
+        assert_eq!(choose(points(), PickRule::Random, None, now, 7), choose(points(), PickRule::Random, None, now, 7));
+        let (_, how) = choose(points(), PickRule::Random, w("30d", 30), now, 4).unwrap();
+        assert!(
+            how.unwrap()
+                .contains("seed 0000000000000004, from the run id): number 2 by time of 3 recovery points within 30d")
+        );
+    }
 }
 
 fn is_checksum_file(name: &str) -> bool {
