@@ -302,7 +302,10 @@ fn pick_rules_are_validated() {
         ("  pick: { at: \"2026-11-20T03:00:00Z\" }\n  within: 7d", "ok"),
         ("  pick: { at: \"Nov 20\" }", "source.pick.at: `Nov 20` is not an RFC 3339 time"),
         ("  pick: latest\n  within: 30d", "source.within: not with `pick: latest`"),
-        ("  pick: rag-2026-11-29.tar.zst\n  within: 30d", "source.within: `pick: rag-2026-11-29.tar.zst` names one object"),
+        (
+            "  pick: rag-2026-11-29.tar.zst\n  within: 30d",
+            "source.within: `pick: rag-2026-11-29.tar.zst` names one object",
+        ),
         ("  pick: oldest\n  time_format: \"Y-m-d\"", "source.time_format: `Y-m-d` has no chrono specifier"),
     ];
     let mut failures = Vec::new();
@@ -313,7 +316,8 @@ fn pick_rules_are_validated() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let rb = Runbook::parse("rb.yaml", &VALID.replacen("  pick: latest", "  pick: { at: \"2026-11-20T03:00:00Z\" }", 1))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rb =
+        Runbook::parse("rb.yaml", &VALID.replacen("  pick: latest", "  pick: { at: \"2026-11-20T03:00:00Z\" }", 1))
+            .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rb.source.pick.rule(), drillbook_runbooks::PickRule::At("2026-11-20T03:00:00Z"));
 }
