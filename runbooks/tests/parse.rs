@@ -50,6 +50,30 @@ fn issues_after(from: &str, to: &str) -> String {
     }
 }
 
+/// Runs `issues` on each case's input; every case's issues must contain its `want` (`ok` when
+/// the runbook must parse). All failing cases are reported at once.
+fn expect_cases(cases: &[(&str, &str)], issues: impl Fn(&str) -> String) {
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(input, want)| {
+            let got = issues(input);
+            (!got.contains(want)).then(|| format!("{input}\n  want: {want}\n  got:  {got}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// The issues of a runbook restoring with `adapter`, whose `verify:` is `checks`.
+fn checks_issues(adapter: &str, kind: &str, checks: &str) -> String {
+    let text = format!(
+        "version: 1\nname: r\nowner: o\nasset: {{ name: a, kind: {kind} }}\nsource: {{ path: b/ }}\nrestore: {{ adapter: {adapter} }}\nverify:\n{checks}"
+    );
+    match Runbook::parse("r.yaml", &text) {
+        Ok(_) => "ok".to_string(),
+        Err(issues) => issues.to_string(),
+    }
+}
+
 #[test]
 fn the_design_example_parses() {
     let rb = Runbook::parse("rb.yaml", VALID).unwrap_or_else(|e| panic!("{e}"));
@@ -193,15 +217,6 @@ fn committed_schema_is_current() {
 /// The redis check kinds: one source of truth each, known types, sizes with units.
 #[test]
 fn redis_checks_are_validated() {
-    let rb = |checks: &str| {
-        let text = format!(
-            "version: 1\nname: r\nowner: o\nasset: {{ name: a, kind: cache }}\nsource: {{ path: b/ }}\nrestore: {{ adapter: redis }}\nverify:\n{checks}"
-        );
-        match Runbook::parse("r.yaml", &text) {
-            Ok(_) => "ok".to_string(),
-            Err(issues) => issues.to_string(),
-        }
-    };
     let cases: &[(&str, &str)] = &[
         ("  - name: k\n    keys: { pattern: \"s:*\", expect: \">= 1\" }\n", "ok"),
         ("  - name: k\n    keys: { manifest: m.json, tolerance: 2 }\n", "ok"),
@@ -228,29 +243,13 @@ fn redis_checks_are_validated() {
         ("  - name: m\n    memory: {}\n", "verify[0].memory: needs `min`, `max` or both"),
         ("  - name: d\n    dataset_digest: { manifest: m.json }\n", "ok"),
     ];
-    let mut failures = Vec::new();
-    for (checks, want) in cases {
-        let got = rb(checks);
-        if !got.contains(want) {
-            failures.push(format!("{checks}  want: {want}\n  got:  {got}"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    expect_cases(cases, |checks| checks_issues("redis", "cache", checks));
 }
 
 /// The vector-store check kinds: collections and points take one source of truth; a collection
 /// target takes no SQL columns, a table target needs them.
 #[test]
 fn vector_store_checks_are_validated() {
-    let rb = |checks: &str| {
-        let text = format!(
-            "version: 1\nname: c\nowner: o\nasset: {{ name: a, kind: vector-store }}\nsource: {{ path: b/ }}\nrestore: {{ adapter: chroma }}\nverify:\n{checks}"
-        );
-        match Runbook::parse("c.yaml", &text) {
-            Ok(_) => "ok".to_string(),
-            Err(issues) => issues.to_string(),
-        }
-    };
     let cases: &[(&str, &str)] = &[
         ("  - name: c\n    collections: { names: [docs, faq] }\n", "ok"),
         ("  - name: c\n    collections: { manifest: m.json, allow_extra: true }\n", "ok"),
@@ -282,14 +281,7 @@ fn vector_store_checks_are_validated() {
         ),
         ("  - name: d\n    documents_checksum: { collection: docs, manifest: m.json }\n", "ok"),
     ];
-    let mut failures = Vec::new();
-    for (checks, want) in cases {
-        let got = rb(checks);
-        if !got.contains(want) {
-            failures.push(format!("{checks}  want: {want}\n  got:  {got}"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    expect_cases(cases, |checks| checks_issues("chroma", "vector-store", checks));
 }
 
 /// `pick`: a word, an object's name or `{at: TIME}`; `within`, `time_format` and `match` only
@@ -308,14 +300,7 @@ fn pick_rules_are_validated() {
         ),
         ("  pick: oldest\n  time_format: \"Y-m-d\"", "source.time_format: `Y-m-d` has no chrono specifier"),
     ];
-    let mut failures = Vec::new();
-    for (pick, want) in cases {
-        let got = issues_after("  pick: latest", pick);
-        if !got.contains(want) {
-            failures.push(format!("{pick}\n  want: {want}\n  got:  {got}"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    expect_cases(cases, |pick| issues_after("  pick: latest", pick));
     let rb =
         Runbook::parse("rb.yaml", &VALID.replacen("  pick: latest", "  pick: { at: \"2026-11-20T03:00:00Z\" }", 1))
             .unwrap_or_else(|e| panic!("{e}"));
