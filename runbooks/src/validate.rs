@@ -20,6 +20,18 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
         issue("source.max_expansion", "must be at least 1 (a multiple of the backup's stored size)".into());
     }
     let rule = rb.source.pick.rule();
+    // `pick: lastest` would otherwise be looked for as an object of that name.
+    if let crate::model::PickRule::Exact(name) = rule
+        && !name.contains('.')
+        && let Some(word) = crate::nearest(name, ["latest", "oldest", "random"])
+    {
+        issue(
+            "source.pick",
+            format!(
+                "`{name}` is read as the name of one object, did you mean `{word}`? (write the name with its extension)"
+            ),
+        );
+    }
     if let crate::model::PickRule::Exact(name) = rule {
         for (field, given) in [
             ("match", rb.source.pattern.is_some()),

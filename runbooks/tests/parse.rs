@@ -299,6 +299,8 @@ fn pick_rules_are_validated() {
             "source.within: `pick: rag-2026-11-29.tar.zst` names one object",
         ),
         ("  pick: oldest\n  time_format: \"Y-m-d\"", "source.time_format: `Y-m-d` has no chrono specifier"),
+        ("  pick: lastest", "source.pick: `lastest` is read as the name of one object, did you mean `latest`?"),
+        ("  pick: rag-2026-11-29.tar.zst", "source.match: `pick: rag-2026-11-29.tar.zst` names one object"),
     ];
     expect_cases(cases, |pick| issues_after("  pick: latest", pick));
     let rb =
