@@ -17,7 +17,7 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     let src = &rb.source;
     let pattern = src.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
     let by = match &src.time_format {
-        Some(f) => format!(" by the time in its name (`{f}`)"),
+        Some(f) => format!(" by the times in their names (`{f}`)"),
         None => " by modification time".to_string(),
     };
     let within = src.within.as_ref().map(|w| format!(" within {}", w.raw())).unwrap_or_default();
