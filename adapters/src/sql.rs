@@ -5,17 +5,14 @@ use drillbook_runbooks::CheckKind;
 
 use crate::AdapterError;
 
-/// The check kinds every SQL database adapter evaluates.
+/// The check kinds every SQL database adapter evaluates: queries and table truth.
+pub(crate) fn answers_tables(check: &CheckKind) -> bool {
+    matches!(check, CheckKind::Sql(_) | CheckKind::RowCounts(_) | CheckKind::Schema(_) | CheckKind::TableChecksum(_))
+}
+
+/// [`answers_tables`] and the vector checks on a table (the stores that hold vectors in SQL).
 pub(crate) fn answers(check: &CheckKind) -> bool {
-    matches!(
-        check,
-        CheckKind::Sql(_)
-            | CheckKind::RowCounts(_)
-            | CheckKind::Schema(_)
-            | CheckKind::TableChecksum(_)
-            | CheckKind::VectorIntegrity(_)
-            | CheckKind::VectorRecall(_)
-    )
+    answers_tables(check) || matches!(check, CheckKind::VectorIntegrity(_) | CheckKind::VectorRecall(_))
 }
 
 /// Quotes an identifier the SQL-standard way (PostgreSQL and SQLite alike).

@@ -154,9 +154,16 @@ impl Api {
         Ok(all)
     }
 
-    /// One collection by name; `None` when the server does not have it.
-    pub async fn collection(&self, name: &str) -> Result<Option<Collection>, String> {
-        Ok(self.collections().await?.into_iter().find(|c| c.name == name))
+    /// One collection by name, or why not, naming the ones there are.
+    pub async fn collection(&self, name: &str) -> Result<Collection, String> {
+        let all = self.collections().await?;
+        let names: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
+        all.into_iter().find(|c| c.name == name).ok_or_else(|| {
+            format!(
+                "no collection `{name}` in the database (it has: {})",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )
+        })
     }
 
     /// The collection's record count.

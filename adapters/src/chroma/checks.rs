@@ -21,14 +21,7 @@ fn load_manifest(cx: &DrillCx, path: &str) -> Result<ChromaManifest, AdapterErro
 
 /// The collection `name`, or a check error naming the ones there are.
 async fn collection(api: &Api, name: &str) -> Result<Collection, AdapterError> {
-    let all = api.collections().await.map_err(failed)?;
-    let names: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
-    all.into_iter().find(|c| c.name == name).ok_or_else(|| {
-        AdapterError::Check(format!(
-            "the restored database has no collection `{name}` (it has: {})",
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
-        ))
-    })
+    api.collection(name).await.map_err(failed)
 }
 
 pub async fn collections(cx: &DrillCx, api: &Api, c: &CollectionsCheck) -> Result<CheckOutcome, AdapterError> {

@@ -171,7 +171,7 @@ pub async fn golden_answers(
     k: u32,
     queries: &[crate::vectors::GoldenQuery],
 ) -> Result<Vec<Value>, String> {
-    let c = api.collection(collection).await?.ok_or_else(|| format!("no collection `{collection}`"))?;
+    let c = api.collection(collection).await?;
     let metric =
         metric(&c.space()).ok_or_else(|| format!("collection `{collection}` has unknown space `{}`", c.space()))?;
     let vectors = queries.iter().map(|q| q.vector.clone()).collect();

@@ -176,14 +176,7 @@ impl crate::Store for Mariadb {
     }
 
     fn supports(&self, check: &CheckKind) -> bool {
-        matches!(
-            check,
-            CheckKind::Sql(_)
-                | CheckKind::RowCounts(_)
-                | CheckKind::Schema(_)
-                | CheckKind::TableChecksum(_)
-                | CheckKind::CheckTables(_)
-        )
+        crate::sql::answers_tables(check) || matches!(check, CheckKind::CheckTables(_))
     }
 
     fn server_kinds(&self) -> &'static [&'static str] {

@@ -129,8 +129,8 @@ impl Storage {
         seed: u64,
     ) -> Result<Located, SourceError> {
         let rule = source.pick.rule();
+        let dir = if path.ends_with('/') || path.is_empty() { path.to_string() } else { format!("{path}/") };
         if let PickRule::Exact(name) = rule {
-            let dir = if path.ends_with('/') || path.is_empty() { path.to_string() } else { format!("{path}/") };
             return self.stat(&format!("{dir}{name}")).await;
         }
         if rule == PickRule::Latest && !path.ends_with('/') && !path.is_empty() {
@@ -139,7 +139,6 @@ impl Storage {
                 return Ok(found);
             }
         }
-        let dir = if path.ends_with('/') || path.is_empty() { path.to_string() } else { format!("{path}/") };
         let glob = match &source.pattern {
             Some(g) => Some(
                 globset::Glob::new(&g.get().0)
