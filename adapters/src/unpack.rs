@@ -313,19 +313,35 @@ fn untar(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|e| classify(e, layer, bytes, limits))?;
     // A link checked when it was made can be turned outwards by a later one (`y -> z/..`,
-    // then `z -> .`): every link is checked again against the finished tree.
-    for link in &links {
-        let to = std::fs::read_link(dest.join(link)).unwrap_or_default();
-        let parent = link.parent().unwrap_or(Path::new(""));
-        if !resolves_inside(dest, &parent.join(&to)) {
-            return Err(UnpackError::Unsafe {
-                entry: link.display().to_string(),
-                why: format!(
-                    "is a symlink pointing out of the scratch dir (to `{}`) through links made after it",
-                    to.display()
-                ),
-            });
+    // then `z -> .`): every link is checked again against the finished tree. The outward
+    // ones are removed before the refusal, so none is left for whatever reads the tree next;
+    // removing one can change what another resolves to, so this repeats until none is left.
+    let mut refused: Option<UnpackError> = None;
+    loop {
+        let outward: Vec<(PathBuf, PathBuf)> = links
+            .iter()
+            .filter_map(|link| {
+                let to = std::fs::read_link(dest.join(link)).ok()?;
+                let parent = link.parent().unwrap_or(Path::new(""));
+                (!resolves_inside(dest, &parent.join(&to))).then(|| (link.clone(), to))
+            })
+            .collect();
+        let Some((first, to)) = outward.first() else { break };
+        refused.get_or_insert_with(|| UnpackError::Unsafe {
+            entry: first.display().to_string(),
+            why: format!(
+                "is a symlink pointing out of the scratch dir (to `{}`) through links made after it",
+                to.display()
+            ),
+        });
+        for (link, _) in &outward {
+            std::fs::remove_file(dest.join(link))
+                .map_err(|e| UnpackError::Write { path: dest.join(link).display().to_string(), source: e })?;
         }
+        links.retain(|l| !outward.iter().any(|(o, _)| o == l));
+    }
+    if let Some(e) = refused {
+        return Err(e);
     }
     Ok((files, bytes))
 }
@@ -603,6 +619,27 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("b.txt")).unwrap(), b"bee");
         assert!(!dir.path().join("a/b.txt").exists());
         assert_eq!(std::fs::read(dir.path().join("h.txt")).unwrap(), b"eff");
+    }
+
+    #[test]
+    fn a_link_turned_outwards_by_a_later_one_is_refused_and_removed() {
+        // `b/a -> ../a/..` stays inside when made; `a -> .` then makes it the root's parent.
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, tar::EntryType::Symlink, "b/a", "../a/..", b"");
+        entry(&mut b, tar::EntryType::Symlink, "a", ".", b"");
+        let tar = b.into_inner().unwrap();
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("root");
+        std::fs::create_dir(&dir).unwrap();
+        let limits = Limits { compressed_size: tar.len() as u64, max_ratio: 50 };
+        let e = unpack(std::io::Cursor::new(tar), "t.tar", &dir, &limits, None, Arc::new(AtomicBool::new(false)))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tar entry `b/a` is a symlink pointing out of the scratch dir (to `../a/..`) through links made after it; refused"
+        );
+        assert!(std::fs::symlink_metadata(dir.join("b/a")).is_err(), "the outward link is left on disk");
+        assert_eq!(std::fs::read_link(dir.join("a")).unwrap(), Path::new("."));
     }
 
     #[test]
