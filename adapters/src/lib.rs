@@ -33,6 +33,8 @@ pub mod files;
 pub mod mariadb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "qdrant")]
+pub mod qdrant;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
@@ -104,6 +106,9 @@ pub struct Unpacked {
     pub single_file: Option<PathBuf>,
     /// e.g. `zstd+tar`, `gzip`, `raw`.
     pub format: String,
+    /// The backup object's file name without its compression and encryption suffixes
+    /// (`docs-1-2026-11-29-03-00-00.snapshot`).
+    pub name: String,
     pub files: u64,
     pub bytes: u64,
 }

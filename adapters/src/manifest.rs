@@ -6,9 +6,47 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::CheckOutcome;
+
+/// An order-independent digest of records (a vector store's points, say): SHA-256 of the
+/// sorted SHA-256s of each record's bytes, so the order a store returns them in does not count.
+#[derive(Default)]
+pub struct RecordDigest {
+    hashes: Vec<[u8; 32]>,
+}
+
+impl RecordDigest {
+    pub fn add(&mut self, record: &[u8]) {
+        self.hashes.push(Sha256::digest(record).into());
+    }
+
+    /// The number of records and the digest (hex).
+    pub fn finish(mut self) -> (u64, String) {
+        self.hashes.sort_unstable();
+        let mut h = Sha256::new();
+        for one in &self.hashes {
+            h.update(one);
+        }
+        (self.hashes.len() as u64, hex::encode(h.finalize()))
+    }
+}
+
+/// `v` with every object's keys sorted: the text is the same whatever order the store used
+/// (serde_json keeps insertion order in this build).
+pub fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {

@@ -14,5 +14,6 @@ pub fn build(options: &AdapterOptions) -> Box<dyn Adapter> {
         AdapterOptions::Redis(o) => Box::new(crate::redis::Redis::new(o.clone())),
         AdapterOptions::Mariadb(o) => Box::new(crate::mariadb::Mariadb::new(o.clone())),
         AdapterOptions::Chroma(o) => Box::new(crate::chroma::Chroma::new(o.clone())),
+        AdapterOptions::Qdrant(o) => Box::new(crate::qdrant::Qdrant::new(o.clone())),
     }
 }

@@ -171,12 +171,12 @@ pub fn unpack(
         }
         format.push_str("tar");
         let (files, bytes) = untar(rest, dest, outer, limits)?;
-        Ok(Unpacked { root: dest.to_path_buf(), single_file: None, format, files, bytes })
+        Ok(Unpacked { root: dest.to_path_buf(), single_file: None, format, name, files, bytes })
     } else {
         if format.is_empty() {
             format.push_str("raw");
         }
-        let safe = if name.is_empty() || name == "." || name == ".." { "backup".to_string() } else { name };
+        let safe = if name.is_empty() || name == "." || name == ".." { "backup".to_string() } else { name.clone() };
         let path = dest.join(&safe);
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -186,7 +186,7 @@ pub fn unpack(
             .map_err(|source| UnpackError::Write { path: path.display().to_string(), source })?;
         let mut rest = rest;
         let bytes = io::copy(&mut rest, &mut out).map_err(|e| classify(e, outer, 0, limits))?;
-        Ok(Unpacked { root: dest.to_path_buf(), single_file: Some(path), format, files: 1, bytes })
+        Ok(Unpacked { root: dest.to_path_buf(), single_file: Some(path), format, name, files: 1, bytes })
     }
 }
 

@@ -125,6 +125,30 @@ fn chroma_folder(dir: &Path) -> Option<std::path::PathBuf> {
 /// Where scripts/test-deps.sh installs `chroma` (PyPI chromadb, in a venv others can read).
 const CHROMA_RESTORE: &str = "restore: { adapter: chroma, bin_dir: /opt/drillbook-test/chroma/bin }";
 
+/// The committed Qdrant sample (made by Qdrant Edge, runbooks/examples/qdrant/make-sample.sh):
+/// a collection snapshot, unpacked.
+fn qdrant_snapshot(dir: &Path) -> Option<std::path::PathBuf> {
+    let engine = Path::new(QDRANT_ENGINE);
+    assert!(
+        engine.is_file(),
+        "no {}: the Qdrant engine is the drillbook binary (`cargo build -p drillbook`; `cargo nextest run --workspace` builds it)",
+        engine.display()
+    );
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../runbooks/examples/qdrant/backups/docs-1-2026-11-29-03-00-00.snapshot.zst");
+    let tar = zstd::decode_all(std::fs::File::open(&archive).expect("the qdrant sample")).expect("zstd");
+    tar::Archive::new(&tar[..]).unpack(dir).expect("untar");
+    None
+}
+
+/// The drillbook binary of this build: it runs the Qdrant engine (`drillbook engine qdrant`).
+const QDRANT_ENGINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/drillbook");
+const QDRANT_RESTORE: &str = concat!(
+    "restore: { adapter: qdrant, collection: docs, engine: \"",
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/debug/drillbook\" }"
+);
+
 fn fixtures() -> Vec<Fixture> {
     vec![
         Fixture {
@@ -151,6 +175,11 @@ fn fixtures() -> Vec<Fixture> {
             restore: CHROMA_RESTORE,
             verify: "  - name: chunks\n    points: { collection: docs, expect: \"== 800\" }\n  - name: script\n    command: { run: [sh, -c, \"curl -sf \\\"$DRILL_SCRATCH_URL/api/v2/heartbeat\\\"\"] }\n",
             lay_out: chroma_folder,
+        },
+        Fixture {
+            restore: QDRANT_RESTORE,
+            verify: "  - name: chunks\n    points: { collection: docs, expect: \"== 600\" }\n  - name: vectors\n    vector_integrity: { collection: docs, vector: text, dim: 64 }\n",
+            lay_out: qdrant_snapshot,
         },
         Fixture {
             restore: "restore: { adapter: files }",
@@ -200,7 +229,14 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
         let root = work.path().join("restore");
         std::fs::create_dir(&root).unwrap();
         let single = (f.lay_out)(&root);
-        let unpacked = Unpacked { root: root.clone(), single_file: single, format: "raw".into(), files: 1, bytes: 0 };
+        let unpacked = Unpacked {
+            root: root.clone(),
+            single_file: single,
+            format: "raw".into(),
+            name: String::new(),
+            files: 1,
+            bytes: 0,
+        };
         let cx = DrillCx {
             run_id: "contract".into(),
             runbook_dir: work.path().into(),

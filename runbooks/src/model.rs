@@ -254,6 +254,7 @@ pub enum AdapterOptions {
     Redis(RedisOptions),
     Mariadb(MariadbOptions),
     Chroma(ChromaOptions),
+    Qdrant(QdrantOptions),
 }
 
 impl AdapterOptions {
@@ -266,6 +267,7 @@ impl AdapterOptions {
             AdapterOptions::Redis(_) => "redis",
             AdapterOptions::Mariadb(_) => "mariadb",
             AdapterOptions::Chroma(_) => "chroma",
+            AdapterOptions::Qdrant(_) => "qdrant",
         }
     }
 }
@@ -383,6 +385,28 @@ pub struct ChromaOptions {
     pub database: Option<String>,
 }
 
+/// `adapter: qdrant` — a Qdrant snapshot (a collection snapshot, a shard snapshot, or a full
+/// storage snapshot holding collection snapshots), loaded by Qdrant Edge (Qdrant's own engine)
+/// in a child process and checked through it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QdrantOptions {
+    /// The collection: the one to restore from a full storage snapshot; for a collection or
+    /// shard snapshot, its name (default: from the snapshot's file name,
+    /// `<collection>-<peer>-<time>.snapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// The snapshot inside the unpacked tree, when the backup archive holds more than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The drillbook program that runs the engine (`<engine> engine qdrant`); default: this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// The unprivileged user that runs the engine when drillbook runs as root; default `nobody`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+}
+
 /// One verification against the restored copy: a name and exactly one kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -416,6 +440,8 @@ pub enum CheckKind {
     Collections(CollectionsCheck),
     Points(PointsCheck),
     DocumentsChecksum(DocumentsChecksumCheck),
+    PayloadSchema(PayloadSchemaCheck),
+    PointsChecksum(PointsChecksumCheck),
 }
 
 impl CheckKind {
@@ -438,6 +464,8 @@ impl CheckKind {
             CheckKind::Collections(_) => "collections",
             CheckKind::Points(_) => "points",
             CheckKind::DocumentsChecksum(_) => "documents_checksum",
+            CheckKind::PayloadSchema(_) => "payload_schema",
+            CheckKind::PointsChecksum(_) => "points_checksum",
         }
     }
 }
@@ -505,6 +533,9 @@ pub struct VectorIntegrityCheck {
     /// The vector column of `table` (SQL stores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+    /// A named vector of `collection` (Qdrant); default: the collection's only vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<String>,
     pub dim: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<VectorEncoding>,
@@ -527,6 +558,9 @@ pub struct VectorRecallCheck {
     pub column: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// A named vector of `collection` (Qdrant); default: the collection's only vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<String>,
     /// JSON Lines: `{"id": "q1", "vector": [...], "expected": ["doc-17", ...]}`.
     pub queries: String,
     pub k: u32,
@@ -723,6 +757,27 @@ pub struct PointsCheck {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentsChecksumCheck {
+    pub collection: String,
+    pub manifest: String,
+}
+
+/// The payload fields of a collection's points and the types of their values equal the
+/// manifest's (a field or a type missing, or one the manifest does not have unless
+/// `allow_extra`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadSchemaCheck {
+    pub collection: String,
+    pub manifest: String,
+    #[serde(default)]
+    pub allow_extra: bool,
+}
+
+/// An order-independent digest of a collection's points (id, every vector, payload) equals
+/// the manifest's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointsChecksumCheck {
     pub collection: String,
     pub manifest: String,
 }

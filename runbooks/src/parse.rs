@@ -35,6 +35,8 @@ pub const CHECK_KINDS: &[&str] = &[
     "collections",
     "points",
     "documents_checksum",
+    "payload_schema",
+    "points_checksum",
 ];
 
 thread_local! {

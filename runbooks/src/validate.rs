@@ -99,6 +99,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
             CheckKind::VectorIntegrity(v) => {
                 target(v.table.is_some(), v.collection.is_some(), &at(""), issue);
                 sql_columns(v.table.is_some(), &[("column", v.column.is_some())], &at(""), issue);
+                named_vector(v.table.is_some(), v.vector.is_some(), &at(".vector"), issue);
                 if v.dim == 0 {
                     issue(&at(".dim"), "must be at least 1".into());
                 }
@@ -116,6 +117,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                     &at(""),
                     issue,
                 );
+                named_vector(v.table.is_some(), v.vector.is_some(), &at(".vector"), issue);
                 if v.k == 0 {
                     issue(&at(".k"), "must be at least 1".into());
                 }
@@ -186,6 +188,8 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
             },
             CheckKind::DatasetDigest(_)
             | CheckKind::DocumentsChecksum(_)
+            | CheckKind::PayloadSchema(_)
+            | CheckKind::PointsChecksum(_)
             | CheckKind::CheckTables(_)
             | CheckKind::RowCounts(_)
             | CheckKind::Schema(_)
@@ -209,6 +213,13 @@ fn sql_columns(table: bool, columns: &[(&str, bool)], at: &str, issue: &mut dyn 
             }
             _ => {}
         }
+    }
+}
+
+/// `vector:` names a vector of a collection; a table's vector is its `column`.
+fn named_vector(table: bool, given: bool, at: &str, issue: &mut dyn FnMut(&str, String)) {
+    if table && given {
+        issue(at, "only with `collection`; a table's vector is its `column`".into());
     }
 }
 

@@ -129,7 +129,7 @@ fn errors_name_file_line_column_field_and_hint() {
         (
             "  adapter: sqlite",
             "  adapter: sqlit",
-            "rb.yaml:23:12: restore.adapter: unknown value `sqlit`, did you mean `sqlite`? (expected one of: postgres, sqlite, files, redis, mariadb, chroma)",
+            "rb.yaml:23:12: restore.adapter: unknown value `sqlit`, did you mean `sqlite`? (expected one of: postgres, sqlite, files, redis, mariadb, chroma, qdrant)",
         ),
         (
             "    sql: select count(*) from documents",
@@ -193,7 +193,9 @@ fn missing_required_fields_are_named() {
     assert!(e.contains("missing field `owner`"), "{e}");
     let e = issues_after("  adapter: sqlite\n", "");
     assert!(
-        e.contains("restore: missing field `adapter` (one of: postgres, sqlite, files, redis, mariadb, chroma)"),
+        e.contains(
+            "restore: missing field `adapter` (one of: postgres, sqlite, files, redis, mariadb, chroma, qdrant)"
+        ),
         "{e}"
     );
 }
@@ -282,6 +284,30 @@ fn vector_store_checks_are_validated() {
         ("  - name: d\n    documents_checksum: { collection: docs, manifest: m.json }\n", "ok"),
     ];
     expect_cases(cases, |checks| checks_issues("chroma", "vector-store", checks));
+    // Qdrant: named vectors, its filter syntax, payload schema and point digests.
+    let cases: &[(&str, &str)] = &[
+        ("  - name: v\n    vector_integrity: { collection: docs, vector: text, dim: 384 }\n", "ok"),
+        (
+            "  - name: v\n    vector_integrity: { table: chunks, column: e, vector: text, dim: 384 }\n",
+            "verify[0].vector_integrity.vector: only with `collection`; a table's vector is its `column`",
+        ),
+        (
+            "  - name: r\n    vector_recall: { collection: docs, vector: text, queries: q.jsonl, k: 10, min_recall: 0.9 }\n",
+            "ok",
+        ),
+        (
+            "  - name: p\n    points: { collection: docs, filter: { must: [{ key: lang, match: { value: en } }] }, expect: \"> 0\" }\n",
+            "ok",
+        ),
+        ("  - name: s\n    payload_schema: { collection: docs, manifest: m.json, allow_extra: true }\n", "ok"),
+        (
+            "  - name: s\n    payload_schema: { collection: docs }\n",
+            "verify[0].payload_schema: missing field `manifest`",
+        ),
+        ("  - name: d\n    points_checksum: { collection: docs, manifest: m.json }\n", "ok"),
+        ("  - name: d\n    points_checksum: { colection: docs, manifest: m.json }\n", "did you mean `collection`?"),
+    ];
+    expect_cases(cases, |checks| checks_issues("qdrant", "vector-store", checks));
 }
 
 /// `pick`: a word, an object's name or `{at: TIME}`; `within`, `time_format` and `match` only

@@ -113,6 +113,16 @@ enum Command {
     /// Capture ground truth from a live store at backup time (row counts, digests, schema,
     /// golden-query answers). Read-only.
     Manifest(Box<run::ManifestArgs>),
+    /// Internal: a store's engine serving a drill over stdin/stdout, in a child process that
+    /// drillbook starts itself (`drillbook engine qdrant`).
+    #[command(hide = true)]
+    Engine { store: EngineKind },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineKind {
+    /// Qdrant Edge on a restored Qdrant snapshot.
+    Qdrant,
 }
 
 #[derive(Subcommand)]
@@ -139,6 +149,17 @@ enum ReportCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Engine { store: EngineKind::Qdrant } = cli.command {
+        // No runtime, no config: the engine answers until its input ends, and whatever
+        // happens to it (a panic, a signal) happens to this child only.
+        return match drillbook_qdrant_engine::serve(std::io::stdin().lock(), std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: the Qdrant engine's stdin or stdout failed: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DRILLBOOK_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -199,6 +220,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence::index_command(&config, report_dir.as_deref(), &out)
         }
         Command::Manifest(args) => run::manifest_command(&args).await,
+        Command::Engine { .. } => unreachable!("served in main"),
     }
 }
 

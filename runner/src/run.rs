@@ -408,10 +408,61 @@ async fn chroma_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `drillbook manifest --adapter qdrant --snapshot FILE`: the collection's points, vectors,
+/// payload schema and point digest, read by Qdrant Edge (this program's engine, in a child)
+/// from the snapshot; golden answers by Qdrant's exact search with `--queries`.
+async fn qdrant_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
+    use drillbook_adapters::qdrant;
+    if !args.patterns.is_empty() || args.sample > 0 || args.table.is_some() || args.url.is_some() || args.path.is_some()
+    {
+        return Err(Invalid(
+            "`--adapter qdrant` reads a snapshot: --snapshot FILE (not --url, --path, --table)".into(),
+        )
+        .into());
+    }
+    let Some(snapshot) = &args.snapshot else {
+        return Err(Invalid(
+            "`--adapter qdrant` needs --snapshot FILE (a collection, shard or full storage snapshot)".into(),
+        )
+        .into());
+    };
+    let queries = match &args.queries {
+        Some(q) => {
+            let text = std::fs::read_to_string(q).with_context(|| format!("cannot read {}", q.display()))?;
+            Some(drillbook_adapters::vectors::parse_queries(&text).map_err(Invalid)?)
+        }
+        None => None,
+    };
+    let golden = queries.as_deref().map(|queries| qdrant::manifest::Golden {
+        queries,
+        vector: args.vector.as_deref(),
+        k: args.k,
+    });
+    let program = std::env::current_exe().context("cannot find this program to run the Qdrant engine")?;
+    let (m, answers) = qdrant::capture(snapshot, args.collection.as_deref(), &program, golden)
+        .await
+        .with_context(|| format!("cannot read {}", snapshot.display()))?;
+    let out = args.out.as_path();
+    std::fs::write(out, serde_json::to_string_pretty(&m)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    for (name, c) in &m.collections {
+        println!(
+            "manifest of collection {name} ({} points, {} payload fields) written to {}",
+            c.points,
+            c.payload_schema.len(),
+            out.display()
+        );
+    }
+    if let Some(answers) = answers {
+        write_golden(args, &answers)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `drillbook manifest`.
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
-    /// `sqlite`, `postgres`, `mariadb`, `redis` or `chroma`.
+    /// `sqlite`, `postgres`, `mariadb`, `redis`, `chroma` or `qdrant`.
     #[arg(long)]
     adapter: String,
     /// `sqlite://PATH`, `postgres://USER@HOST:PORT/DB` (password from PGPASSWORD),
@@ -419,8 +470,15 @@ pub struct ManifestArgs {
     /// from MYSQL_PWD), or
     /// `redis://HOST:PORT` / `redis+unix:///PATH` (password from REDISCLI_AUTH), or
     /// `http://HOST:PORT` (a live Chroma server, read only).
-    #[arg(long, required_unless_present = "path")]
+    #[arg(long, required_unless_present_any = ["path", "snapshot"])]
     url: Option<String>,
+    /// qdrant: a snapshot file (collection, shard or full storage snapshot; --collection picks
+    /// one of a full snapshot, or names a snapshot whose file name does not).
+    #[arg(long, conflicts_with_all = ["url", "path"])]
+    snapshot: Option<PathBuf>,
+    /// qdrant: the named vector the golden queries search (default: the collection's only one).
+    #[arg(long)]
+    vector: Option<String>,
     /// chroma: a stopped persist folder (served from a temporary copy; the folder is not touched).
     #[arg(long, conflicts_with = "url")]
     path: Option<PathBuf>,
@@ -470,6 +528,12 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
     }
     if args.adapter == "chroma" {
         return chroma_manifest(args).await;
+    }
+    if args.adapter == "qdrant" {
+        return qdrant_manifest(args).await;
+    }
+    if args.snapshot.is_some() || args.vector.is_some() {
+        return Err(Invalid("--snapshot and --vector are for `--adapter qdrant`".into()).into());
     }
     if args.path.is_some() {
         return Err(Invalid("--path is for `--adapter chroma`; the other stores take --url".into()).into());

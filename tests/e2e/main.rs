@@ -17,6 +17,7 @@ mod inventory;
 mod mariadb;
 mod pick;
 mod postgres;
+mod qdrant;
 mod quickstart;
 mod redis;
 mod s3;

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use drillbook_runbooks::Metric;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::api::{Api, Collection, PAGE};
+use crate::manifest::{RecordDigest, sorted};
 use crate::vectors::TopK;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -60,41 +60,9 @@ pub fn metric(space: &str) -> Option<Metric> {
     }
 }
 
-/// An order-independent digest of (id, document, metadata) records: SHA-256 of the sorted
-/// SHA-256s of each record's canonical JSON `[id, document, metadata]` (keys sorted).
-#[derive(Default)]
-pub struct RecordDigest {
-    hashes: Vec<[u8; 32]>,
-}
-
-impl RecordDigest {
-    pub fn add(&mut self, id: &str, document: Option<&str>, metadata: Option<&Value>) {
-        let text = serde_json::json!([id, document, metadata.map(sorted)]).to_string();
-        self.hashes.push(Sha256::digest(text.as_bytes()).into());
-    }
-
-    pub fn finish(mut self) -> (u64, String) {
-        self.hashes.sort_unstable();
-        let mut h = Sha256::new();
-        for one in &self.hashes {
-            h.update(one);
-        }
-        (self.hashes.len() as u64, hex::encode(h.finalize()))
-    }
-}
-
-/// `v` with every object's keys sorted: the text is the same whatever order the server used
-/// (Chroma's does not keep one; serde_json keeps insertion order in this build).
-fn sorted(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
-        }
-        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-        other => other.clone(),
-    }
+/// One record of the digest: its canonical JSON `[id, document, metadata]` (keys sorted).
+pub fn add_record(d: &mut RecordDigest, id: &str, document: Option<&str>, metadata: Option<&Value>) {
+    d.add(serde_json::json!([id, document, metadata.map(sorted)]).to_string().as_bytes());
 }
 
 /// Reads every record's id, document and metadata and digests them.
@@ -104,7 +72,7 @@ pub async fn digest(api: &Api, c: &Collection) -> Result<(u64, String), String> 
         let docs = page.documents.unwrap_or_default();
         let metas = page.metadatas.unwrap_or_default();
         for (i, id) in page.ids.iter().enumerate() {
-            d.add(id, docs.get(i).and_then(Option::as_deref), metas.get(i).and_then(Option::as_ref));
+            add_record(&mut d, id, docs.get(i).and_then(Option::as_deref), metas.get(i).and_then(Option::as_ref));
         }
         Ok(())
     })
@@ -192,22 +160,22 @@ mod tests {
         let meta = serde_json::json!({"lang": "en", "n": 1});
         let same_meta = serde_json::from_str::<Value>(r#"{"n": 1, "lang": "en"}"#).unwrap();
         let mut a = RecordDigest::default();
-        a.add("d1", Some("one"), Some(&meta));
-        a.add("d2", None, None);
+        add_record(&mut a, "d1", Some("one"), Some(&meta));
+        add_record(&mut a, "d2", None, None);
         let mut b = RecordDigest::default();
-        b.add("d2", None, None);
-        b.add("d1", Some("one"), Some(&same_meta));
+        add_record(&mut b, "d2", None, None);
+        add_record(&mut b, "d1", Some("one"), Some(&same_meta));
         assert_eq!(a.finish(), b.finish());
         let mut c = RecordDigest::default();
-        c.add("d1", Some("one!"), Some(&meta));
-        c.add("d2", None, None);
+        add_record(&mut c, "d1", Some("one!"), Some(&meta));
+        add_record(&mut c, "d2", None, None);
         let mut d = RecordDigest::default();
-        d.add("d1", Some("one"), Some(&meta));
-        d.add("d2", Some(""), None);
+        add_record(&mut d, "d1", Some("one"), Some(&meta));
+        add_record(&mut d, "d2", Some(""), None);
         let (_, base) = {
             let mut a = RecordDigest::default();
-            a.add("d1", Some("one"), Some(&meta));
-            a.add("d2", None, None);
+            add_record(&mut a, "d1", Some("one"), Some(&meta));
+            add_record(&mut a, "d2", None, None);
             a.finish()
         };
         assert_ne!(c.finish().1, base);
