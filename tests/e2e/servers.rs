@@ -85,7 +85,11 @@ impl Seaweed {
                 let log = std::fs::read_to_string(self._dir.path().join("weed.log")).unwrap_or_default();
                 panic!("SeaweedFS exited with {status}:\n{log}");
             }
-            if TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok() && self.s3(&["-X", "GET", &self.url("")]).is_ok()
+            // Ready when it answers a signed request and refuses a wrongly signed one: the S3
+            // port opens before the identities of s3.json are in force.
+            if TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok()
+                && self.s3(&["-X", "GET", &self.url("")]).is_ok()
+                && self.refuses_a_wrong_signature()
             {
                 return;
             }
@@ -114,6 +118,14 @@ impl Seaweed {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
+    }
+
+    fn refuses_a_wrong_signature(&self) -> bool {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{ACCESS_KEY}:not-the-secret"), &self.url("")])
+            .output();
+        out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "403")
     }
 
     pub fn create_bucket(&self, bucket: &str) {
