@@ -330,3 +330,23 @@ fn a_full_storage_snapshot_restores_the_named_collection() {
     let report = passes(&sb, "qdrant.yaml");
     assert!(step(&report, "restore")["detail"].as_str().unwrap().starts_with("full storage snapshot of `docs`"));
 }
+
+#[test]
+fn a_shard_snapshot_is_restored_under_the_collection_the_runbook_names() {
+    let sb = Sandbox::new();
+    // A shard snapshot: one shard's folder (`segments/`, `wal/`, ...) at the root.
+    let shard: Vec<_> = entries(&sample_snapshot())
+        .into_iter()
+        .filter_map(|(p, h, d)| p.strip_prefix("0/").map(|rest| (rest.to_string(), h, d)))
+        .collect();
+    let snapshot = tar_of(&shard);
+    sb.write("backups/shard-0.snapshot", &snapshot);
+    sb.write("backups/shard-0.snapshot.checksum", sha256_hex(&snapshot));
+    example_over_backups(&sb);
+    // Its file name does not say the collection: the checks' `collection: docs` cannot be taken on trust.
+    fails_with(&sb, "qdrant.yaml", "the snapshot does not say its collection's name");
+    sb.edit("qdrant.yaml", "adapter: qdrant", "adapter: qdrant\n  collection: docs");
+    let report = passes(&sb, "qdrant.yaml");
+    let detail = step(&report, "restore")["detail"].as_str().unwrap();
+    assert!(detail.starts_with("shard snapshot of `docs`: 600 points"), "{detail}");
+}
