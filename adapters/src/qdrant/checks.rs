@@ -28,7 +28,7 @@ fn truth(cx: &DrillCx, path: &str, collection: &str) -> Result<CollectionTruth, 
 }
 
 async fn scan(cx: &DrillCx, loaded: &Loaded, request: ScanRequest) -> Result<Scanned, AdapterError> {
-    match loaded.ask(&Request::Scan(request), &cx.cancel).await.map_err(|f| f.into_error(true))? {
+    match loaded.ask(&Request::Scan(request), &cx.cancel).await.map_err(|f| f.check_error())? {
         Answer::Scanned(s) => Ok(s),
         other => Err(failed(format!("unexpected answer {other:?}"))),
     }
@@ -39,7 +39,7 @@ pub async fn points(cx: &DrillCx, loaded: &Loaded, p: &PointsCheck) -> Result<Ch
     let n = match loaded.ask(&Request::Count { filter: p.filter.clone() }, &cx.cancel).await {
         Ok(Answer::Count { points }) => points,
         Ok(other) => return Err(failed(format!("unexpected answer {other:?}"))),
-        Err(f) => return Err(f.into_error(true)),
+        Err(f) => return Err(f.check_error()),
     };
     let what = match &p.filter {
         Some(f) => format!("points of {} matching {f}", p.collection),
@@ -183,7 +183,7 @@ pub async fn vector_recall(cx: &DrillCx, loaded: &Loaded, v: &VectorRecallCheck)
     let k = v.k as usize;
     let vectors: Vec<Vec<f32>> = queries.iter().map(|q| q.vector.clone()).collect();
     let search = |exact: bool| Request::Search { vector: name.clone(), queries: vectors.clone(), k, exact };
-    let found = |a: Result<Answer, super::engine::Failure>| match a.map_err(|f| f.into_error(true))? {
+    let found = |a: Result<Answer, super::engine::Failure>| match a.map_err(|f| f.check_error())? {
         Answer::Found { ids } => Ok(ids),
         other => Err(failed(format!("unexpected answer {other:?}"))),
     };

@@ -38,12 +38,19 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// As the error of a restore step or a check.
-    pub fn into_error(self, as_check: bool) -> AdapterError {
+    /// As the error of the restore step.
+    pub fn restore_error(self) -> AdapterError {
         match self {
             Failure::Cancelled => AdapterError::Cancelled,
-            Failure::Said(m) | Failure::Died(m) if as_check => AdapterError::Check(m),
             Failure::Said(m) | Failure::Died(m) => AdapterError::Restore(m),
+        }
+    }
+
+    /// As the error of a check (it could not be evaluated).
+    pub fn check_error(self) -> AdapterError {
+        match self {
+            Failure::Cancelled => AdapterError::Cancelled,
+            Failure::Said(m) | Failure::Died(m) => AdapterError::Check(m),
         }
     }
 }

@@ -103,7 +103,7 @@ async fn read(
     cancel: &CancellationToken,
     golden: Option<Golden<'_>>,
 ) -> Result<(CollectionTruth, Option<Vec<Value>>), AdapterError> {
-    let ask = |r: Request| async move { loaded.ask(&r, cancel).await.map_err(|f| f.into_error(false)) };
+    let ask = |r: Request| async move { loaded.ask(&r, cancel).await.map_err(|f| f.restore_error()) };
     let scanned = match ask(Request::Scan(ScanRequest { digest: true, payload_schema: true, integrity: None })).await? {
         Answer::Scanned(s) => s,
         other => return Err(AdapterError::Restore(format!("unexpected answer {other:?}"))),

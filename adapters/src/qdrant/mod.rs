@@ -222,7 +222,7 @@ impl Loaded {
                 p.end(Some(bytes));
                 p.begin("restore.load", "Qdrant Edge loads the shards");
             }
-            let infos = match engine.ask(&Request::Load { shards }, cancel).await.map_err(|f| f.into_error(false))? {
+            let infos = match engine.ask(&Request::Load { shards }, cancel).await.map_err(|f| f.restore_error())? {
                 Answer::Loaded { shards } => shards,
                 other => return Err(AdapterError::Restore(format!("unexpected answer {other:?}"))),
             };
@@ -290,7 +290,7 @@ impl Loaded {
 }
 
 fn expect_restored(got: Result<Answer, Failure>) -> Result<(), AdapterError> {
-    match got.map_err(|f| f.into_error(false))? {
+    match got.map_err(|f| f.restore_error())? {
         Answer::Restored => Ok(()),
         other => Err(AdapterError::Restore(format!("unexpected answer {other:?}"))),
     }
@@ -334,9 +334,9 @@ impl crate::Store for Qdrant {
     fn explain_restore(&self, backup: &str) -> Vec<String> {
         vec![
             format!(
-                "Unpack {backup} into a scratch folder nobody else uses (owned by an unprivileged user when you are \
-                 root): a collection snapshot holds `config.json`, `version.info` and one folder per shard \
-                 (`0/segments/<uuid>.tar`, `0/wal/`)."
+                "In the unpacked {backup} (owned by an unprivileged user when you are root), find the shards: a \
+                 collection snapshot holds `config.json`, `version.info` and one folder per shard \
+                 (`0/segments/<uuid>.tar`, `0/wal/`); a shard snapshot is one such folder."
             ),
             "For each shard folder, restore its segments and load it with Qdrant's own code: Qdrant Edge \
              (`EdgeShard.unpack_snapshot` + `EdgeShard.load` in PyPI `qdrant-edge-py`), or a Qdrant server's \
@@ -348,10 +348,18 @@ impl crate::Store for Qdrant {
 
     fn explain_check(&self, check: &Check) -> String {
         match &check.check {
-            CheckKind::Points(p) => match &p.filter {
-                Some(f) => format!("`count(CountRequest(exact=True, filter={f}))` on {} must match.", p.collection),
-                None => format!("`count(CountRequest(exact=True))` on {} must match.", p.collection),
-            },
+            CheckKind::Points(p) => {
+                let want = match (&p.expect, &p.manifest) {
+                    (Some(e), _) => e.raw().to_string(),
+                    (None, m) => format!("the count in `{}` (tolerance {})", m.as_deref().unwrap_or("?"), p.tolerance),
+                };
+                match &p.filter {
+                    Some(f) => {
+                        format!("`count(CountRequest(exact=True, filter={f}))` on {} must be {want}.", p.collection)
+                    }
+                    None => format!("`count(CountRequest(exact=True))` on {} must be {want}.", p.collection),
+                }
+            }
             CheckKind::PayloadSchema(s) => {
                 format!(
                     "Scroll every point of {}: its payload fields and value types must be those of `{}`.",

@@ -311,3 +311,41 @@ fn search(
     });
     Ok(scored.into_iter().take(k).map(|(_, id)| id_text(&serde_json::to_value(id).unwrap_or(Value::Null))).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn payload_types_follow_arrays_and_nested_objects() {
+        let payload = serde_json::json!({"tags": ["a", "b"], "meta": {"year": 2024, "score": 0.5},
+                                         "gone": null, "empty": [], "mixed": [1, "x"]});
+        let mut seen = BTreeMap::new();
+        for (k, v) in payload.as_object().unwrap() {
+            field_types(k, v, &mut seen);
+        }
+        let types = |f: &str| seen[f].iter().copied().collect::<Vec<_>>();
+        assert_eq!(types("tags"), ["keyword"]);
+        assert_eq!(types("meta"), ["object"]);
+        assert_eq!(types("meta.year"), ["integer"]);
+        assert_eq!(types("meta.score"), ["float"]);
+        assert_eq!(types("gone"), ["null"]);
+        assert_eq!(types("empty"), ["empty_array"]);
+        assert_eq!(seen["mixed"], BTreeSet::from(["integer", "keyword"]));
+    }
+
+    #[test]
+    fn a_points_digest_bytes_see_every_value_but_not_the_payloads_key_order() {
+        let id = PointId::NumId(7);
+        let a = serde_json::json!({"lang": "en", "n": 1});
+        let b: Value = serde_json::from_str(r#"{"n": 1, "lang": "en"}"#).unwrap();
+        let vectors = |x: f32| BTreeMap::from([("text".to_string(), VectorInternal::Dense(vec![0.5, x]))]);
+        assert_eq!(record_bytes(&id, &a, &vectors(1.0)), record_bytes(&id, &b, &vectors(1.0)));
+        assert_ne!(record_bytes(&id, &a, &vectors(1.0)), record_bytes(&id, &a, &vectors(1.0000001)));
+        assert_ne!(record_bytes(&id, &a, &vectors(1.0)), record_bytes(&PointId::NumId(8), &a, &vectors(1.0)));
+        let renamed = BTreeMap::from([("title".to_string(), VectorInternal::Dense(vec![0.5, 1.0]))]);
+        assert_ne!(record_bytes(&id, &a, &vectors(1.0)), record_bytes(&id, &a, &renamed));
+    }
+}
