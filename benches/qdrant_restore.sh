@@ -81,7 +81,10 @@ YAML
 raw_round() {
   local dir="$WORK/raw"
   rm -rf "$dir" && mkdir -p "$dir"
-  read -r raw_first raw_q100 < <("$PY" "$WORK/edge.py" "$SNAP" "$dir" "$WORK/queries.jsonl")
+  local said
+  # Waits for the process to exit (a process substitution would not): its shard is closed then.
+  said=$("$PY" "$WORK/edge.py" "$SNAP" "$dir" "$WORK/queries.jsonl")
+  read -r raw_first raw_q100 <<< "$said"
   rm -rf "$dir"
 }
 

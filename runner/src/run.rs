@@ -438,7 +438,7 @@ async fn qdrant_manifest(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
         vector: args.vector.as_deref(),
         k: args.k,
     });
-    let program = std::env::current_exe().context("cannot find this program to run the Qdrant engine")?;
+    let program = qdrant::engine_program(None)?;
     let (m, answers) = qdrant::capture(snapshot, args.collection.as_deref(), &program, golden)
         .await
         .with_context(|| format!("cannot read {}", snapshot.display()))?;

@@ -70,9 +70,25 @@ fn handle(shards: &mut Vec<(String, EdgeShard)>, request: Request) -> Result<Ans
         }
         Request::Scan(scan) => scan_all(shards, &scan).map(Answer::Scanned),
         Request::Search { vector, queries, k, exact } => {
+            // One query at a time is one core at a time in Qdrant Edge: the queries are
+            // split over the cores, answers kept in their order.
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let per = queries.len().div_ceil(threads).max(1);
+            let shards = &*shards;
+            let vector = vector.as_str();
+            let parts: Vec<Result<Vec<Vec<String>>, String>> = std::thread::scope(|s| {
+                let running: Vec<_> = queries
+                    .chunks(per)
+                    .map(|chunk| s.spawn(move || chunk.iter().map(|q| search(shards, vector, q, k, exact)).collect()))
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|t| t.join().unwrap_or_else(|_| Err("Qdrant Edge panicked in a search".to_string())))
+                    .collect()
+            });
             let mut ids = Vec::new();
-            for q in queries {
-                ids.push(search(shards, &vector, q, k, exact)?);
+            for part in parts {
+                ids.extend(part?);
             }
             Ok(Answer::Found { ids })
         }
@@ -280,7 +296,7 @@ fn field_types(field: &str, v: &Value, seen: &mut BTreeMap<String, std::collecti
 fn search(
     shards: &[(String, EdgeShard)],
     vector: &str,
-    q: Vec<f32>,
+    q: &[f32],
     k: usize,
     exact: bool,
 ) -> Result<Vec<String>, String> {
@@ -293,7 +309,7 @@ fn search(
         }
         let found = shard
             .search(SearchRequest {
-                query: QueryEnum::Nearest(NamedQuery::new(VectorInternal::Dense(q.clone()), vector)),
+                query: QueryEnum::Nearest(NamedQuery::new(VectorInternal::Dense(q.to_vec()), vector)),
                 filter: None,
                 params: Some(SearchParams { exact, ..SearchParams::default() }),
                 limit: k,
