@@ -133,7 +133,7 @@ pub fn layout(
                 .into(),
         )
     })?;
-    let version = std::fs::read_to_string(base.join("version.info")).ok().map(|v| v.trim().to_string());
+    let version = version_info(&base.join("version.info"));
     let mut shards: Vec<(u64, PathBuf)> = std::fs::read_dir(&base)
         .map_err(|e| AdapterError::io(format!("cannot list {}", base.display()), e))?
         .flatten()
@@ -161,6 +161,19 @@ pub fn layout(
         config: Some(config),
         shards: shards.into_iter().map(|(id, path)| ShardDir { id: id.to_string(), path }).collect(),
     })
+}
+
+/// `version.info` when it reads as a version (it goes into the report: a hostile snapshot's
+/// file is not copied there whole).
+fn version_info(path: &Path) -> Option<String> {
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(path).ok()?, 64), &mut head).ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let v = text.trim();
+    let plausible = !v.is_empty()
+        && v.len() <= 40
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'));
+    Some(if plausible { v.to_string() } else { "an unreadable version.info".to_string() })
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>, AdapterError> {
