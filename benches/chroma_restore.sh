@@ -14,6 +14,7 @@
 # own process (VmHWM) is printed beside; Chroma's memory is its own process's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 POINTS="${POINTS:-100000}"
 DIM=384
 ROUNDS="${ROUNDS:-3}"
@@ -27,7 +28,6 @@ mkdir -p "$WORK/backups"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 as_nobody=()
 if [[ $EUID -eq 0 ]]; then as_nobody=(runuser -u nobody --); fi
-now() { date +%s.%N; }
 
 ARCHIVE="$WORK/backups/chroma.tar.zst"
 if [[ ! -f "$ARCHIVE" ]]; then
@@ -145,9 +145,5 @@ echo
 echo "| round | archive | Chroma alone: to first query | drillbook: to first query | ratio | Chroma alone: 100 queries | drillbook vector_recall (100) | ratio | drillbook peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
-python3 - "${first_ratios[*]}" "${recall_ratios[*]}" <<'PY'
-import statistics, sys
-for name, arg in (("first query", sys.argv[1]), ("vector_recall", sys.argv[2])):
-    r = sorted(float(x) for x in arg.split())
-    print(f"\n{name}: ratio median {statistics.median(r):.3f}× (spread {r[0]:.3f}–{r[-1]:.3f}×) over {len(r)} rounds")
-PY
+median_spread "first query: " "${first_ratios[@]}"
+median_spread "vector_recall: " "${recall_ratios[@]}"

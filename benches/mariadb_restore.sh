@@ -8,6 +8,7 @@
 #   ROWS=200000 ROUNDS=2 benches/mariadb_restore.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 ROWS="${ROWS:-1000000}"
 ROUNDS="${ROUNDS:-3}"
 WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/mariadb-$ROWS"
@@ -19,7 +20,6 @@ mkdir -p "$WORK/backups" "$WORK/physical"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 as_mysql=()
 if [[ $EUID -eq 0 ]]; then as_mysql=(runuser -u mysql --); fi
-now() { date +%s.%N; }
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 8 ))
 ((mem_mb > 4096)) && mem_mb=4096
 # drillbook's throwaway-restore settings (adapters/src/mariadb/server.rs), given to both.
@@ -114,8 +114,4 @@ echo
 echo "| round | dump | mariadb < dump | drillbook restore (logical) | ratio | drillbook restore (mariadb-backup) |"
 echo "| --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
-python3 - "${ratios[@]}" <<'PY'
-import statistics, sys
-r = sorted(float(x) for x in sys.argv[1:])
-print(f"\nratio median {statistics.median(r):.3f}× (spread {r[0]:.3f}–{r[-1]:.3f}×) over {len(r)} rounds")
-PY
+median_spread "" "${ratios[@]}"

@@ -11,6 +11,7 @@
 # restore.data / restore.post-data parts), the ratio, and the share of post-data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 ROWS="${ROWS:-125000}"
 DIM="${DIM:-384}"
 JOBS="${JOBS:-2}"
@@ -44,7 +45,6 @@ start_cluster() {
   (cd "$dir" && "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/log" -w start >/dev/null)
 }
 stop_cluster() { (cd "$1" && "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null) || true; rm -rf "$1"; }
-now() { date +%s.%N; }
 
 DUMP="$WORK/backups/items.dump"
 if [[ ! -f "$DUMP" ]]; then

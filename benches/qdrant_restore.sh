@@ -16,6 +16,7 @@
 # printed beside.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 POINTS="${POINTS:-100000}"
 DIM=384
 ROUNDS="${ROUNDS:-3}"
@@ -28,7 +29,6 @@ if [[ "$PROFILE" == release ]]; then cargo build --release --quiet -p drillbook;
 BIN="$PWD/target/$([[ "$PROFILE" == release ]] && echo release || echo debug)/drillbook"
 mkdir -p "$WORK/backups"
 chmod 755 "$WORK" "$(dirname "$WORK")"
-now() { date +%s.%N; }
 
 SNAP="$WORK/backups/docs-1-2026-11-29-03-00-00.snapshot"
 if [[ ! -f "$SNAP" ]]; then
@@ -132,9 +132,5 @@ echo
 echo "| round | snapshot | Qdrant Edge alone: to first query | drillbook: to first query | ratio | Qdrant Edge alone: 100 queries | drillbook vector_recall (100) | ratio | drillbook peak RSS | engine child peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
-python3 - "${first_ratios[*]}" "${recall_ratios[*]}" <<'PY'
-import statistics, sys
-for name, arg in (("first query", sys.argv[1]), ("vector_recall", sys.argv[2])):
-    r = sorted(float(x) for x in arg.split())
-    print(f"\n{name}: ratio median {statistics.median(r):.3f}× (spread {r[0]:.3f}–{r[-1]:.3f}×) over {len(r)} rounds")
-PY
+median_spread "first query: " "${first_ratios[@]}"
+median_spread "vector_recall: " "${recall_ratios[@]}"

@@ -9,6 +9,7 @@
 # Prints a Markdown table: the raw load, drillbook's restore step and its parts, the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 KEYS="${KEYS:-8000000}"
 SIZE="${SIZE:-100}"
 ROUNDS="${ROUNDS:-3}"
@@ -21,7 +22,6 @@ mkdir -p "$WORK/backups"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 as_redis=()
 if [[ $EUID -eq 0 ]]; then as_redis=(runuser -u redis --); fi
-now() { date +%s.%N; }
 
 # A redis-server in $1 loading $1/dump.rdb (if any); waits until loaded; prints the seconds taken.
 serve() {
@@ -97,8 +97,4 @@ echo
 echo "| round | RDB | redis-server alone | drillbook restore | restore.integrity | restore.load | ratio |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
-python3 - "${ratios[@]}" <<'PY'
-import statistics, sys
-r = sorted(float(x) for x in sys.argv[1:])
-print(f"\nratio median {statistics.median(r):.3f}× (spread {r[0]:.3f}–{r[-1]:.3f}×) over {len(r)} rounds")
-PY
+median_spread "" "${ratios[@]}"
