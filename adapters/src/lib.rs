@@ -306,6 +306,20 @@ pub fn open_path_to(work_dir: &Path, reach: &Path, account: &process::Account, w
     Ok(())
 }
 
+/// Hands `folder` (under `work_dir`) to the child that runs as `account`, when drillbook is
+/// root: the folders above it passable ([`open_path_to`]), the tree its own (links themselves,
+/// never their targets). `who` names the child for the errors.
+pub(crate) fn give_folder(
+    work_dir: &Path,
+    folder: &Path,
+    account: Option<&process::Account>,
+    who: &str,
+) -> Result<(), AdapterError> {
+    let Some(a) = account else { return Ok(()) };
+    open_path_to(work_dir, folder, a, who)?;
+    a.give_tree(folder).map_err(|e| AdapterError::io(format!("cannot give {} to {}", folder.display(), a.name), e))
+}
+
 /// A folder of the drill's for a child that runs as `account` (a scratch server, an extractor):
 /// `work_dir/name` and its `subdirs`, owned by the account, 0700, with the folders above it opened
 /// to it just enough to pass ([`open_path_to`]). `who` names the child for the errors.

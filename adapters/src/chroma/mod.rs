@@ -215,7 +215,7 @@ impl crate::Store for Chroma {
         let persist = find(backup, self.options.path.as_deref())?;
         let account = self.account()?;
         let dir = crate::child_folder(&cx.work_dir, "chroma", &[], account.as_ref(), "the Chroma scratch server")?;
-        give_persist(&cx.work_dir, &persist, account.as_ref())?;
+        crate::give_folder(&cx.work_dir, &persist, account.as_ref(), "the Chroma server")?;
         let port = crate::free_port()?;
         Ok(Scratch {
             url: format!("http://127.0.0.1:{port}"),
@@ -353,7 +353,7 @@ impl Served {
         let dir = crate::child_folder(tmp.path(), "server", &[], account.as_ref(), "the Chroma server")?;
         let persist = tmp.path().join("data");
         copy_tree(path, &persist).map_err(|e| AdapterError::io(format!("cannot copy {}", path.display()), e))?;
-        give_persist(tmp.path(), &persist, account.as_ref())?;
+        crate::give_folder(tmp.path(), &persist, account.as_ref(), "the Chroma server")?;
         let start = Start {
             tools: &tools,
             dir: &dir,
@@ -375,14 +375,6 @@ impl Served {
     pub async fn stop(mut self) {
         self.server.stop().await;
     }
-}
-
-/// Hands the persist folder under `work_dir` to the server's account (when drillbook is root):
-/// the folders above it passable, the tree its own (links themselves, never their targets).
-fn give_persist(work_dir: &Path, persist: &Path, account: Option<&Account>) -> Result<(), AdapterError> {
-    let Some(a) = account else { return Ok(()) };
-    crate::open_path_to(work_dir, persist, a, "the Chroma server")?;
-    a.give_tree(persist).map_err(|e| AdapterError::io(format!("cannot give {} to {}", persist.display(), a.name), e))
 }
 
 /// Copies the folders and regular files of `from` (links are not followed nor copied).

@@ -83,12 +83,8 @@ pub async fn capture(
     })?;
     let account = Account::for_root("nobody", "the Qdrant engine of the manifest")?;
     let dir = crate::child_folder(tmp.path(), "engine", &[], account.as_ref(), "the Qdrant engine")?;
-    if let Some(a) = &account {
-        for s in &found.shards {
-            crate::open_path_to(tmp.path(), &s.path, a, "the Qdrant engine")?;
-            a.give_tree(&s.path)
-                .map_err(|e| AdapterError::io(format!("cannot give {} to {}", s.path.display(), a.name), e))?;
-        }
+    for s in &found.shards {
+        crate::give_folder(tmp.path(), &s.path, account.as_ref(), "the Qdrant engine")?;
     }
     let loaded = Loaded::open(program, &dir, account.as_ref(), &found, None, &cancel).await?;
     let result = read(&loaded, &cancel, golden).await;

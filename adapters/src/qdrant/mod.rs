@@ -81,7 +81,7 @@ pub fn layout(
     };
     let mut kind = "collection snapshot";
     let mut collection = options.collection.clone();
-    let config = read_json(&base.join("config.json"))?;
+    let mut config = read_json(&base.join("config.json"))?;
     if let Some(mapping) = config.as_ref().and_then(|c| c.get("collections_mapping")).and_then(Value::as_object) {
         // A full storage snapshot: `config.json` maps each collection to its snapshot file.
         let names: Vec<&String> = mapping.keys().collect();
@@ -114,6 +114,7 @@ pub fn layout(
         crate::unpack::unpack(reader, file, &dest, &limits, None, stop)
             .map_err(|e| restore(format!("collection `{name}`'s snapshot `{file}`: {e}")))?;
         base = dest;
+        config = read_json(&base.join("config.json"))?;
         kind = "full storage snapshot";
         collection = Some(name);
     }
@@ -126,7 +127,7 @@ pub fn layout(
             shards: vec![ShardDir { id: "0".into(), path: base }],
         });
     }
-    let config = read_json(&base.join("config.json"))?.ok_or_else(|| {
+    let config = config.ok_or_else(|| {
         restore(
             "not a Qdrant snapshot: no `config.json` (a collection snapshot), `segments/` (a shard snapshot) or \
              `collections_mapping` (a full storage snapshot)"
@@ -414,12 +415,8 @@ impl crate::Store for Qdrant {
         let layout = layout(&backup.root, &backup.name, &self.options, &cx.work_dir, &cx.cancel)?;
         let account = self.account()?;
         let dir = crate::child_folder(&cx.work_dir, "qdrant", &[], account.as_ref(), "the Qdrant engine")?;
-        if let Some(a) = &account {
-            for s in &layout.shards {
-                crate::open_path_to(&cx.work_dir, &s.path, a, "the Qdrant engine")?;
-                a.give_tree(&s.path)
-                    .map_err(|e| AdapterError::io(format!("cannot give {} to {}", s.path.display(), a.name), e))?;
-            }
+        for s in &layout.shards {
+            crate::give_folder(&cx.work_dir, &s.path, account.as_ref(), "the Qdrant engine")?;
         }
         Ok(Scratch {
             url: String::new(),
