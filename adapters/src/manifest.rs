@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::CheckOutcome;
+use drillbook_runbooks::{Expect, Parsed};
+
+use crate::{AdapterError, CheckOutcome};
 
 /// An order-independent digest of records (a vector store's points, say): SHA-256 of the
 /// sorted SHA-256s of each record's bytes, so the order a store returns them in does not count.
@@ -126,6 +128,37 @@ pub fn compare_table(manifest: &str, want: &Manifest, table: &str, got: &TableTr
             "digests equal".into()
         } else {
             "the rows differ from the manifest".into()
+        },
+    })
+}
+
+/// A vector store's count check: `n` (of `what`, e.g. `points in docs`) against `expect`, else
+/// against the manifest's count (`want`, read only then) within `tolerance`.
+pub fn compare_count(
+    n: u64,
+    what: &str,
+    expect: Option<&Parsed<Expect>>,
+    want: impl FnOnce() -> Result<u64, AdapterError>,
+    tolerance: u64,
+) -> Result<CheckOutcome, AdapterError> {
+    if let Some(expect) = expect {
+        return Ok(CheckOutcome {
+            passed: expect.get().matches(&n.to_string()),
+            observed: json!(n),
+            expected: json!(expect.raw()),
+            detail: format!("{n} {what}"),
+        });
+    }
+    let want = want()?;
+    let ok = n.abs_diff(want) <= tolerance;
+    Ok(CheckOutcome {
+        passed: ok,
+        observed: json!(n),
+        expected: json!(want),
+        detail: if ok {
+            format!("{n} {what} (manifest: {want}, tolerance {tolerance})")
+        } else {
+            format!("{n} {what}, the manifest has {want}: {} missing", want as i64 - n as i64)
         },
     })
 }

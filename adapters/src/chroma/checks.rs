@@ -111,31 +111,20 @@ pub async fn points(cx: &DrillCx, api: &Api, p: &PointsCheck) -> Result<CheckOut
         Some(f) => format!("records of {} matching {f}", p.collection),
         None => format!("records in {}", p.collection),
     };
-    if let Some(expect) = &p.expect {
-        return Ok(CheckOutcome {
-            passed: expect.get().matches(&n.to_string()),
-            observed: json!(n),
-            expected: json!(expect.raw()),
-            detail: format!("{n} {what}"),
-        });
-    }
     let path = p.manifest.as_deref().unwrap_or_default();
-    let m = load_manifest(cx, path)?;
-    let want = m
-        .collections
-        .get(&p.collection)
-        .ok_or_else(|| AdapterError::Check(format!("manifest `{path}` has no collection `{}`", p.collection)))?
-        .records;
-    Ok(CheckOutcome {
-        passed: n.abs_diff(want) <= p.tolerance,
-        observed: json!(n),
-        expected: json!(want),
-        detail: if n.abs_diff(want) <= p.tolerance {
-            format!("{n} {what} (manifest: {want}, tolerance {})", p.tolerance)
-        } else {
-            format!("{n} {what}, the manifest has {want}: {} missing", want as i64 - n as i64)
+    crate::manifest::compare_count(
+        n,
+        &what,
+        p.expect.as_ref(),
+        || {
+            Ok(load_manifest(cx, path)?
+                .collections
+                .get(&p.collection)
+                .ok_or_else(|| AdapterError::Check(format!("manifest `{path}` has no collection `{}`", p.collection)))?
+                .records)
         },
-    })
+        p.tolerance,
+    )
 }
 
 pub async fn vector_integrity(api: &Api, v: &VectorIntegrityCheck) -> Result<CheckOutcome, AdapterError> {

@@ -45,26 +45,8 @@ pub async fn points(cx: &DrillCx, loaded: &Loaded, p: &PointsCheck) -> Result<Ch
         Some(f) => format!("points of {} matching {f}", p.collection),
         None => format!("points in {}", p.collection),
     };
-    if let Some(expect) = &p.expect {
-        return Ok(CheckOutcome {
-            passed: expect.get().matches(&n.to_string()),
-            observed: json!(n),
-            expected: json!(expect.raw()),
-            detail: format!("{n} {what} (exact count by Qdrant Edge)"),
-        });
-    }
-    let want = truth(cx, p.manifest.as_deref().unwrap_or_default(), &p.collection)?.points;
-    let ok = n.abs_diff(want) <= p.tolerance;
-    Ok(CheckOutcome {
-        passed: ok,
-        observed: json!(n),
-        expected: json!(want),
-        detail: if ok {
-            format!("{n} {what} (manifest: {want}, tolerance {})", p.tolerance)
-        } else {
-            format!("{n} {what}, the manifest has {want}: {} missing", want as i64 - n as i64)
-        },
-    })
+    let want = || Ok(truth(cx, p.manifest.as_deref().unwrap_or_default(), &p.collection)?.points);
+    crate::manifest::compare_count(n, &what, p.expect.as_ref(), want, p.tolerance)
 }
 
 pub async fn payload_schema(
