@@ -7,6 +7,8 @@
 #   SIZE_MIB=4096 ROUNDS=1 benches/unpack.sh
 #   AGE=1 benches/unpack.sh           # the same backup age-encrypted (issue 17): drillbook's
 #                                     # decrypt + hash + unpack vs `age -d | zstd -d | tar x`
+#   RESTIC=1 benches/unpack.sh        # the same files as a restic snapshot (issue 17): a drill
+#                                     # with `source.restic` vs `restic restore` alone
 #
 # Prints a Markdown table (median wall time, its spread, and peak RSS of each variant).
 set -euo pipefail
@@ -50,16 +52,34 @@ if [[ -n "${AGE:-}" ]]; then
   DECRYPT="  decrypt: { age_identity: \"\${file:$WORK/age.key}\" }"
 fi
 
+SOURCE="  path: backups/
+  pick: $OBJECT
+  checksum: sidecar
+$DECRYPT"
+if [[ -n "${RESTIC:-}" ]]; then
+  command -v restic >/dev/null || { echo "needs restic: apt-get install restic" >&2; exit 1; }
+  export RESTIC_PASSWORD_FILE="$WORK/restic.pw"
+  if [[ ! -f "$WORK/restic/config" ]]; then
+    echo "making a restic repository of the same files in $WORK/restic ..." >&2
+    rm -rf "$WORK/restic" "$WORK/src" && mkdir -p "$WORK/src"
+    head -c 24 /dev/urandom | base64 > "$RESTIC_PASSWORD_FILE"
+    zstd -d -q -c "$WORK/backups/data.tar.zst" | tar -x -C "$WORK/src"
+    restic -r "$WORK/restic" init -q
+    (cd "$WORK/src" && restic -r "$WORK/restic" backup -q --no-cache .)
+    rm -rf "$WORK/src"
+  fi
+  # drillbook runs restic as nobody when it is root: the repository must be readable to it.
+  chmod -R go+rX "$WORK/restic"
+  SOURCE="  restic: { repository: $WORK/restic, password: \"\${file:$RESTIC_PASSWORD_FILE}\" }"
+fi
+
 cat > "$WORK/bench.yaml" <<YAML
 version: 1
 name: bench-unpack
 owner: bench
 asset: { name: bench, kind: files }
 source:
-  path: backups/
-  pick: $OBJECT
-  checksum: sidecar
-$DECRYPT
+$SOURCE
 restore: { adapter: files }
 timeouts: { step: 30m, drill: 30m }
 YAML
@@ -86,7 +106,7 @@ summary() { # key, name
 
 cd "$WORK"
 # Warm the page cache once so every variant reads the same way.
-cat "backups/$OBJECT" > /dev/null
+if [[ -n "${RESTIC:-}" ]]; then cat restic/data/*/* > /dev/null; else cat "backups/$OBJECT" > /dev/null; fi
 rm -f "$WORK"/*.times
 # The variants alternate round by round (this VM drifts; a block of rounds per variant would
 # land the drift on one of them), and their order rotates each round.
@@ -94,8 +114,16 @@ variants=(floor script drill)
 for ((r = 0; r < ROUNDS; r++)); do
   for ((i = 0; i < 3; i++)); do
     case "${variants[$(((r + i) % 3))]}" in
-      floor) once floor bash -c "$DECODE | tar -x -C out" ;;
-      script) once script bash -c "cd backups && sha256sum -c --quiet $OBJECT.sha256 && cd .. && $DECODE | tar -x -C out" ;;
+      floor) if [[ -n "${RESTIC:-}" ]]; then
+          once floor restic -r restic --no-cache --no-lock restore latest --target out
+        else
+          once floor bash -c "$DECODE | tar -x -C out"
+        fi ;;
+      script) if [[ -n "${RESTIC:-}" ]]; then
+          once script bash -c "restic -r restic --no-cache --no-lock dump latest / | tar -x -C out"
+        else
+          once script bash -c "cd backups && sha256sum -c --quiet $OBJECT.sha256 && cd .. && $DECODE | tar -x -C out"
+        fi ;;
       drill) once drill env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config /dev/null ;;
     esac
   done
@@ -103,14 +131,22 @@ done
 results=()
 dec="zstd -d"
 [[ -n "${AGE:-}" ]] && dec="age -d | zstd -d"
-results+=("$(summary floor "(b) $dec | tar x  (floor)")")
-results+=("$(summary script "(a) sha256sum -c; $dec | tar x")")
-results+=("$(summary drill "drillbook run (hash + unpack + teardown)")")
-
-size=$(stat -c %s "backups/$OBJECT")
+if [[ -n "${RESTIC:-}" ]]; then
+  results+=("$(summary floor "(b) restic restore latest --target out  (floor)")")
+  results+=("$(summary script "(a) restic dump latest / | tar x")")
+  results+=("$(summary drill "drillbook run (restic dump + hash + unpack + teardown)")")
+  size=$(du -sb restic | cut -f1)
+  what="restic repository"
+else
+  results+=("$(summary floor "(b) $dec | tar x  (floor)")")
+  results+=("$(summary script "(a) sha256sum -c; $dec | tar x")")
+  results+=("$(summary drill "drillbook run (hash + unpack + teardown)")")
+  size=$(stat -c %s "backups/$OBJECT")
+  what="$OBJECT"
+fi
 floor=$(echo "${results[0]}" | cut -f2)
 echo
-echo "backup: $((size / 1048576)) MiB $OBJECT holding $SIZE_MIB MiB of files; $ROUNDS rounds, variants alternating; $(nproc) cores"
+echo "backup: $((size / 1048576)) MiB $what holding $SIZE_MIB MiB of files; $ROUNDS rounds, variants alternating; $(nproc) cores"
 echo
 echo "| variant | median wall s | spread (min–max) | × floor (median) | peak RSS MiB |"
 echo "| --- | --- | --- | --- | --- |"

@@ -35,6 +35,9 @@ command -v mariadb-backup >/dev/null || need_apt+=(mariadb-backup)
 /usr/bin/python3 -c "import ensurepip, venv" 2>/dev/null || need_apt+=(python3-venv)
 # age-encrypted backups: the real `age` CLI encrypts the test fixtures.
 command -v age >/dev/null || need_apt+=(age)
+# restic repositories as a source: the real `restic` makes the test repositories and is the
+# child that reads them in a drill.
+command -v restic >/dev/null || need_apt+=(restic)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing ${need_apt[*]} from Debian"
   apt_log="$(mktemp)"

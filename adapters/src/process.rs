@@ -201,6 +201,8 @@ pub struct Finished {
     /// Why feeding stdin stopped early (not when the child closed it): the child saw a
     /// short input, so its success means nothing.
     pub feed_error: Option<String>,
+    /// The whole of stdout, for [`run_captured`] (then `output` is stderr's tail alone).
+    pub stdout: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,12 +239,37 @@ pub async fn run(cmd: Command, limit: Duration, cancel: &CancellationToken) -> R
     run_fed(cmd, limit, cancel, None::<fn(ChildStdin) -> std::future::Ready<std::io::Result<()>>>).await
 }
 
+/// [`run`], keeping the whole of stdout apart (a program's JSON answer) up to `max` bytes
+/// (more is an error); `output` is then stderr's tail.
+pub async fn run_captured(
+    cmd: Command,
+    limit: Duration,
+    cancel: &CancellationToken,
+    max: usize,
+) -> Result<Finished, RunError> {
+    run_inner(cmd, limit, cancel, None::<fn(ChildStdin) -> std::future::Ready<std::io::Result<()>>>, Some(max)).await
+}
+
 /// [`run`], with `feed` writing the child's stdin (and closing it when it returns).
 pub async fn run_fed<F, Fut>(
+    cmd: Command,
+    limit: Duration,
+    cancel: &CancellationToken,
+    feed: Option<F>,
+) -> Result<Finished, RunError>
+where
+    F: FnOnce(ChildStdin) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    run_inner(cmd, limit, cancel, feed, None).await
+}
+
+async fn run_inner<F, Fut>(
     mut cmd: Command,
     limit: Duration,
     cancel: &CancellationToken,
     feed: Option<F>,
+    capture: Option<usize>,
 ) -> Result<Finished, RunError>
 where
     F: FnOnce(ChildStdin) -> Fut,
@@ -260,8 +287,12 @@ where
         _ => None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let mut captured = None;
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, tx.clone()));
+        match capture {
+            None => drop(tokio::spawn(pump(out, tx.clone()))),
+            Some(max) => captured = Some(tokio::spawn(read_at_most(out, max))),
+        }
     }
     if let Some(err) = child.stderr.take() {
         tokio::spawn(pump(err, tx.clone()));
@@ -299,7 +330,15 @@ where
                 },
                 None => None,
             };
-            Ok(Finished { status, output: tail_text(&tail), feed_error })
+            let stdout = match captured {
+                None => Vec::new(),
+                Some(task) => match task.await {
+                    Ok(Ok(bytes)) => bytes,
+                    Ok(Err(e)) => return Err(RunError::Wait { program, source: e }),
+                    Err(e) => return Err(RunError::Wait { program, source: std::io::Error::other(e) }),
+                },
+            };
+            Ok(Finished { status, output: tail_text(&tail), feed_error, stdout })
         }
         Err(timed_out) => {
             if let Some(task) = fed {
@@ -374,6 +413,63 @@ pub async fn wait_or_kill(child: &mut tokio::process::Child, pgid: Option<u32>, 
     } else {
         let _ = child.wait().await;
         format!("server killed after not stopping within {}s", limit.as_secs())
+    }
+}
+
+/// All of `r`, or an error once it passes `max` bytes.
+async fn read_at_most(r: impl AsyncRead + Unpin, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    r.take(max as u64 + 1).read_to_end(&mut bytes).await?;
+    if bytes.len() > max {
+        return Err(std::io::Error::other(format!("its output passed {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// A child whose stdout the caller reads as it comes (a stream to hash and unpack); the tail
+/// of its stderr is kept for the reason. Dropping it kills its process group.
+pub struct Streaming {
+    child: tokio::process::Child,
+    pub stdout: tokio::process::ChildStdout,
+    stderr: tokio::task::JoinHandle<Vec<u8>>,
+    guard: GroupGuard,
+}
+
+impl Streaming {
+    /// Starts `cmd` (from [`command`]) with stdout and stderr piped.
+    pub fn spawn(mut cmd: Command) -> Result<Streaming, RunError> {
+        let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|source| RunError::Spawn { program: program.clone(), source })?;
+        let guard = GroupGuard(child.id());
+        let (Some(stdout), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(RunError::Spawn { program, source: std::io::Error::other("no stdout/stderr pipe") });
+        };
+        let stderr = tokio::spawn(async move {
+            let mut tail = Vec::new();
+            let mut buf = vec![0u8; 8192];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * TAIL_BYTES {
+                    tail.drain(..tail.len() - TAIL_BYTES);
+                }
+            }
+            tail
+        });
+        Ok(Streaming { child, stdout, stderr, guard })
+    }
+
+    /// Waits for the child (its stdout read to the end, or dropped), up to `limit`; then its
+    /// exit status and the tail of its stderr. Kills the group when the time is up.
+    pub async fn finish(mut self, limit: Duration) -> (Option<ExitStatus>, String) {
+        drop(self.stdout);
+        let status = tokio::time::timeout(limit, self.child.wait()).await.ok().and_then(Result::ok);
+        kill_group(self.guard.0.take());
+        let tail = self.stderr.await.unwrap_or_default();
+        (status, tail_text(&tail))
     }
 }
 

@@ -15,4 +15,6 @@ pub use issue::{Issue, Issues, Pos, nearest};
 pub use model::*;
 pub use parse::{CHECK_KINDS, adapter_kinds, parse_yaml};
 pub use schema::runbook_schema;
-pub use values::{ByteSize, CmpOp, DurationSpec, Expect, Glob, Name, Operand, Parsed, Schedule, SecretRef, Timezone};
+pub use values::{
+    ByteSize, CmpOp, DurationSpec, Expect, Glob, Name, Operand, Parsed, Percent, Schedule, SecretRef, Timezone,
+};

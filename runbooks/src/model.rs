@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::values::{ByteSize, DurationSpec, Expect, Glob, Name, Parsed, Schedule, SecretRef, Timezone};
+use crate::values::{ByteSize, DurationSpec, Expect, Glob, Name, Parsed, Percent, Schedule, SecretRef, Timezone};
 
 /// One asset's recovery procedure and its schedule.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -101,8 +101,13 @@ pub struct Source {
     /// A storage profile from the config; `local` (the file system) by default.
     #[serde(default = "default_storage")]
     pub storage: String,
-    /// A folder (ending in `/`, with `pick: latest`) or an object path.
+    /// A folder (ending in `/`, with `pick: latest`) or an object path. Not with `restic:`,
+    /// whose own `path` names what to restore inside the snapshot.
+    #[serde(default)]
     pub path: String,
+    /// A restic repository instead of a storage profile: the recovery points are its snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restic: Option<ResticSource>,
     /// Which recovery point under `path`: `latest` (the newest), `oldest`, `random` (seeded by
     /// the run id, so a drill can be repeated), `{at: TIME}` (the newest at or before TIME, RFC
     /// 3339), or the exact name of one object.
@@ -128,6 +133,55 @@ pub struct Source {
     /// (a guard against decompression bombs); default 50. Raise it for very compressible data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_expansion: Option<u64>,
+}
+
+/// `source.restic`: the backup is a snapshot in a restic repository, read by the real `restic`
+/// (`restic dump`, streamed through the same hash-and-unpack pass as an object).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResticSource {
+    /// The repository as restic names it: a folder, `s3:http://host:8333/bucket/repo`,
+    /// `sftp:…`, `rest:…`. A relative folder resolves against the runbook's folder.
+    pub repository: String,
+    /// The repository's password (a secret reference), given to restic as `RESTIC_PASSWORD`.
+    pub password: Parsed<SecretRef>,
+    /// `latest` (then `source.pick` chooses among the snapshots: latest, oldest, random, at) or
+    /// one snapshot's id (full or short).
+    #[serde(default = "latest")]
+    pub snapshot: String,
+    /// What to restore inside the snapshot, as `restic ls` shows it: `/` (everything), a folder
+    /// (a tree, under its own name) or one file (the file itself, e.g. a `.dump.zst`).
+    #[serde(default = "slash")]
+    pub path: String,
+    /// Only snapshots carrying all these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Only snapshots taken on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `restic check --read-data-subset` of this share of the pack files before restoring
+    /// (`5%`, `100%`); its verdict is the drill's `integrity` step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_repository: Option<Parsed<Percent>>,
+    /// Variables restic's backend needs (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …);
+    /// values may be secret references. Nothing else of drillbook's environment reaches restic.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The restic program; default `restic` on PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<String>,
+    /// The unprivileged user restic runs as when drillbook is root (default `nobody`); it must be
+    /// able to read a local repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+fn slash() -> String {
+    "/".into()
 }
 
 fn default_storage() -> String {

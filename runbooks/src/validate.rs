@@ -13,8 +13,12 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
     if rb.owner.trim().is_empty() {
         issue("owner", "must name who answers for this asset".into());
     }
-    if rb.source.path.trim().is_empty() {
-        issue("source.path", "must not be empty".into());
+    match &rb.source.restic {
+        None if rb.source.path.trim().is_empty() => {
+            issue("source.path", "must not be empty (or name a restic repository with `restic:`)".into())
+        }
+        None => {}
+        Some(restic) => validate_restic(rb, restic, issue),
     }
     if rb.source.max_expansion == Some(0) {
         issue("source.max_expansion", "must be at least 1 (a multiple of the backup's stored size)".into());
@@ -228,5 +232,72 @@ fn target(table: bool, collection: bool, at: &str, issue: &mut dyn FnMut(&str, S
         (true, true) => issue(at, "name either `table` or `collection`, not both".into()),
         (false, false) => issue(at, "needs `table` (SQL stores) or `collection` (vector stores)".into()),
         _ => {}
+    }
+}
+
+/// A restic source names its recovery points itself: what a storage profile's object needs
+/// (a path, a sidecar, age, a name pattern) has no meaning there.
+fn validate_restic(rb: &Runbook, restic: &crate::model::ResticSource, issue: &mut dyn FnMut(&str, String)) {
+    let src = &rb.source;
+    if !src.path.is_empty() {
+        issue("source.path", "not with `restic:`; the path inside the snapshot is `source.restic.path`".into());
+    }
+    if src.storage != "local" {
+        issue("source.storage", "not with `restic:`; the repository (`source.restic.repository`) says where".into());
+    }
+    let not_for_restic = [
+        (
+            "checksum",
+            src.checksum != crate::model::ChecksumMode::None,
+            "restic verifies its own data: use `source.restic.verify_repository: 5%`",
+        ),
+        ("decrypt", src.decrypt.is_some(), "a restic repository is encrypted by restic with its password"),
+        ("match", src.pattern.is_some(), "snapshots are chosen by `source.restic.tags`, `host` and `snapshot`"),
+        ("time_format", src.time_format.is_some(), "a snapshot's time is restic's own"),
+    ];
+    for (field, given, why) in not_for_restic {
+        if given {
+            issue(&format!("source.{field}"), format!("not with `restic:`; {why}"));
+        }
+    }
+    if let crate::model::PickRule::Exact(name) = src.pick.rule() {
+        issue(
+            "source.pick",
+            format!("`{name}`: with `restic:` one snapshot is named by `source.restic.snapshot: <id>`"),
+        );
+    }
+    if restic.snapshot != "latest" {
+        if !restic.snapshot.chars().all(|c| c.is_ascii_hexdigit()) || restic.snapshot.len() < 8 {
+            issue(
+                "source.restic.snapshot",
+                format!("`{}` is neither `latest` nor a snapshot id (8 to 64 hex digits)", restic.snapshot),
+            );
+        }
+        if src.pick.rule() != crate::model::PickRule::Latest || src.within.is_some() {
+            issue(
+                "source.pick",
+                "`source.restic.snapshot` names one snapshot; `pick`/`within` choose among several".into(),
+            );
+        }
+    }
+    if restic.repository.trim().is_empty() {
+        issue("source.restic.repository", "must not be empty".into());
+    }
+    if !restic.path.starts_with('/') {
+        issue(
+            "source.restic.path",
+            format!(
+                "`{}` must be absolute inside the snapshot, as `restic ls` shows it (e.g. `/`, `/data`)",
+                restic.path
+            ),
+        );
+    }
+    for (name, value) in &restic.env {
+        if name.is_empty() || name.contains('=') {
+            issue("source.restic.env", format!("`{name}` is not a variable name"));
+        }
+        if let Err(e) = SecretRef::find(value) {
+            issue(&format!("source.restic.env.{name}"), e);
+        }
     }
 }

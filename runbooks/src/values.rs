@@ -172,6 +172,42 @@ impl JsonSchema for ByteSize {
     }
 }
 
+/// A share of something, written as a percentage: `5%`, `100%`, `0.5%` (restic's
+/// `--read-data-subset` takes it as written).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+impl FromStr for Percent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let err = || format!("cannot parse {s:?} as a percentage: expected a number followed by `%`, e.g. `5%`");
+        let n: f64 = s.trim().strip_suffix('%').ok_or_else(err)?.trim().parse().map_err(|_| err())?;
+        if !(n > 0.0 && n <= 100.0) {
+            return Err(format!("{s:?} is not between 0% (excluded) and 100%"));
+        }
+        Ok(Percent(n))
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+impl JsonSchema for Percent {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Percent".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+(\\.[0-9]+)?%$",
+            "description": "A percentage: 5%, 0.5%, 100%."
+        })
+    }
+}
+
 /// A cron schedule: 5 fields, 6 fields with seconds first, or a macro (`@daily`, `@hourly`, ...).
 #[derive(Debug, Clone)]
 pub struct Schedule(pub cron::Schedule);

@@ -334,3 +334,47 @@ fn pick_rules_are_validated() {
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rb.source.pick.rule(), drillbook_runbooks::PickRule::At("2026-11-20T03:00:00Z"));
 }
+
+/// `source.restic`: the repository names its recovery points; what only an object of a storage
+/// profile has (a path, a sidecar, age, a name pattern) is refused beside it, with the reason.
+#[test]
+fn restic_sources_are_validated() {
+    const OBJECT: &str =
+        "  storage: backups\n  path: pg/rag/\n  pick: latest\n  match: \"*.tar.zst\"\n  checksum: sidecar\n";
+    let restic = "  restic:\n    repository: /srv/restic\n    password: \"${env:RESTIC_PW}\"\n";
+    let cases: &[(&str, &str)] = &[
+        ("", "ok"),
+        (
+            "    snapshot: 519f92e7\n    path: /data\n    tags: [nightly, rag]\n    host: db1\n    verify_repository: 5%\n    env: { AWS_ACCESS_KEY_ID: \"${env:KEY}\" }\n",
+            "ok",
+        ),
+        ("  pick: { at: \"2026-11-20T03:00:00Z\" }\n  within: 7d\n", "ok"),
+        ("  pick: random\n  within: 30d\n", "ok"),
+        ("  path: pg/rag/\n", "source.path: not with `restic:`; the path inside the snapshot is `source.restic.path`"),
+        ("  storage: backups\n", "source.storage: not with `restic:`"),
+        ("  checksum: sidecar\n", "source.checksum: not with `restic:`; restic verifies its own data"),
+        ("  match: \"*.tar\"\n", "source.match: not with `restic:`"),
+        ("  time_format: \"%Y\"\n", "source.time_format: not with `restic:`"),
+        (
+            "  pick: rag.tar\n",
+            "source.pick: `rag.tar`: with `restic:` one snapshot is named by `source.restic.snapshot: <id>`",
+        ),
+        ("    snapshot: newest\n", "source.restic.snapshot: `newest` is neither `latest` nor a snapshot id"),
+        ("    snapshot: 519f92e7\n  pick: oldest\n", "source.pick: `source.restic.snapshot` names one snapshot"),
+        ("    path: data\n", "source.restic.path: `data` must be absolute inside the snapshot"),
+        ("    verify_repository: 5\n", "cannot parse \"5\" as a percentage"),
+        ("    verify_repository: 150%\n", "\"150%\" is not between 0% (excluded) and 100%"),
+        ("    env: { AWS_SECRET_ACCESS_KEY: \"${env:}\" }\n", "source.restic.env.AWS_SECRET_ACCESS_KEY"),
+        ("    pasword: x\n", "did you mean `password`?"),
+    ];
+    expect_cases(cases, |extra| {
+        let (restic_extra, source_extra): (String, String) =
+            extra.lines().map(|l| format!("{l}\n")).partition(|l| l.starts_with("    "));
+        issues_after(OBJECT, &format!("{restic}{restic_extra}{source_extra}"))
+    });
+    let missing = issues_after(OBJECT, "  pick: latest\n");
+    assert!(
+        missing.contains("source.path: must not be empty (or name a restic repository with `restic:`)"),
+        "{missing}"
+    );
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use drillbook_adapters::source::{Located, Storage};
+use drillbook_adapters::source::{Located, Restic, Storage};
 use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, ScratchTarget, Secrets, Unpacked, unpack};
 use drillbook_reports::{self as reports, CheckStatus, Report, Step, StepStatus, Verdict};
 use drillbook_runbooks::Runbook;
@@ -23,9 +23,8 @@ pub struct DrillPlan {
     pub runbook: Runbook,
     pub path: PathBuf,
     pub sha256: String,
-    pub storage: Storage,
-    /// `source.path` resolved inside the storage.
-    pub storage_path: String,
+    /// Where the backup comes from.
+    pub origin: Origin,
     pub secrets: Secrets,
     pub scratch: ScratchTarget,
     /// `source.decrypt`, its identities resolved (never printed).
@@ -34,6 +33,17 @@ pub struct DrillPlan {
     /// rotation, a storage profile removed): the drill fails at `locate` with it, and is
     /// recorded, reported and notified like any failed drill.
     pub broken: Option<String>,
+}
+
+/// Where a drill's backup comes from, built: an object of a storage profile, or a snapshot of
+/// a restic repository. Both end in the same hash-and-unpack pass.
+pub enum Origin {
+    Storage {
+        storage: Storage,
+        /// `source.path` resolved inside the storage.
+        path: String,
+    },
+    Restic(Box<Restic>),
 }
 
 /// How a drill ended, for history.
@@ -373,17 +383,27 @@ async fn fetch_phase(
     backup: &mut Option<reports::Backup>,
 ) -> Option<Unpacked> {
     let rb = &plan.runbook;
-    let storage = &plan.storage;
     let located = rec
         .step("locate", async {
             // `pick: random` is seeded by the run id: the same drill picks the same point again.
             let seed =
                 u64::from_be_bytes(sha2::Sha256::digest(cx.run_id.as_bytes())[..8].try_into().unwrap_or_default());
-            let found = storage
-                .locate(&rb.source, &plan.storage_path, chrono::Utc::now(), seed)
-                .await
-                .map_err(|e| e.to_string())?;
-            let expected = storage.expected_sha256(&found, rb.source.checksum).await.map_err(|e| e.to_string())?;
+            let (found, expected) = match &plan.origin {
+                Origin::Storage { storage, path } => {
+                    let found =
+                        storage.locate(&rb.source, path, chrono::Utc::now(), seed).await.map_err(|e| e.to_string())?;
+                    let expected =
+                        storage.expected_sha256(&found, rb.source.checksum).await.map_err(|e| e.to_string())?;
+                    (found, expected)
+                }
+                Origin::Restic(restic) => {
+                    let found = restic
+                        .locate(&rb.source, chrono::Utc::now(), seed, &cx.cancel)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (found, None)
+                }
+            };
             let detail = format!(
                 "{} ({} bytes, modified {}{}){}{}",
                 found.location,
@@ -412,8 +432,18 @@ async fn fetch_phase(
     let fetch_t = Instant::now();
     let (limit, which) = rec.budget();
     let ratio = rb.source.max_expansion.unwrap_or(unpack::DEFAULT_MAX_RATIO);
-    let pipeline =
-        storage.fetch_and_unpack(&found, &dest, ratio, plan.decryption.clone(), cx.progress.clone(), &cx.cancel);
+    let pipeline = async {
+        match &plan.origin {
+            Origin::Storage { storage, .. } => {
+                storage
+                    .fetch_and_unpack(&found, &dest, ratio, plan.decryption.clone(), cx.progress.clone(), &cx.cancel)
+                    .await
+            }
+            Origin::Restic(restic) => {
+                restic.fetch_and_unpack(&found, &dest, ratio, cx.progress.clone(), &cx.cancel).await
+            }
+        }
+    };
     let fetched = tokio::select! {
         r = tokio::time::timeout(limit, pipeline) => r.ok(),
         _ = cx.cancel.cancelled() => None,
@@ -454,36 +484,71 @@ async fn fetch_phase(
         fetch_took,
         StepStatus::Passed,
         Some(f.bytes_read),
-        format!("read {} once, hashed while streaming", found.location),
+        match plan.origin {
+            Origin::Storage { .. } => format!("read {} once, hashed while streaming", found.location),
+            Origin::Restic(_) => format!("`restic dump` of {}, hashed while streaming", found.location),
+        },
     );
 
     let integrity_at = Utc::now();
     let sha = f.sha256.clone().unwrap_or_default();
-    match &expected {
-        Some(want) if *want != sha => {
-            let reason =
-                format!("sha256 mismatch: the backup hashes to {sha}, the {} says {want}", checksum_source(rb));
-            rec.push("integrity", integrity_at, Duration::ZERO, StepStatus::Failed, Some(f.bytes_read), reason.clone());
-            rec.fail("integrity", reason);
+    if let Origin::Restic(restic) = &plan.origin {
+        let proof = rec
+            .step("integrity", async {
+                match restic.check(&cx.cancel).await {
+                    Some(Ok(said)) => {
+                        Ok(done((), Some(f.bytes_read), format!("{said}; the dump hashes to sha256 {sha}")))
+                    }
+                    Some(Err(why)) => Err(why),
+                    None => Ok(done(
+                        (),
+                        Some(f.bytes_read),
+                        format!(
+                            "sha256 {sha} of the dump; restic authenticated every blob it read (add \
+                             `verify_repository: 5%` to read back a share of the whole repository)"
+                        ),
+                    )),
+                }
+            })
+            .await;
+        if proof.is_none() {
             rec.skip_rest("integrity");
             return None;
         }
-        Some(_) => rec.push(
-            "integrity",
-            integrity_at,
-            Duration::ZERO,
-            StepStatus::Passed,
-            Some(f.bytes_read),
-            format!("sha256 {sha} matches the {}", checksum_source(rb)),
-        ),
-        None => rec.push(
-            "integrity",
-            integrity_at,
-            Duration::ZERO,
-            StepStatus::Passed,
-            Some(f.bytes_read),
-            format!("sha256 {sha} (no checksum required by the runbook)"),
-        ),
+    } else {
+        match &expected {
+            Some(want) if *want != sha => {
+                let reason =
+                    format!("sha256 mismatch: the backup hashes to {sha}, the {} says {want}", checksum_source(rb));
+                rec.push(
+                    "integrity",
+                    integrity_at,
+                    Duration::ZERO,
+                    StepStatus::Failed,
+                    Some(f.bytes_read),
+                    reason.clone(),
+                );
+                rec.fail("integrity", reason);
+                rec.skip_rest("integrity");
+                return None;
+            }
+            Some(_) => rec.push(
+                "integrity",
+                integrity_at,
+                Duration::ZERO,
+                StepStatus::Passed,
+                Some(f.bytes_read),
+                format!("sha256 {sha} matches the {}", checksum_source(rb)),
+            ),
+            None => rec.push(
+                "integrity",
+                integrity_at,
+                Duration::ZERO,
+                StepStatus::Passed,
+                Some(f.bytes_read),
+                format!("sha256 {sha} (no checksum required by the runbook)"),
+            ),
+        }
     }
 
     let unpack_took = Duration::from_millis(f.unpack_ms);

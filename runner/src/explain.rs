@@ -15,42 +15,20 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     let adapter = drillbook_adapters::build(&rb.restore.adapter);
     let mut steps: Vec<String> = Vec::new();
     let src = &rb.source;
-    let pattern = src.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
-    let by = match &src.time_format {
-        Some(f) => format!(" by the times in their names (`{f}`)"),
-        None => " by modification time".to_string(),
-    };
-    let within = src.within.as_ref().map(|w| format!(" within {}", w.raw())).unwrap_or_default();
-    let under = format!("under `{}` in storage `{}`{pattern}", src.path, src.storage);
-    steps.push(match src.pick.rule() {
-        PickRule::Latest => format!("Locate the newest backup {under}{by}."),
-        PickRule::Oldest => format!("Locate the oldest backup{within} {under}{by}."),
-        PickRule::Random => format!(
-            "List the backups{within} {under}{by} and take one at random (the drill's report names the one it took)."
-        ),
-        PickRule::At(at) => format!("Locate the newest backup at or before {at}{within} {under}{by}."),
-        PickRule::Exact(name) => {
-            format!("Locate the backup `{name}` under `{}` in storage `{}`.", src.path, src.storage)
-        }
-    });
-    if let Some(rpo) = &rb.objectives.rpo {
-        steps.push(format!(
-            "Check its age: it must be younger than {} (RPO). If it is older, escalate to {}.",
-            rpo.raw(),
-            rb.owner
-        ));
+    match &src.restic {
+        None => steps.extend(object_steps(src)),
+        Some(restic) => steps.extend(restic_steps(restic, src)),
     }
-    steps.push("Copy it to a private scratch folder on this machine.".into());
-    steps.push(match src.checksum {
-        ChecksumMode::Sidecar => "Verify it: `sha256sum -c <object>.sha256` must print OK (or, with a Qdrant-style \
-                                  `<object>.checksum`, `sha256sum <object>` must print the hash it holds)."
-            .into(),
-        ChecksumMode::Manifest => "Verify it: `sha256sum -c --ignore-missing SHA256SUMS` must print OK for it.".into(),
-        ChecksumMode::None => {
-            "Record its SHA-256 (`sha256sum <object>`); the runbook names no checksum to compare with.".into()
-        }
-    });
-    steps.push("Unpack it into an empty folder: `zstd -d < B | tar x` (or `gzip -d`), refusing paths with `..` or absolute paths.".into());
+    if let Some(rpo) = &rb.objectives.rpo {
+        steps.insert(
+            1,
+            format!(
+                "Check its age: it must be younger than {} (RPO). If it is older, escalate to {}.",
+                rpo.raw(),
+                rb.owner
+            ),
+        );
+    }
     steps.extend(adapter.explain_restore("backup"));
     for c in &rb.verify {
         let how = match &c.check {
@@ -84,4 +62,79 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
         println!("{:>2}. [ ] {s}", i + 1);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Locating, copying, verifying and unpacking an object of a storage profile.
+fn object_steps(src: &drillbook_runbooks::Source) -> Vec<String> {
+    let mut steps = Vec::new();
+    let pattern = src.pattern.as_ref().map(|g| format!(" matching `{}`", g.raw())).unwrap_or_default();
+    let by = match &src.time_format {
+        Some(f) => format!(" by the times in their names (`{f}`)"),
+        None => " by modification time".to_string(),
+    };
+    let within = src.within.as_ref().map(|w| format!(" within {}", w.raw())).unwrap_or_default();
+    let under = format!("under `{}` in storage `{}`{pattern}", src.path, src.storage);
+    steps.push(match src.pick.rule() {
+        PickRule::Latest => format!("Locate the newest backup {under}{by}."),
+        PickRule::Oldest => format!("Locate the oldest backup{within} {under}{by}."),
+        PickRule::Random => format!(
+            "List the backups{within} {under}{by} and take one at random (the drill's report names the one it took)."
+        ),
+        PickRule::At(at) => format!("Locate the newest backup at or before {at}{within} {under}{by}."),
+        PickRule::Exact(name) => {
+            format!("Locate the backup `{name}` under `{}` in storage `{}`.", src.path, src.storage)
+        }
+    });
+    steps.push("Copy it to a private scratch folder on this machine.".into());
+    steps.push(match src.checksum {
+        ChecksumMode::Sidecar => "Verify it: `sha256sum -c <object>.sha256` must print OK (or, with a Qdrant-style \
+                                  `<object>.checksum`, `sha256sum <object>` must print the hash it holds)."
+            .into(),
+        ChecksumMode::Manifest => "Verify it: `sha256sum -c --ignore-missing SHA256SUMS` must print OK for it.".into(),
+        ChecksumMode::None => {
+            "Record its SHA-256 (`sha256sum <object>`); the runbook names no checksum to compare with.".into()
+        }
+    });
+    steps.push("Unpack it into an empty folder: `zstd -d < B | tar x` (or `gzip -d`), refusing paths with `..` or absolute paths.".into());
+    steps
+}
+
+/// Choosing a restic snapshot and dumping what the drill restores from it.
+fn restic_steps(restic: &drillbook_runbooks::ResticSource, src: &drillbook_runbooks::Source) -> Vec<String> {
+    let repo = format!("restic -r {} --no-lock", restic.repository);
+    let mut filters = String::new();
+    if !restic.tags.is_empty() {
+        filters.push_str(&format!(" --tag {}", restic.tags.join(",")));
+    }
+    if let Some(host) = &restic.host {
+        filters.push_str(&format!(" --host {host}"));
+    }
+    let within = src.within.as_ref().map(|w| format!(" within {}", w.raw())).unwrap_or_default();
+    let choose = if restic.snapshot != "latest" {
+        format!("Find snapshot {}: `{repo} snapshots {}`.", restic.snapshot, restic.snapshot)
+    } else {
+        match src.pick.rule() {
+            PickRule::Oldest => format!("List the snapshots: `{repo} snapshots{filters}`; take the oldest{within}."),
+            PickRule::Random => format!(
+                "List the snapshots: `{repo} snapshots{filters}`; take one{within} at random (the drill's report names the one it took)."
+            ),
+            PickRule::At(at) => {
+                format!("List the snapshots: `{repo} snapshots{filters}`; take the newest at or before {at}{within}.")
+            }
+            _ => format!("List the snapshots: `{repo} snapshots{filters}`; take the newest."),
+        }
+    };
+    let mut steps = vec![choose];
+    if let Some(share) = &restic.verify_repository {
+        steps.push(format!(
+            "Read back {} of the repository's data: `{repo} check --read-data-subset {}` must report no errors.",
+            share.raw(),
+            share.raw()
+        ));
+    }
+    steps.push(format!(
+        "Restore `{}` of it into an empty private folder: `{repo} dump --archive tar <snapshot> {} | tar x` (as an unprivileged user), refusing links out of the folder.",
+        restic.path, restic.path
+    ));
+    steps
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use drillbook_adapters::source::Storage;
+use drillbook_adapters::source::{Restic, Storage};
 use drillbook_adapters::unpack::Decryption;
 use drillbook_adapters::{ScratchTarget, Secrets, ServerScratch, can_run};
 use drillbook_runbooks::{Runbook, ScratchSpec};
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Invalid;
 use crate::config::Config;
-use crate::execute::DrillPlan;
+use crate::execute::{DrillPlan, Origin};
 
 /// A parsed runbook with its file facts.
 #[derive(Clone)]
@@ -147,7 +147,19 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         }
     };
     let base = loaded.path.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let storage_path = storage.resolve(&src.path, &base);
+    let origin = match &src.restic {
+        None => Origin::Storage { path: storage.resolve(&src.path, &base), storage },
+        Some(restic) => {
+            let password =
+                secrets.resolve(restic.password.get()).map_err(|e| Invalid(format!("source.restic.password: {e}")))?;
+            let mut env = Vec::new();
+            for (k, v) in &restic.env {
+                env.push((k.clone(), secrets.expand(v).map_err(|e| Invalid(format!("source.restic.env.{k}: {e}")))?));
+            }
+            let built = Restic::new(restic, &base, password, env).map_err(|e| Invalid(e.to_string()))?;
+            Origin::Restic(Box::new(built))
+        }
+    };
     let scratch = match scratch_entry(config, &loaded)? {
         None => ScratchTarget::Local,
         Some(ScratchEntry { name, values, kind }) => {
@@ -181,8 +193,7 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         runbook: loaded.runbook,
         path: loaded.path,
         sha256: loaded.sha256,
-        storage,
-        storage_path,
+        origin,
         secrets,
         scratch,
         decryption,
@@ -199,8 +210,10 @@ pub fn build_or_broken(config: &Config, loaded: Loaded) -> Result<DrillPlan, Inv
             runbook: loaded.runbook,
             path: loaded.path,
             sha256: loaded.sha256,
-            storage: Storage::local().map_err(|e| Invalid(e.to_string()))?,
-            storage_path: String::new(),
+            origin: Origin::Storage {
+                storage: Storage::local().map_err(|e| Invalid(e.to_string()))?,
+                path: String::new(),
+            },
             secrets: Secrets::default(),
             scratch: ScratchTarget::Local,
             decryption: None,

@@ -20,6 +20,7 @@ mod postgres;
 mod qdrant;
 mod quickstart;
 mod redis;
+mod restic;
 mod s3;
 mod servers;
 mod tls;
