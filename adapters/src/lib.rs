@@ -378,8 +378,10 @@ pub trait Adapter: Send + Sync {
         backup: &Unpacked,
     ) -> Result<RestoreOutcome, AdapterError>;
     async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError>;
-    /// Removes everything `provision` created. Must succeed on a half-provisioned scratch.
-    async fn teardown(&self, cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError>;
+    /// Stops what `provision` started and removes what it created (`Teardown::Remove`), or
+    /// leaves the data for investigation (`Teardown::Keep`). Must succeed on a half-provisioned
+    /// scratch.
+    async fn teardown(&self, cx: &DrillCx, scratch: Scratch, how: Teardown) -> Result<(), AdapterError>;
 
     /// After a crash: removes what a dead drill `run_id` may have created outside its folder
     /// (the folder and the processes started in it are the runner's to remove). Only names
@@ -387,6 +389,17 @@ pub trait Adapter: Send + Sync {
     async fn sweep(&self, _run_id: &str, _scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
         Ok(Vec::new())
     }
+}
+
+/// What teardown does with a scratch environment's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Teardown {
+    /// Everything the drill created goes (every drill that passed, and failed ones by default).
+    Remove,
+    /// A failed drill's data stays for investigation (`keep_on_failure`): servers are stopped,
+    /// their data folders and a server's scratch database are left for `drillbook scratch rm`
+    /// or the daemon to remove when the time is up.
+    Keep,
 }
 
 /// A store whose live scratch is its own type (`Live`: a server process and a connection, say):
@@ -412,8 +425,8 @@ pub trait Store: Send + Sync + 'static {
         backup: &Unpacked,
     ) -> Result<RestoreOutcome, AdapterError>;
     async fn check(&self, cx: &DrillCx, live: &Self::Live, check: &CheckKind) -> Result<CheckOutcome, AdapterError>;
-    /// Removes everything `provision` created. Must succeed on a half-provisioned scratch.
-    async fn teardown(&self, cx: &DrillCx, live: Self::Live) -> Result<(), AdapterError>;
+    /// As [`Adapter::teardown`].
+    async fn teardown(&self, cx: &DrillCx, live: Self::Live, how: Teardown) -> Result<(), AdapterError>;
     async fn sweep(&self, _run_id: &str, _scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
         Ok(Vec::new())
     }
@@ -457,9 +470,9 @@ impl<S: Store> Adapter for S {
         let live = scratch.state.downcast_ref::<S::Live>().ok_or_else(|| foreign_scratch(Store::kind(self)))?;
         Store::check(self, cx, live, check).await
     }
-    async fn teardown(&self, cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
+    async fn teardown(&self, cx: &DrillCx, scratch: Scratch, how: Teardown) -> Result<(), AdapterError> {
         let live = scratch.state.downcast::<S::Live>().map_err(|_| foreign_scratch(Store::kind(self)))?;
-        Store::teardown(self, cx, *live).await
+        Store::teardown(self, cx, *live, how).await
     }
     async fn sweep(&self, run_id: &str, scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
         Store::sweep(self, run_id, scratch).await

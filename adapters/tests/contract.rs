@@ -260,7 +260,10 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
                 .unwrap_or_else(|e| panic!("{}: {}: {e}", adapter.kind(), c.name));
             assert!(out.passed, "{}: check {} failed: {:?}", adapter.kind(), c.name, out);
         }
-        adapter.teardown(&cx, scratch).await.unwrap_or_else(|e| panic!("{}: teardown: {e}", adapter.kind()));
+        adapter
+            .teardown(&cx, scratch, drillbook_adapters::Teardown::Remove)
+            .await
+            .unwrap_or_else(|e| panic!("{}: teardown: {e}", adapter.kind()));
         let open = open_fds_under(work.path());
         assert!(open.is_empty(), "{}: files still open after teardown: {open:?}", adapter.kind());
         let running = processes_under(work.path());

@@ -33,6 +33,20 @@ pub struct Report {
     pub previous: Option<Previous>,
     pub runner: Runner,
     pub controls: Vec<Control>,
+    /// What a failed drill left for investigation (`keep_on_failure`), and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<Kept>,
+}
+
+/// A failed drill's scratch kept for investigation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Kept {
+    /// The drill's folder: the restored data, a local server's data (stopped).
+    pub folder: String,
+    /// What else was kept (a scratch database on a server), as the drill named it.
+    pub also: Vec<String>,
+    /// When the daemon removes it (`drillbook scratch rm RUN_ID` before).
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -207,6 +221,15 @@ impl Report {
                 md.push_str(&format!("- {}\n", md_escape(r)));
             }
         }
+        if let Some(k) = &self.kept {
+            md.push_str(&format!(
+                "\n## Kept for investigation\n\n`{}`{} until {} (`drillbook scratch rm {}` removes it sooner).\n",
+                k.folder,
+                k.also.iter().map(|a| format!(", {a}")).collect::<String>(),
+                k.until.to_rfc3339(),
+                self.run_id
+            ));
+        }
         md.push_str("\n## Steps\n\n| step | status | ms | bytes | detail |\n| --- | --- | --- | --- | --- |\n");
         for s in &self.steps {
             md.push_str(&format!(
@@ -273,6 +296,7 @@ pub(crate) mod tests {
             previous: None,
             runner: Runner { version: "0".into(), host: "h".into() },
             controls: standard_controls(),
+            kept: None,
         }
     }
 

@@ -43,6 +43,12 @@ pub struct Runbook {
     pub verify: Vec<Check>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// After a failed drill, leave what it restored (its folder, a local server's data stopped,
+    /// a server's scratch database) this long for investigation (`2h`); the daemon removes it
+    /// when the time is up, `drillbook scratch rm RUN_ID` before. Never below the config's
+    /// `keep_min_free` of free disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_on_failure: Option<Parsed<DurationSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
 }

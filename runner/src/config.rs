@@ -7,6 +7,9 @@ use serde::Deserialize;
 
 use crate::Invalid;
 
+/// `keep_min_free` when the config does not say.
+pub const DEFAULT_KEEP_MIN_FREE: u64 = 5 << 30;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
@@ -17,6 +20,7 @@ struct ConfigFile {
     templates: Option<String>,
     concurrency: Option<u32>,
     lease: Option<String>,
+    keep_min_free: Option<String>,
     #[serde(default)]
     storage: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
@@ -77,6 +81,9 @@ pub struct Config {
     pub concurrency: u32,
     /// How long a daemon's claim on a fire time outlives the daemon (default 60s).
     pub lease: std::time::Duration,
+    /// A failed drill's scratch is kept (`keep_on_failure`) only while its file system has at
+    /// least this many bytes free; default 5 GiB.
+    pub keep_min_free: u64,
     pub http: HttpConfig,
 }
 
@@ -207,6 +214,14 @@ impl Config {
                         .0
                 }
                 None => std::time::Duration::from_secs(60),
+            },
+            keep_min_free: match &raw.keep_min_free {
+                Some(b) => {
+                    b.parse::<drillbook_runbooks::ByteSize>()
+                        .map_err(|e| Invalid(format!("{shown}: keep_min_free: {e}")))?
+                        .0
+                }
+                None => DEFAULT_KEEP_MIN_FREE,
             },
             http,
         })

@@ -6,6 +6,8 @@
 //! - SIGHUP: reload the folder; a runbook that became invalid keeps its previous version.
 //! - On start: runs left `running` by a process that is gone become `interrupted`, and what
 //!   they left in `$TMPDIR` (`drillbook-<run-id>-*`, processes started there) is removed.
+//! - A failed drill's kept scratch (`keep_on_failure`) is removed when its time is up, also
+//!   when that time passed while no daemon ran.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,10 +23,13 @@ use tokio_util::sync::CancellationToken;
 use crate::Invalid;
 use crate::config::Config;
 use crate::execute::{Ending, Hooks};
-use crate::history::History;
+use crate::history::{History, KeptRow};
 use crate::plan::{self, Loaded};
 use crate::run::{DrillSetup, drill};
 use crate::schedule::Timetable;
+
+/// How often the daemon looks for kept scratch whose time is up.
+const KEPT_TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One runbook file as the daemon knows it.
 struct Entry {
@@ -43,6 +48,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let history = Arc::new(History::open(&config.state).await?);
     let key = Arc::new(crate::evidence::signing_key(config)?);
     recover(config, &history).await?;
+    expire_kept(config, &history).await;
 
     let shutdown = CancellationToken::new();
     let mut term = signal(SignalKind::terminate())?;
@@ -123,6 +129,9 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let mut seen = folder_state(&config.runbooks);
     let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(2));
     watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Kept scratch (`keep_on_failure`) is looked at every few seconds, removed when its time is up.
+    let mut kept_tick = tokio::time::interval(KEPT_TICK);
+    kept_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = Utc::now();
         for (path, e) in book.iter_mut() {
@@ -222,6 +231,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     eprintln!("drillbook daemon: runbooks changed on disk; reloaded, {} runbooks", book.len());
                 }
             }
+            _ = kept_tick.tick() => expire_kept(config, &history).await,
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
@@ -507,33 +517,14 @@ fn folder_state(root: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>
 /// and the processes started in them are removed.
 async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
     let running = history.running_here().await?;
-    if running.is_empty() {
-        return Ok(());
-    }
-    // The runbooks, to find what a dead drill may have created on a scratch server.
-    let mut plans = BTreeMap::new();
-    for path in plan::expand(&[], &config.runbooks).unwrap_or_default() {
-        if let Ok(loaded) = plan::load(&path) {
-            plans.insert(loaded.runbook.name().to_string(), loaded);
-        }
-    }
     for (run_id, runbook, pid, process) in running {
         if alive(pid, process.as_deref()) {
             continue;
         }
         let id = run_id.clone();
-        let mut removed =
-            tokio::task::spawn_blocking(move || sweep(&std::env::temp_dir(), &id)).await.unwrap_or_default();
-        if let Some(loaded) = plans.get(&runbook) {
-            let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
-            match plan::build(config, loaded.clone()) {
-                Ok(p) => match adapter.sweep(&run_id, &p.scratch).await {
-                    Ok(more) => removed.extend(more),
-                    Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
-                },
-                Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
-            }
-        }
+        let folders =
+            tokio::task::spawn_blocking(move || drill_folders(&std::env::temp_dir(), &id)).await.unwrap_or_default();
+        let removed = clean_up(config, &run_id, &runbook, None, folders).await;
         let reason = format!(
             "interrupted: the process that ran it (pid {}) is gone; cleaned up: {}",
             pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
@@ -544,6 +535,77 @@ async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes the kept scratch whose time is up (`keep_on_failure`); what could not be removed
+/// stays listed, to be tried again.
+async fn expire_kept(config: &Config, history: &History) {
+    let now = crate::history::ts(Utc::now());
+    let Ok(kept) = history.kept().await else { return };
+    for k in kept.into_iter().filter(|k| k.expires_at <= now) {
+        match remove_kept(config, history, &k).await {
+            Ok(removed) => eprintln!(
+                "drillbook daemon: {} run {}: kept scratch expired; removed {}",
+                k.runbook,
+                k.run_id,
+                removed.join(", ")
+            ),
+            Err(e) => eprintln!("drillbook daemon: {} run {}: {e:#}", k.runbook, k.run_id),
+        }
+    }
+}
+
+/// Removes one kept scratch (its folder, and what the adapter finds on a scratch server) and
+/// forgets it. Only a folder the drill named itself (`drillbook-<run-id>-…`) is touched.
+pub async fn remove_kept(config: &Config, history: &History, k: &KeptRow) -> anyhow::Result<Vec<String>> {
+    let folder = PathBuf::from(&k.folder);
+    let ours = folder.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("drillbook-{}-", k.run_id)));
+    anyhow::ensure!(ours, "{} is not a drill folder of run {}; left alone", k.folder, k.run_id);
+    let folders = if folder.exists() { vec![folder] } else { Vec::new() };
+    let removed = clean_up(config, &k.run_id, &k.runbook, Some(Path::new(&k.runbook_path)), folders).await;
+    if let Some(failed) = removed.iter().find(|r| r.contains("could not")) {
+        anyhow::bail!("kept scratch of run {}: {failed}", k.run_id);
+    }
+    history.unkeep(&k.run_id).await?;
+    Ok(if removed.is_empty() { vec!["nothing (it was gone)".into()] } else { removed })
+}
+
+/// Removes what drill `run_id` of `runbook` left: `folders` (processes started there killed
+/// first) and, through its adapter, what it made on a scratch server. The runbook is read from
+/// `path` when given (and still that runbook), else found in the runbooks folder. Says what went.
+async fn clean_up(
+    config: &Config,
+    run_id: &str,
+    runbook: &str,
+    path: Option<&Path>,
+    folders: Vec<PathBuf>,
+) -> Vec<String> {
+    let mut removed =
+        tokio::task::spawn_blocking(move || folders.iter().flat_map(|d| remove_folder(d)).collect::<Vec<_>>())
+            .await
+            .unwrap_or_default();
+    // The runbook, to find what the drill may have created on a scratch server.
+    let loaded = path.and_then(|p| plan::load(p).ok()).filter(|l| l.runbook.name() == runbook).or_else(|| {
+        plan::expand(&[], &config.runbooks)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| plan::load(&p).ok())
+            .find(|l| l.runbook.name() == runbook)
+    });
+    if loaded.is_none() && path.is_some() {
+        removed.push(format!("could not find runbook `{runbook}` to sweep its scratch server"));
+    }
+    if let Some(loaded) = loaded {
+        let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
+        match plan::build(config, loaded) {
+            Ok(p) => match adapter.sweep(run_id, &p.scratch).await {
+                Ok(more) => removed.extend(more),
+                Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
+            },
+            Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
+        }
+    }
+    removed
 }
 
 /// Whether the process that recorded a run still runs (not merely one with its pid or name).
@@ -559,36 +621,75 @@ fn alive(pid: Option<i64>, process: Option<&str>) -> bool {
     }
 }
 
-/// Kills the processes a dead drill started in its folders and removes the folders.
-fn sweep(tmp: &Path, run_id: &str) -> Vec<String> {
+/// The folders of drill `run_id` under `tmp` (`drillbook-<run-id>-*`).
+fn drill_folders(tmp: &Path, run_id: &str) -> Vec<PathBuf> {
     let prefix = format!("drillbook-{run_id}-");
+    let Ok(entries) = std::fs::read_dir(tmp) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .collect()
+}
+
+/// Kills the processes a drill started in `dir` and removes it.
+fn remove_folder(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(tmp) else { return out };
-    for dir in entries.flatten().map(|e| e.path()) {
-        if !dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)) {
-            continue;
-        }
-        let needle = dir.display().to_string();
-        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
-            // Started there: named on its command line (a scratch server's data folder) or
-            // working inside it (a `command` check).
-            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-            let cwd = std::fs::read_link(p.path().join("cwd")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmd).replace('\0', " ").contains(&needle) || cwd.starts_with(&dir) {
-                // SAFETY: kill(2) on a pid read from /proc; a stale one yields ESRCH.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-                out.push(format!("process {pid}"));
+    let needle = dir.display().to_string();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+        // Started there: named on its command line (a scratch server's data folder) or
+        // working inside it (a `command` check).
+        let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cwd = std::fs::read_link(p.path().join("cwd")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).replace('\0', " ").contains(&needle) || cwd.starts_with(dir) {
+            // SAFETY: kill(2) on a pid read from /proc; a stale one yields ESRCH.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
-        }
-        // Give killed processes a moment to release their files.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => out.push(format!("folder {needle}")),
-            Err(e) => out.push(format!("folder {needle} could not be removed: {e}")),
+            out.push(format!("process {pid}"));
         }
     }
+    // Give killed processes a moment to release their files.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => out.push(format!("folder {needle}")),
+        Err(e) => out.push(format!("folder {needle} could not be removed: {e}")),
+    }
     out
+}
+
+/// `drillbook scratch list`: the kept scratch of failed drills, the soonest to go first.
+pub async fn scratch_list_command(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let history = History::open(&config.state).await?;
+    let kept = history.kept().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&kept)?);
+    } else if kept.is_empty() {
+        println!("no kept scratch in {}", crate::history::shown_url(&config.state));
+    } else {
+        println!("{:<38} {:<28} {:<22} folder", "run", "runbook", "until");
+        for k in kept {
+            let also = k.also.iter().map(|a| format!(" + {a}")).collect::<String>();
+            println!("{:<38} {:<28} {:<22} {}{also}", k.run_id, k.runbook, k.expires_at, k.folder);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drillbook scratch rm RUN_ID`: removes one kept scratch now.
+pub async fn scratch_rm_command(config: &Config, run_id: &str) -> anyhow::Result<ExitCode> {
+    let history = History::open(&config.state).await?;
+    let kept = history.kept().await?;
+    let Some(k) = kept.iter().find(|k| k.run_id == run_id) else {
+        let known: Vec<&str> = kept.iter().map(|k| k.run_id.as_str()).collect();
+        return Err(Invalid(format!(
+            "no kept scratch of run {run_id} ({})",
+            if known.is_empty() { "none is kept".to_string() } else { format!("kept: {}", known.join(", ")) }
+        ))
+        .into());
+    };
+    let removed = remove_kept(config, &history, k).await?;
+    println!("removed the kept scratch of {} run {run_id}: {}", k.runbook, removed.join(", "));
+    Ok(ExitCode::SUCCESS)
 }

@@ -6,13 +6,13 @@
 //! **Invariant:** a failed drill is not an `Err`: `execute` always returns a report.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drillbook_adapters::source::{Located, Restic, Storage};
-use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, ScratchTarget, Secrets, Unpacked, unpack};
+use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, ScratchTarget, Secrets, Teardown, Unpacked, unpack};
 use drillbook_reports::{self as reports, CheckStatus, Report, Step, StepStatus, Verdict};
 use drillbook_runbooks::Runbook;
 use sha2::Digest;
@@ -29,6 +29,8 @@ pub struct DrillPlan {
     pub scratch: ScratchTarget,
     /// `source.decrypt`, its identities resolved (never printed).
     pub decryption: Option<unpack::Decryption>,
+    /// `keep_min_free` of the config: a failed drill's scratch is kept only above it.
+    pub keep_min_free: u64,
     /// Why the runbook could not be built when it fired (a `${env:}` secret gone after a
     /// rotation, a storage profile removed): the drill fails at `locate` with it, and is
     /// recorded, reported and notified like any failed drill.
@@ -118,6 +120,15 @@ impl Recorder<'_> {
             Step { name: name.into(), started_at: at, duration_ms: took.as_millis() as u64, status, bytes, detail };
         (self.hooks.on_step)(&step);
         self.steps.push(step);
+    }
+
+    /// Adds `text` to step `name`'s detail, or records the step with it when it has not run
+    /// (a drill that failed before provisioning keeps its folder at teardown all the same).
+    fn note(&mut self, name: &str, text: String) {
+        match self.steps.iter_mut().rfind(|s| s.name == name) {
+            Some(step) => step.detail = self.secrets.redact(&format!("{}; {text}", step.detail)),
+            None => self.push(name, Utc::now(), Duration::ZERO, StepStatus::Passed, None, text),
+        }
     }
 
     fn fail(&mut self, step: &str, reason: String) {
@@ -242,10 +253,12 @@ pub async fn execute(
     let mut checks = Vec::new();
     let mut backup: Option<reports::Backup> = None;
     let mut proven_at: Option<Duration> = None;
+    let mut keeping: Option<Result<DateTime<Utc>, String>> = None;
+    let mut also_kept = Vec::new();
 
     // The drill's private folder: everything unpacked or created lives here.
     let work = tempfile::Builder::new().prefix(&format!("drillbook-{run_id}-")).tempdir();
-    let work = match work {
+    let mut work = match work {
         Ok(w) => Some(w),
         Err(e) => {
             rec.fail("locate", format!("cannot create the drill's scratch folder: {e}"));
@@ -290,12 +303,30 @@ pub async fn execute(
                     if rec.reasons.is_empty() {
                         proven_at = Some(rec.started.elapsed());
                     }
-                    teardown(adapter.as_ref(), &cx, scratch, &mut rec).await;
+                    keeping = keep_or_not(plan, &rec, work.path());
+                    let how = if matches!(keeping, Some(Ok(_))) { Teardown::Keep } else { Teardown::Remove };
+                    also_kept = teardown(adapter.as_ref(), &cx, scratch, how, &mut rec).await;
                 }
             }
         }
+        if keeping.is_none() {
+            keeping = keep_or_not(plan, &rec, work.path());
+        }
     }
-    // The folder goes on every path, whatever the adapter did.
+    // What a failed drill keeps for investigation (`keep_on_failure`), or why it could not.
+    let mut kept = None;
+    match keeping {
+        Some(Ok(until)) => {
+            if let Some(work) = work.take() {
+                let folder = work.keep().display().to_string();
+                rec.note("teardown", format!("kept {folder} for investigation until {}", until.to_rfc3339()));
+                kept = Some(reports::Kept { folder, also: also_kept, until });
+            }
+        }
+        Some(Err(why)) => rec.note("teardown", format!("keep_on_failure: not kept: {why}")),
+        None => {}
+    }
+    // The folder goes on every other path, whatever the adapter did.
     if let Some(work) = work {
         let path = work.path().display().to_string();
         // Removing a restored tree (gigabytes, many files) is blocking work: off the async
@@ -371,6 +402,7 @@ pub async fn execute(
         previous,
         runner: reports::Runner { version: env!("CARGO_PKG_VERSION").into(), host: crate::host() },
         controls: reports::standard_controls(),
+        kept,
     };
     (report, ending)
 }
@@ -701,13 +733,30 @@ async fn restore_and_verify(
     rec.push("verify", verify_at, verify_t.elapsed(), status, None, detail);
 }
 
-async fn teardown(adapter: &dyn Adapter, cx: &DrillCx, scratch: Scratch, rec: &mut Recorder<'_>) {
+/// Tears the scratch down (`how`); returns what was kept beside the drill's folder (a scratch
+/// database on a server) when it was kept.
+async fn teardown(
+    adapter: &dyn Adapter,
+    cx: &DrillCx,
+    scratch: Scratch,
+    how: Teardown,
+    rec: &mut Recorder<'_>,
+) -> Vec<String> {
     let at = Utc::now();
     let t = Instant::now();
-    let created = scratch.created.join(", ");
+    let made = scratch.created.clone();
+    let created = made.join(", ");
     // Not cancellable and not bound by the drill's deadline: cleaning up must happen.
-    let result = tokio::time::timeout(TEARDOWN_LIMIT, adapter.teardown(cx, scratch)).await;
+    let result = tokio::time::timeout(TEARDOWN_LIMIT, adapter.teardown(cx, scratch, how)).await;
     let (status, detail) = match result {
+        Ok(Ok(())) if how == Teardown::Keep => (
+            StepStatus::Passed,
+            if created.is_empty() {
+                "stopped; nothing else to keep".into()
+            } else {
+                format!("stopped; kept {created}")
+            },
+        ),
         Ok(Ok(())) => (
             StepStatus::Passed,
             if created.is_empty() { "nothing to remove".to_string() } else { format!("removed {created}") },
@@ -719,4 +768,49 @@ async fn teardown(adapter: &dyn Adapter, cx: &DrillCx, scratch: Scratch, rec: &m
         rec.fail("teardown", detail.clone());
     }
     rec.push("teardown", at, t.elapsed(), status, None, detail);
+    // What lives outside the drill's folder (the folder itself is the runner's to keep).
+    let folder = cx.work_dir.display().to_string();
+    if how == Teardown::Keep { made.into_iter().filter(|m| !m.contains(&folder)).collect() } else { Vec::new() }
+}
+
+/// Whether a drill's scratch stays for investigation: `None` when `keep_on_failure` does not
+/// apply (not asked, the drill has not failed, it was interrupted, nothing was unpacked),
+/// else until when, or why not (the disk below `keep_min_free`).
+fn keep_or_not(plan: &DrillPlan, rec: &Recorder<'_>, folder: &Path) -> Option<Result<DateTime<Utc>, String>> {
+    let keep = plan.runbook.keep_on_failure.as_ref()?;
+    if rec.reasons.is_empty() || rec.aborted || !folder.join("restore").exists() {
+        return None;
+    }
+    let free = match free_bytes(folder) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(format!("cannot read the free space of {}: {e}", folder.display()))),
+    };
+    if free < plan.keep_min_free {
+        return Some(Err(format!(
+            "{} free on the file system of {}, below keep_min_free ({})",
+            human_bytes(free),
+            folder.display(),
+            human_bytes(plan.keep_min_free)
+        )));
+    }
+    let until = Utc::now() + chrono::Duration::from_std(keep.get().0).unwrap_or(chrono::Duration::MAX);
+    Some(Ok(until))
+}
+
+/// Bytes an unprivileged user may still write on the file system holding `path`.
+fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+fn human_bytes(n: u64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    if n >= 1 << 30 { format!("{:.1} GiB", n as f64 / GIB) } else { format!("{} MiB", n >> 20) }
 }

@@ -26,6 +26,19 @@ pub struct RunRow {
     pub notification: Option<String>,
 }
 
+/// A failed drill's scratch kept for investigation.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptRow {
+    pub run_id: String,
+    pub runbook: String,
+    /// The runbook file, to find its scratch server when the kept scratch is removed.
+    pub runbook_path: String,
+    pub folder: String,
+    /// What else was kept (a scratch database on a server).
+    pub also: Vec<String>,
+    pub expires_at: String,
+}
+
 /// `sqlite://drillbook.db` (created when missing) or `postgres://...`.
 pub fn normalize_url(state: &str) -> String {
     if let Some(path) = state.strip_prefix("sqlite://")
@@ -377,6 +390,60 @@ impl History {
             .execute(&self.pool)
             .await
             .context("cannot prune old claims")?;
+        Ok(())
+    }
+
+    /// Records a failed drill's kept scratch, for `scratch list|rm` and the daemon's expiry.
+    pub async fn keep(
+        &self,
+        run_id: &str,
+        runbook: &drillbook_reports::RunbookRef,
+        kept: &drillbook_reports::Kept,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO kept (run_id, runbook, runbook_path, folder, also, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+            .bind(run_id)
+            .bind(&runbook.name)
+            .bind(&runbook.path)
+            .bind(&kept.folder)
+            .bind(serde_json::to_string(&kept.also)?)
+            .bind(ts(kept.until))
+            .execute(&self.pool)
+            .await
+            .context("cannot record the kept scratch in history")?;
+        Ok(())
+    }
+
+    /// Every kept scratch, the soonest to expire first.
+    pub async fn kept(&self) -> anyhow::Result<Vec<KeptRow>> {
+        let rows = sqlx::query(
+            "SELECT run_id, runbook, runbook_path, folder, also, expires_at FROM kept ORDER BY expires_at, run_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the kept scratch from history")?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeptRow {
+                    run_id: r.try_get(0)?,
+                    runbook: r.try_get(1)?,
+                    runbook_path: r.try_get(2)?,
+                    folder: r.try_get(3)?,
+                    also: serde_json::from_str(&r.try_get::<String, _>(4)?).unwrap_or_default(),
+                    expires_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets a kept scratch once it is removed.
+    pub async fn unkeep(&self, run_id: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM kept WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .context("cannot update the kept scratch in history")?;
         Ok(())
     }
 

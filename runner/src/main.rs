@@ -110,6 +110,9 @@ enum Command {
     /// Evidence: verify a signed report and its chain.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Failed drills' scratch kept for investigation (`keep_on_failure`).
+    #[command(subcommand)]
+    Scratch(ScratchCommand),
     /// Capture ground truth from a live store at backup time (row counts, digests, schema,
     /// golden-query answers). Read-only.
     Manifest(Box<run::ManifestArgs>),
@@ -123,6 +126,17 @@ enum Command {
 enum EngineKind {
     /// Qdrant Edge on a restored Qdrant snapshot.
     Qdrant,
+}
+
+#[derive(Subcommand)]
+enum ScratchCommand {
+    /// Every kept scratch: run, runbook, until when, where.
+    List {
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Remove a kept scratch now (its folder, a scratch database on a server).
+    Rm { run_id: String },
 }
 
 #[derive(Subcommand)]
@@ -220,6 +234,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence::index_command(&config, report_dir.as_deref(), &out)
         }
         Command::Manifest(args) => run::manifest_command(&args).await,
+        Command::Scratch(ScratchCommand::List { output }) => {
+            daemon::scratch_list_command(&config, output == Output::Json).await
+        }
+        Command::Scratch(ScratchCommand::Rm { run_id }) => daemon::scratch_rm_command(&config, &run_id).await,
         Command::Engine { .. } => unreachable!("served in main"),
     }
 }

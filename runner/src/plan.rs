@@ -197,6 +197,7 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         secrets,
         scratch,
         decryption,
+        keep_min_free: config.keep_min_free,
         broken: None,
     })
 }
@@ -217,6 +218,7 @@ pub fn build_or_broken(config: &Config, loaded: Loaded) -> Result<DrillPlan, Inv
             secrets: Secrets::default(),
             scratch: ScratchTarget::Local,
             decryption: None,
+            keep_min_free: config.keep_min_free,
             broken: Some(format!("the runbook cannot be built with the current config and environment: {}", why.0)),
         }),
     }

@@ -167,6 +167,9 @@ pub async fn drill(
     history
         .finish(&run_id, status.as_str(), report.finished_at, folder.as_deref(), digest.as_deref(), &reasons)
         .await?;
+    if let Some(kept) = &report.kept {
+        history.keep(&run_id, &report.runbook, kept).await?;
+    }
 
     // The outcome is recorded; now tell people, within the retry budget.
     let notification = crate::notify::email(

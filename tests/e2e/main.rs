@@ -14,6 +14,7 @@ mod evidence;
 mod history_store;
 mod hostile;
 mod inventory;
+mod keep;
 mod mariadb;
 mod pick;
 mod postgres;

@@ -270,6 +270,43 @@ fn every_dump_format_restores_with_its_post_data_timed_apart() {
 }
 
 #[test]
+fn a_failed_drill_on_a_server_scratch_keeps_its_database_until_scratch_rm() {
+    let sb = Sandbox::new();
+    let db = bench_source(&sb, "1");
+    stage_custom_dump(&sb, &db, "custom.dump.zst");
+    sb.write(
+        "drillbook.yaml",
+        "scratch:\n  shared: { type: postgres, url: \"postgres://postgres@127.0.0.1:5432/postgres\" }\n",
+    );
+    let failing = BENCH_CHECKS.replace("expect: \"== 100000\"", "expect: \"== 99999\"");
+    sb.write(
+        "rb.yaml",
+        runbook(
+            "bench-kept",
+            "custom.dump.zst",
+            "{ adapter: postgres, scratch: \"server:shared\" }",
+            &failing,
+            "keep_on_failure: 2h\n",
+        ),
+    );
+    let (r, report) = sb.drill("rb.yaml");
+    assert_eq!(r.code, 1, "{r}");
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
+    let database = format!("drillbook_{}", run_id.replace('-', "_"));
+    let also = report["kept"]["also"].as_array().unwrap_or_else(|| panic!("nothing kept: {r}"));
+    assert!(also.iter().any(|a| a.as_str().unwrap_or_default().contains(&database)), "{also:?}");
+    // The restored data is there to query.
+    let count = db.tool("psql", &["-X", "-At", "-d", &database, "-c", "select count(*) from pgbench_accounts"]);
+    assert_eq!(count.trim(), "100000");
+    let rm = sb.run(&["scratch", "rm", &run_id]);
+    assert_eq!(rm.code, 0, "{rm}");
+    assert!(rm.stdout.contains(&format!("database {database} on server `shared`")), "{rm}");
+    let left = db.sql(&format!("select count(*) from pg_database where datname = '{database}'"));
+    assert_eq!(left.trim(), "0", "scratch rm dropped the kept database");
+    sb.assert_no_leftovers();
+}
+
+#[test]
 fn a_server_scratch_gets_its_own_database_and_it_is_dropped_afterwards() {
     let sb = Sandbox::new();
     let db = bench_source(&sb, "1");

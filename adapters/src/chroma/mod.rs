@@ -22,7 +22,7 @@ pub use manifest::{ChromaManifest, capture, golden_answers};
 use server::{Server, Start};
 
 use crate::process::{self, Account};
-use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Unpacked};
+use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Teardown, Unpacked};
 
 const DEFAULT_TENANT: &str = "default_tenant";
 const DEFAULT_DATABASE: &str = "default_database";
@@ -313,7 +313,7 @@ impl crate::Store for Chroma {
         }
     }
 
-    async fn teardown(&self, _cx: &DrillCx, mut live: Live) -> Result<(), AdapterError> {
+    async fn teardown(&self, _cx: &DrillCx, mut live: Live, _how: Teardown) -> Result<(), AdapterError> {
         if let Some(mut server) = live.server.take() {
             let said = server.stop().await;
             tracing::debug!(stop = %said, "chroma scratch server");

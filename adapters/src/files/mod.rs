@@ -3,7 +3,7 @@
 
 use drillbook_runbooks::{Check, CheckKind, FilesOptions};
 
-use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Unpacked, inside};
+use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Teardown, Unpacked, inside};
 
 pub struct Files {
     options: FilesOptions,
@@ -64,7 +64,7 @@ impl crate::Adapter for Files {
         Err(AdapterError::Unsupported(format!("files cannot evaluate `{}`", check.name())))
     }
 
-    async fn teardown(&self, _cx: &DrillCx, _scratch: Scratch) -> Result<(), AdapterError> {
+    async fn teardown(&self, _cx: &DrillCx, _scratch: Scratch, _how: Teardown) -> Result<(), AdapterError> {
         Ok(())
     }
 }

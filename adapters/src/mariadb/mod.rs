@@ -22,7 +22,9 @@ pub use manifest::{Scope, capture, user_databases};
 use server::{Data, Server};
 
 use crate::process::{self, Account};
-use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
+use crate::{
+    AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Teardown, Unpacked,
+};
 
 /// The restore may be long; the step and drill deadlines bound it.
 const RESTORE_LIMIT: Duration = Duration::from_secs(24 * 3600);
@@ -429,7 +431,7 @@ impl crate::Store for Mariadb {
         }
     }
 
-    async fn teardown(&self, _cx: &DrillCx, mut live: Live) -> Result<(), AdapterError> {
+    async fn teardown(&self, _cx: &DrillCx, mut live: Live, how: Teardown) -> Result<(), AdapterError> {
         if let Some(pool) = live.pool.take() {
             pool.close().await;
         }
@@ -440,6 +442,7 @@ impl crate::Store for Mariadb {
                 Ok(())
             }
             Home::Physical { server: None, .. } => Ok(()),
+            Home::Remote { .. } if how == Teardown::Keep => Ok(()),
             Home::Remote { admin, database, name } => drop_database(admin, database)
                 .await
                 .map(|_| ())

@@ -31,7 +31,7 @@ use self::cluster::Cluster;
 use self::dump::{Dump, Format};
 use crate::process::{self, Account, RunError};
 use crate::sql::ident;
-use crate::{AdapterError, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Unpacked};
+use crate::{AdapterError, DrillCx, RestoreOutcome, Scratch, ScratchTarget, ServerScratch, Teardown, Unpacked};
 
 /// A single `pg_restore`/`psql` run may take this long; the drill's own timeouts are shorter.
 const CLIENT_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -320,7 +320,7 @@ impl crate::Adapter for Postgres {
         match create_database(&mut state, &database).await {
             Ok(()) => {}
             Err(e) => {
-                let _ = release(&mut state).await;
+                let _ = release(&mut state, Teardown::Remove).await;
                 return Err(e);
             }
         }
@@ -507,11 +507,11 @@ impl crate::Adapter for Postgres {
         }
     }
 
-    async fn teardown(&self, _cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
+    async fn teardown(&self, _cx: &DrillCx, scratch: Scratch, how: Teardown) -> Result<(), AdapterError> {
         let Ok(mut state) = scratch.state.downcast::<State>() else {
             return Ok(());
         };
-        release(&mut state).await
+        release(&mut state, how).await
     }
 
     async fn sweep(&self, run_id: &str, scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
@@ -834,11 +834,13 @@ async fn create_database(state: &mut State, database: &str) -> Result<(), Adapte
 }
 
 /// Drops what this drill created: the database (server) or the whole cluster (local).
-async fn release(state: &mut State) -> Result<(), AdapterError> {
+async fn release(state: &mut State, how: Teardown) -> Result<(), AdapterError> {
     if let Some(pool) = state.pool.take() {
         pool.close().await;
     }
     match &mut state.home {
+        Home::Local(cluster) if how == Teardown::Keep => cluster.stop().await.map(|_| ()),
+        Home::Server { .. } if how == Teardown::Keep => Ok(()),
         Home::Local(cluster) => {
             let stopped = cluster.stop().await;
             let removed = std::fs::remove_dir_all(&cluster.dir);

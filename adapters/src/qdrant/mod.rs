@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::process::Account;
-use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Unpacked};
+use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Teardown, Unpacked};
 use engine::{Engine, Failure};
 pub use manifest::{QdrantManifest, capture};
 use protocol::{Answer, Request, ShardDir, ShardInfo, VectorParams};
@@ -486,7 +486,7 @@ impl crate::Store for Qdrant {
         }
     }
 
-    async fn teardown(&self, _cx: &DrillCx, live: Live) -> Result<(), AdapterError> {
+    async fn teardown(&self, _cx: &DrillCx, live: Live, _how: Teardown) -> Result<(), AdapterError> {
         if let Some(loaded) = live.loaded {
             let said = loaded.stop().await;
             tracing::debug!(stop = %said, "qdrant engine");

@@ -23,7 +23,7 @@ pub use manifest::{CaptureOptions, RedisManifest, capture};
 use server::{Load, Server};
 
 use crate::process::{self, Account};
-use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Unpacked};
+use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Teardown, Unpacked};
 
 /// Checkers may read a large file; the step and drill deadlines bound them.
 const CHECK_LIMIT: Duration = Duration::from_secs(24 * 3600);
@@ -457,7 +457,7 @@ impl crate::Store for Redis {
         }
     }
 
-    async fn teardown(&self, _cx: &DrillCx, mut live: Live) -> Result<(), AdapterError> {
+    async fn teardown(&self, _cx: &DrillCx, mut live: Live, _how: Teardown) -> Result<(), AdapterError> {
         if let Some(mut server) = live.server.take() {
             let said = server.stop(live.conn.as_mut()).await;
             tracing::debug!(stop = %said, "redis scratch server");

@@ -19,7 +19,7 @@ pub use manifest::capture;
 use crate::manifest::{self as truth, Manifest};
 use crate::sql::{check_error as sql_err, ident};
 use crate::vectors::{Corpus, Integrity, RecallSummary, parse_golden, recall};
-use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Unpacked, read_input};
+use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Teardown, Unpacked, read_input};
 
 pub struct Sqlite {
     options: SqliteOptions,
@@ -261,7 +261,7 @@ impl crate::Adapter for Sqlite {
         }
     }
 
-    async fn teardown(&self, _cx: &DrillCx, scratch: Scratch) -> Result<(), AdapterError> {
+    async fn teardown(&self, _cx: &DrillCx, scratch: Scratch, _how: Teardown) -> Result<(), AdapterError> {
         if let Ok(state) = scratch.state.downcast::<State>()
             && let Some(pool) = state.pool
         {
