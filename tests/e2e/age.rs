@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::bad_input::{fails_with, step};
-use crate::support::{Sandbox, sha256_hex};
+use crate::support::{Sandbox, files_under, sha256_hex};
 
 const PLAIN: &str = "quickstart/backups/rag-2026-11-29.tar.zst";
 
@@ -59,22 +59,10 @@ fn identity_nowhere(sb: &Sandbox, key: &std::path::Path, run: &crate::support::R
     let secret = std::fs::read_to_string(key).unwrap();
     let secret = secret.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap();
     assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{run}");
-    for entry in walk(&sb.path("drill-reports")) {
+    for entry in files_under(&sb.path("drill-reports")) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
         assert!(!text.contains(secret), "the identity is in {}", entry.display());
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]

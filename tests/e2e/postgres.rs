@@ -269,8 +269,9 @@ fn every_dump_format_restores_with_its_post_data_timed_apart() {
     }
 }
 
-#[test]
-fn a_failed_drill_on_a_server_scratch_keeps_its_database_until_scratch_rm() {
+/// A pgbench source with its custom dump staged, and a config naming the machine's PostgreSQL
+/// as the scratch server `shared`.
+fn server_scratch_sandbox() -> (Sandbox, SystemDb) {
     let sb = Sandbox::new();
     let db = bench_source(&sb, "1");
     stage_custom_dump(&sb, &db, "custom.dump.zst");
@@ -278,6 +279,12 @@ fn a_failed_drill_on_a_server_scratch_keeps_its_database_until_scratch_rm() {
         "drillbook.yaml",
         "scratch:\n  shared: { type: postgres, url: \"postgres://postgres@127.0.0.1:5432/postgres\" }\n",
     );
+    (sb, db)
+}
+
+#[test]
+fn a_failed_drill_on_a_server_scratch_keeps_its_database_until_scratch_rm() {
+    let (sb, db) = server_scratch_sandbox();
     let failing = BENCH_CHECKS.replace("expect: \"== 100000\"", "expect: \"== 99999\"");
     sb.write(
         "rb.yaml",
@@ -308,13 +315,7 @@ fn a_failed_drill_on_a_server_scratch_keeps_its_database_until_scratch_rm() {
 
 #[test]
 fn a_server_scratch_gets_its_own_database_and_it_is_dropped_afterwards() {
-    let sb = Sandbox::new();
-    let db = bench_source(&sb, "1");
-    stage_custom_dump(&sb, &db, "custom.dump.zst");
-    sb.write(
-        "drillbook.yaml",
-        "scratch:\n  shared: { type: postgres, url: \"postgres://postgres@127.0.0.1:5432/postgres\" }\n",
-    );
+    let (sb, db) = server_scratch_sandbox();
     sb.write(
         "rb.yaml",
         runbook(

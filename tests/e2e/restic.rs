@@ -7,17 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bad_input::{fails_with, step};
-use crate::support::{Sandbox, is_root};
+use crate::support::{Sandbox, files_under, is_root};
 
 const PASSWORD: &str = "correct horse battery staple";
 const BACKUP: &str = "quickstart/backups/rag-2026-11-29.tar.zst";
 
-/// `restic` with the repository and password of these tests.
-fn restic(repo: &Path, args: &[&str]) -> String {
+/// `restic` on `repo` with these tests' password, in `dir`; its stdout.
+fn restic_in(repo: &Path, dir: &Path, args: &[&str]) -> String {
     let out = Command::new("restic")
         .arg("--repo")
         .arg(repo)
         .args(args)
+        .current_dir(dir)
         .env("RESTIC_PASSWORD", PASSWORD)
         .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
         .output()
@@ -26,19 +27,14 @@ fn restic(repo: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn restic(repo: &Path, args: &[&str]) -> String {
+    restic_in(repo, Path::new("/"), args)
+}
+
 /// Backs up `tree` (its content at the snapshot's root) at `time` with `tags`; the short id.
 fn backup(repo: &Path, tree: &Path, time: &str, tags: &str) -> String {
-    let out = Command::new("restic")
-        .arg("--repo")
-        .arg(repo)
-        .args(["backup", ".", "--json", "--host", "drill-test", "--time", time, "--tag", tags])
-        .current_dir(tree)
-        .env("RESTIC_PASSWORD", PASSWORD)
-        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
-        .output()
-        .expect("restic: apt-get install restic (scripts/test-deps.sh)");
-    assert!(out.status.success(), "restic backup: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let args = ["backup", ".", "--json", "--host", "drill-test", "--time", time, "--tag", tags];
+    let text = restic_in(repo, tree, &args);
     let summary: serde_json::Value =
         serde_json::from_str(text.lines().rfind(|l| l.contains("\"summary\"")).expect("a summary line")).unwrap();
     summary["snapshot_id"].as_str().unwrap()[..8].to_string()
@@ -89,22 +85,10 @@ fn use_restic(sb: &Sandbox, extra: &str) {
 
 fn password_nowhere(sb: &Sandbox, run: &crate::support::Run) {
     assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD), "{run}");
-    for entry in walkdir(&sb.path("drill-reports")) {
+    for entry in files_under(&sb.path("drill-reports")) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
         assert!(!text.contains(PASSWORD), "the password is in {}", entry.display());
     }
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walkdir(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]
@@ -198,7 +182,7 @@ fn a_wrong_password_fails_without_showing_either() {
 /// Flips bytes in the middle of the largest pack file written since `before` (a list of
 /// packs): the one holding a file's data, not the small one holding its folders.
 fn damage_data_pack_after(repo: &Path, before: &[PathBuf]) {
-    let pack = walkdir(&repo.join("data"))
+    let pack = files_under(&repo.join("data"))
         .into_iter()
         .filter(|p| !before.contains(p))
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
@@ -237,7 +221,7 @@ fn a_damaged_pack_fails_the_dump_or_the_repository_check() {
 
     // A pack of another snapshot: the dump reads back fine, `verify_repository` catches it.
     let (sb, repo, _) = restic_quickstart("    verify_repository: 100%\n");
-    let before = walkdir(&repo.join("data"));
+    let before = files_under(&repo.join("data"));
     let other = sb.write("other/blob.bin", noise(512 * 1024));
     backup(&repo, other.parent().unwrap(), "2026-11-01 03:00:00", "other");
     readable(&repo);

@@ -129,6 +129,19 @@ impl Sandbox {
     }
 }
 
+/// Every file under `dir`, recursively (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 /// Whether the tests run as root (drillbook then runs children as unprivileged users).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
