@@ -7,32 +7,36 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bad_input::{fails_with, step};
+use crate::servers::{ACCESS_KEY, SECRET_KEY, Seaweed};
 use crate::support::{Sandbox, files_under, is_root};
 
 const PASSWORD: &str = "correct horse battery staple";
 const BACKUP: &str = "quickstart/backups/rag-2026-11-29.tar.zst";
 
-/// `restic` on `repo` with these tests' password, in `dir`; its stdout.
-fn restic_in(repo: &Path, dir: &Path, args: &[&str]) -> String {
+/// `restic` on `repo` (a folder or `s3:…`, with the test S3 server's keys) with these tests'
+/// password, in `dir`; its stdout.
+fn restic_in(repo: impl AsRef<std::ffi::OsStr>, dir: &Path, args: &[&str]) -> String {
     let out = Command::new("restic")
         .arg("--repo")
         .arg(repo)
+        .arg("--no-cache")
         .args(args)
         .current_dir(dir)
         .env("RESTIC_PASSWORD", PASSWORD)
-        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .output()
         .expect("restic: apt-get install restic (scripts/test-deps.sh)");
     assert!(out.status.success(), "restic {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn restic(repo: &Path, args: &[&str]) -> String {
+fn restic(repo: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
     restic_in(repo, Path::new("/"), args)
 }
 
 /// Backs up `tree` (its content at the snapshot's root) at `time` with `tags`; the short id.
-fn backup(repo: &Path, tree: &Path, time: &str, tags: &str) -> String {
+fn backup(repo: impl AsRef<std::ffi::OsStr>, tree: &Path, time: &str, tags: &str) -> String {
     let args = ["backup", ".", "--json", "--host", "drill-test", "--time", time, "--tag", tags];
     let text = restic_in(repo, tree, &args);
     let summary: serde_json::Value =
@@ -72,11 +76,15 @@ fn restic_quickstart(extra: &str) -> (Sandbox, PathBuf, String) {
 }
 
 fn use_restic(sb: &Sandbox, extra: &str) {
+    use_restic_repository(sb, "repo", extra);
+}
+
+fn use_restic_repository(sb: &Sandbox, repository: &str, extra: &str) {
     sb.edit(
         "quickstart.yaml",
         "  path: quickstart/backups/\n  pick: latest\n  match: \"*.tar.zst\"\n  checksum: sidecar\n",
         &format!(
-            "  restic:\n    repository: repo\n    password: \"${{env:DRILL_RESTIC_PASSWORD}}\"\n    tags: [nightly]\n{extra}"
+            "  restic:\n    repository: {repository}\n    password: \"${{env:DRILL_RESTIC_PASSWORD}}\"\n    tags: [nightly]\n{extra}"
         ),
     );
     // The sample snapshot is from 2026-11-29: the RPO is not what these tests are about.
@@ -262,4 +270,38 @@ fn a_snapshot_link_out_of_the_scratch_folder_is_refused() {
         "unpack: tar entry `config/escape` is a symlink pointing out of the scratch dir",
     );
     assert_eq!(step(&report, "restore")["status"], "skipped");
+}
+
+#[test]
+fn a_repository_on_s3_is_read_through_restics_own_backend() {
+    let server = Seaweed::start();
+    server.create_bucket("restic");
+    let repository = format!("s3:{}/restic/rag", server.endpoint());
+    let sb = Sandbox::quickstart()
+        .env("DRILL_RESTIC_PASSWORD", PASSWORD)
+        .env("S3_KEY", ACCESS_KEY)
+        .env("S3_SECRET", SECRET_KEY);
+    restic(&repository, &["init"]);
+    let tree = quickstart_tree(&sb, "tree");
+    let id = backup(&repository, &tree, "2026-11-29 03:00:00", "nightly");
+    // restic's S3 backend reads its keys from its environment, which holds only what `env:` names.
+    use_restic_repository(
+        &sb,
+        &repository,
+        "    env: { AWS_ACCESS_KEY_ID: \"${env:S3_KEY}\", AWS_SECRET_ACCESS_KEY: \"${env:S3_SECRET}\" }\n",
+    );
+    let (run, report) = sb.drill("quickstart.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["backup"]["location"], format!("restic:{repository}#{id}:/"));
+    assert!(!run.stdout.contains(SECRET_KEY) && !run.stderr.contains(SECRET_KEY), "{run}");
+    sb.assert_no_leftovers();
+
+    // Without the keys restic cannot list the bucket: a failed locate with restic's own words.
+    sb.edit(
+        "quickstart.yaml",
+        "    env: { AWS_ACCESS_KEY_ID: \"${env:S3_KEY}\", AWS_SECRET_ACCESS_KEY: \"${env:S3_SECRET}\" }\n",
+        "",
+    );
+    let (_, report) = fails_with(&sb, "quickstart.yaml", "locate: `restic snapshots` on s3:");
+    assert_eq!(step(&report, "locate")["status"], "failed");
 }
