@@ -44,6 +44,13 @@ impl Account {
         Ok(Some(account))
     }
 
+    /// drillbook's own user (to take back a tree a child wrote as another).
+    pub fn current() -> Account {
+        // SAFETY: getuid/getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Account { name: String::new(), uid, gid, home: PathBuf::new() }
+    }
+
     /// The passwd entry of `name`, if there is one.
     pub fn lookup(name: &str) -> Result<Option<Account>, AccountError> {
         let c = std::ffi::CString::new(name).map_err(|_| AccountError::BadName(name.to_string()))?;
@@ -430,7 +437,7 @@ async fn read_at_most(r: impl AsyncRead + Unpin, max: usize) -> std::io::Result<
 /// of its stderr is kept for the reason. Dropping it kills its process group.
 pub struct Streaming {
     child: tokio::process::Child,
-    pub stdout: tokio::process::ChildStdout,
+    pub stdout: Option<tokio::process::ChildStdout>,
     stderr: tokio::task::JoinHandle<Vec<u8>>,
     guard: GroupGuard,
 }
@@ -459,7 +466,7 @@ impl Streaming {
             }
             tail
         });
-        Ok(Streaming { child, stdout, stderr, guard })
+        Ok(Streaming { child, stdout: Some(stdout), stderr, guard })
     }
 
     /// Waits for the child (its stdout read to the end, or dropped), up to `limit`; then its

@@ -91,6 +91,8 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    #[error("`{entry}` as restored {why}; refused")]
+    Restored { entry: String, why: String },
     #[error("cancelled")]
     Cancelled,
 }
@@ -403,6 +405,52 @@ fn real_path(dest: &Path, rel: &Path) -> Option<PathBuf> {
         }
     }
     std::fs::symlink_metadata(&at).ok().filter(|m| m.is_file()).map(|_| at)
+}
+
+/// The unpack rules applied to a tree another program wrote (`restic restore`): every link
+/// must resolve inside `root` (else it is removed and refused), no device, FIFO or socket, and
+/// owner-only modes (folders 0700, files 0600), links never followed. Returns the files (links
+/// included) and their bytes.
+pub fn settle_tree(root: &Path) -> Result<(u64, u64), UnpackError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = 0u64;
+    let mut bytes = 0u64;
+    let mut todo = vec![PathBuf::new()];
+    let refuse = |rel: &Path, why: String| UnpackError::Restored { entry: rel.display().to_string(), why };
+    let write = |path: &Path, source: io::Error| UnpackError::Write { path: path.display().to_string(), source };
+    while let Some(dir) = todo.pop() {
+        let here = root.join(&dir);
+        std::fs::set_permissions(&here, std::fs::Permissions::from_mode(0o700)).map_err(|e| write(&here, e))?;
+        for entry in std::fs::read_dir(&here).map_err(|e| write(&here, e))? {
+            let entry = entry.map_err(|e| write(&here, e))?;
+            let rel = dir.join(entry.file_name());
+            let path = root.join(&rel);
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| write(&path, e))?;
+            let kind = meta.file_type();
+            if kind.is_dir() {
+                todo.push(rel);
+            } else if kind.is_symlink() {
+                let to = std::fs::read_link(&path).map_err(|e| write(&path, e))?;
+                if to.is_absolute() || !resolves_inside(root, &dir.join(&to)) {
+                    // Not left behind for a kept scratch or anyone else to follow.
+                    let _ = std::fs::remove_file(&path);
+                    return Err(refuse(
+                        &rel,
+                        format!("is a symlink pointing out of the scratch dir (to `{}`)", to.display()),
+                    ));
+                }
+                files += 1;
+            } else if kind.is_file() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| write(&path, e))?;
+                files += 1;
+                bytes += meta.len();
+            } else {
+                let _ = std::fs::remove_file(&path);
+                return Err(refuse(&rel, "is a device, FIFO or socket".into()));
+            }
+        }
+    }
+    Ok((files, bytes))
 }
 
 /// Whether `rel` (relative to `root`) stays inside `root` when resolved as the kernel would

@@ -430,7 +430,7 @@ async fn fetch_phase(
                 }
                 Origin::Restic(restic) => {
                     let found = restic
-                        .locate(&rb.source, chrono::Utc::now(), seed, &cx.cancel)
+                        .locate(&rb.source, chrono::Utc::now(), seed, &cx.work_dir, &cx.cancel)
                         .await
                         .map_err(|e| e.to_string())?;
                     (found, None)
@@ -448,7 +448,7 @@ async fn fetch_phase(
             Ok(done((found, expected), None, detail))
         })
         .await;
-    let Some((found, expected)) = located else {
+    let Some((mut found, expected)) = located else {
         rec.skip_rest("locate");
         return None;
     };
@@ -499,6 +499,10 @@ async fn fetch_phase(
         rec.skip_rest("fetch");
         return None;
     };
+    if let Origin::Restic(_) = plan.origin {
+        // A snapshot's size is what restic restored.
+        found.size = f.bytes_read;
+    }
     *backup = Some(backup_record(&found, f.sha256.clone(), expected.clone()));
     let fetch_took = Duration::from_millis(f.fetch_ms);
     if let Some(err) = &f.fetch_error {
@@ -518,7 +522,7 @@ async fn fetch_phase(
         Some(f.bytes_read),
         match plan.origin {
             Origin::Storage { .. } => format!("read {} once, hashed while streaming", found.location),
-            Origin::Restic(_) => format!("`restic dump` of {}, hashed while streaming", found.location),
+            Origin::Restic(_) => format!("`restic restore` of {}", found.location),
         },
     );
 
@@ -527,17 +531,18 @@ async fn fetch_phase(
     if let Origin::Restic(restic) = &plan.origin {
         let proof = rec
             .step("integrity", async {
+                // restic authenticates every blob it restores (MAC, then its SHA-256 id).
+                let file =
+                    if sha.is_empty() { String::new() } else { format!("; the restored file hashes to sha256 {sha}") };
                 match restic.check(&cx.cancel).await {
-                    Some(Ok(said)) => {
-                        Ok(done((), Some(f.bytes_read), format!("{said}; the dump hashes to sha256 {sha}")))
-                    }
+                    Some(Ok(said)) => Ok(done((), Some(f.bytes_read), format!("{said}{file}"))),
                     Some(Err(why)) => Err(why),
                     None => Ok(done(
                         (),
                         Some(f.bytes_read),
                         format!(
-                            "sha256 {sha} of the dump; restic authenticated every blob it read (add \
-                             `verify_repository: 5%` to read back a share of the whole repository)"
+                            "restic authenticated every blob it restored{file} (add `verify_repository: 5%` to \
+                             read back a share of the whole repository)"
                         ),
                     )),
                 }
@@ -592,7 +597,12 @@ async fn fetch_phase(
                 unpack_took,
                 StepStatus::Passed,
                 Some(u.bytes),
-                format!("{} (overlapped with fetch)", unpack::describe(&u)),
+                match plan.origin {
+                    Origin::Storage { .. } => format!("{} (overlapped with fetch)", unpack::describe(&u)),
+                    Origin::Restic(_) => {
+                        format!("{} (the unpack rules checked on what restic wrote)", unpack::describe(&u))
+                    }
+                },
             );
             Some(u)
         }

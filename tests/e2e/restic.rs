@@ -1,5 +1,5 @@
 //! restic repositories as a source (`source.restic`), made by the real `restic` in each test:
-//! the chosen snapshot is dumped through the same hash-and-unpack pass as an object and proven
+//! the chosen snapshot is restored by restic, its tree checked with the unpack rules, and proven
 //! by the quickstart's checks; `pick` chooses among snapshots; a wrong password, a damaged pack
 //! and a missing snapshot fail the drill with the reason; the password never appears in output.
 
@@ -100,7 +100,7 @@ fn password_nowhere(sb: &Sandbox, run: &crate::support::Run) {
 }
 
 #[test]
-fn a_restic_snapshot_is_dumped_unpacked_and_proven() {
+fn a_restic_snapshot_is_restored_checked_and_proven() {
     let (sb, repo, id) = restic_quickstart("    verify_repository: 100%\n");
     let (run, report) = sb.drill("quickstart.yaml");
     assert_eq!(run.code, 0, "{run}");
@@ -117,7 +117,7 @@ fn a_restic_snapshot_is_dumped_unpacked_and_proven() {
         "{integrity}"
     );
     let unpack = step(&report, "unpack")["detail"].as_str().unwrap();
-    assert!(unpack.starts_with("tar:"), "{unpack}");
+    assert!(unpack.starts_with("restic restore: 4 files, 221431 bytes"), "{unpack}");
     password_nowhere(&sb, &run);
     sb.assert_no_leftovers();
     // The repository is only read: no lock, no cache written into it.
@@ -220,14 +220,14 @@ fn noise(len: usize) -> Vec<u8> {
 }
 
 #[test]
-fn a_damaged_pack_fails_the_dump_or_the_repository_check() {
-    // A pack the snapshot's data lives in: `restic dump` cannot authenticate it.
+fn a_damaged_pack_fails_the_restore_or_the_repository_check() {
+    // A pack the snapshot's data lives in: `restic restore` cannot authenticate it.
     let (sb, repo, _) = restic_quickstart("");
     damage_data_pack_after(&repo, &[]);
-    let (_, report) = fails_with(&sb, "quickstart.yaml", "`restic dump` of restic:");
+    let (_, report) = fails_with(&sb, "quickstart.yaml", "fetch: `restic restore` of restic:");
     assert_eq!(step(&report, "fetch")["status"], "failed");
 
-    // A pack of another snapshot: the dump reads back fine, `verify_repository` catches it.
+    // A pack of another snapshot: the restore reads back fine, `verify_repository` catches it.
     let (sb, repo, _) = restic_quickstart("    verify_repository: 100%\n");
     let before = files_under(&repo.join("data"));
     let other = sb.write("other/blob.bin", noise(512 * 1024));
@@ -254,8 +254,8 @@ fn restic_options_that_cannot_apply_are_invalid() {
 
 #[test]
 fn a_snapshot_link_out_of_the_scratch_folder_is_refused() {
-    // restic keeps a link as it found it; what it hands over meets the same unpack rules as an
-    // archive, so the link never lands in the scratch folder.
+    // restic keeps a link as it found it; what it restored meets the same unpack rules as an
+    // archive, and the link does not stay in the scratch folder.
     let sb = Sandbox::quickstart().env("DRILL_RESTIC_PASSWORD", PASSWORD);
     let repo = sb.path("repo");
     restic(&repo, &["init"]);
@@ -267,7 +267,7 @@ fn a_snapshot_link_out_of_the_scratch_folder_is_refused() {
     let (_, report) = fails_with(
         &sb,
         "quickstart.yaml",
-        "unpack: tar entry `config/escape` is a symlink pointing out of the scratch dir",
+        "unpack: `config/escape` as restored is a symlink pointing out of the scratch dir (to `/etc`); refused",
     );
     assert_eq!(step(&report, "restore")["status"], "skipped");
 }
@@ -302,6 +302,6 @@ fn a_repository_on_s3_is_read_through_restics_own_backend() {
         "    env: { AWS_ACCESS_KEY_ID: \"${env:S3_KEY}\", AWS_SECRET_ACCESS_KEY: \"${env:S3_SECRET}\" }\n",
         "",
     );
-    let (_, report) = fails_with(&sb, "quickstart.yaml", "locate: `restic snapshots` on s3:");
+    let (_, report) = fails_with(&sb, "quickstart.yaml", "locate: `restic restore` on s3:");
     assert_eq!(step(&report, "locate")["status"], "failed");
 }
