@@ -134,7 +134,7 @@ dec="zstd -d"
 if [[ -n "${RESTIC:-}" ]]; then
   results+=("$(summary floor "(b) restic restore latest --target out  (floor)")")
   results+=("$(summary script "(a) restic dump latest / | tar x")")
-  results+=("$(summary drill "drillbook run (restic dump + hash + unpack + teardown)")")
+  results+=("$(summary drill "drillbook run (restic restore + unpack rules + teardown)")")
   size=$(du -sb restic | cut -f1)
   what="restic repository"
 else

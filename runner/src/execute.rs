@@ -436,12 +436,19 @@ async fn fetch_phase(
                     (found, None)
                 }
             };
+            let when = found.modified.map(|m| m.to_rfc3339()).unwrap_or_else(|| "unknown".into());
+            let what = match plan.origin {
+                // A snapshot's size is known once restic has restored it.
+                Origin::Restic(_) => format!("taken {when}; restic is restoring it"),
+                Origin::Storage { .. } => format!(
+                    "{} bytes, modified {when}{}",
+                    found.size,
+                    found.named_time.map(|t| format!(", taken {} by its name", t.to_rfc3339())).unwrap_or_default()
+                ),
+            };
             let detail = format!(
-                "{} ({} bytes, modified {}{}){}{}",
+                "{} ({what}){}{}",
                 found.location,
-                found.size,
-                found.modified.map(|m| m.to_rfc3339()).unwrap_or_else(|| "unknown".into()),
-                found.named_time.map(|t| format!(", taken {} by its name", t.to_rfc3339())).unwrap_or_default(),
                 found.picked.as_ref().map(|p| format!("; picked {p}")).unwrap_or_default(),
                 expected.as_ref().map(|e| format!("; expected sha256 {e}")).unwrap_or_default()
             );

@@ -132,9 +132,10 @@ fn restic_steps(restic: &drillbook_runbooks::ResticSource, src: &drillbook_runbo
             share.raw()
         ));
     }
+    let include = if restic.path == "/" { String::new() } else { format!(" --include {}", restic.path) };
     steps.push(format!(
-        "Restore `{}` of it into an empty private folder: `{repo} dump --archive tar <snapshot> {} | tar x` (as an unprivileged user), refusing links out of the folder.",
-        restic.path, restic.path
+        "Restore it into an empty private folder, as an unprivileged user: `{repo} restore <snapshot> --target <folder>{include}`; \
+         refuse links that leave the folder, devices and FIFOs."
     ));
     steps
 }
