@@ -409,7 +409,7 @@ fn real_path(dest: &Path, rel: &Path) -> Option<PathBuf> {
 
 /// The unpack rules applied to a tree another program wrote (`restic restore`): every link
 /// must resolve inside `root` (else it is removed and refused), no device, FIFO or socket, and
-/// owner-only modes (folders 0700, files 0600), links never followed. Returns the files (links
+/// owner-only modes (folders 0700, files 0600 or 0700, no setuid), links never followed. Returns the files (links
 /// included) and their bytes.
 pub fn settle_tree(root: &Path) -> Result<(u64, u64), UnpackError> {
     use std::os::unix::fs::PermissionsExt;
@@ -441,7 +441,9 @@ pub fn settle_tree(root: &Path) -> Result<(u64, u64), UnpackError> {
                 }
                 files += 1;
             } else if kind.is_file() {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| write(&path, e))?;
+                // As unpacking writes them: 0700 when the owner could run it, else 0600.
+                let mode = if meta.permissions().mode() & 0o100 != 0 { 0o700 } else { 0o600 };
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(|e| write(&path, e))?;
                 files += 1;
                 bytes += meta.len();
             } else {

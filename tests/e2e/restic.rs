@@ -175,6 +175,10 @@ fn pick_chooses_among_snapshots_and_snapshot_names_one() {
     sb.edit("quickstart.yaml", "    snapshot: 0badc0de\n", "");
     sb.edit("quickstart.yaml", "pick: latest", "pick: { at: \"2026-11-01T00:00:00Z\" }");
     fails_with(&sb, "quickstart.yaml", "locate: no snapshot at or before 2026-11-01T00:00:00Z in");
+    // `latest` of a tag no snapshot carries: restic finds none to restore, and says so.
+    sb.edit("quickstart.yaml", "pick: { at: \"2026-11-01T00:00:00Z\" }", "pick: latest");
+    sb.edit("quickstart.yaml", "tags: [nightly]", "tags: [hourly]");
+    fails_with(&sb, "quickstart.yaml", &format!("locate: no snapshot in {} with tags hourly", repo.display()));
 }
 
 #[test]
