@@ -704,4 +704,34 @@ mod tests {
         let e = Decryption::parse(&format!("{secret}x\n")).unwrap_err();
         assert!(e.starts_with("line 1 is not an age X25519 identity") && !e.contains(&secret), "{e}");
     }
+
+    #[test]
+    fn a_tree_another_program_wrote_gets_the_unpack_rules() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/data"), b"12345").unwrap();
+        std::fs::write(root.join("run.sh"), b"#!/bin/sh").unwrap();
+        std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::set_permissions(root.join("sub"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::symlink("sub/data", root.join("inside")).unwrap();
+        assert_eq!(settle_tree(root).unwrap(), (3, 14));
+        assert_eq!(mode(&root.join("sub")), 0o700);
+        assert_eq!(mode(&root.join("sub/data")), 0o600);
+        assert_eq!(mode(&root.join("run.sh")), 0o700, "executable kept, setuid gone");
+
+        std::os::unix::fs::symlink("../../etc", root.join("sub/out")).unwrap();
+        let e = settle_tree(root).unwrap_err().to_string();
+        assert_eq!(e, "`sub/out` as restored is a symlink pointing out of the scratch dir (to `../../etc`); refused");
+        assert!(std::fs::symlink_metadata(root.join("sub/out")).is_err(), "the link is removed");
+
+        let fifo = std::ffi::CString::new(root.join("pipe").to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path inside the test's own folder.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let e = settle_tree(root).unwrap_err().to_string();
+        assert_eq!(e, "`pipe` as restored is a device, FIFO or socket; refused");
+        assert!(!root.join("pipe").exists());
+    }
 }
