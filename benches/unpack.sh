@@ -73,6 +73,9 @@ if [[ -n "${RESTIC:-}" ]]; then
   SOURCE="  restic: { repository: $WORK/restic, password: \"\${file:$RESTIC_PASSWORD_FILE}\" }"
 fi
 
+# A config of its own: the defaults (history, development key) resolve beside it, in $WORK.
+printf 'reports: reports\n' > "$WORK/drillbook.yaml"
+
 cat > "$WORK/bench.yaml" <<YAML
 version: 1
 name: bench-unpack
@@ -124,7 +127,7 @@ for ((r = 0; r < ROUNDS; r++)); do
         else
           once script bash -c "cd backups && sha256sum -c --quiet $OBJECT.sha256 && cd .. && $DECODE | tar -x -C out"
         fi ;;
-      drill) once drill env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config /dev/null ;;
+      drill) once drill env TMPDIR="$WORK/tmp" "$BIN" run bench.yaml --report-dir "$WORK/reports" --config "$WORK/drillbook.yaml" ;;
     esac
   done
 done

@@ -37,8 +37,9 @@ pub struct DrillPlan {
     pub broken: Option<String>,
 }
 
-/// Where a drill's backup comes from, built: an object of a storage profile, or a snapshot of
-/// a restic repository. Both end in the same hash-and-unpack pass.
+/// Where a drill's backup comes from, built: an object of a storage profile (hashed and unpacked
+/// in one pass as it streams), or a snapshot of a restic repository (restored by restic, its
+/// tree then checked with the same unpack rules).
 pub enum Origin {
     Storage {
         storage: Storage,
