@@ -154,7 +154,10 @@ impl Config {
     /// `--config FILE`, else `./drillbook.yaml` when it exists, else the defaults.
     pub fn load(explicit: Option<&Path>) -> Result<Config, Invalid> {
         let (file, base) = match explicit {
-            Some(p) => (Some(p.to_path_buf()), p.parent().map(Path::to_path_buf).unwrap_or_default()),
+            // Relative paths resolve beside the file; `--config /dev/null` (no file: the defaults)
+            // resolves them in the current folder like no config at all, not under /dev.
+            Some(p) if p.is_file() => (Some(p.to_path_buf()), p.parent().map(Path::to_path_buf).unwrap_or_default()),
+            Some(p) => (Some(p.to_path_buf()), PathBuf::new()),
             None if Path::new("drillbook.yaml").is_file() => (Some(PathBuf::from("drillbook.yaml")), PathBuf::new()),
             None => (None, PathBuf::new()),
         };
@@ -274,4 +277,24 @@ fn smtp_config(raw: &BTreeMap<String, String>, file: &str) -> Result<SmtpConfig,
         username: raw.get("username").cloned(),
         password: raw.get("password").cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn relative_defaults_resolve_beside_a_config_file_or_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("drillbook.yaml");
+        std::fs::write(&file, "reports: out\n").unwrap();
+        let c = super::Config::load(Some(&file)).unwrap();
+        assert_eq!(c.reports, dir.path().join("out"));
+        assert_eq!(c.runbooks, dir.path().join("runbooks"));
+        // Not a file: the defaults, resolved in the current folder (never under /dev).
+        let c = super::Config::load(Some(Path::new("/dev/null"))).unwrap();
+        assert_eq!(c.runbooks, PathBuf::from("./runbooks"));
+        assert_eq!(c.signing_key, PathBuf::from("./.drillbook/signing.pem"));
+        assert_eq!(c.state, "sqlite://./drillbook.db");
+    }
 }
