@@ -270,6 +270,15 @@ fn print_summary(report: &Report, folder: Option<&str>) {
     for r in &report.failure_reasons {
         println!("  reason: {r}");
     }
+    if let Some(k) = &report.kept {
+        let also: String = k.also.iter().map(|a| format!(" and {a}")).collect();
+        println!(
+            "  kept for investigation: {}{also} until {} (drillbook scratch rm {})",
+            k.folder,
+            k.until.to_rfc3339(),
+            report.run_id
+        );
+    }
     if let Some(f) = folder {
         println!("  report: {f}/report.json");
     }

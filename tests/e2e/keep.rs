@@ -43,6 +43,16 @@ fn a_failed_drill_keeps_its_scratch_until_it_is_removed() {
     let md = std::fs::read_to_string(sb.path(&format!("drill-reports/quickstart-rag/{run_id}/report.md"))).unwrap();
     assert!(md.contains("## Kept for investigation") && md.contains(&format!("drillbook scratch rm {run_id}")), "{md}");
 
+    // Whoever ran it by hand is told where to look.
+    let by_hand = sb.run(&["run", "quickstart.yaml"]);
+    assert_eq!(by_hand.code, 1, "{by_hand}");
+    assert!(
+        by_hand.stdout.contains("  kept for investigation: ") && by_hand.stdout.contains("(drillbook scratch rm "),
+        "{by_hand}"
+    );
+    let second = kept_list(&sb).into_iter().find(|k| k["run_id"] != run_id).expect("the second run's kept scratch");
+    assert_eq!(sb.run(&["scratch", "rm", second["run_id"].as_str().unwrap()]).code, 0);
+
     let list = kept_list(&sb);
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["run_id"], run_id);
