@@ -308,10 +308,7 @@ where
     let mut tail: Vec<u8> = Vec::new();
     let collect = async {
         while let Some(chunk) = rx.recv().await {
-            tail.extend_from_slice(&chunk);
-            if tail.len() > 2 * TAIL_BYTES {
-                tail.drain(..tail.len() - TAIL_BYTES);
-            }
+            keep_tail(&mut tail, &chunk);
         }
     };
     let waited = async {
@@ -433,8 +430,8 @@ async fn read_at_most(r: impl AsyncRead + Unpin, max: usize) -> std::io::Result<
     Ok(bytes)
 }
 
-/// A child whose stdout the caller reads as it comes (a stream to hash and unpack); the tail
-/// of its stderr is kept for the reason. Dropping it kills its process group.
+/// A child whose stdout the caller reads as it runs (restic's restore, named by its first
+/// line); the tail of its stderr is kept for the reason. Dropping it kills its process group.
 pub struct Streaming {
     child: tokio::process::Child,
     pub stdout: Option<tokio::process::ChildStdout>,
@@ -459,10 +456,7 @@ impl Streaming {
                 if n == 0 {
                     break;
                 }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * TAIL_BYTES {
-                    tail.drain(..tail.len() - TAIL_BYTES);
-                }
+                keep_tail(&mut tail, &buf[..n]);
             }
             tail
         });
@@ -491,6 +485,14 @@ async fn pump(mut r: impl AsyncRead + Unpin, tx: tokio::sync::mpsc::UnboundedSen
                 }
             }
         }
+    }
+}
+
+/// Appends `chunk` to `tail`, keeping about the last [`TAIL_BYTES`] of it.
+fn keep_tail(tail: &mut Vec<u8>, chunk: &[u8]) {
+    tail.extend_from_slice(chunk);
+    if tail.len() > 2 * TAIL_BYTES {
+        tail.drain(..tail.len() - TAIL_BYTES);
     }
 }
 

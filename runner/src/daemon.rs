@@ -517,6 +517,11 @@ fn folder_state(root: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>
 /// and the processes started in them are removed.
 async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
     let running = history.running_here().await?;
+    if running.is_empty() {
+        return Ok(());
+    }
+    // The runbooks, read once, to find what a dead drill may have created on a scratch server.
+    let plans = runbooks_by_name(config);
     for (run_id, runbook, pid, process) in running {
         if alive(pid, process.as_deref()) {
             continue;
@@ -524,7 +529,7 @@ async fn recover(config: &Config, history: &History) -> anyhow::Result<()> {
         let id = run_id.clone();
         let folders =
             tokio::task::spawn_blocking(move || drill_folders(&std::env::temp_dir(), &id)).await.unwrap_or_default();
-        let removed = clean_up(config, &run_id, &runbook, None, folders).await;
+        let removed = clean_up(config, &run_id, plans.get(&runbook), folders).await;
         let reason = format!(
             "interrupted: the process that ran it (pid {}) is gone; cleaned up: {}",
             pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
@@ -562,7 +567,16 @@ pub async fn remove_kept(config: &Config, history: &History, k: &KeptRow) -> any
     let ours = folder.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("drillbook-{}-", k.run_id)));
     anyhow::ensure!(ours, "{} is not a drill folder of run {}; left alone", k.folder, k.run_id);
     let folders = if folder.exists() { vec![folder] } else { Vec::new() };
-    let removed = clean_up(config, &k.run_id, &k.runbook, Some(Path::new(&k.runbook_path)), folders).await;
+    // The runbook the drill ran (else the one of that name in the runbooks folder), to find
+    // what it kept on a scratch server.
+    let loaded = plan::load(Path::new(&k.runbook_path))
+        .ok()
+        .filter(|l| l.runbook.name() == k.runbook)
+        .or_else(|| runbooks_by_name(config).remove(&k.runbook));
+    let mut removed = clean_up(config, &k.run_id, loaded.as_ref(), folders).await;
+    if loaded.is_none() {
+        removed.push(format!("could not find runbook `{}` to sweep its scratch server", k.runbook));
+    }
     if let Some(failed) = removed.iter().find(|r| r.contains("could not")) {
         anyhow::bail!("kept scratch of run {}: {failed}", k.run_id);
     }
@@ -570,34 +584,16 @@ pub async fn remove_kept(config: &Config, history: &History, k: &KeptRow) -> any
     Ok(if removed.is_empty() { vec!["nothing (it was gone)".into()] } else { removed })
 }
 
-/// Removes what drill `run_id` of `runbook` left: `folders` (processes started there killed
-/// first) and, through its adapter, what it made on a scratch server. The runbook is read from
-/// `path` when given (and still that runbook), else found in the runbooks folder. Says what went.
-async fn clean_up(
-    config: &Config,
-    run_id: &str,
-    runbook: &str,
-    path: Option<&Path>,
-    folders: Vec<PathBuf>,
-) -> Vec<String> {
+/// Removes what drill `run_id` left: `folders` (processes started there killed first) and,
+/// through the adapter of its runbook `loaded`, what it made on a scratch server. Says what went.
+async fn clean_up(config: &Config, run_id: &str, loaded: Option<&Loaded>, folders: Vec<PathBuf>) -> Vec<String> {
     let mut removed =
         tokio::task::spawn_blocking(move || folders.iter().flat_map(|d| remove_folder(d)).collect::<Vec<_>>())
             .await
             .unwrap_or_default();
-    // The runbook, to find what the drill may have created on a scratch server.
-    let loaded = path.and_then(|p| plan::load(p).ok()).filter(|l| l.runbook.name() == runbook).or_else(|| {
-        plan::expand(&[], &config.runbooks)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| plan::load(&p).ok())
-            .find(|l| l.runbook.name() == runbook)
-    });
-    if loaded.is_none() && path.is_some() {
-        removed.push(format!("could not find runbook `{runbook}` to sweep its scratch server"));
-    }
     if let Some(loaded) = loaded {
         let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
-        match plan::build(config, loaded) {
+        match plan::build(config, loaded.clone()) {
             Ok(p) => match adapter.sweep(run_id, &p.scratch).await {
                 Ok(more) => removed.extend(more),
                 Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
@@ -606,6 +602,16 @@ async fn clean_up(
         }
     }
     removed
+}
+
+/// The runbooks of the folder that load, by name.
+fn runbooks_by_name(config: &Config) -> BTreeMap<String, Loaded> {
+    plan::expand(&[], &config.runbooks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| plan::load(&p).ok())
+        .map(|l| (l.runbook.name().to_string(), l))
+        .collect()
 }
 
 /// Whether the process that recorded a run still runs (not merely one with its pid or name).

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::bad_input::{fails_with, step};
-use crate::support::{Sandbox, files_under, sha256_hex};
+use crate::support::{Sandbox, assert_secret_nowhere, sha256_hex};
 
 const PLAIN: &str = "quickstart/backups/rag-2026-11-29.tar.zst";
 
@@ -58,11 +58,7 @@ fn reseal_sidecar(sb: &Sandbox) {
 fn identity_nowhere(sb: &Sandbox, key: &std::path::Path, run: &crate::support::Run) {
     let secret = std::fs::read_to_string(key).unwrap();
     let secret = secret.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap();
-    assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{run}");
-    for entry in files_under(&sb.path("drill-reports")) {
-        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
-        assert!(!text.contains(secret), "the identity is in {}", entry.display());
-    }
+    assert_secret_nowhere(sb, run, secret, "identity");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::bad_input::{fails_with, step};
 use crate::servers::{ACCESS_KEY, SECRET_KEY, Seaweed};
-use crate::support::{Sandbox, files_under, is_root};
+use crate::support::{Sandbox, assert_secret_nowhere, files_under, is_root};
 
 const PASSWORD: &str = "correct horse battery staple";
 const BACKUP: &str = "quickstart/backups/rag-2026-11-29.tar.zst";
@@ -65,14 +65,21 @@ fn quickstart_tree(sb: &Sandbox, name: &str) -> PathBuf {
 /// A quickstart sandbox whose backup is a snapshot (tag `nightly`) of a restic repository
 /// `repo/`; its runbook reads it with `restic` options `extra` (YAML lines under `restic:`).
 fn restic_quickstart(extra: &str) -> (Sandbox, PathBuf, String) {
-    let sb = Sandbox::quickstart().env("DRILL_RESTIC_PASSWORD", PASSWORD);
-    let repo = sb.path("repo");
-    restic(&repo, &["init"]);
-    let tree = quickstart_tree(&sb, "tree");
+    let (sb, repo, tree) = empty_repository();
     let id = backup(&repo, &tree, "2026-11-29 03:00:00", "nightly");
     readable(&repo);
     use_restic(&sb, extra);
     (sb, repo, id)
+}
+
+/// A quickstart sandbox with an empty restic repository `repo/` and the quickstart's backup
+/// unpacked into `tree/`, ready to be backed up.
+fn empty_repository() -> (Sandbox, PathBuf, PathBuf) {
+    let sb = Sandbox::quickstart().env("DRILL_RESTIC_PASSWORD", PASSWORD);
+    let repo = sb.path("repo");
+    restic(&repo, &["init"]);
+    let tree = quickstart_tree(&sb, "tree");
+    (sb, repo, tree)
 }
 
 fn use_restic(sb: &Sandbox, extra: &str) {
@@ -89,14 +96,6 @@ fn use_restic_repository(sb: &Sandbox, repository: &str, extra: &str) {
     );
     // The sample snapshot is from 2026-11-29: the RPO is not what these tests are about.
     sb.edit("quickstart.yaml", "rpo: 30d", "rpo: 3650d");
-}
-
-fn password_nowhere(sb: &Sandbox, run: &crate::support::Run) {
-    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD), "{run}");
-    for entry in files_under(&sb.path("drill-reports")) {
-        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
-        assert!(!text.contains(PASSWORD), "the password is in {}", entry.display());
-    }
 }
 
 #[test]
@@ -118,7 +117,7 @@ fn a_restic_snapshot_is_restored_checked_and_proven() {
     );
     let unpack = step(&report, "unpack")["detail"].as_str().unwrap();
     assert!(unpack.starts_with("restic restore: 4 files, 221431 bytes"), "{unpack}");
-    password_nowhere(&sb, &run);
+    assert_secret_nowhere(&sb, &run, PASSWORD, "password");
     sb.assert_no_leftovers();
     // The repository is only read: no lock, no cache written into it.
     assert_eq!(std::fs::read_dir(repo.join("locks")).unwrap().count(), 0);
@@ -144,10 +143,7 @@ fn one_file_of_a_snapshot_is_restored_as_itself() {
 
 #[test]
 fn pick_chooses_among_snapshots_and_snapshot_names_one() {
-    let sb = Sandbox::quickstart().env("DRILL_RESTIC_PASSWORD", PASSWORD);
-    let repo = sb.path("repo");
-    restic(&repo, &["init"]);
-    let tree = quickstart_tree(&sb, "tree");
+    let (sb, repo, tree) = empty_repository();
     let first = backup(&repo, &tree, "2026-11-10 03:00:00", "nightly");
     let second = backup(&repo, &tree, "2026-11-20 03:00:00", "nightly");
     let third = backup(&repo, &tree, "2026-11-29 03:00:00", "nightly");
@@ -260,10 +256,7 @@ fn restic_options_that_cannot_apply_are_invalid() {
 fn a_snapshot_link_out_of_the_scratch_folder_is_refused() {
     // restic keeps a link as it found it; what it restored meets the same unpack rules as an
     // archive, and the link does not stay in the scratch folder.
-    let sb = Sandbox::quickstart().env("DRILL_RESTIC_PASSWORD", PASSWORD);
-    let repo = sb.path("repo");
-    restic(&repo, &["init"]);
-    let tree = quickstart_tree(&sb, "tree");
+    let (sb, repo, tree) = empty_repository();
     std::os::unix::fs::symlink("/etc", tree.join("config/escape")).unwrap();
     backup(&repo, &tree, "2026-11-29 03:00:00", "nightly");
     readable(&repo);

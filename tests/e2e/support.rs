@@ -142,6 +142,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `secret` appears nowhere in what a drill printed (`run`) or wrote under drill-reports/.
+pub fn assert_secret_nowhere(sb: &Sandbox, run: &Run, secret: &str, what: &str) {
+    assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{run}");
+    for entry in files_under(&sb.path("drill-reports")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
+        assert!(!text.contains(secret), "the {what} is in {}", entry.display());
+    }
+}
+
 /// Whether the tests run as root (drillbook then runs children as unprivileged users).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

@@ -319,123 +319,90 @@ impl Storage {
         progress: Arc<dyn Progress>,
         cancel: &CancellationToken,
     ) -> Fetched {
-        let into = Unpacking { name: object.name(), size: object.size, dest, max_ratio, decryption, progress, cancel };
+        let started = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        // A small bounded queue keeps memory flat whatever the backup's size.
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes_chunk::Chunk>(QUEUE_CHUNKS);
+        let limits = Limits { compressed_size: object.size, max_ratio };
+        let (name, dest_owned, stop_unpack) = (object.name().to_string(), dest.to_path_buf(), stop.clone());
+        let unpacker = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let r = unpack::unpack(
+                bytes_chunk::ChannelReader::new(rx),
+                &name,
+                &dest_owned,
+                &limits,
+                decryption.as_ref(),
+                stop_unpack,
+            );
+            (r, t.elapsed())
+        });
+
+        progress.start("fetch", Some(object.size));
+        let mut hasher = Sha256::new();
+        let mut read = 0u64;
+        let mut error = None;
+        let mut tx = Some(tx);
+        let mut complete = false;
         // Explicit chunks bound what is in flight (chunk × queue) whatever the service's default.
-        let stream = match self.op.reader_with(&object.path).chunk(READ_CHUNK).await {
-            Err(e) => Err(format!("cannot open {}: {e}", object.location)),
-            Ok(reader) => {
-                reader.into_bytes_stream(..).await.map_err(|e| format!("cannot read {}: {e}", object.location))
-            }
-        };
-        pump(stream, &object.location, into).await
-    }
-}
-
-/// Where one pass over a backup goes: its name (its format is read from the name and the magic
-/// bytes), its stored size (the expansion guard is a multiple of it), the folder it unpacks into.
-pub(crate) struct Unpacking<'a> {
-    pub name: &'a str,
-    pub size: u64,
-    pub dest: &'a Path,
-    pub max_ratio: u64,
-    pub decryption: Option<unpack::Decryption>,
-    pub progress: Arc<dyn Progress>,
-    pub cancel: &'a CancellationToken,
-}
-
-/// The one pass every source feeds: the chunks of `stream` are hashed as they arrive and handed,
-/// through a small bounded queue, to a blocking thread that unpacks them (like `zstd -d | tar x`).
-/// `what` names the stream in errors; a stream that could not be opened is `Err(why)`.
-pub(crate) async fn pump<E: std::fmt::Display>(
-    stream: Result<impl futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin, String>,
-    what: &str,
-    into: Unpacking<'_>,
-) -> Fetched {
-    let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    // A small bounded queue keeps memory flat whatever the backup's size.
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes_chunk::Chunk>(QUEUE_CHUNKS);
-    let limits = Limits { compressed_size: into.size, max_ratio: into.max_ratio };
-    let (name, dest_owned, stop_unpack) = (into.name.to_string(), into.dest.to_path_buf(), stop.clone());
-    let decryption = into.decryption;
-    let unpacker = tokio::task::spawn_blocking(move || {
-        let t = Instant::now();
-        let r = unpack::unpack(
-            bytes_chunk::ChannelReader::new(rx),
-            &name,
-            &dest_owned,
-            &limits,
-            decryption.as_ref(),
-            stop_unpack,
-        );
-        (r, t.elapsed())
-    });
-
-    let progress = into.progress;
-    progress.start("fetch", Some(into.size));
-    let mut hasher = Sha256::new();
-    let mut read = 0u64;
-    let mut error = None;
-    let mut tx = Some(tx);
-    let mut complete = false;
-    let mut stream = match stream {
-        Ok(stream) => Some(stream),
-        Err(why) => {
-            error = Some(why);
-            None
+        match self.op.reader_with(&object.path).chunk(READ_CHUNK).await {
+            Err(e) => error = Some(format!("cannot open {}: {e}", object.location)),
+            Ok(reader) => match reader.into_bytes_stream(..).await {
+                Err(e) => error = Some(format!("cannot read {}: {e}", object.location)),
+                Ok(mut stream) => loop {
+                    let next = tokio::select! {
+                        n = stream.next() => n,
+                        _ = cancel.cancelled() => { error = Some("cancelled".into()); break; }
+                    };
+                    match next {
+                        None => {
+                            complete = true;
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            error = Some(format!("reading {} failed after {read} bytes: {e}", object.location));
+                            break;
+                        }
+                        Some(Ok(chunk)) => {
+                            hasher.update(&chunk);
+                            read += chunk.len() as u64;
+                            progress.advance(chunk.len() as u64);
+                            // When the unpacker has stopped (an error), keep reading so the
+                            // digest is complete: a checksum mismatch is the better reason.
+                            if let Some(sender) = &tx
+                                && sender.send(chunk).await.is_err()
+                            {
+                                tx = None;
+                            }
+                        }
+                    }
+                },
+            },
         }
-    };
-    while let Some(stream) = &mut stream {
-        let next = tokio::select! {
-            n = stream.next() => n,
-            _ = into.cancel.cancelled() => { error = Some("cancelled".into()); break; }
-        };
-        match next {
-            None => {
-                complete = true;
-                break;
-            }
-            Some(Err(e)) => {
-                error = Some(format!("reading {what} failed after {read} bytes: {e}"));
-                break;
-            }
-            Some(Ok(chunk)) => {
-                hasher.update(&chunk);
-                read += chunk.len() as u64;
-                progress.advance(chunk.len() as u64);
-                // When the unpacker has stopped (an error), keep reading so the
-                // digest is complete: a checksum mismatch is the better reason.
-                if let Some(sender) = &tx
-                    && sender.send(chunk).await.is_err()
-                {
-                    tx = None;
-                }
-            }
+        drop(tx);
+        let fetch_ms = started.elapsed().as_millis() as u64;
+        progress.finish();
+        if !complete {
+            stop.store(true, Ordering::Relaxed);
         }
-    }
-    drop(tx);
-    let fetch_ms = started.elapsed().as_millis() as u64;
-    progress.finish();
-    if !complete {
-        stop.store(true, Ordering::Relaxed);
-    }
-    let (unpacked, unpack_elapsed) = match unpacker.await {
-        Ok((r, d)) => (r, d),
-        Err(e) => (
-            Err(UnpackError::Write {
-                path: into.dest.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            }),
-            started.elapsed(),
-        ),
-    };
-    Fetched {
-        sha256: complete.then(|| hex::encode(hasher.finalize())),
-        bytes_read: read,
-        fetch_ms,
-        fetch_error: error,
-        unpacked,
-        unpack_ms: unpack_elapsed.as_millis() as u64,
+        let (unpacked, unpack_elapsed) = match unpacker.await {
+            Ok((r, d)) => (r, d),
+            Err(e) => (
+                Err(UnpackError::Write {
+                    path: dest.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+                started.elapsed(),
+            ),
+        };
+        Fetched {
+            sha256: complete.then(|| hex::encode(hasher.finalize())),
+            bytes_read: read,
+            fetch_ms,
+            fetch_error: error,
+            unpacked,
+            unpack_ms: unpack_elapsed.as_millis() as u64,
+        }
     }
 }
 

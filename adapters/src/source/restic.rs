@@ -1,9 +1,9 @@
 //! restic repositories as a source (`source.restic`). The recovery points are the repository's
 //! snapshots, listed and read by the real `restic`, never by a re-implementation of its format:
-//! `restic snapshots --json` to choose one, `restic stats --mode restore-size` for its size,
-//! `restic dump` to stream what is restored into the same hash-and-unpack pass as an object
-//! (so a snapshot's links and modes meet the same unpack rules), `restic check
-//! --read-data-subset` when the runbook asks for the repository's data to be read back.
+//! `restic snapshots --json` to choose one (unless `pick: latest` lets restic choose), `restic
+//! restore` into a folder of the drill's, whose tree then meets the unpack rules
+//! ([`unpack::settle_tree`]), `restic check --read-data-subset` when the runbook asks for the
+//! repository's data to be read back.
 //!
 //! restic is a child like any other (`process::command`): a cleared environment holding only
 //! the password and the variables the runbook names, as `run_as` when drillbook is root. It
@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use drillbook_runbooks::{PickRule, ResticSource, Source};
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::{Fetched, Located, READ_CHUNK, SourceError, Unpacking, choose, pump};
+use super::{Fetched, Located, SourceError, Storage, choose};
 use crate::process::{self, Account, RunError, Streaming};
 use crate::unpack::{self, UnpackError};
 use crate::{Progress, Unpacked};
@@ -29,7 +29,7 @@ use crate::{Progress, Unpacked};
 /// restic's backends that are not a folder (`restic init --help`).
 const SCHEMES: [&str; 9] = ["local:", "sftp:", "rest:", "s3:", "swift:", "b2:", "azure:", "gs:", "rclone:"];
 
-/// The longest a listing (`snapshots`, `stats`) may write: far beyond a repository's snapshots.
+/// The longest `restic snapshots --json` may write: far beyond a repository's snapshots.
 const MAX_LISTING: usize = 256 << 20;
 
 /// A restic repository, ready to be read.
@@ -341,25 +341,19 @@ impl Restic {
         let inside = target.join(self.options.path.trim_start_matches('/'));
         let one_file = self.options.path != "/" && std::fs::symlink_metadata(&inside).is_ok_and(|m| m.is_file());
         if one_file {
-            // One file: unpacked from the restored copy in the same pass as an object.
-            let name = inside.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // One file: unpacked from the restored copy by the same pass as an object of the
+            // file system, named as the snapshot in what it says.
             let size = std::fs::metadata(&inside).map(|m| m.len()).unwrap_or(0);
-            let into = Unpacking { name: &name, size, dest, max_ratio, decryption: None, progress, cancel };
-            let stream = tokio::fs::File::open(&inside).await.map(|f| {
-                futures_util::stream::unfold((f, bytes::BytesMut::new()), |(mut f, mut buf)| async move {
-                    if buf.capacity() < READ_CHUNK / 4 {
-                        buf.reserve(READ_CHUNK);
-                    }
-                    match f.read_buf(&mut buf).await {
-                        Ok(0) => None,
-                        Ok(_) => Some((Ok(buf.split().freeze()), (f, buf))),
-                        Err(e) => Some((Err(e), (f, buf))),
-                    }
-                })
-            });
-            let stream =
-                stream.map(Box::pin).map_err(|e| format!("cannot read the restored {}: {e}", inside.display()));
-            let mut fetched = pump(stream, &snapshot.location, into).await;
+            let copy = Located {
+                path: inside.to_string_lossy().trim_start_matches('/').to_string(),
+                size,
+                location: snapshot.location.clone(),
+                ..snapshot.clone()
+            };
+            let mut fetched = match Storage::local() {
+                Ok(fs) => fs.fetch_and_unpack(&copy, dest, max_ratio, None, progress, cancel).await,
+                Err(e) => return failed(e.to_string()),
+            };
             fetched.fetch_ms += fetch_ms;
             let _ = std::fs::remove_dir_all(&target);
             return fetched;
