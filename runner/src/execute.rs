@@ -75,6 +75,16 @@ pub struct Hooks {
     /// Why the drill's cancellation token was cancelled, when whoever cancelled it said so
     /// (the daemon losing its claim); else an interruption (SIGTERM, Ctrl-C).
     pub cancel_reason: Arc<std::sync::OnceLock<String>>,
+    /// Work on the freshly restored scratch before its checks (`drillbook init` captures the
+    /// ground truth here), timed as step `capture`; its error fails the drill.
+    pub after_restore: Option<Arc<dyn AfterRestore>>,
+}
+
+/// See [`Hooks::after_restore`].
+#[async_trait::async_trait]
+pub trait AfterRestore: Send + Sync {
+    /// A one-line detail for the step, or why it failed.
+    async fn run(&self, cx: &DrillCx, scratch: &Scratch, unpacked: &Unpacked) -> Result<String, String>;
 }
 
 const STEPS: [&str; 8] = ["locate", "fetch", "integrity", "unpack", "provision", "restore", "verify", "teardown"];
@@ -675,6 +685,16 @@ async fn restore_and_verify(
     if restored.is_none() {
         rec.skip_rest("restore");
         return;
+    }
+    if let Some(hook) = rec.hooks.after_restore.clone() {
+        let scratch = &*scratch;
+        if rec
+            .step("capture", async { hook.run(cx, scratch, unpacked).await.map(|d| done((), None, d)) })
+            .await
+            .is_none()
+        {
+            return;
+        }
     }
 
     let verify_at = Utc::now();

@@ -32,6 +32,9 @@ pub struct RunbookStatus {
     pub schedule: Option<String>,
     pub timezone: String,
     pub next_fire: Option<DateTime<Utc>>,
+    /// The longest gap between its coming fire times: a passing drill proves the asset for
+    /// this long (`schedule::Timetable::interval_after`).
+    pub interval_s: Option<u64>,
     pub running: bool,
     pub rpo_s: Option<u64>,
     pub rto_s: Option<u64>,
@@ -62,6 +65,8 @@ pub struct Shared {
     pub token: Option<String>,
     pub status: watch::Receiver<DaemonStatus>,
     pub trigger: mpsc::Sender<Trigger>,
+    /// When this daemon started (a runbook that never passed is overdue one interval after).
+    pub started_at: DateTime<Utc>,
 }
 
 /// A request to run a runbook now, answered by the daemon's loop.
@@ -124,9 +129,10 @@ fn refusal(s: &Shared, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-async fn healthz(State(s): State<Arc<Shared>>) -> Response {
-    let daemon = s.status.borrow().clone();
-    let status = daemon.runbooks;
+/// What `/healthz` holds against the daemon: runbooks that do not parse or cannot be built,
+/// an unreadable runbooks folder. Empty when healthy.
+fn problems(daemon: &DaemonStatus) -> Vec<serde_json::Value> {
+    let status = &daemon.runbooks;
     let mut invalid: Vec<_> = status
         .iter()
         .filter_map(|r| r.error.as_ref().map(|e| serde_json::json!({"runbook": r.name, "path": r.path, "error": e})))
@@ -137,6 +143,13 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     if let Some(e) = &daemon.folder_error {
         invalid.push(serde_json::json!({"runbooks_folder": e}));
     }
+    invalid
+}
+
+async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+    let daemon = s.status.borrow().clone();
+    let invalid = problems(&daemon);
+    let status = daemon.runbooks;
     let degraded = !invalid.is_empty();
     let body = serde_json::json!({
         "status": if degraded { "degraded" } else { "ok" },
@@ -250,7 +263,10 @@ fn epoch(t: &str) -> Option<f64> {
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
-    let status = s.status.borrow().runbooks.clone();
+    let (status, healthy) = {
+        let daemon = s.status.borrow();
+        (daemon.runbooks.clone(), problems(&daemon).is_empty())
+    };
     let rows = match s.history.list(None).await {
         Ok(r) => r,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("history: {e:#}")).into_response(),
@@ -259,6 +275,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let gauge = || Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let (last_run, last_success, rto, rpo, failed, running, rto_target, rpo_target) =
         (gauge(), gauge(), gauge(), gauge(), gauge(), gauge(), gauge(), gauge());
+    let (interval, last_passed) = (gauge(), gauge());
     let duration = Family::<Labels, Histogram>::new_with_constructor(|| {
         Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0])
     });
@@ -280,7 +297,10 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         if let Some(t) = st.rpo_s {
             rpo_target.get_or_create(&labels).set(t as f64);
         }
-        if st.error.is_some() {
+        if let Some(t) = st.interval_s {
+            interval.get_or_create(&labels).set(t as f64);
+        }
+        if st.error.is_some() || st.failing.is_some() {
             invalid.get_or_create(&vec![("runbook".to_string(), st.name.clone())]).set(1);
         }
         let runs = by_runbook.get(st.name.as_str()).map(Vec::as_slice).unwrap_or_default();
@@ -292,6 +312,11 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
             runs.iter().find(|r| r.status == "passed").and_then(|r| r.finished_at.as_deref()).and_then(epoch)
         {
             last_success.get_or_create(&labels).set(t);
+        }
+        // The verdict of the latest drill that reached one (aborted and interrupted drills
+        // have none; a runbook left without a passing drill shows in its last success time).
+        if let Some(r) = runs.iter().find(|r| r.status == "passed" || r.status == "failed") {
+            last_passed.get_or_create(&labels).set(if r.status == "passed" { 1.0 } else { 0.0 });
         }
         for r in runs {
             if let (Some(a), Some(b)) = (epoch(&r.started_at), r.finished_at.as_deref().and_then(epoch)) {
@@ -315,6 +340,16 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "End of the runbook's latest passing drill (Unix time)",
         last_success,
     );
+    reg.register(
+        "drillbook_last_drill_passed",
+        "1 when the latest drill with a verdict passed, 0 when it failed",
+        last_passed,
+    );
+    reg.register(
+        "drillbook_schedule_interval_seconds",
+        "Longest gap between the runbook's coming fire times: how long a passing drill proves the asset",
+        interval,
+    );
     reg.register("drillbook_drill_duration_seconds", "Wall time of finished drills", duration);
     reg.register("drillbook_rto_measured_seconds", "Restore and verify time of the latest drill", rto);
     reg.register("drillbook_rpo_measured_seconds", "Age of the backup restored by the latest drill", rpo);
@@ -324,9 +359,15 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     reg.register("drillbook_running_drills", "Drills of the runbook running now", running);
     reg.register(
         "drillbook_runbook_invalid",
-        "1 when the runbook file no longer parses (its previous version runs)",
+        "1 when the runbook file no longer parses (its previous version runs) or cannot be built",
         invalid,
     );
+    let up: Gauge = Gauge::default();
+    up.set(i64::from(healthy));
+    reg.register("drillbook_healthy", "1 when /healthz answers ok, 0 when degraded", up);
+    let start: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
+    start.set(s.started_at.timestamp_millis() as f64 / 1000.0);
+    reg.register("drillbook_start_time_seconds", "When this daemon started (Unix time)", start);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         return (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding: {e}")).into_response();

@@ -7,6 +7,7 @@ mod execute;
 mod explain;
 mod history;
 mod http;
+mod init;
 mod inventory;
 mod notify;
 mod plan;
@@ -17,6 +18,7 @@ mod schedule;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Input that cannot be executed (runbook, config, arguments): exit code 2.
@@ -96,6 +98,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         output: Output,
     },
+    /// From a backup to a working runbook: detect what it is, restore it once into scratch,
+    /// capture the ground truth, write `<name>.yaml` beside `truth/<name>/`.
+    Init(Box<init::InitArgs>),
     /// The runbook as a numbered checklist to follow by hand.
     Explain { runbook: PathBuf },
     /// The JSON Schema of runbooks.
@@ -116,6 +121,10 @@ enum Command {
     /// Capture ground truth from a live store at backup time (row counts, digests, schema,
     /// golden-query answers). Read-only.
     Manifest(Box<run::ManifestArgs>),
+    /// Internal: write the man pages (drillbook.1 and one per subcommand) into DIR, for
+    /// packages (`scripts/package.sh`).
+    #[command(hide = true)]
+    Manpages { out: PathBuf },
     /// Internal: a store's engine serving a drill over stdin/stdout, in a child process that
     /// drillbook starts itself (`drillbook engine qdrant`).
     #[command(hide = true)]
@@ -216,10 +225,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             inventory::plan_command(&config, &paths, count, output == Output::Json)
         }
         Command::Assets { paths, output } => inventory::assets_command(&config, &paths, output == Output::Json).await,
+        Command::Init(args) => init::init_command(&config, &args).await,
         Command::Explain { runbook } => explain::explain_command(&config, &runbook),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "drillbook", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { out } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            // generate_to builds the command itself; building it first would add `help` pages.
+            clap_mangen::generate_to(Cli::command(), &out)
+                .with_context(|| format!("cannot write into {}", out.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {

@@ -42,6 +42,7 @@ pub async fn run_command(
     let live = !json && std::io::stderr().is_terminal();
     let hooks = Hooks {
         cancel_reason: Default::default(),
+        after_restore: None,
         progress: crate::progress::for_terminal(),
         on_step: Box::new(move |s| {
             if live {

@@ -7,6 +7,10 @@ use chrono::{DateTime, Utc};
 use drillbook_runbooks::{Misfire, Runbook};
 use sha2::{Digest, Sha256};
 
+/// Fire times looked at for a schedule's interval: enough to see a week of a weekday
+/// schedule run several times a day.
+const INTERVAL_SCAN: usize = 32;
+
 /// A fire time is on time when its drill can start within this of it (plus jitter).
 pub const GRACE: Duration = Duration::from_secs(5);
 
@@ -61,6 +65,20 @@ impl Timetable {
             }
         }
         None
+    }
+
+    /// How long a passing drill proves the asset for: the longest gap between consecutive fire
+    /// times among the next [`INTERVAL_SCAN`] after `t` (a weekday schedule's weekend gap, not
+    /// its one-day gap). `drillbook_schedule_interval_seconds` exports it for alerting.
+    pub fn interval_after(&self, t: DateTime<Utc>) -> Option<Duration> {
+        let mut fires = Vec::with_capacity(INTERVAL_SCAN);
+        let mut at = t;
+        while fires.len() < INTERVAL_SCAN {
+            let Some(f) = self.next_after(at) else { break };
+            fires.push(f);
+            at = f;
+        }
+        fires.windows(2).filter_map(|w| (w[1] - w[0]).to_std().ok()).max()
     }
 
     /// When the drill for fire time `fire` starts: the fire time plus this runbook's jitter.
@@ -209,6 +227,20 @@ mod tests {
         let (last, now) = (at("2026-11-27T03:00:00Z"), at("2026-11-29T11:00:00Z"));
         assert_eq!(daily("once").due(last, now).fire, Some(at("2026-11-29T03:00:00Z")), "once: even hours late");
         assert_eq!(daily("skip").due(last, now).fire, None);
+    }
+
+    #[test]
+    fn the_interval_is_the_longest_gap_between_fire_times() {
+        let now = at("2026-11-25T12:00:00Z"); // a Wednesday
+        let daily = table("30 3 * * *", "Europe/Berlin", "skip", None);
+        assert_eq!(daily.interval_after(now), Some(Duration::from_secs(86_400)));
+        let weekdays = table("0 3 * * 1-5", "UTC", "skip", None);
+        assert_eq!(weekdays.interval_after(now), Some(Duration::from_secs(3 * 86_400)), "Friday to Monday");
+        let every10s = table("*/10 * * * * *", "UTC", "skip", None);
+        assert_eq!(every10s.interval_after(now), Some(Duration::from_secs(10)));
+        // Across the fall-back change the day holds 25 hours.
+        let autumn = at("2026-10-23T12:00:00Z");
+        assert_eq!(daily.interval_after(autumn), Some(Duration::from_secs(25 * 3600)));
     }
 
     #[test]

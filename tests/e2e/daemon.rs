@@ -276,6 +276,14 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     };
     assert_eq!(value(format!("drillbook_drill_duration_seconds_count{{{labels}}}")), Some(1.0), "{samples:#?}");
     assert_eq!(value(format!("drillbook_failed_checks{{{labels}}}")), Some(0.0), "{samples:#?}");
+    assert_eq!(value(format!("drillbook_last_drill_passed{{{labels}}}")), Some(1.0), "{samples:#?}");
+    // Fired on 1 January: a year between drills (366 days across a leap year).
+    let interval = value(format!("drillbook_schedule_interval_seconds{{{labels}}}"));
+    assert!(matches!(interval, Some(i) if i == 365.0 * 86400.0 || i == 366.0 * 86400.0), "{interval:?}");
+    assert_eq!(value("drillbook_healthy{}".into()), Some(1.0), "{samples:#?}");
+    assert!(value("drillbook_start_time_seconds{}".into()).is_some_and(|t| t > 1.7e9), "{samples:#?}");
+    let mut exported: std::collections::BTreeSet<String> =
+        samples.iter().filter_map(|s| s.split_once('{').map(|(name, _)| name.to_string())).collect();
 
     // The dashboard, as a browser renders it.
     let profile = tempfile::tempdir().unwrap();
@@ -313,6 +321,12 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     let (_, text) = http("GET", &format!("{base}/metrics"), None);
     let samples = parse_metrics(&text);
     assert!(samples.iter().any(|s| s == "drillbook_runbook_invalid{runbook=quickstart-rag} 1"), "{samples:#?}");
+    let healthy = samples.iter().find_map(|s| s.strip_prefix("drillbook_healthy{} ")?.parse::<f64>().ok());
+    assert_eq!(healthy, Some(0.0), "degraded: {samples:#?}");
+    exported.extend(samples.iter().filter_map(|s| s.split_once('{').map(|(name, _)| name.to_string())));
+    // deploy/: the alert rules and the Grafana dashboard query only what the daemon exports.
+    let missing: Vec<_> = crate::deploy::queried_metrics().into_iter().filter(|m| !exported.contains(m)).collect();
+    assert!(missing.is_empty(), "deploy/ queries metrics the daemon does not export: {missing:?}\n{exported:#?}");
     assert_eq!(
         http("POST", &trigger, Some("s3cret-trigger-token-0123456789abcdefghij")).0,
         202,

@@ -1,0 +1,1067 @@
+//! `drillbook init`: from a real backup to a working runbook.
+//!
+//! It finds the newest backup, unpacks it with the drill's own unpack rules to see what it
+//! is, then runs one drill of a draft runbook through [`execute`] (so the backup is
+//! restored into scratch exactly as a drill does) whose [`AfterRestore`] hook captures the
+//! ground truth from the restored copy with the `manifest` machinery. The runbook it writes
+//! names the checks that truth supports; every choice is a comment in the YAML, objectives
+//! are left as TODOs. Nothing is written unless the restore and the capture both worked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use chrono::Utc;
+use drillbook_adapters::source::Storage;
+use drillbook_adapters::{DrillCx, Scratch, Unpacked, unpack, vectors};
+use drillbook_reports::Verdict;
+use drillbook_runbooks::{ChecksumMode, Metric, Runbook, VectorEncoding};
+use sha2::Digest;
+use tokio_util::sync::CancellationToken;
+
+use crate::Invalid;
+use crate::config::Config;
+use crate::execute::{AfterRestore, Hooks, Origin, execute};
+
+/// `drillbook init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The backups: a file or a folder on this machine, or `PROFILE:PATH` in a storage
+    /// profile of the config (`backups:pg/rag/`).
+    #[arg(long)]
+    source: String,
+    /// Which objects of the folder are backups (default: all of them, or those shaped like the
+    /// file given to --source).
+    #[arg(long = "match", value_name = "GLOB")]
+    pattern: Option<String>,
+    /// The runbook's name, `[a-z0-9-]` (default: from the source's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where `<name>.yaml` and `truth/<name>/` go (default: the config's runbooks folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing `<name>.yaml` and its truth folder.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Golden queries sampled from the data, answered by an exact search.
+const GOLDEN_QUERIES: usize = 10;
+/// Neighbours per golden query.
+const GOLDEN_K: usize = 10;
+/// Tables beyond this many get no `table_checksum` of their own (`row_counts` still covers them).
+const MAX_TABLE_CHECKSUMS: usize = 20;
+
+pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<ExitCode> {
+    let mut source = SourceArg::parse(config, &args.source, args.pattern.as_deref())?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => derive_name(&source.label),
+    };
+    let out = args.out.clone().unwrap_or_else(|| config.runbooks.clone());
+    let file = out.join(format!("{name}.yaml"));
+    let truth_rel = format!("truth/{name}");
+    let truth = out.join(&truth_rel);
+    for existing in [&file, &truth] {
+        if existing.exists() && !args.force {
+            return Err(Invalid(format!(
+                "{} already exists; choose another --name or --out, or replace it with --force",
+                existing.display()
+            ))
+            .into());
+        }
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let out = std::fs::canonicalize(&out).unwrap_or(out);
+    let file = out.join(format!("{name}.yaml"));
+    let say = |line: String| eprintln!("init: {line}");
+
+    // 1. Locate the newest backup and see what it is, through a draft runbook (the same
+    //    source rules as a drill).
+    let draft = Draft { name: &name, source: source.yaml(&out), restore: "  adapter: files\n".into() };
+    let plan = crate::plan::build(config, draft.load(&file)?)?;
+    let Origin::Storage { storage, path } = &plan.origin else { unreachable!("init builds storage sources only") };
+    let found = storage.locate(&plan.runbook.source, path, Utc::now(), 0).await.map_err(|e| {
+        let glob = source.pattern.as_ref().map(|(g, _)| format!(" matching `{g}`")).unwrap_or_default();
+        Invalid(format!("no backup found in {}{glob}: {e}", source.folder))
+    })?;
+    source.settle(found.name());
+    let sidecar = matches!(storage.expected_sha256(&found, ChecksumMode::Sidecar).await, Ok(Some(_)));
+    say(format!(
+        "newest backup: {} ({} bytes, modified {})",
+        found.location,
+        found.size,
+        found.modified.map(|m| m.to_rfc3339()).unwrap_or_else(|| "at an unknown time".into())
+    ));
+    let probe =
+        tempfile::Builder::new().prefix("drillbook-init-").tempdir().context("cannot create a temporary folder")?;
+    let unpacked = match unpack_for_detection(storage, &found, probe.path()).await {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("init: {e}; no runbook was written");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let detected = detect(&unpacked).map_err(|e| Invalid(format!("{}: {e}", found.location)))?;
+    drop(probe);
+    say(format!("detected {} → adapter `{}`", detected.what, detected.adapter));
+
+    // 2. Restore it once exactly as a drill does, capturing the truth before teardown.
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}-truth-"))
+        .tempdir_in(&out)
+        .with_context(|| format!("cannot write in {}", out.display()))?;
+    let draft = Draft { source: source.yaml(&out), restore: detected.restore_yaml(), ..draft };
+    let mut plan = crate::plan::build(config, draft.load(&file)?)?;
+    if sidecar {
+        plan.runbook.source.checksum = ChecksumMode::Sidecar;
+    }
+    let capture = Arc::new(Capture {
+        adapter: detected.adapter,
+        tree: detected.tree,
+        dir: staging.path().to_path_buf(),
+        truth_rel: truth_rel.clone(),
+        checks: Mutex::new(Vec::new()),
+    });
+    let hooks = Hooks {
+        progress: crate::progress::for_terminal(),
+        on_step: Box::new(|s| {
+            let status = format!("{:?}", s.status).to_lowercase();
+            eprintln!("init:   {:<18} {status:<7} {:>7} ms  {}", s.name, s.duration_ms, s.detail);
+        }),
+        cancel_reason: Default::default(),
+        after_restore: Some(capture.clone()),
+    };
+    say("restoring it into scratch as a drill does, then capturing the ground truth".into());
+    let started = std::time::Instant::now();
+    let run_id = format!("init-{}", uuid::Uuid::now_v7());
+    let (report, _) = execute(&plan, &run_id, Utc::now(), None, None, CancellationToken::new(), &hooks).await;
+    if report.verdict == Verdict::Failed {
+        eprintln!("init: the backup did not restore, so no runbook was written:");
+        for r in &report.failure_reasons {
+            eprintln!("  - {r}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let took = started.elapsed();
+    let checks = std::mem::take(&mut *capture.checks.lock().unwrap_or_else(|p| p.into_inner()));
+
+    // 3. Write the runbook beside its truth, and prove it parses as every runbook must.
+    let age = found.modified.map(|m| Utc::now().signed_duration_since(m));
+    let text = compose(&name, &source, &out, &detected, sidecar, &checks, took, age, &found.location);
+    if args.force {
+        let _ = std::fs::remove_dir_all(&truth);
+    }
+    std::fs::create_dir_all(truth.parent().unwrap_or(&out))?;
+    let staged = staging.keep();
+    std::fs::rename(&staged, &truth).with_context(|| format!("cannot move the truth files to {}", truth.display()))?;
+    std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
+    if let Err(e) = crate::plan::load(&file) {
+        return Err(anyhow::anyhow!("init wrote a runbook that does not validate (a bug; please report it):\n{}", e.0));
+    }
+    println!("{}", file.display());
+    say(format!(
+        "wrote {} with {} checks and {} truth files in {}; restore + capture took {}",
+        file.display(),
+        checks.len(),
+        relative_files(&truth).len(),
+        truth.display(),
+        human_time(took)
+    ));
+    say(format!("next: set the TODOs, then `drillbook run {}`", file.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `--source` points.
+struct SourceArg {
+    /// `None`: the file system (`local`).
+    profile: Option<String>,
+    /// The folder, absolute for `local`.
+    folder: String,
+    /// Which objects are backups, and why (a comment in the YAML); `None` until the newest
+    /// backup of a folder is known (checksum files are left out until then).
+    pattern: Option<(String, String)>,
+    /// What the name is derived from.
+    label: String,
+}
+
+impl SourceArg {
+    fn parse(config: &Config, arg: &str, pattern: Option<&str>) -> Result<SourceArg, Invalid> {
+        let given = pattern.map(|p| (p.to_string(), "given to `drillbook init --match`".to_string()));
+        if let Some((profile, path)) = arg.split_once(':')
+            && config.storage.contains_key(profile)
+        {
+            let label = path.trim_end_matches('/').rsplit('/').next().unwrap_or(profile).to_string();
+            return Ok(SourceArg { profile: Some(profile.into()), folder: path.into(), pattern: given, label });
+        }
+        let path = Path::new(arg);
+        let abs = std::fs::canonicalize(path).map_err(|e| {
+            Invalid(format!("--source: {arg}: {e} (a file, a folder, or PROFILE:PATH of a storage profile)"))
+        })?;
+        if abs.is_dir() {
+            let label = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Ok(SourceArg { profile: None, folder: abs.display().to_string(), pattern: given, label });
+        }
+        let file_name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let folder = abs.parent().unwrap_or(Path::new("/")).display().to_string();
+        let pattern = given.or_else(|| {
+            Some((shape_of(&file_name), format!("files shaped like {file_name}, so the next backup is picked too")))
+        });
+        Ok(SourceArg { profile: None, folder, pattern, label: file_name })
+    }
+
+    /// Without `--match`, the newest backup of a folder decides what its backups look like.
+    fn settle(&mut self, newest: &str) {
+        if self.pattern.is_none() {
+            self.pattern = Some((shape_of(newest), format!("files shaped like the newest backup, {newest}")));
+        }
+    }
+
+    /// The `source:` block of the runbook in `out`.
+    fn yaml(&self, out: &Path) -> String {
+        let mut s = String::new();
+        match &self.profile {
+            Some(p) => {
+                let _ = writeln!(s, "  storage: {p}");
+                let _ = writeln!(s, "  path: {}", yaml_str(&self.folder));
+            }
+            None => {
+                // Relative to the runbook's folder, so the pair can move together.
+                let _ = writeln!(s, "  path: {}", yaml_str(&relative_to(Path::new(&self.folder), out)));
+            }
+        }
+        let _ = writeln!(s, "  pick: latest");
+        if let Some((glob, _)) = &self.pattern {
+            let _ = writeln!(s, "  match: {}", yaml_str(glob));
+        }
+        s
+    }
+}
+
+/// `folder` as seen from `base` (both canonical), with a trailing `/`: `../backups/`.
+fn relative_to(folder: &Path, base: &Path) -> String {
+    let (f, b): (Vec<_>, Vec<_>) = (folder.components().collect(), base.components().collect());
+    let common = f.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &f[common..] {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() { "./".into() } else { format!("{}/", rel.display()) }
+}
+
+/// `docs-2026-11-29.tar.zst` → `*.tar.zst`: the compound extension, so the next backup matches.
+fn shape_of(file_name: &str) -> String {
+    const KNOWN: [&str; 14] = [
+        "tar", "dump", "sql", "sqlite", "sqlite3", "db", "rdb", "aof", "snapshot", "gz", "zst", "age", "json", "backup",
+    ];
+    let parts: Vec<&str> = file_name.split('.').collect();
+    let mut ext = Vec::new();
+    for p in parts.iter().skip(1).rev() {
+        if KNOWN.contains(&p.to_ascii_lowercase().as_str()) || ext.is_empty() {
+            ext.insert(0, *p);
+        } else {
+            break;
+        }
+    }
+    if ext.is_empty() { file_name.to_string() } else { format!("*.{}", ext.join(".")) }
+}
+
+/// `[a-z0-9-]` from a file or folder name, without its extensions and dates.
+fn derive_name(label: &str) -> String {
+    let stem = label.split('.').next().unwrap_or(label).to_ascii_lowercase();
+    let mut out = String::new();
+    for c in stem.chars() {
+        if c.is_ascii_lowercase() || (c.is_ascii_digit() && !out.is_empty()) {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    // Trailing dates and numbers (`docs-2026-11-29`) name one backup, not the asset.
+    let trimmed = out.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+    let name = if trimmed.is_empty() { out.trim_matches('-') } else { trimmed };
+    if name.is_empty() { "backup".into() } else { name.into() }
+}
+
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// The runbook being built, before its checks are known.
+struct Draft<'a> {
+    name: &'a str,
+    source: String,
+    restore: String,
+}
+
+impl Draft<'_> {
+    fn text(&self) -> String {
+        format!(
+            "version: 1\nname: {}\nowner: drillbook-init\nasset: {{ name: {}, kind: files }}\nsource:\n{}restore:\n{}",
+            self.name, self.name, self.source, self.restore
+        )
+    }
+
+    fn load(&self, file: &Path) -> Result<crate::plan::Loaded, Invalid> {
+        let text = self.text();
+        let shown = file.display().to_string();
+        let runbook = Runbook::parse(&shown, &text).map_err(|issues| Invalid(issues.to_string()))?;
+        Ok(crate::plan::Loaded {
+            runbook,
+            path: file.to_path_buf(),
+            sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+        })
+    }
+}
+
+/// Fetches and unpacks the object with the drill's own rules (limits, links, modes) so that
+/// detection looks at what a drill would restore, never at raw hostile bytes in place.
+async fn unpack_for_detection(
+    storage: &Storage,
+    found: &drillbook_adapters::source::Located,
+    dir: &Path,
+) -> Result<Unpacked, String> {
+    let progress: Arc<dyn drillbook_adapters::Progress> = Arc::new(drillbook_adapters::NoProgress);
+    let fetched = storage
+        .fetch_and_unpack(found, dir, unpack::DEFAULT_MAX_RATIO, None, progress, &CancellationToken::new())
+        .await;
+    if let Some(e) = fetched.fetch_error {
+        return Err(format!("cannot read the backup: {e}"));
+    }
+    fetched.unpacked.map_err(|e| format!("cannot unpack {}: {e}", found.location))
+}
+
+/// What the backup is, and how the runbook restores it.
+#[derive(Debug)]
+struct Detected {
+    adapter: &'static str,
+    /// `pg_dump custom archive (format 1.15)`.
+    what: String,
+    /// `restore:` keys beside `adapter`, each with the reason it was chosen.
+    options: Vec<(String, String)>,
+    /// The backup is a tree whose files are themselves worth a manifest (documents, configs).
+    tree: bool,
+    kind: &'static str,
+}
+
+impl Detected {
+    fn restore_yaml(&self) -> String {
+        let mut s = format!("  adapter: {}\n", self.adapter);
+        for (line, _) in &self.options {
+            let _ = writeln!(s, "  {line}");
+        }
+        s
+    }
+}
+
+fn head(path: &Path, n: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(n);
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(n as u64).read_to_end(&mut buf);
+    }
+    buf
+}
+
+/// Recognises a backup by its content (magic bytes, the files of an archive), never by name.
+fn detect(u: &Unpacked) -> Result<Detected, String> {
+    let single = |adapter, kind, what: String| Detected { adapter, what, options: Vec::new(), tree: false, kind };
+    if let Some(file) = &u.single_file {
+        let h = head(file, 4096);
+        if let Some(what) = single_file_kind(&h) {
+            return Ok(match what {
+                Kind::PgCustom(v) => single("postgres", "relational", format!("a pg_dump custom archive (format {v})")),
+                Kind::Sqlite => single("sqlite", "relational", "a SQLite database".into()),
+                Kind::PgPlain => single("postgres", "relational", "a pg_dump plain SQL script".into()),
+                Kind::MariaDbDump => single("mariadb", "relational", "a mariadb-dump/mysqldump SQL file".into()),
+                Kind::Rdb(v) => unsupported("redis", &format!("a Redis RDB file (version {v})"))?,
+            });
+        }
+        return Err(unknown(&h, &u.format));
+    }
+    let files = relative_files(&u.root);
+    let has = |name: &str| files.iter().find(|f| f.rsplit('/').next() == Some(name));
+    if has("toc.dat").is_some() {
+        // The adapter finds toc.dat at the root or in the only folder.
+        return Ok(single("postgres", "relational", "a pg_dump directory archive (as a tar)".into()));
+    }
+    if has("chroma.sqlite3").is_some() {
+        return unsupported("chroma", "a Chroma persist folder");
+    }
+    if has("version.info").is_some() || has("shard_config.json").is_some() {
+        return unsupported("qdrant", "a Qdrant snapshot");
+    }
+    if has("xtrabackup_checkpoints").is_some() || has("mariadb_backup_checkpoints").is_some() {
+        return Ok(single("mariadb", "relational", "a mariadb-backup physical backup".into()));
+    }
+    // One database file inside a tree of documents and configs: restore it, keep the tree's
+    // own checks (files, configs) beside.
+    let databases: Vec<&String> =
+        files.iter().filter(|f| single_file_kind(&head(&u.root.join(f), 4096)).is_some()).collect();
+    if let [db] = databases.as_slice() {
+        let h = head(&u.root.join(db), 4096);
+        let (adapter, what) = match single_file_kind(&h) {
+            Some(Kind::Sqlite) => ("sqlite", "a SQLite database"),
+            Some(Kind::PgCustom(_)) => ("postgres", "a pg_dump custom archive"),
+            Some(Kind::PgPlain) => ("postgres", "a pg_dump plain SQL script"),
+            Some(Kind::MariaDbDump) => ("mariadb", "a mariadb-dump SQL file"),
+            Some(Kind::Rdb(_)) => return unsupported("redis", "a Redis RDB file inside an archive"),
+            None => unreachable!("filtered above"),
+        };
+        return Ok(Detected {
+            adapter,
+            what: format!("an archive of {} files holding {what} ({db})", files.len()),
+            options: vec![(
+                format!("file: {}", yaml_str(db)),
+                format!("the one database of the {} files", files.len()),
+            )],
+            tree: true,
+            kind: "relational",
+        });
+    }
+    if files.is_empty() {
+        return Err("the archive holds no file".into());
+    }
+    let configs = files.iter().filter(|f| config_format(f).is_some()).count();
+    Ok(Detected {
+        adapter: "files",
+        what: format!("an archive of {} files ({configs} of them configuration)", files.len()),
+        options: Vec::new(),
+        tree: true,
+        kind: if configs * 2 > files.len() { "config" } else { "files" },
+    })
+}
+
+enum Kind {
+    PgCustom(String),
+    Sqlite,
+    PgPlain,
+    MariaDbDump,
+    Rdb(String),
+}
+
+fn single_file_kind(h: &[u8]) -> Option<Kind> {
+    if h.starts_with(b"PGDMP") && h.len() >= 8 {
+        return Some(Kind::PgCustom(format!("{}.{}", h[5], h[6])));
+    }
+    if h.starts_with(b"SQLite format 3\0") {
+        return Some(Kind::Sqlite);
+    }
+    if h.starts_with(b"REDIS") && h.len() >= 9 {
+        return Some(Kind::Rdb(String::from_utf8_lossy(&h[5..9]).into_owned()));
+    }
+    let text = String::from_utf8_lossy(h);
+    if text.contains("-- PostgreSQL database dump") {
+        return Some(Kind::PgPlain);
+    }
+    if text.contains("-- MariaDB dump") || text.contains("-- MySQL dump") {
+        return Some(Kind::MariaDbDump);
+    }
+    None
+}
+
+fn unsupported<T>(adapter: &str, what: &str) -> Result<T, String> {
+    Err(format!(
+        "this is {what} (adapter `{adapter}`); `drillbook init` cannot capture its ground truth yet: start from \
+         runbooks/examples/{adapter}.yaml and `drillbook manifest --adapter {adapter}`"
+    ))
+}
+
+/// What was seen, for an object no adapter recognises.
+fn unknown(h: &[u8], format: &str) -> String {
+    let magic: Vec<String> = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let printable: String =
+        h.iter().take(16).map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
+    format!(
+        "cannot tell what this backup is (unpacked as `{format}`; its first bytes: {} `{printable}`). \
+         drillbook restores: postgres (pg_dump custom, directory, tar or plain), sqlite, mariadb (mariadb-dump, \
+         mariadb-backup), redis (RDB, AOF), chroma (persist folder), qdrant (snapshot), files (any tar of files)",
+        magic.join(" ")
+    )
+}
+
+/// Every regular file under `root`, as `/`-separated relative paths, sorted.
+fn relative_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let p = e.path();
+            if t.is_dir() {
+                stack.push(p);
+            } else if t.is_file()
+                && let Ok(rel) = p.strip_prefix(root)
+            {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn config_format(path: &str) -> Option<&'static str> {
+    match path.rsplit_once('.')?.1.to_ascii_lowercase().as_str() {
+        "yaml" | "yml" => Some("YAML"),
+        "json" => Some("JSON"),
+        "toml" => Some("TOML"),
+        _ => None,
+    }
+}
+
+/// One check of the written runbook.
+#[derive(Debug, Clone)]
+struct Suggested {
+    /// Why it is there (a YAML comment above it).
+    why: String,
+    name: String,
+    /// The kind key and its options, one line: `row_counts: { manifest: truth/x/manifest.json }`.
+    body: String,
+}
+
+fn suggest(why: impl Into<String>, name: impl Into<String>, body: impl Into<String>) -> Suggested {
+    Suggested { why: why.into(), name: name.into(), body: body.into() }
+}
+
+/// The ground truth of the restored copy, written into `dir` (moved to `truth/<name>/` later).
+struct Capture {
+    adapter: &'static str,
+    tree: bool,
+    dir: PathBuf,
+    /// `truth/<name>`, as the runbook names it.
+    truth_rel: String,
+    checks: Mutex<Vec<Suggested>>,
+}
+
+#[async_trait::async_trait]
+impl AfterRestore for Capture {
+    async fn run(&self, _cx: &DrillCx, scratch: &Scratch, unpacked: &Unpacked) -> Result<String, String> {
+        let mut checks = Vec::new();
+        match self.adapter {
+            "sqlite" => self.sqlite(scratch, &mut checks).await?,
+            "postgres" => self.postgres(scratch, &mut checks).await?,
+            "mariadb" => self.mariadb(scratch, &mut checks).await?,
+            _ => {}
+        }
+        if self.tree {
+            self.tree(&unpacked.root, &mut checks)?;
+        }
+        let n = checks.len();
+        *self.checks.lock().unwrap_or_else(|p| p.into_inner()) = checks;
+        Ok(format!("{n} checks from the restored copy's ground truth"))
+    }
+}
+
+impl Capture {
+    fn write(&self, file: &str, text: &str) -> Result<String, String> {
+        std::fs::write(self.dir.join(file), text).map_err(|e| format!("cannot write {file}: {e}"))?;
+        Ok(format!("{}/{file}", self.truth_rel))
+    }
+
+    /// Counts, digests and schema of a SQL store, as `drillbook manifest` writes them.
+    fn sql_checks(
+        &self,
+        m: &drillbook_adapters::manifest::Manifest,
+        checks: &mut Vec<Suggested>,
+    ) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(m).map_err(|e| e.to_string())? + "\n";
+        let manifest = self.write("manifest.json", &text)?;
+        let rows: u64 = m.tables.values().map(|t| t.rows).sum();
+        checks.push(suggest(
+            format!("{} tables, {rows} rows at init; every count must come back exactly", m.tables.len()),
+            "row counts as at init",
+            format!("row_counts: {{ manifest: {manifest} }}"),
+        ));
+        checks.push(suggest(
+            format!("{} schema objects at init: tables, columns, types, indexes", m.schema.len()),
+            "schema unchanged",
+            format!("schema: {{ expected: {manifest} }}"),
+        ));
+        let mut by_rows: Vec<_> = m.tables.iter().collect();
+        by_rows.sort_by(|a, b| b.1.rows.cmp(&a.1.rows).then(a.0.cmp(b.0)));
+        for (table, t) in by_rows.iter().take(MAX_TABLE_CHECKSUMS) {
+            checks.push(suggest(
+                format!("an order-independent digest of all {} rows", t.rows),
+                format!("{table} identical to init"),
+                format!("table_checksum: {{ table: {}, manifest: {manifest} }}", yaml_str(table)),
+            ));
+        }
+        if by_rows.len() > MAX_TABLE_CHECKSUMS {
+            checks.last_mut().expect("pushed above").why.push_str(&format!(
+                "; the {} smaller tables have row counts only",
+                by_rows.len() - MAX_TABLE_CHECKSUMS
+            ));
+        }
+        Ok(())
+    }
+
+    async fn sqlite(&self, scratch: &Scratch, checks: &mut Vec<Suggested>) -> Result<(), String> {
+        let file = scratch.url.strip_prefix("sqlite://").unwrap_or(&scratch.url);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(file).read_only(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|e| format!("cannot open the restored database: {e}"))?;
+        let m = drillbook_adapters::sqlite::capture(&pool).await.map_err(|e| format!("cannot read it: {e}"))?;
+        self.sql_checks(&m, checks)?;
+        for table in m.tables.keys() {
+            for (column, encoding, dim) in sqlite_vector_columns(&pool, table).await? {
+                let id = sqlite_id_column(&pool, table).await?;
+                let sql = format!(
+                    "select cast({} as text), {} from {} where {} is not null",
+                    q(&id),
+                    q(&column),
+                    q(table),
+                    q(&column)
+                );
+                let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(|e| format!("cannot read {table}.{column}: {e}"))?;
+                let mut corpus = vectors::Corpus::default();
+                for (id, bytes) in rows {
+                    if let Ok(v) = vectors::decode(&bytes, encoding) {
+                        corpus.push(id, v);
+                    }
+                }
+                let v = VectorColumn {
+                    table: table.clone(),
+                    column,
+                    id,
+                    dim,
+                    encoding: Some(encoding),
+                    metric: Metric::Cosine,
+                };
+                self.vector_checks(&v, &corpus, checks)?;
+            }
+        }
+        pool.close().await;
+        Ok(())
+    }
+
+    /// `vector_integrity` with the dimension (and the norm range, when the vectors are unit
+    /// length) and `vector_recall` over golden queries sampled from the data.
+    fn vector_checks(
+        &self,
+        v: &VectorColumn,
+        corpus: &vectors::Corpus,
+        checks: &mut Vec<Suggested>,
+    ) -> Result<(), String> {
+        let VectorColumn { table, column, id, dim, encoding, metric } = v;
+        let (table, column, id) = (table.as_str(), column.as_str(), id.as_str());
+        if corpus.vectors.is_empty() {
+            return Ok(());
+        }
+        let norms: Vec<f64> = corpus.vectors.iter().map(|v| vectors::norm(v)).collect();
+        let (lo, hi) = norms.iter().fold((f64::MAX, f64::MIN), |(a, b), &n| (a.min(n), b.max(n)));
+        let unit = lo > 0.99 && hi < 1.01;
+        let encoding_opt = match encoding {
+            Some(VectorEncoding::F32le) => ", encoding: f32le",
+            Some(VectorEncoding::Json) => ", encoding: json",
+            None => "",
+        };
+        let norm_opt = if unit { ", min_norm: 0.99, max_norm: 1.01" } else { "" };
+        checks.push(suggest(
+            format!(
+                "{} vectors of dimension {dim} at init, norms {lo:.3}–{hi:.3}{}",
+                corpus.vectors.len(),
+                if unit { " (unit length, so the range is checked)" } else { "" }
+            ),
+            format!("{table}.{column} vectors well-formed"),
+            format!(
+                "vector_integrity: {{ table: {}, column: {}, dim: {dim}{encoding_opt}{norm_opt} }}",
+                yaml_str(table),
+                yaml_str(column)
+            ),
+        ));
+        // Queries spread evenly over the rows; their answers are an exact cosine search.
+        let n = corpus.vectors.len();
+        let k = GOLDEN_K.min(n);
+        let mut lines = String::new();
+        for i in 0..GOLDEN_QUERIES.min(n) {
+            let row = i * n / GOLDEN_QUERIES.min(n);
+            let q = &corpus.vectors[row];
+            let expected = corpus.top_k(*metric, q, k);
+            let line = serde_json::json!({"id": format!("q{}", i + 1), "vector": q, "expected": expected});
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+        let golden = self.write(&format!("{table}.{column}.golden.jsonl"), &lines)?;
+        checks.push(suggest(
+            format!(
+                "{} golden queries sampled from the rows, answered at init by an exact {} search (top {k}){}",
+                GOLDEN_QUERIES.min(n),
+                metric_name(*metric),
+                if encoding.is_none() { " (the metric of the column's index; cosine without one)" } else { "" }
+            ),
+            format!("semantic search over {table}.{column} intact"),
+            format!(
+                "vector_recall: {{ table: {}, column: {}, id: {}, queries: {golden}, k: {k}, min_recall: 0.95{encoding_opt}{} }}",
+                yaml_str(table),
+                yaml_str(column),
+                yaml_str(id),
+                if *metric == Metric::Cosine { String::new() } else { format!(", metric: {}", metric_name(*metric)) }
+            ),
+        ));
+        Ok(())
+    }
+
+    async fn postgres(&self, scratch: &Scratch, checks: &mut Vec<Suggested>) -> Result<(), String> {
+        let opts: sqlx::postgres::PgConnectOptions =
+            scratch.url.parse().map_err(|e| format!("the scratch URL does not parse: {e}"))?;
+        let opts = opts.options([("default_transaction_read_only", "on")]).application_name("drillbook-init");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|e| format!("cannot connect to the scratch database: {e}"))?;
+        let m = drillbook_adapters::postgres::capture(&pool).await.map_err(|e| format!("cannot read it: {e}"))?;
+        self.sql_checks(&m, checks)?;
+        // pgvector columns with a declared dimension, and their table's one-column key.
+        // (table, column, dimension, the table's one-column key, the vector index's operator class)
+        type Found = (String, String, i32, Option<String>, Option<String>);
+        let columns: Vec<Found> = sqlx::query_as(
+            "select a.attrelid::regclass::text, a.attname::text, a.atttypmod, \
+               (select k.attname::text from pg_index i join pg_attribute k \
+                  on k.attrelid = i.indrelid and k.attnum = i.indkey[0] \
+                where i.indrelid = a.attrelid and i.indisprimary and i.indnatts = 1), \
+               (select o.opcname::text from pg_index i join pg_opclass o on o.oid = i.indclass[0] \
+                where i.indrelid = a.attrelid and i.indkey[0] = a.attnum \
+                  and o.opcname::text like 'vector\\_%\\_ops' limit 1) \
+             from pg_attribute a join pg_class c on c.oid = a.attrelid \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where a.atttypid = to_regtype('vector') and a.attnum > 0 and not a.attisdropped \
+               and c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') \
+             order by 1, 2",
+        )
+        .fetch_all(&pool)
+        .await
+        .map_err(|e| format!("cannot list vector columns: {e}"))?;
+        for (table, column, dim, id, opclass) in columns {
+            let Some(id) = id.filter(|_| dim > 0) else { continue };
+            let sql = format!(
+                "select {}::text, {}::text from {} where {} is not null",
+                q(&id),
+                q(&column),
+                table,
+                q(&column)
+            );
+            let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| format!("cannot read {table}.{column}: {e}"))?;
+            let mut corpus = vectors::Corpus::default();
+            for (id, text) in rows {
+                if let Ok(v) = serde_json::from_str::<Vec<f32>>(&text) {
+                    corpus.push(id, v);
+                }
+            }
+            // The index's operator class says how the application searches.
+            let metric = match opclass.as_deref() {
+                Some("vector_l2_ops") => Metric::L2,
+                Some("vector_ip_ops") => Metric::Dot,
+                _ => Metric::Cosine,
+            };
+            let v = VectorColumn { table, column, id, dim: dim as usize, encoding: None, metric };
+            self.vector_checks(&v, &corpus, checks)?;
+        }
+        pool.close().await;
+        Ok(())
+    }
+
+    async fn mariadb(&self, scratch: &Scratch, checks: &mut Vec<Suggested>) -> Result<(), String> {
+        use drillbook_adapters::mariadb;
+        let opts: sqlx::mysql::MySqlConnectOptions =
+            scratch.url.parse().map_err(|e| format!("the scratch URL does not parse: {e}"))?;
+        let database = opts.get_database().map(String::from);
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|e| format!("cannot connect to the scratch server: {e}"))?;
+        let databases = match database {
+            Some(db) => vec![db],
+            None => mariadb::user_databases(&pool).await.map_err(|e| format!("cannot list the databases: {e}"))?,
+        };
+        let m =
+            mariadb::capture(&pool, &mariadb::Scope { databases }).await.map_err(|e| format!("cannot read it: {e}"))?;
+        self.sql_checks(&m, checks)?;
+        checks.push(suggest(
+            "CHECK TABLE on every table: the engine itself reads them",
+            "tables check clean",
+            "check_tables: {}",
+        ));
+        pool.close().await;
+        Ok(())
+    }
+
+    /// A `files` manifest of the restored tree and a `config_parse` per kind of config file.
+    fn tree(&self, root: &Path, checks: &mut Vec<Suggested>) -> Result<(), String> {
+        let files = relative_files(root);
+        let mut lines = String::new();
+        let mut bytes = 0u64;
+        for f in &files {
+            let path = root.join(f);
+            let mut file = std::fs::File::open(&path).map_err(|e| format!("cannot read {f}: {e}"))?;
+            let mut hasher = sha2::Sha256::new();
+            bytes += std::io::copy(&mut file, &mut hasher).map_err(|e| format!("cannot read {f}: {e}"))?;
+            let _ = writeln!(lines, "{}  {f}", hex::encode(hasher.finalize()));
+        }
+        let manifest = self.write("files.sha256", &lines)?;
+        checks.push(suggest(
+            format!("{} files, {bytes} bytes at init: each must come back identical, nothing unexpected", files.len()),
+            "every file identical to init",
+            format!("files: {{ manifest: {manifest} }}"),
+        ));
+        // One glob per folder and format: `config/*.yaml`.
+        let mut globs: BTreeMap<String, (&str, usize)> = BTreeMap::new();
+        for f in &files {
+            let Some(format) = config_format(f) else { continue };
+            let ext = f.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+            let glob = match f.rsplit_once('/') {
+                Some((dir, _)) => format!("{dir}/*.{ext}"),
+                None => format!("*.{ext}"),
+            };
+            globs.entry(glob).or_insert((format, 0)).1 += 1;
+        }
+        let shown: BTreeSet<_> = globs.keys().take(10).cloned().collect();
+        for (glob, (format, n)) in globs.into_iter().filter(|(g, _)| shown.contains(g)) {
+            checks.push(suggest(
+                format!("{n} {format} file{}; add `require: [dotted.keys]` for the keys your services need", plural(n)),
+                format!("{glob} parses"),
+                format!("config_parse: {{ path: {} }}", yaml_str(&glob)),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A vector column init found, and how it is searched.
+struct VectorColumn {
+    table: String,
+    column: String,
+    /// The column golden answers name rows by.
+    id: String,
+    dim: usize,
+    /// How a store without a vector type holds them; `None` for pgvector.
+    encoding: Option<VectorEncoding>,
+    metric: Metric,
+}
+
+fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Cosine => "cosine",
+        Metric::L2 => "l2",
+        Metric::Dot => "dot",
+    }
+}
+
+/// A quoted SQL identifier (the same quoting in SQLite and PostgreSQL).
+fn q(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Columns of `table` holding vectors: every sampled value an f32le BLOB of one length, or a
+/// JSON array of numbers of one length.
+async fn sqlite_vector_columns(
+    pool: &sqlx::SqlitePool,
+    table: &str,
+) -> Result<Vec<(String, VectorEncoding, usize)>, String> {
+    let columns: Vec<(String,)> = sqlx::query_as("select name from pragma_table_info(?)")
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("cannot list the columns of {table}: {e}"))?;
+    let mut out = Vec::new();
+    for (column,) in columns {
+        let sql = format!(
+            "select typeof({c}), cast({c} as blob) from {t} where {c} is not null limit 50",
+            c = q(&column),
+            t = q(table)
+        );
+        let sample: Vec<(String, Vec<u8>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.unwrap_or_default();
+        if sample.is_empty() {
+            continue;
+        }
+        let shapes: Vec<Option<(VectorEncoding, usize)>> = sample
+            .iter()
+            .map(|(kind, bytes)| {
+                let encoding = match kind.as_str() {
+                    "blob" if bytes.len() >= 8 && bytes.len() % 4 == 0 => VectorEncoding::F32le,
+                    "text" if bytes.first() == Some(&b'[') => VectorEncoding::Json,
+                    _ => return None,
+                };
+                let v = vectors::decode(bytes, encoding).ok()?;
+                (v.len() >= 2 && v.iter().all(|x| x.is_finite())).then_some((encoding, v.len()))
+            })
+            .collect();
+        if let Some(Some((encoding, dim))) = shapes.first().copied()
+            && shapes.iter().all(|s| *s == Some((encoding, dim)))
+        {
+            out.push((column, encoding, dim));
+        }
+    }
+    Ok(out)
+}
+
+/// The table's one-column primary key, else `rowid`.
+async fn sqlite_id_column(pool: &sqlx::SqlitePool, table: &str) -> Result<String, String> {
+    let pk: Vec<(String,)> = sqlx::query_as("select name from pragma_table_info(?) where pk > 0")
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("cannot read the key of {table}: {e}"))?;
+    Ok(match pk.as_slice() {
+        [(one,)] => one.clone(),
+        _ => "rowid".into(),
+    })
+}
+
+/// The runbook's text: header, choices as comments, TODOs, checks.
+#[allow(clippy::too_many_arguments)]
+fn compose(
+    name: &str,
+    source: &SourceArg,
+    out: &Path,
+    d: &Detected,
+    sidecar: bool,
+    checks: &[Suggested],
+    took: std::time::Duration,
+    age: Option<chrono::Duration>,
+    location: &str,
+) -> String {
+    let mut s = String::new();
+    let now = Utc::now().format("%Y-%m-%d %H:%M UTC");
+    let _ = writeln!(s, "# Written by `drillbook init` on {now} from {location}:");
+    let _ = writeln!(s, "# {}. It restored that backup once into scratch, as a drill does, and", capitalise(&d.what));
+    let _ = writeln!(s, "# captured the ground truth below (truth/{name}/) from the restored copy.");
+    let _ = writeln!(s, "# Review every TODO, then: drillbook validate {name}.yaml && drillbook run {name}.yaml");
+    let _ = writeln!(s, "version: 1");
+    let _ = writeln!(s, "name: {name}");
+    let _ = writeln!(
+        s,
+        "description: {}  # TODO: what this asset is, in a sentence",
+        yaml_str(&format!("Restore {name} and prove it"))
+    );
+    let _ = writeln!(s, "owner: TODO-team  # TODO: who answers for this asset (alerts are labelled with it)");
+    let _ = writeln!(s, "# A suggestion: daily at 04:30, after a nightly backup; `drillbook plan {name}.yaml` shows");
+    let _ = writeln!(s, "# the next fire times. Schedule it as often as the backup is made.");
+    let _ = writeln!(s, "schedule: \"30 4 * * *\"");
+    let _ = writeln!(s, "timezone: UTC");
+    let _ = writeln!(s, "asset:");
+    let _ = writeln!(s, "  name: {name}");
+    let kind = if checks.iter().any(|c| c.body.starts_with("vector_recall")) { "vector-store" } else { d.kind };
+    let _ = writeln!(s, "  kind: {kind}  # from what was restored: {}", d.what);
+    let _ = writeln!(s, "  system: {}", d.adapter);
+    let _ = writeln!(s, "objectives:");
+    let _ = writeln!(
+        s,
+        "  # TODO: the objectives you promise. Here restore + capture took {} (RTO measures restore + verify).",
+        human_time(took)
+    );
+    let _ = writeln!(s, "  # rto: 20m");
+    match age {
+        Some(a) => {
+            let _ = writeln!(
+                s,
+                "  # TODO: the newest backup was {} old at init; RPO is the oldest you accept.",
+                human_age(a)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  # TODO: RPO is the oldest backup you accept.");
+        }
+    }
+    let _ = writeln!(s, "  # rpo: 26h");
+    let _ = writeln!(s, "source:");
+    if let Some((_, why)) = &source.pattern {
+        let _ = writeln!(s, "  # the newest object matching `match`: {why}");
+    }
+    s.push_str(&source.yaml(out));
+    if sidecar {
+        let _ = writeln!(
+            s,
+            "  checksum: sidecar  # a .sha256/.checksum file lies beside the backup: verified before restoring"
+        );
+    }
+    let _ = writeln!(s, "restore:");
+    let _ = writeln!(s, "  adapter: {}  # {}", d.adapter, d.what);
+    for (line, why) in &d.options {
+        let _ = writeln!(s, "  {line}  # {why}");
+    }
+    let _ = writeln!(s, "verify:");
+    if checks.is_empty() {
+        let _ = writeln!(s, "  []  # TODO: nothing to capture was found; add checks (see `drillbook explain`)");
+    }
+    for c in checks {
+        let _ = writeln!(s, "  # {}", c.why);
+        let _ = writeln!(s, "  - name: {}", yaml_str(&c.name));
+        let _ = writeln!(s, "    {}", c.body);
+    }
+    let step = (took.as_secs() * 10).max(300);
+    let _ = writeln!(s, "# Ten times what init needed, at least 5 minutes per step.");
+    let _ = writeln!(s, "timeouts: {{ step: {}m, drill: {}m }}", step.div_ceil(60), (step * 3).div_ceil(60));
+    s
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `40 ms`, `2.3 s`.
+fn human_time(d: std::time::Duration) -> String {
+    if d.as_secs() == 0 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+fn human_age(a: chrono::Duration) -> String {
+    let s = a.num_seconds().max(0);
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_match_glob_keeps_the_compound_extension() {
+        assert_eq!(shape_of("rag-2026-11-29.tar.zst"), "*.tar.zst");
+        assert_eq!(shape_of("pg.2026-11-29.dump.zst"), "*.dump.zst");
+        assert_eq!(shape_of("docs.sqlite"), "*.sqlite");
+        assert_eq!(shape_of("README"), "README");
+    }
+
+    #[test]
+    fn the_source_folder_is_written_relative_to_the_runbook() {
+        assert_eq!(relative_to(Path::new("/srv/x/backups"), Path::new("/srv/x/runbooks")), "../backups/");
+        assert_eq!(relative_to(Path::new("/srv/x/runbooks/b"), Path::new("/srv/x/runbooks")), "b/");
+        assert_eq!(relative_to(Path::new("/srv/x"), Path::new("/srv/x")), "./");
+    }
+
+    #[test]
+    fn names_drop_extensions_dates_and_odd_characters() {
+        assert_eq!(derive_name("rag-2026-11-29.tar.zst"), "rag");
+        assert_eq!(derive_name("Customer_DB"), "customer-db");
+        assert_eq!(derive_name("backups"), "backups");
+        assert_eq!(derive_name("2026-11-29.tar"), "backup");
+    }
+}

@@ -1,0 +1,177 @@
+//! `drillbook init`: from a real backup to a runbook that validates, passes against the same
+//! backup, and fails when the data changes; bad input writes nothing.
+
+use crate::support::{Run, Sandbox, TarBuilder, examples, zstd};
+
+/// The written runbook's check kinds, in order.
+fn kinds(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .filter(|l| l.starts_with("    ") && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+fn passes(sb: &Sandbox, runbook: &str) -> serde_json::Value {
+    let valid = sb.run(&["validate", runbook]);
+    assert_eq!(valid.code, 0, "the written runbook validates: {valid}");
+    let (run, report) = sb.drill(runbook);
+    assert_eq!(run.code, 0, "the written runbook passes against the same backup: {run}\n{}", sb.read(runbook));
+    report
+}
+
+#[test]
+fn init_on_the_quickstart_backup_writes_a_runbook_that_passes_and_catches_changed_data() {
+    let sb = Sandbox::new();
+    crate::support::copy_dir(&examples().join("quickstart/backups"), &sb.path("backups"));
+    let r = sb.run(&["init", "--source", "backups/", "--out", "runbooks"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("detected an archive of") && r.stderr.contains("adapter `sqlite`"), "{r}");
+    assert!(r.stderr.contains("init:   restore") && r.stderr.contains("init:   capture"), "progress is shown: {r}");
+    let yaml = sb.read("runbooks/backups.yaml");
+    // Every choice is a comment; objectives are TODOs.
+    for want in [
+        "# TODO",
+        "# rto:",
+        "# rpo:",
+        "checksum: sidecar",
+        "file: \"docs.sqlite\"",
+        "pick: latest",
+        "match: \"*.tar.zst\"",
+    ] {
+        assert!(yaml.contains(want), "{want} missing:\n{yaml}");
+    }
+    assert!(yaml.contains("path: \"../backups/\""), "the source relative to the runbook: {yaml}");
+    let kinds = kinds(&yaml);
+    for want in ["row_counts", "schema", "table_checksum", "vector_integrity", "vector_recall", "files", "config_parse"]
+    {
+        assert!(kinds.iter().any(|k| k == want), "no {want} check in {kinds:?}:\n{yaml}");
+    }
+    // The sample's embeddings: 16-d unit vectors stored as f32le BLOBs.
+    assert!(yaml.contains("dim: 16, encoding: f32le, min_norm: 0.99, max_norm: 1.01"), "{yaml}");
+    for truth in ["manifest.json", "files.sha256", "chunks.embedding.golden.jsonl"] {
+        assert!(sb.path(&format!("runbooks/truth/backups/{truth}")).is_file(), "truth/{truth} missing");
+    }
+    let golden = sb.read("runbooks/truth/backups/chunks.embedding.golden.jsonl");
+    assert_eq!(golden.lines().count(), 10, "{golden}");
+
+    let report = passes(&sb, "runbooks/backups.yaml");
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), kinds.len(), "every written check ran");
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{report:#}");
+    sb.assert_no_leftovers();
+
+    // A newer backup in which one chunk is gone: the captured truth catches it.
+    let db = sb.path("tmp-docs.sqlite");
+    let tree = sb.path("tmp-tree");
+    let unpacked = std::process::Command::new("tar")
+        .args(["--zstd", "-xf"])
+        .arg(sb.path("backups/rag-2026-11-29.tar.zst"))
+        .arg("-C")
+        .arg({
+            std::fs::create_dir_all(&tree).unwrap();
+            &tree
+        })
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    std::fs::copy(tree.join("docs.sqlite"), &db).unwrap();
+    let deleted = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("delete from chunks where id = (select max(id) from chunks)")
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    let mut tar = TarBuilder::new();
+    for f in crate::support::files_under(&tree) {
+        let rel = f.strip_prefix(&tree).unwrap().to_string_lossy().into_owned();
+        let data = if rel == "docs.sqlite" { std::fs::read(&db).unwrap() } else { std::fs::read(&f).unwrap() };
+        tar = tar.file(&rel, &data);
+    }
+    std::fs::remove_dir_all(&tree).unwrap();
+    std::fs::remove_file(&db).unwrap();
+    let newer = zstd(&tar.finish());
+    sb.write("backups/rag-2026-11-30.tar.zst", &newer);
+    sb.write(
+        "backups/rag-2026-11-30.tar.zst.sha256",
+        format!("{}  rag-2026-11-30.tar.zst\n", crate::support::sha256_hex(&newer)),
+    );
+    let (run, report) = sb.drill("runbooks/backups.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] != "passed")
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    for want in ["row_counts", "table_checksum", "files"] {
+        assert!(failed.contains(&want), "{want} did not catch the missing chunk: {failed:?}");
+    }
+}
+
+#[test]
+fn init_on_the_pgvector_backup_finds_the_vector_column_and_its_dimension() {
+    let bin = crate::servers::pgvector_bin();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let sb = Sandbox::new().env("PATH", &path);
+    crate::support::copy_dir(&examples().join("postgres-pgvector/backups"), &sb.path("pg"));
+    let r = sb.run(&["init", "--source", "pg/rag-2026-11-29.dump.zst", "--name", "rag", "--out", "."]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("a pg_dump custom archive") && r.stderr.contains("adapter `postgres`"), "{r}");
+    let yaml = sb.read("rag.yaml");
+    assert!(yaml.contains("match: \"*.dump.zst\""), "the next backup matches too: {yaml}");
+    assert!(yaml.contains("kind: vector-store"), "{yaml}");
+    let kinds = kinds(&yaml);
+    for want in ["row_counts", "schema", "table_checksum", "vector_integrity", "vector_recall"] {
+        assert!(kinds.iter().any(|k| k == want), "no {want} check in {kinds:?}:\n{yaml}");
+    }
+    let report = passes(&sb, "rag.yaml");
+    let recall = report["checks"].as_array().unwrap().iter().find(|c| c["kind"] == "vector_recall").unwrap().clone();
+    assert!(recall["observed"]["recall"].as_f64().unwrap() >= 0.95, "{recall}");
+    // The sample's 32-d embeddings under an HNSW cosine index: searched as the index does.
+    assert!(yaml.contains("dim: 32") && !yaml.contains("metric:"), "{yaml}");
+    sb.assert_no_leftovers();
+}
+
+fn refused(r: &Run, code: i32, says: &[&str]) {
+    assert_eq!(r.code, code, "{r}");
+    for s in says {
+        assert!(r.stderr.contains(s), "`{s}` not said: {r}");
+    }
+}
+
+#[test]
+fn init_refuses_bad_input_and_writes_nothing() {
+    let sb = Sandbox::new();
+    // Corrupt: a SQLite file cut short. The restore fails; no runbook, no truth.
+    let good = std::fs::read(examples().join("quickstart/backups/rag-2026-11-29.tar.zst")).unwrap();
+    sb.write("corrupt/rag.tar.zst", &good[..good.len() / 2]);
+    let r = sb.run(&["init", "--source", "corrupt/", "--out", "out"]);
+    refused(&r, 1, &["no runbook was written"]);
+    assert!(!sb.path("out/corrupt.yaml").exists() && !sb.path("out/truth").exists(), "{r}");
+    assert!(crate::support::files_under(&sb.path("out")).is_empty(), "nothing left in out/: {r}");
+
+    // Unknown: says what it saw and which adapters exist.
+    sb.write("odd/blob.bin", b"\x7fELF\x02\x01\x01\0 not a backup");
+    let r = sb.run(&["init", "--source", "odd/blob.bin", "--out", "out"]);
+    refused(&r, 2, &["cannot tell what", "7f 45 4c 46", "postgres", "sqlite", "qdrant", "files"]);
+
+    // Nothing matches the glob.
+    let r = sb.run(&["init", "--source", "corrupt/", "--match", "*.dump", "--out", "out"]);
+    refused(&r, 2, &["no backup found", "*.dump"]);
+
+    // An existing runbook is not replaced without --force.
+    crate::support::copy_dir(&examples().join("quickstart/backups"), &sb.path("rag"));
+    sb.write("out/rag.yaml", "# mine\n");
+    let r = sb.run(&["init", "--source", "rag/", "--out", "out"]);
+    refused(&r, 2, &["out/rag.yaml already exists", "--force"]);
+    assert_eq!(sb.read("out/rag.yaml"), "# mine\n");
+    let r = sb.run(&["init", "--source", "rag/", "--out", "out", "--force"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(sb.read("out/rag.yaml").contains("adapter: sqlite"));
+
+    // A source that does not exist, and a shell completions cannot be made for.
+    refused(&sb.run(&["init", "--source", "nowhere/", "--out", "out"]), 2, &["--source: nowhere/"]);
+    refused(&sb.run(&["completions", "tcsh"]), 2, &["invalid value 'tcsh'"]);
+    sb.assert_no_leftovers();
+}
