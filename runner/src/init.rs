@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Invalid;
 use crate::config::Config;
-use crate::execute::{AfterRestore, Hooks, Origin, execute};
+use crate::execute::{AfterRestore, Ending, Hooks, Origin, execute};
 
 /// `drillbook init`.
 #[derive(Debug, clap::Args)]
@@ -58,8 +58,13 @@ const MAX_TABLE_CHECKSUMS: usize = 20;
 
 pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<ExitCode> {
     let mut source = SourceArg::parse(config, &args.source, args.pattern.as_deref())?;
+    // Ctrl-C or SIGTERM: the fetch stops, a restore is torn down, nothing is written.
+    let cancel = crate::run::cancel_on_signals();
     let name = match &args.name {
-        Some(n) => n.clone(),
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => {
+            n.clone()
+        }
+        Some(n) => return Err(Invalid(format!("--name: `{n}` is not a runbook name (use a-z, 0-9 and -)")).into()),
         None => derive_name(&source.label),
     };
     let out = args.out.clone().unwrap_or_else(|| config.runbooks.clone());
@@ -78,7 +83,7 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let out = std::fs::canonicalize(&out).unwrap_or(out);
     let file = out.join(format!("{name}.yaml"));
-    let say = |line: String| eprintln!("init: {line}");
+    let say = |line: String| eprintln!("init: {}", one_line(&line));
 
     // 1. Locate the newest backup and see what it is, through a draft runbook (the same
     //    source rules as a drill).
@@ -99,14 +104,15 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
     ));
     let probe =
         tempfile::Builder::new().prefix("drillbook-init-").tempdir().context("cannot create a temporary folder")?;
-    let unpacked = match unpack_for_detection(storage, &found, probe.path()).await {
+    let unpacked = match unpack_for_detection(storage, &found, probe.path(), &cancel).await {
         Ok(u) => u,
         Err(e) => {
             eprintln!("init: {e}; no runbook was written");
             return Ok(ExitCode::from(1));
         }
     };
-    let detected = detect(&unpacked).map_err(|e| Invalid(format!("{}: {e}", found.location)))?;
+    let mut detected = detect(&unpacked).map_err(|e| Invalid(one_line(&format!("{}: {e}", found.location))))?;
+    detected.what = one_line(&detected.what);
     drop(probe);
     say(format!("detected {} → adapter `{}`", detected.what, detected.adapter));
 
@@ -139,7 +145,11 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
     say("restoring it into scratch as a drill does, then capturing the ground truth".into());
     let started = std::time::Instant::now();
     let run_id = format!("init-{}", uuid::Uuid::now_v7());
-    let (report, _) = execute(&plan, &run_id, Utc::now(), None, None, CancellationToken::new(), &hooks).await;
+    let (report, ending) = execute(&plan, &run_id, Utc::now(), None, None, cancel.clone(), &hooks).await;
+    if ending == Ending::Aborted {
+        eprintln!("init: interrupted (the scratch was torn down); no runbook was written");
+        return Ok(ExitCode::from(1));
+    }
     if report.verdict == Verdict::Failed {
         eprintln!("init: the backup did not restore, so no runbook was written:");
         for r in &report.failure_reasons {
@@ -209,7 +219,10 @@ impl SourceArg {
         let file_name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let folder = abs.parent().unwrap_or(Path::new("/")).display().to_string();
         let pattern = given.or_else(|| {
-            Some((shape_of(&file_name), format!("files shaped like {file_name}, so the next backup is picked too")))
+            Some((
+                shape_of(&file_name),
+                one_line(&format!("files shaped like {file_name}, so the next backup is picked too")),
+            ))
         });
         Ok(SourceArg { profile: None, folder, pattern, label: file_name })
     }
@@ -217,7 +230,8 @@ impl SourceArg {
     /// Without `--match`, the newest backup of a folder decides what its backups look like.
     fn settle(&mut self, newest: &str) {
         if self.pattern.is_none() {
-            self.pattern = Some((shape_of(newest), format!("files shaped like the newest backup, {newest}")));
+            let why = one_line(&format!("files shaped like the newest backup, {newest}"));
+            self.pattern = Some((shape_of(newest), why));
         }
     }
 
@@ -327,11 +341,10 @@ async fn unpack_for_detection(
     storage: &Storage,
     found: &drillbook_adapters::source::Located,
     dir: &Path,
+    cancel: &CancellationToken,
 ) -> Result<Unpacked, String> {
     let progress: Arc<dyn drillbook_adapters::Progress> = Arc::new(drillbook_adapters::NoProgress);
-    let fetched = storage
-        .fetch_and_unpack(found, dir, unpack::DEFAULT_MAX_RATIO, None, progress, &CancellationToken::new())
-        .await;
+    let fetched = storage.fetch_and_unpack(found, dir, unpack::DEFAULT_MAX_RATIO, None, progress, cancel).await;
     if let Some(e) = fetched.fetch_error {
         return Err(format!("cannot read the backup: {e}"));
     }
@@ -400,19 +413,20 @@ fn detect(u: &Unpacked) -> Result<Detected, String> {
     if has("xtrabackup_checkpoints").is_some() || has("mariadb_backup_checkpoints").is_some() {
         return Ok(single("mariadb", "relational", "a mariadb-backup physical backup".into()));
     }
+    if files.iter().any(|f| f.ends_with(".manifest") && f.contains("appendonlydir")) {
+        return unsupported("redis", "a Redis multi-part AOF folder");
+    }
     // One database file inside a tree of documents and configs: restore it, keep the tree's
     // own checks (files, configs) beside.
-    let databases: Vec<&String> =
-        files.iter().filter(|f| single_file_kind(&head(&u.root.join(f), 4096)).is_some()).collect();
-    if let [db] = databases.as_slice() {
-        let h = head(&u.root.join(db), 4096);
-        let (adapter, what) = match single_file_kind(&h) {
-            Some(Kind::Sqlite) => ("sqlite", "a SQLite database"),
-            Some(Kind::PgCustom(_)) => ("postgres", "a pg_dump custom archive"),
-            Some(Kind::PgPlain) => ("postgres", "a pg_dump plain SQL script"),
-            Some(Kind::MariaDbDump) => ("mariadb", "a mariadb-dump SQL file"),
-            Some(Kind::Rdb(_)) => return unsupported("redis", "a Redis RDB file inside an archive"),
-            None => unreachable!("filtered above"),
+    let databases: Vec<(&String, Kind)> =
+        files.iter().filter_map(|f| single_file_kind(&head(&u.root.join(f), 4096)).map(|k| (f, k))).collect();
+    if let [(db, kind)] = databases.as_slice() {
+        let (adapter, what) = match kind {
+            Kind::Sqlite => ("sqlite", "a SQLite database"),
+            Kind::PgCustom(_) => ("postgres", "a pg_dump custom archive"),
+            Kind::PgPlain => ("postgres", "a pg_dump plain SQL script"),
+            Kind::MariaDbDump => ("mariadb", "a mariadb-dump SQL file"),
+            Kind::Rdb(_) => return unsupported("redis", "a Redis RDB file inside an archive"),
         };
         return Ok(Detected {
             adapter,
@@ -425,13 +439,21 @@ fn detect(u: &Unpacked) -> Result<Detected, String> {
             kind: "relational",
         });
     }
+    // Several databases: drilled as files here; one runbook per database (`file:`) proves each.
+    let several = match databases.len() {
+        0 | 1 => String::new(),
+        n => format!(
+            "; {n} databases inside ({}), drilled as files: give each its own runbook with `file:`",
+            databases.iter().map(|(f, _)| f.as_str()).take(5).collect::<Vec<_>>().join(", ")
+        ),
+    };
     if files.is_empty() {
         return Err("the archive holds no file".into());
     }
     let configs = files.iter().filter(|f| config_format(f).is_some()).count();
     Ok(Detected {
         adapter: "files",
-        what: format!("an archive of {} files ({configs} of them configuration)", files.len()),
+        what: format!("an archive of {} files ({configs} of them configuration){several}", files.len()),
         options: Vec::new(),
         tree: true,
         kind: if configs * 2 > files.len() { "config" } else { "files" },
@@ -527,8 +549,19 @@ struct Suggested {
     body: String,
 }
 
-fn suggest(why: impl Into<String>, name: impl Into<String>, body: impl Into<String>) -> Suggested {
-    Suggested { why: why.into(), name: name.into(), body: body.into() }
+fn suggest(why: impl AsRef<str>, name: impl Into<String>, body: impl Into<String>) -> Suggested {
+    Suggested { why: one_line(why.as_ref()), name: name.into(), body: body.into() }
+}
+
+/// Text from the backup (names of files, tables, objects) made safe for a YAML comment or a
+/// terminal line: a newline in a hostile file name must not start a line of the runbook.
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// A name from the backup as part of a file name: letters, digits, `-` and `_` only.
+fn file_safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 /// The ground truth of the restored copy, written into `dir` (moved to `truth/<name>/` later).
@@ -695,7 +728,8 @@ impl Capture {
             lines.push_str(&line.to_string());
             lines.push('\n');
         }
-        let golden = self.write(&format!("{table}.{column}.golden.jsonl"), &lines)?;
+        // Table and column names come from the backup: only safe characters reach a file name.
+        let golden = self.write(&format!("{}.{}.golden.jsonl", file_safe(table), file_safe(column)), &lines)?;
         checks.push(suggest(
             format!(
                 "{} golden queries sampled from the rows, answered at init by an exact {} search (top {k}){}",
@@ -705,10 +739,11 @@ impl Capture {
             ),
             format!("semantic search over {table}.{column} intact"),
             format!(
-                "vector_recall: {{ table: {}, column: {}, id: {}, queries: {golden}, k: {k}, min_recall: 0.95{encoding_opt}{} }}",
+                "vector_recall: {{ table: {}, column: {}, id: {}, queries: {}, k: {k}, min_recall: 0.95{encoding_opt}{} }}",
                 yaml_str(table),
                 yaml_str(column),
                 yaml_str(id),
+                yaml_str(&golden),
                 if *metric == Metric::Cosine { String::new() } else { format!(", metric: {}", metric_name(*metric)) }
             ),
         ));
@@ -807,16 +842,32 @@ impl Capture {
     /// A `files` manifest of the restored tree and a `config_parse` per kind of config file.
     fn tree(&self, root: &Path, checks: &mut Vec<Suggested>) -> Result<(), String> {
         let files = relative_files(root);
-        let mut lines = String::new();
+        let mut entries = Vec::new();
         let mut bytes = 0u64;
         for f in &files {
             let path = root.join(f);
-            let mut file = std::fs::File::open(&path).map_err(|e| format!("cannot read {f}: {e}"))?;
+            let mut file = std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", one_line(f)))?;
             let mut hasher = sha2::Sha256::new();
-            bytes += std::io::copy(&mut file, &mut hasher).map_err(|e| format!("cannot read {f}: {e}"))?;
-            let _ = writeln!(lines, "{}  {f}", hex::encode(hasher.finalize()));
+            let size =
+                std::io::copy(&mut file, &mut hasher).map_err(|e| format!("cannot read {}: {e}", one_line(f)))?;
+            bytes += size;
+            entries.push((f, size, hex::encode(hasher.finalize())));
         }
-        let manifest = self.write("files.sha256", &lines)?;
+        // `sha256sum` format, which people read and `sha256sum -c` checks; JSON when a name
+        // would break a line of it (a newline or a backslash in a file name).
+        let manifest = if files.iter().all(|f| !f.contains(['\\', '\n', '\r'])) {
+            let mut lines = String::new();
+            for (f, _, sha) in &entries {
+                let _ = writeln!(lines, "{sha}  {f}");
+            }
+            self.write("files.sha256", &lines)?
+        } else {
+            let json: Vec<_> = entries
+                .iter()
+                .map(|(f, size, sha)| serde_json::json!({"path": f, "size": size, "sha256": sha}))
+                .collect();
+            self.write("files.json", &(serde_json::Value::from(json).to_string() + "\n"))?
+        };
         checks.push(suggest(
             format!("{} files, {bytes} bytes at init: each must come back identical, nothing unexpected", files.len()),
             "every file identical to init",
@@ -826,6 +877,10 @@ impl Capture {
         let mut globs: BTreeMap<String, (&str, usize)> = BTreeMap::new();
         for f in &files {
             let Some(format) = config_format(f) else { continue };
+            // A folder whose name holds glob syntax would not name itself in a glob.
+            if f.contains(['*', '?', '[', ']', '{', '}', '\\']) || f.chars().any(char::is_control) {
+                continue;
+            }
             let ext = f.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
             let glob = match f.rsplit_once('/') {
                 Some((dir, _)) => format!("{dir}/*.{ext}"),
@@ -942,7 +997,7 @@ fn compose(
 ) -> String {
     let mut s = String::new();
     let now = Utc::now().format("%Y-%m-%d %H:%M UTC");
-    let _ = writeln!(s, "# Written by `drillbook init` on {now} from {location}:");
+    let _ = writeln!(s, "# Written by `drillbook init` on {now} from {}:", one_line(location));
     let _ = writeln!(s, "# {}. It restored that backup once into scratch, as a drill does, and", capitalise(&d.what));
     let _ = writeln!(s, "# captured the ground truth below (truth/{name}/) from the restored copy.");
     let _ = writeln!(s, "# Review every TODO, then: drillbook validate {name}.yaml && drillbook run {name}.yaml");

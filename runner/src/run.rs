@@ -27,17 +27,7 @@ pub async fn run_command(
     let key = crate::evidence::signing_key(config)?;
     let history = History::open(&config.state).await?;
 
-    // Ctrl-C and SIGTERM abort the drill; teardown still runs.
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-        on_signal.cancel();
-    });
+    let cancel = cancel_on_signals();
 
     let live = !json && std::io::stderr().is_terminal();
     let hooks = Hooks {
@@ -77,6 +67,22 @@ pub async fn run_command(
         return Ok(ExitCode::from(1));
     }
     Ok(if done.status == Ending::Passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A token cancelled by Ctrl-C or SIGTERM: a drill started by hand is aborted, and its
+/// teardown still runs.
+pub fn cancel_on_signals() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        on_signal.cancel();
+    });
+    cancel
 }
 
 /// What a drill needs from its surroundings, the same for `drillbook run` and the daemon.

@@ -1,6 +1,8 @@
 //! `drillbook init`: from a real backup to a runbook that validates, passes against the same
 //! backup, and fails when the data changes; bad input writes nothing.
 
+use std::path::Path;
+
 use crate::support::{Run, Sandbox, TarBuilder, examples, zstd};
 
 /// The written runbook's check kinds, in order.
@@ -170,8 +172,51 @@ fn init_refuses_bad_input_and_writes_nothing() {
     assert_eq!(r.code, 0, "{r}");
     assert!(sb.read("out/rag.yaml").contains("adapter: sqlite"));
 
-    // A source that does not exist, and a shell completions cannot be made for.
+    // A name that is not a runbook name, a source that does not exist, and a shell
+    // completions cannot be made for.
+    refused(&sb.run(&["init", "--source", "rag/", "--name", "Rag DB", "--out", "out2"]), 2, &["--name: `Rag DB`"]);
+    assert!(!sb.path("out2").exists());
     refused(&sb.run(&["init", "--source", "nowhere/", "--out", "out"]), 2, &["--source: nowhere/"]);
     refused(&sb.run(&["completions", "tcsh"]), 2, &["invalid value 'tcsh'"]);
     sb.assert_no_leftovers();
+}
+
+#[test]
+fn names_from_a_hostile_backup_cannot_write_the_runbook_or_escape_the_truth_folder() {
+    let sb = Sandbox::new();
+    // A table named like a path out of truth/, with vectors (so a golden file is named after it),
+    // and a config file whose name carries a line of YAML: a `command` check, if it got through.
+    let db = sb.path("evil.sqlite");
+    let made = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(
+            "create table \"../../../escaped\" (id integer primary key, v blob); \
+             insert into \"../../../escaped\" values (1, x'0000803f00000000'), (2, x'000000000000803f'), (3, x'f304353ff304353f');",
+        )
+        .status()
+        .expect("sqlite3");
+    assert!(made.success());
+    let injected = "conf\n  - name: pwn\n    command: { run: [touch, /tmp/drillbook-init-pwned] }\n#.yaml";
+    let tar = TarBuilder::new()
+        .file("docs.sqlite", &std::fs::read(&db).unwrap())
+        .file(injected, b"a: 1\n")
+        .file("ok.yaml", b"a: 1\n")
+        .finish();
+    sb.write("backups/evil-2026-11-30.tar.zst", zstd(&tar));
+    let r = sb.run(&["init", "--source", "backups/", "--name", "evil", "--out", "out"]);
+    assert_eq!(r.code, 0, "{r}");
+    let yaml = sb.read("out/evil.yaml");
+    assert!(!yaml.lines().any(|l| l.trim_start().starts_with("command:")), "a check was injected:\n{yaml}");
+    assert!(!yaml.contains("\n  - name: pwn"), "{yaml}");
+    // Every file init wrote is inside out/: the golden file's name is made safe.
+    let written = crate::support::files_under(&sb.path("out"));
+    assert!(written.iter().any(|p| p.ends_with("truth/evil/_________escaped.v.golden.jsonl")), "{written:?}");
+    let outside: Vec<_> = crate::support::files_under(&sb.root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("escaped") && !p.starts_with(sb.path("out")))
+        .collect();
+    assert!(outside.is_empty(), "written outside out/: {outside:?}");
+    // The runbook is what init says it is: valid, and it passes against the same backup.
+    passes(&sb, "out/evil.yaml");
+    assert!(!Path::new("/tmp/drillbook-init-pwned").exists());
 }
