@@ -16,7 +16,8 @@ PGVECTOR="${PGVECTOR:-/opt/drillbook-test/pgvector}"
 [[ -x "$PGVECTOR/bin/pg_restore" ]] || { echo "needs PostgreSQL + pgvector at $PGVECTOR (scripts/test-deps.sh)" >&2; exit 1; }
 if [[ $PROFILE == release ]]; then cargo build --release --quiet; BIN="$PWD/target/release/drillbook"; else BIN="$PWD/target/debug/drillbook"; fi
 source benches/lib.sh
-WORK="$(mktemp -d /var/tmp/drillbook-init-bench.XXXXXX)"
+# Short: a scratch PostgreSQL puts its socket below TMPDIR (107 bytes at most).
+WORK="$(mktemp -d /var/tmp/dbi.XXXXXX)"
 chmod 711 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 cp -r runbooks/examples/quickstart/backups "$WORK/quickstart"
@@ -30,9 +31,9 @@ for sample in quickstart pgvector; do
   for ((r = 1; r <= ROUNDS; r++)); do
     rm -rf "$WORK/out-$sample"
     t0=$(now)
-    (cd "$WORK" && "$BIN" init --source "$sample/" --name "$sample" --out "out-$sample" >/dev/null 2>&1)
+    (cd "$WORK" && "$BIN" init --source "$sample/" --name "$sample" --out "out-$sample" >"$WORK/init.log" 2>&1) || { cat "$WORK/init.log" >&2; exit 1; }
     t1=$(now)
-    (cd "$WORK/out-$sample" && "$BIN" run "$sample.yaml" >/dev/null 2>&1)
+    (cd "$WORK/out-$sample" && "$BIN" run "$sample.yaml" >"$WORK/run.log" 2>&1) || { cat "$WORK/run.log" >&2; exit 1; }
     t2=$(now)
     inits+=("$(echo "$t1 - $t0" | bc)") runs+=("$(echo "$t2 - $t1" | bc)")
   done

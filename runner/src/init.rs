@@ -144,7 +144,7 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
     };
     say("restoring it into scratch as a drill does, then capturing the ground truth".into());
     let started = std::time::Instant::now();
-    let run_id = format!("init-{}", uuid::Uuid::now_v7());
+    let run_id = uuid::Uuid::now_v7().to_string();
     let (report, ending) = execute(&plan, &run_id, Utc::now(), None, None, cancel.clone(), &hooks).await;
     if ending == Ending::Aborted {
         eprintln!("init: interrupted (the scratch was torn down); no runbook was written");
@@ -609,7 +609,11 @@ impl Capture {
         let manifest = self.write("manifest.json", &text)?;
         let rows: u64 = m.tables.values().map(|t| t.rows).sum();
         checks.push(suggest(
-            format!("{} tables, {rows} rows at init; every count must come back exactly", m.tables.len()),
+            format!(
+                "{} table{}, {rows} rows at init; every count must come back exactly",
+                m.tables.len(),
+                plural(m.tables.len())
+            ),
             "row counts as at init",
             format!("row_counts: {{ manifest: {manifest} }}"),
         ));
