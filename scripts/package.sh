@@ -32,7 +32,9 @@ if [[ "${1:-}" == "--dev" ]]; then
   deb_target="$stage/target"
   fast=(--fast)
 else
-  cargo build --release --locked -p drillbook >&2
+  # The whole workspace, as every other build here (a -p build unifies features differently
+  # and would rebuild the dependencies).
+  cargo build --release --locked >&2
   bin="$target/release/drillbook"
   deb_target="$target"
 fi

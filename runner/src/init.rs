@@ -53,6 +53,8 @@ pub struct InitArgs {
 const GOLDEN_QUERIES: usize = 10;
 /// Neighbours per golden query.
 const GOLDEN_K: usize = 10;
+/// Keys of each Redis database sampled for the `sample` check.
+const REDIS_SAMPLE: usize = 20;
 /// Tables beyond this many get no `table_checksum` of their own (`row_counts` still covers them).
 const MAX_TABLE_CHECKSUMS: usize = 20;
 
@@ -393,7 +395,7 @@ fn detect(u: &Unpacked) -> Result<Detected, String> {
                 Kind::Sqlite => single("sqlite", "relational", "a SQLite database".into()),
                 Kind::PgPlain => single("postgres", "relational", "a pg_dump plain SQL script".into()),
                 Kind::MariaDbDump => single("mariadb", "relational", "a mariadb-dump/mysqldump SQL file".into()),
-                Kind::Rdb(v) => unsupported("redis", &format!("a Redis RDB file (version {v})"))?,
+                Kind::Rdb(v) => single("redis", "cache", format!("a Redis RDB file (format version {v})")),
             });
         }
         return Err(unknown(&h, &u.format));
@@ -405,7 +407,8 @@ fn detect(u: &Unpacked) -> Result<Detected, String> {
         return Ok(single("postgres", "relational", "a pg_dump directory archive (as a tar)".into()));
     }
     if has("chroma.sqlite3").is_some() {
-        return unsupported("chroma", "a Chroma persist folder");
+        // The adapter finds the folder holding chroma.sqlite3 by itself.
+        return Ok(single("chroma", "vector-store", "a Chroma persist folder".into()));
     }
     if has("version.info").is_some() || has("shard_config.json").is_some() {
         return unsupported("qdrant", "a Qdrant snapshot");
@@ -414,7 +417,8 @@ fn detect(u: &Unpacked) -> Result<Detected, String> {
         return Ok(single("mariadb", "relational", "a mariadb-backup physical backup".into()));
     }
     if files.iter().any(|f| f.ends_with(".manifest") && f.contains("appendonlydir")) {
-        return unsupported("redis", "a Redis multi-part AOF folder");
+        // The adapter finds the one AOF folder (or RDB file) of a tree by itself.
+        return Ok(single("redis", "cache", "a Redis multi-part AOF folder".into()));
     }
     // One database file inside a tree of documents and configs: restore it, keep the tree's
     // own checks (files, configs) beside.
@@ -426,7 +430,7 @@ fn detect(u: &Unpacked) -> Result<Detected, String> {
             Kind::PgCustom(_) => ("postgres", "a pg_dump custom archive"),
             Kind::PgPlain => ("postgres", "a pg_dump plain SQL script"),
             Kind::MariaDbDump => ("mariadb", "a mariadb-dump SQL file"),
-            Kind::Rdb(_) => return unsupported("redis", "a Redis RDB file inside an archive"),
+            Kind::Rdb(_) => ("redis", "a Redis RDB file"),
         };
         return Ok(Detected {
             adapter,
@@ -582,6 +586,8 @@ impl AfterRestore for Capture {
             "sqlite" => self.sqlite(scratch, &mut checks).await?,
             "postgres" => self.postgres(scratch, &mut checks).await?,
             "mariadb" => self.mariadb(scratch, &mut checks).await?,
+            "redis" => self.redis(scratch, &mut checks).await?,
+            "chroma" => self.chroma(scratch, &mut checks).await?,
             _ => {}
         }
         if self.tree {
@@ -840,6 +846,97 @@ impl Capture {
             "check_tables: {}",
         ));
         pool.close().await;
+        Ok(())
+    }
+
+    /// Key counts per database, the dataset's digest and sampled keys, as `drillbook manifest
+    /// --adapter redis` writes them.
+    async fn redis(&self, scratch: &Scratch, checks: &mut Vec<Suggested>) -> Result<(), String> {
+        use drillbook_adapters::redis;
+        let info = redis::connection_info(&scratch.url, None).map_err(|e| format!("the scratch URL: {e}"))?;
+        let mut conn = redis::connect(info).await.map_err(|e| format!("cannot connect to the scratch server: {e}"))?;
+        let options = redis::CaptureOptions { patterns: Vec::new(), sample: REDIS_SAMPLE };
+        let m = redis::capture(&mut conn, &options).await.map_err(|e| format!("cannot read the dataset: {e}"))?;
+        let text = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n";
+        let manifest = self.write("redis.json", &text)?;
+        let keys: u64 = m.databases.values().sum();
+        checks.push(suggest(
+            format!("{keys} keys in {} database{} at init", m.databases.len(), plural(m.databases.len())),
+            "key counts as at init",
+            format!("keys: {{ manifest: {manifest} }}"),
+        ));
+        checks.push(suggest(
+            "the whole dataset's digest at init: any changed key, value or expiry shows",
+            "the dataset is the one backed up",
+            format!("dataset_digest: {{ manifest: {manifest} }}"),
+        ));
+        if !m.samples.is_empty() {
+            checks.push(suggest(
+                format!("{} keys sampled at init keep their type, expiry and value", m.samples.len()),
+                "sampled keys as at init",
+                format!("sample: {{ manifest: {manifest} }}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every collection's dimension, space, metadata, count and record digest, as `drillbook
+    /// manifest --adapter chroma` writes them, and golden queries sampled from each collection's
+    /// own embeddings, answered by an exact search in its space.
+    async fn chroma(&self, scratch: &Scratch, checks: &mut Vec<Suggested>) -> Result<(), String> {
+        use drillbook_adapters::chroma;
+        let api = chroma::Api::new(&scratch.url, "default_tenant", "default_database")?;
+        let m = chroma::capture(&api).await.map_err(|e| format!("cannot read the collections: {e}"))?;
+        let text = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n";
+        let manifest = self.write("chroma.json", &text)?;
+        checks.push(suggest(
+            format!(
+                "{} collection{} at init: dimension, space, metadata, count",
+                m.collections.len(),
+                plural(m.collections.len())
+            ),
+            "the collections as at init",
+            format!("collections: {{ manifest: {manifest} }}"),
+        ));
+        for (name, truth) in m.collections.iter().take(MAX_TABLE_CHECKSUMS) {
+            let c = yaml_str(name);
+            checks.push(suggest(
+                format!("ids, documents and metadata of all {} records", truth.records),
+                format!("{name} as at init"),
+                format!("documents_checksum: {{ collection: {c}, manifest: {manifest} }}"),
+            ));
+            let (Some(dim), true) = (truth.dimension, truth.records > 0) else { continue };
+            checks.push(suggest(
+                format!("{} embeddings of dimension {dim} at init", truth.records),
+                format!("{name} embeddings well-formed"),
+                format!("vector_integrity: {{ collection: {c}, dim: {dim} }}"),
+            ));
+            let collection = api.collection(name).await?;
+            let n = truth.records as usize;
+            let mut queries = Vec::new();
+            for i in 0..GOLDEN_QUERIES.min(n) {
+                let page = api.get(&collection, None, &["embeddings"], i * n / GOLDEN_QUERIES.min(n), 1).await?;
+                if let Some(vector) = page.vectors().1.pop().filter(|v| !v.is_empty()) {
+                    queries.push(vectors::GoldenQuery { id: format!("q{}", i + 1), vector, expected: Vec::new() });
+                }
+            }
+            let k = GOLDEN_K.min(n);
+            let answers = chroma::golden_answers(&api, name, k as u32, &queries).await?;
+            let lines: String = answers.iter().map(|a| a.to_string() + "\n").collect();
+            let golden = self.write(&format!("{}.golden.jsonl", file_safe(name)), &lines)?;
+            checks.push(suggest(
+                format!(
+                    "{} golden queries sampled from the collection, answered at init by an exact {} search (top {k})",
+                    answers.len(),
+                    collection.space()
+                ),
+                format!("semantic search over {name} intact"),
+                format!(
+                    "vector_recall: {{ collection: {c}, queries: {}, k: {k}, min_recall: 0.95 }}",
+                    yaml_str(&golden)
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -23,7 +23,7 @@ fn chroma_bin() -> PathBuf {
 }
 
 /// A sandbox whose drills find `chroma` on PATH, as the example runbook documents.
-fn sandbox() -> Sandbox {
+pub fn sandbox() -> Sandbox {
     let path = format!("{}:{}", chroma_bin().display(), std::env::var("PATH").unwrap_or_default());
     Sandbox::new().env("PATH", &path)
 }

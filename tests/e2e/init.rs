@@ -220,3 +220,44 @@ fn names_from_a_hostile_backup_cannot_write_the_runbook_or_escape_the_truth_fold
     passes(&sb, "out/evil.yaml");
     assert!(!Path::new("/tmp/drillbook-init-pwned").exists());
 }
+
+#[test]
+fn init_on_a_redis_rdb_writes_the_dataset_checks() {
+    let sb = Sandbox::new();
+    crate::support::copy_dir(&examples().join("redis/backups"), &sb.path("backups"));
+    let r = sb.run(&["init", "--source", "backups/", "--name", "sessions", "--out", "."]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("a Redis RDB file") && r.stderr.contains("adapter `redis`"), "{r}");
+    let yaml = sb.read("sessions.yaml");
+    assert!(yaml.contains("kind: cache") && yaml.contains("match: \"*.rdb.gz\""), "{yaml}");
+    assert_eq!(kinds(&yaml), ["keys", "dataset_digest", "sample"], "{yaml}");
+    let report = passes(&sb, "sessions.yaml");
+    let digest = report["checks"].as_array().unwrap().iter().find(|c| c["kind"] == "dataset_digest").unwrap();
+    assert_eq!(digest["observed"], digest["expected"], "{digest}");
+    // The truth is the data's: another dataset fails the digest.
+    sb.edit("truth/sessions/redis.json", "\"databases\": {", "\"databases\": {\n    \"7\": 1,");
+    let (run, _) = sb.drill("sessions.yaml");
+    assert_eq!(run.code, 1, "a database that was not there at init is missed: {run}");
+    sb.assert_no_leftovers();
+}
+
+#[test]
+fn init_on_a_chroma_folder_samples_golden_queries_from_each_collection() {
+    let sb = crate::chroma::sandbox();
+    crate::support::copy_dir(&examples().join("chroma/backups"), &sb.path("backups"));
+    let r = sb.run(&["init", "--source", "backups/", "--name", "rag-chroma", "--out", "."]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("a Chroma persist folder"), "{r}");
+    let yaml = sb.read("rag-chroma.yaml");
+    let kinds = kinds(&yaml);
+    for want in ["collections", "documents_checksum", "vector_integrity", "vector_recall"] {
+        assert!(kinds.iter().any(|k| k == want), "no {want} check in {kinds:?}:\n{yaml}");
+    }
+    // The sample's two collections search in different spaces; each golden file follows its own.
+    assert!(yaml.contains("exact cosine search") && yaml.contains("exact l2 search"), "{yaml}");
+    let golden = sb.read("truth/rag-chroma/docs.golden.jsonl");
+    assert_eq!(golden.lines().count(), 10, "{golden}");
+    let report = passes(&sb, "rag-chroma.yaml");
+    assert_eq!(report["checks"].as_array().unwrap().len(), kinds.len());
+    sb.assert_no_leftovers();
+}
