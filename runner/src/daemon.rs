@@ -301,7 +301,7 @@ fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> 
                 schedule: rb.schedule.as_ref().map(|s| s.raw().to_string()),
                 timezone: rb.timezone().to_string(),
                 next_fire: e.timetable.as_ref().and_then(|t| t.next_after(e.last)),
-                interval_s: e.timetable.as_ref().and_then(|t| t.interval_after(e.last)).map(|d| d.as_secs()),
+                interval_s: e.timetable.as_ref().and_then(Timetable::interval).map(|d| d.as_secs()),
                 running: e.busy,
                 rpo_s: rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs()),
                 rto_s: rb.objectives.rto.as_ref().map(|d| d.get().0.as_secs()),

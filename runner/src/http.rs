@@ -33,7 +33,7 @@ pub struct RunbookStatus {
     pub timezone: String,
     pub next_fire: Option<DateTime<Utc>>,
     /// The longest gap between its coming fire times: a passing drill proves the asset for
-    /// this long (`schedule::Timetable::interval_after`).
+    /// this long (`schedule::Timetable::interval`).
     pub interval_s: Option<u64>,
     pub running: bool,
     pub rpo_s: Option<u64>,

@@ -75,15 +75,13 @@ struct AssetRow {
     backup_fresh: Option<bool>,
 }
 
-/// `drilled` for a runbook: its schedule's interval (between the next two fire times) plus a
-/// quarter of it as grace, at least a minute.
+/// `drilled` for a runbook: its schedule's interval (the longest gap between fire times,
+/// `Timetable::interval`) plus a quarter of it as grace, at least a minute; the alert rule
+/// `DrillbookAssetNotProven` (deploy/prometheus) applies the same window to the metrics.
 fn drilled(rb: &drillbook_runbooks::Runbook, last_pass: Option<&str>, now: DateTime<Utc>) -> &'static str {
     let Some(t) = crate::schedule::Timetable::for_runbook(rb) else { return "unscheduled" };
     let Some(pass) = last_pass.and_then(|p| DateTime::parse_from_rfc3339(p).ok()) else { return "never" };
-    let interval = match t.next_after(now).and_then(|a| t.next_after(a).map(|b| b - a)) {
-        Some(i) => i,
-        None => return "unscheduled",
-    };
+    let Some(interval) = t.interval().and_then(|i| chrono::Duration::from_std(i).ok()) else { return "unscheduled" };
     let grace = (interval / 4).max(chrono::Duration::minutes(1));
     if now - pass.with_timezone(&Utc) <= interval + grace { "on_schedule" } else { "late" }
 }

@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use drillbook_runbooks::{Misfire, Runbook};
 use sha2::{Digest, Sha256};
 
-/// Fire times looked at for a schedule's interval: enough to see a week of a weekday
-/// schedule run several times a day.
-const INTERVAL_SCAN: usize = 32;
+/// A schedule's interval is its longest gap within a year from a fixed reference, or within
+/// this many fire times (an hourly weekday schedule's weekend is inside them; a schedule every
+/// few seconds is uniform long before).
+const INTERVAL_SCAN: usize = 400;
+const INTERVAL_DAYS: i64 = 400;
 
 /// A fire time is on time when its drill can start within this of it (plus jitter).
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -24,6 +26,8 @@ pub struct Timetable {
     misfire: Misfire,
     /// This runbook's fixed share of its `jitter` window.
     offset: Duration,
+    /// See [`Timetable::interval`].
+    interval: Option<Duration>,
 }
 
 /// What to do now.
@@ -43,7 +47,15 @@ impl Timetable {
     pub fn for_runbook(rb: &Runbook) -> Option<Timetable> {
         let schedule = rb.schedule.as_ref()?.get().0.clone();
         let jitter = rb.jitter.as_ref().map(|j| j.get().0).unwrap_or_default();
-        Some(Timetable { schedule, tz: rb.timezone(), misfire: rb.misfire, offset: offset(rb.name(), jitter) })
+        let mut t = Timetable {
+            schedule,
+            tz: rb.timezone(),
+            misfire: rb.misfire,
+            offset: offset(rb.name(), jitter),
+            interval: None,
+        };
+        t.interval = t.longest_gap();
+        Some(t)
     }
 
     /// The first fire time strictly after `t`. The schedule is read on the wall clock of the
@@ -68,17 +80,28 @@ impl Timetable {
     }
 
     /// How long a passing drill proves the asset for: the longest gap between consecutive fire
-    /// times among the next [`INTERVAL_SCAN`] after `t` (a weekday schedule's weekend gap, not
-    /// its one-day gap). `drillbook_schedule_interval_seconds` exports it for alerting.
-    pub fn interval_after(&self, t: DateTime<Utc>) -> Option<Duration> {
-        let mut fires = Vec::with_capacity(INTERVAL_SCAN);
-        let mut at = t;
-        while fires.len() < INTERVAL_SCAN {
-            let Some(f) = self.next_after(at) else { break };
-            fires.push(f);
-            at = f;
+    /// times (a weekday schedule's weekend, a daily one's 25-hour day when clocks fall back),
+    /// computed once from a fixed reference so that it needs no clock. Exported as
+    /// `drillbook_schedule_interval_seconds` for alerting.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    fn longest_gap(&self) -> Option<Duration> {
+        use chrono::TimeZone;
+        let start = Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).single()?; // a Monday
+        let horizon = start + chrono::Duration::days(INTERVAL_DAYS);
+        let (mut longest, mut at, mut seen) = (None::<Duration>, self.next_after(start)?, 0);
+        while let Some(next) = self.next_after(at) {
+            let gap = (next - at).to_std().ok();
+            longest = longest.max(gap);
+            seen += 1;
+            if next > horizon || seen >= INTERVAL_SCAN {
+                break;
+            }
+            at = next;
         }
-        fires.windows(2).filter_map(|w| (w[1] - w[0]).to_std().ok()).max()
+        longest
     }
 
     /// When the drill for fire time `fire` starts: the fire time plus this runbook's jitter.
@@ -231,16 +254,14 @@ mod tests {
 
     #[test]
     fn the_interval_is_the_longest_gap_between_fire_times() {
-        let now = at("2026-11-25T12:00:00Z"); // a Wednesday
-        let daily = table("30 3 * * *", "Europe/Berlin", "skip", None);
-        assert_eq!(daily.interval_after(now), Some(Duration::from_secs(86_400)));
-        let weekdays = table("0 3 * * 1-5", "UTC", "skip", None);
-        assert_eq!(weekdays.interval_after(now), Some(Duration::from_secs(3 * 86_400)), "Friday to Monday");
-        let every10s = table("*/10 * * * * *", "UTC", "skip", None);
-        assert_eq!(every10s.interval_after(now), Some(Duration::from_secs(10)));
-        // Across the fall-back change the day holds 25 hours.
-        let autumn = at("2026-10-23T12:00:00Z");
-        assert_eq!(daily.interval_after(autumn), Some(Duration::from_secs(25 * 3600)));
+        let interval = |schedule, tz| table(schedule, tz, "skip", None).interval().map(|d| d.as_secs());
+        // Daily in Berlin: the day the clocks fall back holds 25 hours.
+        assert_eq!(interval("30 3 * * *", "Europe/Berlin"), Some(25 * 3600));
+        assert_eq!(interval("30 3 * * *", "UTC"), Some(86_400));
+        assert_eq!(interval("0 3 * * 1-5", "UTC"), Some(3 * 86_400), "Friday to Monday");
+        assert_eq!(interval("0 * * * 1-5", "UTC"), Some(49 * 3600), "Friday 23:00 to Monday 00:00");
+        assert_eq!(interval("*/10 * * * * *", "UTC"), Some(10));
+        assert_eq!(interval("0 4 1 * *", "UTC"), Some(31 * 86_400), "the longest month");
     }
 
     #[test]
