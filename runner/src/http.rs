@@ -32,7 +32,7 @@ pub struct RunbookStatus {
     pub schedule: Option<String>,
     pub timezone: String,
     pub next_fire: Option<DateTime<Utc>>,
-    /// The longest gap between its coming fire times: a passing drill proves the asset for
+    /// The longest gap between its fire times: a passing drill proves the asset for
     /// this long (`schedule::Timetable::interval`).
     pub interval_s: Option<u64>,
     pub running: bool,
@@ -347,7 +347,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     );
     reg.register(
         "drillbook_schedule_interval_seconds",
-        "Longest gap between the runbook's coming fire times: how long a passing drill proves the asset",
+        "Longest gap between the runbook's fire times: a passing drill proves the asset for this long and a quarter more",
         interval,
     );
     reg.register("drillbook_drill_duration_seconds", "Wall time of finished drills", duration);

@@ -47,6 +47,11 @@ pub struct InitArgs {
     /// Replace an existing `<name>.yaml` and its truth folder.
     #[arg(long)]
     force: bool,
+    /// Allow the backup to unpack to this many times its size (the runbook's
+    /// `source.max_expansion`; default 50, a guard against decompression bombs). Qdrant
+    /// snapshots of small collections need far more: their files are preallocated.
+    #[arg(long, value_name = "RATIO")]
+    max_expansion: Option<u64>,
 }
 
 /// Golden queries sampled from the data, answered by an exact search.
@@ -60,6 +65,7 @@ const MAX_TABLE_CHECKSUMS: usize = 20;
 
 pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<ExitCode> {
     let mut source = SourceArg::parse(config, &args.source, args.pattern.as_deref())?;
+    source.max_expansion = args.max_expansion;
     // Ctrl-C or SIGTERM: the fetch stops, a restore is torn down, nothing is written.
     let cancel = crate::run::cancel_on_signals();
     let name = match &args.name {
@@ -106,10 +112,16 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
     ));
     let probe =
         tempfile::Builder::new().prefix("drillbook-init-").tempdir().context("cannot create a temporary folder")?;
-    let unpacked = match unpack_for_detection(storage, &found, probe.path(), &cancel).await {
+    let ratio = args.max_expansion.unwrap_or(unpack::DEFAULT_MAX_RATIO);
+    let unpacked = match unpack_for_detection(storage, &found, probe.path(), ratio, &cancel).await {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("init: {e}; no runbook was written");
+            let hint = if e.contains("expansion beyond the limit") {
+                " (a Qdrant snapshot or other very compressible backup: --max-expansion 1000)"
+            } else {
+                ""
+            };
+            eprintln!("init: {}{hint}; no runbook was written", one_line(&e));
             return Ok(ExitCode::from(1));
         }
     };
@@ -199,6 +211,8 @@ struct SourceArg {
     pattern: Option<(String, String)>,
     /// What the name is derived from.
     label: String,
+    /// `--max-expansion`.
+    max_expansion: Option<u64>,
 }
 
 impl SourceArg {
@@ -208,7 +222,13 @@ impl SourceArg {
             && config.storage.contains_key(profile)
         {
             let label = path.trim_end_matches('/').rsplit('/').next().unwrap_or(profile).to_string();
-            return Ok(SourceArg { profile: Some(profile.into()), folder: path.into(), pattern: given, label });
+            return Ok(SourceArg {
+                profile: Some(profile.into()),
+                folder: path.into(),
+                pattern: given,
+                label,
+                max_expansion: None,
+            });
         }
         let path = Path::new(arg);
         let abs = std::fs::canonicalize(path).map_err(|e| {
@@ -216,7 +236,13 @@ impl SourceArg {
         })?;
         if abs.is_dir() {
             let label = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            return Ok(SourceArg { profile: None, folder: abs.display().to_string(), pattern: given, label });
+            return Ok(SourceArg {
+                profile: None,
+                folder: abs.display().to_string(),
+                pattern: given,
+                label,
+                max_expansion: None,
+            });
         }
         let file_name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let folder = abs.parent().unwrap_or(Path::new("/")).display().to_string();
@@ -226,7 +252,7 @@ impl SourceArg {
                 one_line(&format!("files shaped like {file_name}, so the next backup is picked too")),
             ))
         });
-        Ok(SourceArg { profile: None, folder, pattern, label: file_name })
+        Ok(SourceArg { profile: None, folder, pattern, label: file_name, max_expansion: None })
     }
 
     /// Without `--match`, the newest backup of a folder decides what its backups look like.
@@ -253,6 +279,9 @@ impl SourceArg {
         let _ = writeln!(s, "  pick: latest");
         if let Some((glob, _)) = &self.pattern {
             let _ = writeln!(s, "  match: {}", yaml_str(glob));
+        }
+        if let Some(ratio) = self.max_expansion {
+            let _ = writeln!(s, "  max_expansion: {ratio}  # given to `drillbook init --max-expansion`");
         }
         s
     }
@@ -343,10 +372,11 @@ async fn unpack_for_detection(
     storage: &Storage,
     found: &drillbook_adapters::source::Located,
     dir: &Path,
+    max_ratio: u64,
     cancel: &CancellationToken,
 ) -> Result<Unpacked, String> {
     let progress: Arc<dyn drillbook_adapters::Progress> = Arc::new(drillbook_adapters::NoProgress);
-    let fetched = storage.fetch_and_unpack(found, dir, unpack::DEFAULT_MAX_RATIO, None, progress, cancel).await;
+    let fetched = storage.fetch_and_unpack(found, dir, max_ratio, None, progress, cancel).await;
     if let Some(e) = fetched.fetch_error {
         return Err(format!("cannot read the backup: {e}"));
     }
@@ -411,7 +441,8 @@ fn detect(u: &Unpacked) -> Result<Detected, String> {
         return Ok(single("chroma", "vector-store", "a Chroma persist folder".into()));
     }
     if has("version.info").is_some() || has("shard_config.json").is_some() {
-        return unsupported("qdrant", "a Qdrant snapshot");
+        // The adapter lays out the shards (collection, shard or full storage snapshot) itself.
+        return Ok(single("qdrant", "vector-store", "a Qdrant snapshot".into()));
     }
     if has("xtrabackup_checkpoints").is_some() || has("mariadb_backup_checkpoints").is_some() {
         return Ok(single("mariadb", "relational", "a mariadb-backup physical backup".into()));
@@ -490,13 +521,6 @@ fn single_file_kind(h: &[u8]) -> Option<Kind> {
         return Some(Kind::MariaDbDump);
     }
     None
-}
-
-fn unsupported<T>(adapter: &str, what: &str) -> Result<T, String> {
-    Err(format!(
-        "this is {what} (adapter `{adapter}`); `drillbook init` cannot capture its ground truth yet: start from \
-         runbooks/examples/{adapter}.yaml and `drillbook manifest --adapter {adapter}`"
-    ))
 }
 
 /// What was seen, for an object no adapter recognises.
@@ -580,7 +604,7 @@ struct Capture {
 
 #[async_trait::async_trait]
 impl AfterRestore for Capture {
-    async fn run(&self, _cx: &DrillCx, scratch: &Scratch, unpacked: &Unpacked) -> Result<String, String> {
+    async fn run(&self, cx: &DrillCx, scratch: &Scratch, unpacked: &Unpacked) -> Result<String, String> {
         let mut checks = Vec::new();
         match self.adapter {
             "sqlite" => self.sqlite(scratch, &mut checks).await?,
@@ -588,6 +612,7 @@ impl AfterRestore for Capture {
             "mariadb" => self.mariadb(scratch, &mut checks).await?,
             "redis" => self.redis(scratch, &mut checks).await?,
             "chroma" => self.chroma(scratch, &mut checks).await?,
+            "qdrant" => self.qdrant(cx, scratch, &mut checks).await?,
             _ => {}
         }
         if self.tree {
@@ -935,6 +960,71 @@ impl Capture {
                     "vector_recall: {{ collection: {c}, queries: {}, k: {k}, min_recall: 0.95 }}",
                     yaml_str(&golden)
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Points, payload schema, vectors and the points digest as `drillbook manifest --adapter
+    /// qdrant` writes them, read by the engine that loaded the snapshot; golden queries spread
+    /// over the points, answered by Qdrant's own exact search.
+    async fn qdrant(&self, cx: &DrillCx, scratch: &Scratch, checks: &mut Vec<Suggested>) -> Result<(), String> {
+        let (m, golden) = drillbook_adapters::qdrant::capture_loaded(scratch, GOLDEN_QUERIES, GOLDEN_K, &cx.cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n";
+        let manifest = self.write("qdrant.json", &text)?;
+        for (name, truth) in &m.collections {
+            let c = yaml_str(name);
+            checks.push(suggest(
+                format!(
+                    "{} points at init{}",
+                    truth.points,
+                    truth.version.as_ref().map(|v| format!(", written by Qdrant {v}")).unwrap_or_default()
+                ),
+                format!("every point of {name} came back"),
+                format!("points: {{ collection: {c}, manifest: {manifest} }}"),
+            ));
+            checks.push(suggest(
+                format!("{} payload fields and the types of their values", truth.payload_schema.len()),
+                "payload fields as at init",
+                format!("payload_schema: {{ collection: {c}, manifest: {manifest} }}"),
+            ));
+            for (vector, params) in &truth.vectors {
+                let named = if vector.is_empty() { String::new() } else { format!(", vector: {}", yaml_str(vector)) };
+                let shown = if vector.is_empty() { "vectors".to_string() } else { format!("`{vector}` vectors") };
+                checks.push(suggest(
+                    format!("{shown} of dimension {} ({}) at init", params.size, params.distance),
+                    format!("{name} {shown} well-formed"),
+                    format!("vector_integrity: {{ collection: {c}{named}, dim: {} }}", params.size),
+                ));
+            }
+            for (vector, lines) in &golden {
+                let text: String = lines.iter().map(|l| l.to_string() + "\n").collect();
+                let file = if vector.is_empty() {
+                    file_safe(name)
+                } else {
+                    format!("{}.{}", file_safe(name), file_safe(vector))
+                };
+                let golden = self.write(&format!("{file}.golden.jsonl"), &text)?;
+                let named = if vector.is_empty() { String::new() } else { format!(", vector: {}", yaml_str(vector)) };
+                let shown = if vector.is_empty() { name.clone() } else { format!("{name} `{vector}`") };
+                checks.push(suggest(
+                    format!(
+                        "{} golden queries spread over the points, answered at init by Qdrant's exact search (top {GOLDEN_K})",
+                        lines.len()
+                    ),
+                    format!("semantic search over {shown} intact"),
+                    format!(
+                        "vector_recall: {{ collection: {c}{named}, queries: {}, k: {GOLDEN_K}, min_recall: 0.95 }}",
+                        yaml_str(&golden)
+                    ),
+                ));
+            }
+            checks.push(suggest(
+                "an order-independent digest of every point's id, vectors and payload",
+                format!("{name} points as at init"),
+                format!("points_checksum: {{ collection: {c}, manifest: {manifest} }}"),
             ));
         }
         Ok(())

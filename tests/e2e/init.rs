@@ -261,3 +261,43 @@ fn init_on_a_chroma_folder_samples_golden_queries_from_each_collection() {
     assert_eq!(report["checks"].as_array().unwrap().len(), kinds.len());
     sb.assert_no_leftovers();
 }
+
+#[test]
+fn init_on_a_qdrant_snapshot_captures_what_manifest_captures_and_a_golden_file_per_vector() {
+    let sb = Sandbox::new();
+    crate::support::copy_dir(&examples().join("qdrant/backups"), &sb.path("backups"));
+    // Qdrant preallocates its files: the default 50× expansion guard refuses the snapshot and says how.
+    let r = sb.run(&["init", "--source", "backups/", "--name", "docs", "--out", "."]);
+    refused(&r, 1, &["expansion beyond the limit", "--max-expansion 1000", "no runbook was written"]);
+    let r = sb.run(&["init", "--source", "backups/", "--name", "docs", "--out", ".", "--max-expansion", "1000"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("a Qdrant snapshot") && r.stderr.contains("adapter `qdrant`"), "{r}");
+    let yaml = sb.read("docs.yaml");
+    assert!(yaml.contains("max_expansion: 1000"), "{yaml}");
+    let kinds = kinds(&yaml);
+    assert_eq!(
+        kinds,
+        [
+            "points",
+            "payload_schema",
+            "vector_integrity",
+            "vector_integrity",
+            "vector_recall",
+            "vector_recall",
+            "points_checksum"
+        ],
+        "{yaml}"
+    );
+    // The same truth `drillbook manifest --adapter qdrant` wrote of this snapshot at backup time.
+    let ours: serde_json::Value = serde_json::from_str(&sb.read("truth/docs/qdrant.json")).unwrap();
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(examples().join("qdrant/truth/qdrant.json")).unwrap()).unwrap();
+    assert_eq!(ours["collections"]["docs"], committed["collections"]["docs"]);
+    for vector in ["text", "title"] {
+        let golden = sb.read(&format!("truth/docs/docs.{vector}.golden.jsonl"));
+        assert_eq!(golden.lines().count(), 10, "{golden}");
+    }
+    let report = passes(&sb, "docs.yaml");
+    assert_eq!(report["checks"].as_array().unwrap().len(), kinds.len());
+    sb.assert_no_leftovers();
+}

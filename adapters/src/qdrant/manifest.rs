@@ -100,10 +100,11 @@ async fn read(
     golden: Option<Golden<'_>>,
 ) -> Result<(CollectionTruth, Option<Vec<Value>>), AdapterError> {
     let ask = |r: Request| async move { loaded.ask(&r, cancel).await.map_err(|f| f.restore_error()) };
-    let scanned = match ask(Request::Scan(ScanRequest { digest: true, payload_schema: true, integrity: None })).await? {
-        Answer::Scanned(s) => s,
-        other => return Err(AdapterError::Restore(format!("unexpected answer {other:?}"))),
-    };
+    let scanned =
+        match ask(Request::Scan(ScanRequest { digest: true, payload_schema: true, ..Default::default() })).await? {
+            Answer::Scanned(s) => s,
+            other => return Err(AdapterError::Restore(format!("unexpected answer {other:?}"))),
+        };
     let truth = CollectionTruth {
         points: scanned.points,
         version: None,

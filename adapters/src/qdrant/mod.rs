@@ -25,7 +25,7 @@ use crate::process::Account;
 use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, ScratchTarget, Teardown, Unpacked};
 use engine::{Engine, Failure};
 pub use manifest::{QdrantManifest, capture};
-use protocol::{Answer, Request, ShardDir, ShardInfo, VectorParams};
+use protocol::{Answer, Request, ScanRequest, ShardDir, ShardInfo, VectorParams};
 
 pub struct Qdrant {
     options: QdrantOptions,
@@ -318,6 +318,61 @@ pub fn metric(distance: &str) -> Option<Metric> {
         "Dot" => Some(Metric::Dot),
         _ => None,
     }
+}
+
+/// The ground truth of a loaded scratch (`drillbook init`): the manifest `drillbook manifest
+/// --adapter qdrant` would write of the same snapshot, and for each dense vector `queries`
+/// golden queries spread over the points with their exact top-`k` answers (Qdrant's own exact
+/// search), as (vector name, golden lines).
+pub async fn capture_loaded(
+    scratch: &crate::Scratch,
+    queries: usize,
+    k: usize,
+    cancel: &CancellationToken,
+) -> Result<(manifest::QdrantManifest, Vec<(String, Vec<Value>)>), AdapterError> {
+    let live = scratch
+        .state
+        .downcast_ref::<Live>()
+        .ok_or_else(|| AdapterError::Check("the scratch is not a Qdrant scratch".into()))?;
+    let loaded = live.loaded.as_ref().ok_or_else(|| AdapterError::Check("the snapshot was not loaded".into()))?;
+    let ask = |r: Request| async move { loaded.ask(&r, cancel).await.map_err(|f| f.restore_error()) };
+    let scan = |request: ScanRequest| async move {
+        match ask(Request::Scan(request)).await? {
+            Answer::Scanned(s) => Ok(s),
+            other => Err(AdapterError::Check(format!("unexpected answer {other:?}"))),
+        }
+    };
+    let scanned = scan(ScanRequest { digest: true, payload_schema: true, ..Default::default() }).await?;
+    let truth = manifest::CollectionTruth {
+        points: scanned.points,
+        version: live.layout.version.clone(),
+        vectors: loaded.vectors(),
+        payload_schema: scanned.payload_schema.unwrap_or_default(),
+        digest: scanned.digest.unwrap_or_default(),
+    };
+    let mut golden = Vec::new();
+    let every = (scanned.points / queries.max(1) as u64).max(1);
+    for vector in truth.vectors.keys() {
+        let sample = protocol::SampleRequest { vector: vector.clone(), every, max: queries };
+        let samples = scan(ScanRequest { sample: Some(sample), ..Default::default() }).await?.samples;
+        if samples.is_empty() {
+            continue; // sparse or multi-vector: no dense query to sample
+        }
+        let request = Request::Search { vector: vector.clone(), queries: samples.clone(), k, exact: true };
+        let ids = match ask(request).await? {
+            Answer::Found { ids } => ids,
+            other => return Err(AdapterError::Check(format!("unexpected answer {other:?}"))),
+        };
+        let lines = samples
+            .iter()
+            .zip(ids)
+            .enumerate()
+            .map(|(i, (q, ids))| serde_json::json!({"id": format!("q{}", i + 1), "vector": q, "expected": ids}))
+            .collect();
+        golden.push((vector.clone(), lines));
+    }
+    let name = live.layout.collection.clone().unwrap_or_default();
+    Ok((manifest::QdrantManifest { collections: BTreeMap::from([(name, truth)]) }, golden))
 }
 
 /// The live scratch: the engine's folder, the shards, the engine once loaded.

@@ -42,6 +42,17 @@ pub struct ScanRequest {
     pub digest: bool,
     /// Gather the payload fields and the types of their values.
     pub payload_schema: bool,
+    /// Keep some points' vectors of one name (`drillbook init` samples golden queries).
+    #[serde(default)]
+    pub sample: Option<SampleRequest>,
+}
+
+/// Every `every`-th point's dense vector `vector`, up to `max` of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SampleRequest {
+    pub vector: String,
+    pub every: u64,
+    pub max: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +108,9 @@ pub struct Scanned {
     /// Field (dotted for nested objects) → value type (`keyword`, `integer`, `float`, `bool`,
     /// `null`, `object`, `array`) → points holding it.
     pub payload_schema: Option<BTreeMap<String, BTreeMap<String, u64>>>,
+    /// The sampled vectors (`ScanRequest::sample`), in scan order.
+    #[serde(default)]
+    pub samples: Vec<Vec<f32>>,
 }
 
 /// [`crate::vectors::Integrity`] as it travels.

@@ -148,7 +148,8 @@ fn scan_all(shards: &[(String, EdgeShard)], scan: &ScanRequest) -> Result<Scanne
     let mut digest = RecordDigest::default();
     let mut schema: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut points = 0u64;
-    let with_vector = scan.digest || scan.integrity.is_some();
+    let with_vector = scan.digest || scan.integrity.is_some() || scan.sample.is_some();
+    let mut samples = Vec::new();
     for (id, shard) in shards {
         let mut offset: Option<PointId> = None;
         loop {
@@ -171,6 +172,13 @@ fn scan_all(shards: &[(String, EdgeShard)], scan: &ScanRequest) -> Result<Scanne
                 }
                 if scan.digest {
                     digest.add(&record_bytes(&r.id, &payload, &vectors));
+                }
+                if let Some(sample) = &scan.sample
+                    && samples.len() < sample.max
+                    && (points - 1).is_multiple_of(sample.every.max(1))
+                    && let Some(VectorInternal::Dense(d)) = vectors.get(&sample.vector)
+                {
+                    samples.push(d.clone());
                 }
                 if scan.payload_schema {
                     let mut seen = BTreeMap::new();
@@ -204,6 +212,7 @@ fn scan_all(shards: &[(String, EdgeShard)], scan: &ScanRequest) -> Result<Scanne
         }),
         digest: scan.digest.then(|| digest.finish().1),
         payload_schema: scan.payload_schema.then_some(schema),
+        samples,
     })
 }
 
