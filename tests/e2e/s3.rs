@@ -73,3 +73,33 @@ fn wrong_s3_credentials_fail_the_drill_without_leaking_them() {
     assert!(report["failure_reasons"][0].as_str().unwrap().contains("SignatureDoesNotMatch"), "{run}");
     assert!(!run.stdout.contains("wrong-secret-9876") && !run.stderr.contains("wrong-secret-9876"));
 }
+
+#[test]
+fn init_writes_a_runbook_for_a_backup_in_a_storage_profile() {
+    let server = Seaweed::start();
+    server.create_bucket("drill-backups");
+    let sb = s3_sandbox(&server);
+    for name in ["rag-2026-11-29.tar.zst", "rag-2026-11-29.tar.zst.sha256"] {
+        server.put("drill-backups", &format!("rag/{name}"), &sb.path(&format!("quickstart/backups/{name}")));
+    }
+    let r = sb.run(&["init", "--source", "backups:rag/", "--name", "rag", "--out", "runbooks"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("newest backup: backups:rag/rag-2026-11-29.tar.zst"), "the sidecar is not a backup: {r}");
+    let yaml = sb.read("runbooks/rag.yaml");
+    for want in
+        ["storage: backups", "path: \"rag/\"", "match: \"*.tar.zst\"", "checksum: sidecar", "file: \"docs.sqlite\""]
+    {
+        assert!(yaml.contains(want), "{want} missing:\n{yaml}");
+    }
+    let (run, report) = sb.drill("runbooks/rag.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["backup"]["location"], "backups:rag/rag-2026-11-29.tar.zst");
+    // The storage profile's secrets are references in the config; neither the runbook, its truth
+    // nor any output holds them.
+    crate::support::assert_secret_nowhere(&sb, &r, SECRET_KEY, "secret key");
+    for written in crate::support::files_under(&sb.path("runbooks")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&written).unwrap()).into_owned();
+        assert!(!text.contains(SECRET_KEY), "the secret key is in {}", written.display());
+    }
+    sb.assert_no_leftovers();
+}
