@@ -301,3 +301,35 @@ fn init_on_a_qdrant_snapshot_captures_what_manifest_captures_and_a_golden_file_p
     assert_eq!(report["checks"].as_array().unwrap().len(), kinds.len());
     sb.assert_no_leftovers();
 }
+
+#[test]
+fn init_on_a_tree_of_documents_and_configs_restores_it_as_files() {
+    let sb = Sandbox::new();
+    let tar = TarBuilder::new()
+        .file("docs/handbook.md", b"# Handbook\n")
+        .file("docs/faq.md", b"# FAQ\n")
+        .file("config/app.yaml", b"embedding: { model: all-MiniLM-L6-v2, dim: 384 }\n")
+        .file("config/search.toml", b"[index]\nname = \"docs\"\n")
+        .finish();
+    sb.write("backups/corpus-2026-11-30.tar.gz", crate::support::gzip(&tar));
+    let r = sb.run(&["init", "--source", "backups/", "--out", "."]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("adapter `files`"), "{r}");
+    let yaml = sb.read("backups.yaml");
+    assert!(yaml.contains("match: \"*.tar.gz\"") && yaml.contains("kind: files"), "{yaml}");
+    assert_eq!(kinds(&yaml), ["files", "config_parse", "config_parse"], "{yaml}");
+    assert!(yaml.contains("path: \"config/*.toml\"") && yaml.contains("path: \"config/*.yaml\""), "{yaml}");
+    passes(&sb, "backups.yaml");
+    // A changed document in a newer backup fails the files check.
+    let changed = TarBuilder::new()
+        .file("docs/handbook.md", b"# Handbook (edited)\n")
+        .file("docs/faq.md", b"# FAQ\n")
+        .file("config/app.yaml", b"embedding: { model: all-MiniLM-L6-v2, dim: 384 }\n")
+        .file("config/search.toml", b"[index]\nname = \"docs\"\n")
+        .finish();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    sb.write("backups/corpus-2026-12-01.tar.gz", crate::support::gzip(&changed));
+    let (run, report) = sb.drill("backups.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(report["checks"][0]["status"], "failed", "{report:#}");
+}
