@@ -333,3 +333,37 @@ fn init_on_a_tree_of_documents_and_configs_restores_it_as_files() {
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(report["checks"][0]["status"], "failed", "{report:#}");
 }
+
+#[test]
+fn sigterm_during_inits_restore_tears_the_scratch_down_and_writes_nothing() {
+    use std::io::BufRead;
+    let bin = crate::servers::pgvector_bin();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let sb = Sandbox::new().env("PATH", &path);
+    crate::support::copy_dir(&examples().join("postgres-pgvector/backups"), &sb.path("pg"));
+    let mut child = sb
+        .command(&["init", "--source", "pg/", "--name", "rag", "--out", "out"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("drillbook init");
+    let mut said = Vec::new();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The scratch cluster is up: the restore (about a second of pg_restore and an HNSW build) starts.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        said.push(line.clone());
+        if line.starts_with("init:   provision") {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            break;
+        }
+    }
+    said.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    let said = said.join("\n");
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(said.contains("interrupted") && said.contains("no runbook was written"), "{said}");
+    assert!(!sb.path("out/rag.yaml").exists() && !sb.path("out/truth").exists(), "{said}");
+    assert!(crate::support::files_under(&sb.path("out")).is_empty(), "nothing staged is left: {said}");
+    assert!(crate::support::processes_under(&sb.tmp).is_empty(), "the scratch cluster was stopped");
+    sb.assert_no_leftovers();
+}
