@@ -625,6 +625,12 @@ impl AfterRestore for Capture {
 }
 
 impl Capture {
+    /// A manifest as `drillbook manifest` writes it (pretty JSON); its path as the runbook names it.
+    fn write_json(&self, file: &str, value: &impl serde::Serialize) -> Result<String, String> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
+        self.write(file, &text)
+    }
+
     fn write(&self, file: &str, text: &str) -> Result<String, String> {
         std::fs::write(self.dir.join(file), text).map_err(|e| format!("cannot write {file}: {e}"))?;
         Ok(format!("{}/{file}", self.truth_rel))
@@ -636,8 +642,7 @@ impl Capture {
         m: &drillbook_adapters::manifest::Manifest,
         checks: &mut Vec<Suggested>,
     ) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(m).map_err(|e| e.to_string())? + "\n";
-        let manifest = self.write("manifest.json", &text)?;
+        let manifest = self.write_json("manifest.json", m)?;
         let rows: u64 = m.tables.values().map(|t| t.rows).sum();
         checks.push(suggest(
             format!(
@@ -882,8 +887,7 @@ impl Capture {
         let mut conn = redis::connect(info).await.map_err(|e| format!("cannot connect to the scratch server: {e}"))?;
         let options = redis::CaptureOptions { patterns: Vec::new(), sample: REDIS_SAMPLE };
         let m = redis::capture(&mut conn, &options).await.map_err(|e| format!("cannot read the dataset: {e}"))?;
-        let text = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n";
-        let manifest = self.write("redis.json", &text)?;
+        let manifest = self.write_json("redis.json", &m)?;
         let keys: u64 = m.databases.values().sum();
         checks.push(suggest(
             format!("{keys} keys in {} database{} at init", m.databases.len(), plural(m.databases.len())),
@@ -912,8 +916,7 @@ impl Capture {
         use drillbook_adapters::chroma;
         let api = chroma::Api::new(&scratch.url, "default_tenant", "default_database")?;
         let m = chroma::capture(&api).await.map_err(|e| format!("cannot read the collections: {e}"))?;
-        let text = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n";
-        let manifest = self.write("chroma.json", &text)?;
+        let manifest = self.write_json("chroma.json", &m)?;
         checks.push(suggest(
             format!(
                 "{} collection{} at init: dimension, space, metadata, count",
@@ -972,8 +975,7 @@ impl Capture {
         let (m, golden) = drillbook_adapters::qdrant::capture_loaded(scratch, GOLDEN_QUERIES, GOLDEN_K, &cx.cancel)
             .await
             .map_err(|e| e.to_string())?;
-        let text = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n";
-        let manifest = self.write("qdrant.json", &text)?;
+        let manifest = self.write_json("qdrant.json", &m)?;
         for (name, truth) in &m.collections {
             let c = yaml_str(name);
             checks.push(suggest(
