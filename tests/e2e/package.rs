@@ -69,4 +69,13 @@ fn the_deb_installs_the_binary_unit_user_config_man_pages_and_completions() {
     assert!(!validated.contains("error"), "{validated}");
     let man = sh(Command::new("man").args(["-P", "cat", "drillbook-init"]).env("MANWIDTH", "100"));
     assert!(man.contains("--source"), "{man}");
+
+    // A report written meanwhile survives a purge; what stayed empty goes.
+    std::fs::write("/var/lib/drillbook/reports/evidence.json", "{}").unwrap();
+    sh(Command::new("dpkg").args(["--purge", "drillbook"]));
+    assert!(!Path::new("/usr/bin/drillbook").exists() && !Path::new("/etc/drillbook").exists());
+    assert!(Command::new("getent").args(["passwd", "drillbook"]).output().unwrap().stdout.is_empty());
+    assert!(Path::new("/var/lib/drillbook/reports/evidence.json").is_file(), "the evidence is kept");
+    assert!(!Path::new("/var/lib/drillbook/keys").exists());
+    std::fs::remove_dir_all("/var/lib/drillbook").unwrap();
 }
