@@ -538,6 +538,27 @@ fn the_pgvector_example_runs_as_documented_with_pgvector_first_on_path() {
 }
 
 #[test]
+fn a_tmpdir_too_long_for_the_clusters_socket_is_named_before_initdb() {
+    let sb = Sandbox::new();
+    let examples = crate::support::examples();
+    crate::support::copy_dir(&examples.join("postgres-pgvector"), &sb.path("postgres-pgvector"));
+    std::fs::copy(examples.join("postgres-pgvector.yaml"), sb.path("rag.yaml")).expect("copy runbook");
+    let long = sb.tmp.join("a-temporary-folder-whose-name-is-far-longer-than-anyone-would-choose-for-it");
+    std::fs::create_dir(&long).unwrap();
+    std::fs::set_permissions(&long, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+    let path = format!("{}:{}", pgvector_bin().display(), std::env::var("PATH").unwrap_or_default());
+    let sb = sb.env("PATH", &path).env("TMPDIR", &long.display().to_string());
+    let (r, report) = sb.drill("rag.yaml");
+    assert_eq!(r.code, 1, "{r}");
+    let reason = report["failure_reasons"][0].as_str().unwrap_or_default();
+    assert!(reason.starts_with("provision: the scratch cluster's socket would be"), "{reason}");
+    assert!(reason.contains("give drillbook a shorter TMPDIR"), "{reason}");
+    assert!(std::fs::read_dir(&long).unwrap().next().is_none(), "the drill folder is removed");
+    std::fs::remove_dir(&long).unwrap();
+    assert_clean(&sb);
+}
+
+#[test]
 fn a_gzipped_plain_sql_dump_of_a_pgvector_store_restores_with_its_index_build_timed_apart() {
     let pg = rag_source(3000, 16);
     let sb = Sandbox::new();

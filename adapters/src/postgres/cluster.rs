@@ -23,6 +23,9 @@ const STOP_LIMIT: Duration = Duration::from_secs(20);
 /// The superuser `initdb` creates; only the drill knows its password.
 pub const SUPERUSER: &str = "postgres";
 
+/// The longest path of a unix socket (`sun_path` is 108 bytes with its terminating NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
 /// A running scratch cluster.
 pub struct Cluster {
     /// Owned by the cluster's user: `data/`, the socket, `server.log`.
@@ -62,6 +65,18 @@ impl Cluster {
     ) -> Result<Cluster, AdapterError> {
         // The cluster's user must reach its folder (and nothing else of the drill's).
         let dir = crate::child_folder(work_dir, "pg", &[], run_as, "the cluster")?;
+        // The server listens on a unix socket in that folder, and a socket's path holds at most
+        // 107 bytes: say so now rather than after initdb, as postgres' own "could not create
+        // any Unix-domain sockets".
+        let socket = dir.join(".s.PGSQL.65535");
+        if socket.as_os_str().len() > SOCKET_PATH_MAX {
+            return Err(AdapterError::Provision(format!(
+                "the scratch cluster's socket would be {} ({} bytes), beyond the {SOCKET_PATH_MAX} bytes a unix \
+                 socket path may have: give drillbook a shorter TMPDIR",
+                socket.display(),
+                socket.as_os_str().len()
+            )));
+        }
         let password = random_password()?;
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, format!("{password}\n"))
