@@ -21,7 +21,7 @@ pub mod registry;
 pub mod secrets;
 pub mod source;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mariadb"))]
-mod sql;
+pub mod sql;
 pub mod unpack;
 pub mod vectors;
 

@@ -16,7 +16,7 @@ pub(crate) fn answers(check: &CheckKind) -> bool {
 }
 
 /// Quotes an identifier the SQL-standard way (PostgreSQL and SQLite alike).
-pub(crate) fn ident(name: &str) -> String {
+pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

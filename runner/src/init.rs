@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use chrono::Utc;
 use drillbook_adapters::source::Storage;
+use drillbook_adapters::sql::ident;
 use drillbook_adapters::{DrillCx, Scratch, Unpacked, unpack, vectors};
 use drillbook_reports::Verdict;
 use drillbook_runbooks::{ChecksumMode, Metric, Runbook, VectorEncoding};
@@ -678,10 +679,7 @@ impl Capture {
 
     async fn sqlite(&self, scratch: &Scratch, checks: &mut Vec<Suggested>) -> Result<(), String> {
         let file = scratch.url.strip_prefix("sqlite://").unwrap_or(&scratch.url);
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(file).read_only(true);
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
+        let pool = drillbook_adapters::sqlite::open(Path::new(file), true)
             .await
             .map_err(|e| format!("cannot open the restored database: {e}"))?;
         let m = drillbook_adapters::sqlite::capture(&pool).await.map_err(|e| format!("cannot read it: {e}"))?;
@@ -689,32 +687,14 @@ impl Capture {
         for table in m.tables.keys() {
             for (column, encoding, dim) in sqlite_vector_columns(&pool, table).await? {
                 let id = sqlite_id_column(&pool, table).await?;
-                let sql = format!(
-                    "select cast({} as text), {} from {} where {} is not null",
-                    q(&id),
-                    q(&column),
-                    q(table),
-                    q(&column)
-                );
-                let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&pool)
+                // The same read as the `vector_recall` check's exact search.
+                let corpus = drillbook_adapters::sqlite::corpus(&pool, table, &column, &id, encoding)
                     .await
-                    .map_err(|e| format!("cannot read {table}.{column}: {e}"))?;
-                let mut corpus = vectors::Corpus::default();
-                for (id, bytes) in rows {
-                    if let Ok(v) = vectors::decode(&bytes, encoding) {
-                        corpus.push(id, v);
-                    }
-                }
-                let v = VectorColumn {
-                    table: table.clone(),
-                    column,
-                    id,
-                    dim,
-                    encoding: Some(encoding),
-                    metric: Metric::Cosine,
-                };
-                self.vector_checks(&v, &corpus, checks)?;
+                    .map_err(|e| format!("{table}.{column}: {e}"))?;
+                let metric = Metric::Cosine;
+                let truth = VectorTruth::of_corpus(&corpus, metric);
+                let v = VectorColumn { table: table.clone(), column, id, dim, encoding: Some(encoding), metric };
+                self.vector_checks(&v, &truth, checks)?;
             }
         }
         pool.close().await;
@@ -723,19 +703,14 @@ impl Capture {
 
     /// `vector_integrity` with the dimension (and the norm range, when the vectors are unit
     /// length) and `vector_recall` over golden queries sampled from the data.
-    fn vector_checks(
-        &self,
-        v: &VectorColumn,
-        corpus: &vectors::Corpus,
-        checks: &mut Vec<Suggested>,
-    ) -> Result<(), String> {
+    fn vector_checks(&self, v: &VectorColumn, truth: &VectorTruth, checks: &mut Vec<Suggested>) -> Result<(), String> {
         let VectorColumn { table, column, id, dim, encoding, metric } = v;
         let (table, column, id) = (table.as_str(), column.as_str(), id.as_str());
-        if corpus.vectors.is_empty() {
+        let VectorTruth { vectors, norms: (lo, hi), golden } = truth;
+        let (lo, hi) = (*lo, *hi);
+        if *vectors == 0 {
             return Ok(());
         }
-        let norms: Vec<f64> = corpus.vectors.iter().map(|v| vectors::norm(v)).collect();
-        let (lo, hi) = norms.iter().fold((f64::MAX, f64::MIN), |(a, b), &n| (a.min(n), b.max(n)));
         let unit = lo > 0.99 && hi < 1.01;
         let encoding_opt = match encoding {
             Some(VectorEncoding::F32le) => ", encoding: f32le",
@@ -745,8 +720,7 @@ impl Capture {
         let norm_opt = if unit { ", min_norm: 0.99, max_norm: 1.01" } else { "" };
         checks.push(suggest(
             format!(
-                "{} vectors of dimension {dim} at init, norms {lo:.3}–{hi:.3}{}",
-                corpus.vectors.len(),
+                "{vectors} vectors of dimension {dim} at init, norms {lo:.3}–{hi:.3}{}",
                 if unit { " (unit length, so the range is checked)" } else { "" }
             ),
             format!("{table}.{column} vectors well-formed"),
@@ -756,24 +730,14 @@ impl Capture {
                 yaml_str(column)
             ),
         ));
-        // Queries spread evenly over the rows; their answers are an exact cosine search.
-        let n = corpus.vectors.len();
-        let k = GOLDEN_K.min(n);
-        let mut lines = String::new();
-        for i in 0..GOLDEN_QUERIES.min(n) {
-            let row = i * n / GOLDEN_QUERIES.min(n);
-            let q = &corpus.vectors[row];
-            let expected = corpus.top_k(*metric, q, k);
-            let line = serde_json::json!({"id": format!("q{}", i + 1), "vector": q, "expected": expected});
-            lines.push_str(&line.to_string());
-            lines.push('\n');
-        }
+        let k = GOLDEN_K.min(*vectors as usize);
+        let lines: String = golden.iter().map(|l| l.to_string() + "\n").collect();
         // Table and column names come from the backup: only safe characters reach a file name.
         let golden = self.write(&format!("{}.{}.golden.jsonl", file_safe(table), file_safe(column)), &lines)?;
         checks.push(suggest(
             format!(
                 "{} golden queries sampled from the rows, answered at init by an exact {} search (top {k}){}",
-                GOLDEN_QUERIES.min(n),
+                golden.len(),
                 metric_name(*metric),
                 if encoding.is_none() { " (the metric of the column's index; cosine without one)" } else { "" }
             ),
@@ -823,31 +787,48 @@ impl Capture {
         .map_err(|e| format!("cannot list vector columns: {e}"))?;
         for (table, column, dim, id, opclass) in columns {
             let Some(id) = id.filter(|_| dim > 0) else { continue };
-            let sql = format!(
-                "select {}::text, {}::text from {} where {} is not null",
-                q(&id),
-                q(&column),
-                table,
-                q(&column)
-            );
-            let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&pool)
-                .await
-                .map_err(|e| format!("cannot read {table}.{column}: {e}"))?;
-            let mut corpus = vectors::Corpus::default();
-            for (id, text) in rows {
-                if let Ok(v) = serde_json::from_str::<Vec<f32>>(&text) {
-                    corpus.push(id, v);
-                }
-            }
             // The index's operator class says how the application searches.
             let metric = match opclass.as_deref() {
                 Some("vector_l2_ops") => Metric::L2,
                 Some("vector_ip_ops") => Metric::Dot,
                 _ => Metric::Cosine,
             };
+            // Counted, measured and sampled by the server; the answers are the exact search
+            // `drillbook manifest --queries` runs (no table is read into memory).
+            let (c, t) = (ident(&column), table.as_str());
+            let stats =
+                format!("select count(*), min(vector_norm({c})), max(vector_norm({c})) from {t} where {c} is not null");
+            let (n, lo, hi): (i64, Option<f64>, Option<f64>) = sqlx::query_as(sqlx::AssertSqlSafe(stats))
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| format!("cannot measure {table}.{column}: {e}"))?;
+            let every = (n / GOLDEN_QUERIES as i64).max(1);
+            let sample = format!(
+                "select v from (select {c}::text as v, row_number() over (order by {}) as rn from {t} where {c} is not null) s \
+                 where (rn - 1) % $1 = 0 order by rn limit $2",
+                ident(&id)
+            );
+            let sampled: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sample))
+                .bind(every)
+                .bind(GOLDEN_QUERIES as i64)
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| format!("cannot sample {table}.{column}: {e}"))?;
+            let queries: Vec<vectors::GoldenQuery> = sampled
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (text,))| {
+                    let vector = serde_json::from_str(text).ok()?;
+                    Some(vectors::GoldenQuery { id: format!("q{}", i + 1), vector, expected: Vec::new() })
+                })
+                .collect();
+            let k = GOLDEN_K.min(n.max(0) as usize) as u32;
+            let golden = drillbook_adapters::postgres::golden_answers(&pool, &table, &column, &id, metric, k, &queries)
+                .await
+                .map_err(|e| format!("cannot answer the golden queries of {table}.{column}: {e}"))?;
+            let truth = VectorTruth { vectors: n.max(0) as u64, norms: (lo.unwrap_or(0.0), hi.unwrap_or(0.0)), golden };
             let v = VectorColumn { table, column, id, dim: dim as usize, encoding: None, metric };
-            self.vector_checks(&v, &corpus, checks)?;
+            self.vector_checks(&v, &truth, checks)?;
         }
         pool.close().await;
         Ok(())
@@ -1093,6 +1074,34 @@ impl Capture {
     }
 }
 
+/// What init learnt of one vector column: how many vectors, the range of their norms, and
+/// golden queries spread over the rows with their exact answers.
+struct VectorTruth {
+    vectors: u64,
+    norms: (f64, f64),
+    golden: Vec<serde_json::Value>,
+}
+
+impl VectorTruth {
+    /// From every vector in memory (a store without a vector index: the check reads the same).
+    fn of_corpus(corpus: &vectors::Corpus, metric: Metric) -> VectorTruth {
+        let norms = corpus
+            .vectors
+            .iter()
+            .map(|v| vectors::norm(v))
+            .fold((f64::MAX, f64::MIN), |(a, b), n| (a.min(n), b.max(n)));
+        let n = corpus.vectors.len();
+        let (queries, k) = (GOLDEN_QUERIES.min(n), GOLDEN_K.min(n));
+        let golden = (0..queries)
+            .map(|i| {
+                let q = &corpus.vectors[i * n / queries];
+                serde_json::json!({"id": format!("q{}", i + 1), "vector": q, "expected": corpus.top_k(metric, q, k)})
+            })
+            .collect();
+        VectorTruth { vectors: n as u64, norms, golden }
+    }
+}
+
 /// A vector column init found, and how it is searched.
 struct VectorColumn {
     table: String,
@@ -1113,11 +1122,6 @@ fn metric_name(m: Metric) -> &'static str {
     }
 }
 
-/// A quoted SQL identifier (the same quoting in SQLite and PostgreSQL).
-fn q(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
 /// Columns of `table` holding vectors: every sampled value an f32le BLOB of one length, or a
 /// JSON array of numbers of one length.
 async fn sqlite_vector_columns(
@@ -1133,8 +1137,8 @@ async fn sqlite_vector_columns(
     for (column,) in columns {
         let sql = format!(
             "select typeof({c}), cast({c} as blob) from {t} where {c} is not null limit 50",
-            c = q(&column),
-            t = q(table)
+            c = ident(&column),
+            t = ident(table)
         );
         let sample: Vec<(String, Vec<u8>)> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.unwrap_or_default();

@@ -44,7 +44,7 @@ fn pool(scratch: &Scratch) -> Result<&SqlitePool, AdapterError> {
         .ok_or_else(|| AdapterError::Check("the database was not restored".into()))
 }
 
-pub(crate) async fn open(file: &std::path::Path, read_only: bool) -> Result<SqlitePool, sqlx::Error> {
+pub async fn open(file: &std::path::Path, read_only: bool) -> Result<SqlitePool, sqlx::Error> {
     let opts = SqliteConnectOptions::new().filename(file).create_if_missing(false).read_only(read_only);
     SqlitePoolOptions::new().max_connections(1).connect_with(opts).await
 }
@@ -222,20 +222,7 @@ impl crate::Adapter for Sqlite {
                 let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
                 let queries = parse_golden(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
-                let sql = format!("select {}, {} from {}", ident(v.id()), ident(v.column()), ident(table));
-                let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| sql_err("cannot read vectors", e))?;
-                let mut corpus = Corpus::default();
-                for row in rows {
-                    let id = scalar_text(&row, 0)?;
-                    if let Some(raw) = raw_bytes(&row, 1)?
-                        && let Ok(vec) = crate::vectors::decode(&raw, encoding)
-                    {
-                        corpus.push(id, vec);
-                    }
-                }
+                let corpus = corpus(pool, table, v.column(), v.id(), encoding).await?;
                 let k = v.k as usize;
                 let metric = v.metric.unwrap_or_default();
                 let per_query = tokio::task::spawn_blocking(move || {
@@ -269,6 +256,33 @@ impl crate::Adapter for Sqlite {
         }
         Ok(())
     }
+}
+
+/// Every vector of `table.column` with its `id` as text, those that do not decode left out:
+/// what an exact search of a store without a vector index reads (`vector_recall`, and the
+/// golden answers `drillbook init` writes).
+pub async fn corpus(
+    pool: &SqlitePool,
+    table: &str,
+    column: &str,
+    id: &str,
+    encoding: VectorEncoding,
+) -> Result<Corpus, AdapterError> {
+    let sql = format!("select {}, {} from {}", ident(id), ident(column), ident(table));
+    let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+        .fetch_all(pool)
+        .await
+        .map_err(|e| sql_err("cannot read vectors", e))?;
+    let mut corpus = Corpus::default();
+    for row in rows {
+        let id = scalar_text(&row, 0)?;
+        if let Some(raw) = raw_bytes(&row, 1)?
+            && let Ok(vec) = crate::vectors::decode(&raw, encoding)
+        {
+            corpus.push(id, vec);
+        }
+    }
+    Ok(corpus)
 }
 
 /// Any SQLite value as text (numbers as SQLite prints them).
