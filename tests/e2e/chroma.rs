@@ -85,9 +85,7 @@ fn no_server_left(sb: &Sandbox) {
 
 #[test]
 fn the_chroma_example_runs_as_documented() {
-    let sb = sandbox();
-    copy_dir(&examples().join("chroma"), &sb.path("chroma"));
-    std::fs::copy(examples().join("chroma.yaml"), sb.path("chroma.yaml")).expect("copy runbook");
+    let sb = sandbox().with_example("chroma");
     let report = passes(&sb, "chroma.yaml");
     let checks = report["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 7);

@@ -153,10 +153,7 @@ fn a_dump_from_a_newer_mariadb_names_both_versions() {
 
 #[test]
 fn the_mariadb_example_runs_as_documented() {
-    let sb = Sandbox::new();
-    let examples = crate::support::examples();
-    crate::support::copy_dir(&examples.join("mariadb"), &sb.path("mariadb"));
-    std::fs::copy(examples.join("mariadb.yaml"), sb.path("mariadb.yaml")).expect("copy runbook");
+    let sb = Sandbox::new().with_example("mariadb");
     let (run, report) = sb.drill("mariadb.yaml");
     assert_eq!(run.code, 0, "{run}\n{:#}", report["checks"]);
     let checks = report["checks"].as_array().unwrap();

@@ -522,14 +522,11 @@ fn a_drill_timeout_during_the_index_build_names_post_data_and_stops_the_cluster(
 
 #[test]
 fn the_pgvector_example_runs_as_documented_with_pgvector_first_on_path() {
-    let sb = Sandbox::new();
-    let examples = crate::support::examples();
-    crate::support::copy_dir(&examples.join("postgres-pgvector"), &sb.path("postgres-pgvector"));
-    std::fs::copy(examples.join("postgres-pgvector.yaml"), sb.path("rag.yaml")).expect("copy runbook");
+    let sb = Sandbox::new().with_example("postgres-pgvector");
     // No bin_dir in the runbook: the newest installation on PATH with pgvector wins.
     let path = format!("{}:{}", pgvector_bin().display(), std::env::var("PATH").unwrap_or_default());
     let sb = sb.env("PATH", &path);
-    let (r, report) = sb.drill("rag.yaml");
+    let (r, report) = sb.drill("postgres-pgvector.yaml");
     assert_eq!(r.code, 0, "{r}");
     let failed: Vec<_> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "passed").collect();
     assert!(failed.is_empty(), "{failed:?}");
@@ -539,16 +536,13 @@ fn the_pgvector_example_runs_as_documented_with_pgvector_first_on_path() {
 
 #[test]
 fn a_tmpdir_too_long_for_the_clusters_socket_is_named_before_initdb() {
-    let sb = Sandbox::new();
-    let examples = crate::support::examples();
-    crate::support::copy_dir(&examples.join("postgres-pgvector"), &sb.path("postgres-pgvector"));
-    std::fs::copy(examples.join("postgres-pgvector.yaml"), sb.path("rag.yaml")).expect("copy runbook");
+    let sb = Sandbox::new().with_example("postgres-pgvector");
     let long = sb.tmp.join("a-temporary-folder-whose-name-is-far-longer-than-anyone-would-choose-for-it");
     std::fs::create_dir(&long).unwrap();
     std::fs::set_permissions(&long, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
     let path = format!("{}:{}", pgvector_bin().display(), std::env::var("PATH").unwrap_or_default());
     let sb = sb.env("PATH", &path).env("TMPDIR", &long.display().to_string());
-    let (r, report) = sb.drill("rag.yaml");
+    let (r, report) = sb.drill("postgres-pgvector.yaml");
     assert_eq!(r.code, 1, "{r}");
     let reason = report["failure_reasons"][0].as_str().unwrap_or_default();
     assert!(reason.starts_with("provision: the scratch cluster's socket would be"), "{reason}");

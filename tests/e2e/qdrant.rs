@@ -110,9 +110,7 @@ fn check<'a>(report: &'a serde_json::Value, name_starts: &str) -> &'a serde_json
 
 #[test]
 fn the_qdrant_example_runs_as_documented() {
-    let sb = Sandbox::new();
-    copy_dir(&examples().join("qdrant"), &sb.path("qdrant"));
-    std::fs::copy(examples().join("qdrant.yaml"), sb.path("qdrant.yaml")).expect("copy runbook");
+    let sb = Sandbox::new().with_example("qdrant");
     let report = passes(&sb, "qdrant.yaml");
     let checks = report["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 7);

@@ -317,10 +317,7 @@ fn an_aof_manifest_naming_a_file_outside_its_folder_is_refused() {
 
 #[test]
 fn the_redis_example_runs_as_documented() {
-    let sb = Sandbox::new();
-    let examples = crate::support::examples();
-    crate::support::copy_dir(&examples.join("redis"), &sb.path("redis"));
-    std::fs::copy(examples.join("redis.yaml"), sb.path("redis.yaml")).expect("copy runbook");
+    let sb = Sandbox::new().with_example("redis");
     let report = passes(&sb);
     let checks = report["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 7);

@@ -49,10 +49,16 @@ impl Sandbox {
 
     /// A sandbox holding a copy of the quickstart example (runbook, backup, manifests).
     pub fn quickstart() -> Sandbox {
-        let sb = Sandbox::new();
-        copy_dir(&examples().join("quickstart"), &sb.root.join("quickstart"));
-        std::fs::copy(examples().join("quickstart.yaml"), sb.root.join("quickstart.yaml")).expect("copy runbook");
-        sb
+        Sandbox::new().with_example("quickstart")
+    }
+
+    /// Adds a copy of example `name`: `runbooks/examples/<name>.yaml` as `<name>.yaml` beside
+    /// its folder `<name>/` (backups, truth), as the example runbooks expect.
+    pub fn with_example(self, name: &str) -> Sandbox {
+        copy_dir(&examples().join(name), &self.root.join(name));
+        std::fs::copy(examples().join(format!("{name}.yaml")), self.root.join(format!("{name}.yaml")))
+            .expect("copy runbook");
+        self
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
