@@ -336,13 +336,19 @@ pub async fn capture_loaded(
         .ok_or_else(|| AdapterError::Check("the scratch is not a Qdrant scratch".into()))?;
     let loaded = live.loaded.as_ref().ok_or_else(|| AdapterError::Check("the snapshot was not loaded".into()))?;
     let ask = |r: Request| async move { loaded.ask(&r, cancel).await.map_err(|f| f.restore_error()) };
-    let scan = |request: ScanRequest| async move {
-        match ask(Request::Scan(request)).await? {
-            Answer::Scanned(s) => Ok(s),
-            other => Err(AdapterError::Check(format!("unexpected answer {other:?}"))),
-        }
+    // One pass: the digest, the payload schema, and query vectors spread over the points of
+    // every vector (sparse and multi-vectors yield none).
+    let total: u64 = loaded.shards.iter().map(|s| s.points).sum();
+    let sample = protocol::SampleRequest {
+        vectors: loaded.vectors().into_keys().collect(),
+        every: (total / queries.max(1) as u64).max(1),
+        max: queries,
     };
-    let scanned = scan(ScanRequest { digest: true, payload_schema: true, ..Default::default() }).await?;
+    let request = ScanRequest { digest: true, payload_schema: true, sample: Some(sample), ..Default::default() };
+    let scanned = match ask(Request::Scan(request)).await? {
+        Answer::Scanned(s) => s,
+        other => return Err(AdapterError::Check(format!("unexpected answer {other:?}"))),
+    };
     let truth = manifest::CollectionTruth {
         points: scanned.points,
         version: live.layout.version.clone(),
@@ -351,13 +357,7 @@ pub async fn capture_loaded(
         digest: scanned.digest.unwrap_or_default(),
     };
     let mut golden = Vec::new();
-    let every = (scanned.points / queries.max(1) as u64).max(1);
-    for vector in truth.vectors.keys() {
-        let sample = protocol::SampleRequest { vector: vector.clone(), every, max: queries };
-        let samples = scan(ScanRequest { sample: Some(sample), ..Default::default() }).await?.samples;
-        if samples.is_empty() {
-            continue; // sparse or multi-vector: no dense query to sample
-        }
+    for (vector, samples) in scanned.samples.into_iter().filter(|(_, s)| !s.is_empty()) {
         let request = Request::Search { vector: vector.clone(), queries: samples.clone(), k, exact: true };
         let ids = match ask(request).await? {
             Answer::Found { ids } => ids,
@@ -369,7 +369,7 @@ pub async fn capture_loaded(
             .enumerate()
             .map(|(i, (q, ids))| serde_json::json!({"id": format!("q{}", i + 1), "vector": q, "expected": ids}))
             .collect();
-        golden.push((vector.clone(), lines));
+        golden.push((vector, lines));
     }
     let name = live.layout.collection.clone().unwrap_or_default();
     Ok((manifest::QdrantManifest { collections: BTreeMap::from([(name, truth)]) }, golden))

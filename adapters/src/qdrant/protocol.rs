@@ -42,15 +42,15 @@ pub struct ScanRequest {
     pub digest: bool,
     /// Gather the payload fields and the types of their values.
     pub payload_schema: bool,
-    /// Keep some points' vectors of one name (`drillbook init` samples golden queries).
+    /// Keep some points' vectors (`drillbook init` samples golden queries).
     #[serde(default)]
     pub sample: Option<SampleRequest>,
 }
 
-/// Every `every`-th point's dense vector `vector`, up to `max` of them.
+/// Every `every`-th point's dense vector of each name in `vectors`, up to `max` per name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SampleRequest {
-    pub vector: String,
+    pub vectors: Vec<String>,
     pub every: u64,
     pub max: usize,
 }
@@ -108,9 +108,9 @@ pub struct Scanned {
     /// Field (dotted for nested objects) → value type (`keyword`, `integer`, `float`, `bool`,
     /// `null`, `object`, `array`) → points holding it.
     pub payload_schema: Option<BTreeMap<String, BTreeMap<String, u64>>>,
-    /// The sampled vectors (`ScanRequest::sample`), in scan order.
+    /// The sampled vectors by name (`ScanRequest::sample`), in scan order.
     #[serde(default)]
-    pub samples: Vec<Vec<f32>>,
+    pub samples: BTreeMap<String, Vec<Vec<f32>>>,
 }
 
 /// [`crate::vectors::Integrity`] as it travels.

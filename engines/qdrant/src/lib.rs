@@ -149,7 +149,7 @@ fn scan_all(shards: &[(String, EdgeShard)], scan: &ScanRequest) -> Result<Scanne
     let mut schema: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut points = 0u64;
     let with_vector = scan.digest || scan.integrity.is_some() || scan.sample.is_some();
-    let mut samples = Vec::new();
+    let mut samples: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
     for (id, shard) in shards {
         let mut offset: Option<PointId> = None;
         loop {
@@ -174,11 +174,16 @@ fn scan_all(shards: &[(String, EdgeShard)], scan: &ScanRequest) -> Result<Scanne
                     digest.add(&record_bytes(&r.id, &payload, &vectors));
                 }
                 if let Some(sample) = &scan.sample
-                    && samples.len() < sample.max
                     && (points - 1).is_multiple_of(sample.every.max(1))
-                    && let Some(VectorInternal::Dense(d)) = vectors.get(&sample.vector)
                 {
-                    samples.push(d.clone());
+                    for name in &sample.vectors {
+                        let kept = samples.entry(name.clone()).or_default();
+                        if let Some(VectorInternal::Dense(d)) = vectors.get(name)
+                            && kept.len() < sample.max
+                        {
+                            kept.push(d.clone());
+                        }
+                    }
                 }
                 if scan.payload_schema {
                     let mut seen = BTreeMap::new();
