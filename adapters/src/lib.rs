@@ -153,6 +153,23 @@ pub struct Scratch<S = Box<dyn Any + Send + Sync>> {
 #[derive(Debug, Default)]
 pub struct RestoreOutcome {
     pub detail: String,
+    /// When the backup was taken, as its own content says (a pg_dump archive header, an RDB's
+    /// `ctime`, a Qdrant snapshot's name): the runner prefers it to the object's time.
+    pub taken: Option<Taken>,
+}
+
+impl RestoreOutcome {
+    pub fn new(detail: impl Into<String>) -> RestoreOutcome {
+        RestoreOutcome { detail: detail.into(), taken: None }
+    }
+}
+
+/// A backup's time read from its content, and what it was read from (`its pg_dump archive
+/// header`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub from: String,
 }
 
 /// A named, timed part of a step (`restore.data`, `restore.post-data`).

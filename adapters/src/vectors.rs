@@ -107,27 +107,6 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum()
 }
 
-/// An in-memory collection searched exactly.
-#[derive(Default)]
-pub struct Corpus {
-    pub ids: Vec<String>,
-    pub vectors: Vec<Vec<f32>>,
-}
-
-impl Corpus {
-    pub fn push(&mut self, id: String, v: Vec<f32>) {
-        self.ids.push(id);
-        self.vectors.push(v);
-    }
-
-    /// Exact top-k ids of one query (see [`TopK`]).
-    pub fn top_k(&self, metric: Metric, q: &[f32], k: usize) -> Vec<String> {
-        let mut top = TopK::new(metric, k, vec![q.to_vec()]);
-        top.add_page(&self.ids, &self.vectors);
-        top.finish().pop().unwrap_or_default()
-    }
-}
-
 /// A candidate neighbour, ordered by distance, then id (so results are stable).
 #[derive(PartialEq)]
 struct Scored {
@@ -151,67 +130,138 @@ impl Ord for Scored {
 
 /// Exact top-k of several queries over vectors seen a page at a time: memory for k candidates
 /// per query, not for the collection. A vector of another dimension is skipped; one with NaN is
-/// infinitely far, never a neighbour before a finite one. Pages are searched on every core.
+/// infinitely far, never a neighbour before a finite one. A page's dot products with every
+/// query are one matrix product (`matrixmultiply::sgemm`, f32 with the CPU's SIMD found at run
+/// time, as numpy's BLAS does), split across the cores by query; the norms are f64.
 pub struct TopK {
     metric: Metric,
     k: usize,
-    queries: Vec<(Vec<f32>, f64)>,
-    /// Per query, a max-heap of the best k so far.
-    best: Vec<BinaryHeap<Scored>>,
+    queries: Vec<Query>,
+}
+
+struct Query {
+    v: Vec<f32>,
+    norm: f64,
+    /// A max-heap of the best k so far.
+    best: BinaryHeap<Scored>,
+}
+
+/// One page's vectors of one dimension, packed row by row.
+struct Packed<'a> {
+    ids: &'a [String],
+    /// Which of the page's vectors each row is.
+    rows: Vec<usize>,
+    matrix: Vec<f32>,
+    norms: Vec<f64>,
+    dim: usize,
 }
 
 impl TopK {
     pub fn new(metric: Metric, k: usize, queries: Vec<Vec<f32>>) -> Self {
-        let best = queries.iter().map(|_| BinaryHeap::with_capacity(k + 1)).collect();
-        let queries = queries
-            .into_iter()
-            .map(|q| {
-                let n = norm(&q);
-                (q, n)
-            })
-            .collect();
-        TopK { metric, k, queries, best }
+        let queries =
+            queries.into_iter().map(|v| Query { norm: norm(&v), v, best: BinaryHeap::with_capacity(k + 1) }).collect();
+        TopK { metric, k, queries }
     }
 
     /// Offers one page of vectors (ids beside) to every query.
     pub fn add_page(&mut self, ids: &[String], vectors: &[Vec<f32>]) {
-        let norms: Vec<f64> = vectors.iter().map(|v| norm(v)).collect();
-        let (metric, k) = (self.metric, self.k);
-        let search = |queries: &[(Vec<f32>, f64)], best: &mut [BinaryHeap<Scored>]| {
-            for ((q, nq), heap) in queries.iter().zip(best) {
-                for ((id, v), nv) in ids.iter().zip(vectors).zip(&norms) {
-                    if v.len() != q.len() || k == 0 {
-                        continue;
-                    }
-                    let d = distance_normed(metric, q, *nq, v, *nv);
-                    let d = if d.is_nan() { f64::INFINITY } else { d };
-                    let better = heap.len() < k
-                        || heap.peek().is_some_and(|w| d.total_cmp(&w.d).then_with(|| id.cmp(&w.id)).is_lt());
-                    if better {
-                        heap.push(Scored { d, id: id.clone() });
-                        if heap.len() > k {
-                            heap.pop();
-                        }
-                    }
-                }
-            }
-        };
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let per = self.queries.len().div_ceil(threads).max(1);
-        if threads == 1 || self.queries.len() < 2 || ids.len() * self.queries.len() < 100_000 {
-            search(&self.queries, &mut self.best);
+        if self.k == 0 || vectors.is_empty() {
             return;
         }
-        std::thread::scope(|s| {
-            for (queries, best) in self.queries.chunks(per).zip(self.best.chunks_mut(per)) {
-                s.spawn(move || search(queries, best));
+        let mut dims: Vec<usize> = self.queries.iter().map(|q| q.v.len()).filter(|d| *d > 0).collect();
+        dims.sort_unstable();
+        dims.dedup();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        for dim in dims {
+            let rows: Vec<usize> = (0..vectors.len()).filter(|&i| vectors[i].len() == dim).collect();
+            if rows.is_empty() {
+                continue;
             }
-        });
+            let mut matrix = Vec::with_capacity(rows.len() * dim);
+            for &i in &rows {
+                matrix.extend_from_slice(&vectors[i]);
+            }
+            let norms = rows.iter().map(|&i| norm(&vectors[i])).collect();
+            let page = Packed { ids, rows, matrix, norms, dim };
+            let mut queries: Vec<&mut Query> = self.queries.iter_mut().filter(|q| q.v.len() == dim).collect();
+            let (metric, k) = (self.metric, self.k);
+            let per = queries.len().div_ceil(threads).max(1);
+            if threads == 1 || queries.len() < 2 || page.rows.len() * queries.len() < 100_000 {
+                search(&page, &mut queries, metric, k);
+                continue;
+            }
+            std::thread::scope(|s| {
+                for chunk in queries.chunks_mut(per) {
+                    let page = &page;
+                    s.spawn(move || search(page, chunk, metric, k));
+                }
+            });
+        }
     }
 
     /// Each query's ids, nearest first.
     pub fn finish(self) -> Vec<Vec<String>> {
-        self.best.into_iter().map(|heap| heap.into_sorted_vec().into_iter().map(|s| s.id).collect()).collect()
+        self.queries.into_iter().map(|q| q.best.into_sorted_vec().into_iter().map(|s| s.id).collect()).collect()
+    }
+}
+
+/// The page's dot products with `queries` as one product (rows × dim)·(dim × queries), then
+/// each query's candidates kept.
+fn search(page: &Packed<'_>, queries: &mut [&mut Query], metric: Metric, k: usize) {
+    let (m, d, n) = (page.rows.len(), page.dim, queries.len());
+    let mut q = Vec::with_capacity(n * d);
+    for query in queries.iter() {
+        q.extend_from_slice(&query.v);
+    }
+    let mut dots = vec![0f32; m * n];
+    // SAFETY: `page.matrix` is m × d row-major, `q` is n × d row-major read as its transpose
+    // (d × n: row stride 1, column stride d), `dots` is m × n row-major; every index these
+    // strides reach lies inside the three buffers sized above.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            d,
+            n,
+            1.0,
+            page.matrix.as_ptr(),
+            d as isize,
+            1,
+            q.as_ptr(),
+            1,
+            d as isize,
+            0.0,
+            dots.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+    for (j, query) in queries.iter_mut().enumerate() {
+        let nq = query.norm;
+        for (r, &row) in page.rows.iter().enumerate() {
+            let dot = f64::from(dots[r * n + j]);
+            let nv = page.norms[r];
+            let dist = match metric {
+                Metric::Dot => -dot,
+                Metric::Cosine if nq == 0.0 || nv == 0.0 => 1.0,
+                Metric::Cosine => 1.0 - dot / (nq * nv),
+                // `max` would turn a NaN into 0.0 (the nearest of all): NaN stays NaN.
+                Metric::L2 => {
+                    let sq = nq * nq + nv * nv - 2.0 * dot;
+                    if sq < 0.0 { 0.0 } else { sq.sqrt() }
+                }
+            };
+            let dist = if dist.is_nan() { f64::INFINITY } else { dist };
+            let id = &page.ids[row];
+            let heap = &mut query.best;
+            let better =
+                heap.len() < k || heap.peek().is_some_and(|w| dist.total_cmp(&w.d).then_with(|| id.cmp(&w.id)).is_lt());
+            if better {
+                heap.push(Scored { d: dist, id: id.clone() });
+                if heap.len() > k {
+                    heap.pop();
+                }
+            }
+        }
     }
 }
 
@@ -306,6 +356,27 @@ impl Integrity {
 mod tests {
     use super::*;
 
+    /// A collection in memory, searched exactly: the reference the paged search is held to.
+    #[derive(Default)]
+    struct Corpus {
+        ids: Vec<String>,
+        vectors: Vec<Vec<f32>>,
+    }
+
+    impl Corpus {
+        fn push(&mut self, id: String, v: Vec<f32>) {
+            self.ids.push(id);
+            self.vectors.push(v);
+        }
+
+        /// Exact top-k ids of one query (see [`TopK`]).
+        fn top_k(&self, metric: Metric, q: &[f32], k: usize) -> Vec<String> {
+            let mut top = TopK::new(metric, k, vec![q.to_vec()]);
+            top.add_page(&self.ids, &self.vectors);
+            top.finish().pop().unwrap_or_default()
+        }
+    }
+
     #[test]
     fn top_k_and_recall() {
         let mut c = Corpus::default();
@@ -316,6 +387,8 @@ mod tests {
         assert_eq!(c.top_k(Metric::L2, &[0.0, 0.9], 1), ["b"]);
         c.push("0-nan".into(), vec![f32::NAN, 0.0]);
         assert_eq!(c.top_k(Metric::Cosine, &[1.0, 0.1], 3), ["a", "c", "b"]);
+        assert_eq!(c.top_k(Metric::L2, &[1.0, 0.1], 3), ["a", "c", "b"], "NaN is never near under L2 either");
+        assert_eq!(c.top_k(Metric::Dot, &[1.0, 0.1], 4).last().map(String::as_str), Some("0-nan"));
         let exp = vec!["a".to_string(), "c".to_string()];
         assert_eq!(recall(&exp, &["a".into(), "b".into()], 2), 0.5);
     }

@@ -66,6 +66,14 @@ pub struct Backup {
     pub sha256: Option<String>,
     /// Digest the source claimed (sidecar or manifest), when one was required.
     pub expected_sha256: Option<String>,
+    /// When the backup was taken, and what says so: its own content (a pg_dump archive
+    /// header, an RDB's `ctime`, a Qdrant snapshot's name), its name (`time_format`), the
+    /// restic snapshot, or the object's modification time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_from: Option<String>,
+    /// Its age when the drill located it (from `taken_at`).
     pub age_seconds: Option<i64>,
     /// When an older recovery point was picked on purpose (`pick: oldest|random|{at}`), the age
     /// of the newest one there was: what the RPO is measured on.

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drillbook_adapters::source::{Located, Restic, Storage};
-use drillbook_adapters::{Adapter, DrillCx, Progress, Scratch, ScratchTarget, Secrets, Teardown, Unpacked, unpack};
+use drillbook_adapters::{
+    Adapter, DrillCx, Progress, Scratch, ScratchTarget, Secrets, Taken, Teardown, Unpacked, unpack,
+};
 use drillbook_reports::{self as reports, CheckStatus, Report, Step, StepStatus, Verdict};
 use drillbook_runbooks::Runbook;
 use sha2::Digest;
@@ -310,7 +312,9 @@ pub async fn execute(
             match scratch {
                 None => rec.skip_rest("provision"),
                 Some(mut scratch) => {
-                    restore_and_verify(adapter.as_ref(), &cx, &mut scratch, &unpacked, &mut rec, &mut checks, rb).await;
+                    let mut verified = Verified { checks: &mut checks, backup: &mut backup };
+                    restore_and_verify(adapter.as_ref(), &cx, &mut scratch, &unpacked, &mut rec, &mut verified, rb)
+                        .await;
                     if rec.reasons.is_empty() {
                         proven_at = Some(rec.started.elapsed());
                     }
@@ -470,7 +474,7 @@ async fn fetch_phase(
         rec.skip_rest("locate");
         return None;
     };
-    *backup = Some(backup_record(&found, None, expected.clone()));
+    *backup = Some(backup_record(&found, None, expected.clone(), &plan.origin));
     let dest = cx.work_dir.join("restore");
     if let Err(e) = std::fs::create_dir(&dest) {
         rec.fail("unpack", format!("cannot create {}: {e}", dest.display()));
@@ -521,7 +525,7 @@ async fn fetch_phase(
         // A snapshot's size is what restic restored.
         found.size = f.bytes_read;
     }
-    *backup = Some(backup_record(&found, f.sha256.clone(), expected.clone()));
+    *backup = Some(backup_record(&found, f.sha256.clone(), expected.clone(), &plan.origin));
     let fetch_took = Duration::from_millis(f.fetch_ms);
     if let Some(err) = &f.fetch_error {
         if cx.cancel.is_cancelled() {
@@ -641,17 +645,64 @@ fn checksum_source(rb: &Runbook) -> &'static str {
     }
 }
 
-fn backup_record(found: &Located, sha256: Option<String>, expected: Option<String>) -> reports::Backup {
+fn backup_record(
+    found: &Located,
+    sha256: Option<String>,
+    expected: Option<String>,
+    origin: &Origin,
+) -> reports::Backup {
+    // The recovery point's own time: the one in its name when `time_format` read it (the
+    // restore replaces it with the one its content holds, `taken_from_content`).
+    let (taken_at, taken_from) = match (found.named_time, origin) {
+        (Some(t), _) => (Some(t), "its name (`time_format`)"),
+        (None, Origin::Restic(_)) => (found.modified, "the restic snapshot's time"),
+        (None, Origin::Storage { .. }) => (found.modified, "the object's modification time"),
+    };
     reports::Backup {
         location: found.location.clone(),
         size_bytes: found.size,
         modified_at: found.modified,
         sha256,
         expected_sha256: expected,
-        // The recovery point's own time: the one in its name when `time_format` read it.
-        age_seconds: found.named_time.or(found.modified).map(|m| Utc::now().signed_duration_since(m).num_seconds()),
+        taken_from: taken_at.map(|_| taken_from.to_string()),
+        taken_at,
+        age_seconds: taken_at.map(|m| Utc::now().signed_duration_since(m).num_seconds()),
         newest_age_seconds: found.newest_time.map(|m| Utc::now().signed_duration_since(m).num_seconds()),
     }
+}
+
+/// The backup's time as its content says (the restore read it), in place of its object's:
+/// unless it is later than the object was stored or than now, which a backup's own time
+/// cannot be (a dump host's wall clock in a zone east of UTC, say); then the report says so.
+fn taken_from_content(backup: &mut reports::Backup, taken: Taken, rec: &mut Recorder<'_>) {
+    let stored = backup.modified_at.unwrap_or(DateTime::<Utc>::MAX_UTC).min(Utc::now());
+    // A minute for clocks that differ between the backup host and the storage.
+    if taken.at > stored + chrono::Duration::minutes(1) {
+        rec.note(
+            "restore",
+            format!(
+                "{} says the backup was taken at {}, after it was stored ({}): its time stays {}",
+                taken.from,
+                taken.at.to_rfc3339(),
+                stored.to_rfc3339(),
+                backup.taken_from.as_deref().unwrap_or("unknown")
+            ),
+        );
+        return;
+    }
+    let age = |t: DateTime<Utc>| Utc::now().signed_duration_since(t).num_seconds();
+    // When an older point was drilled on purpose, the newest one's age stays what the RPO is
+    // measured on; otherwise this backup is the newest.
+    backup.age_seconds = Some(age(taken.at));
+    backup.taken_at = Some(taken.at);
+    backup.taken_from = Some(taken.from);
+}
+
+/// What restoring and verifying fill in of the report.
+struct Verified<'a> {
+    checks: &'a mut Vec<reports::Check>,
+    /// Its time, when the restore read it from the backup's content.
+    backup: &'a mut Option<reports::Backup>,
 }
 
 async fn restore_and_verify(
@@ -660,13 +711,14 @@ async fn restore_and_verify(
     scratch: &mut Scratch,
     unpacked: &Unpacked,
     rec: &mut Recorder<'_>,
-    checks: &mut Vec<reports::Check>,
+    out: &mut Verified<'_>,
     rb: &Runbook,
 ) {
+    let checks = &mut *out.checks;
     let restored = rec
         .step("restore", async {
             let out = adapter.restore(cx, scratch, unpacked).await.map_err(|e| e.to_string())?;
-            Ok(done((), None, out.detail))
+            Ok(done(out.taken, None, out.detail))
         })
         .await;
     let (parts, running) = cx.parts.take();
@@ -682,9 +734,12 @@ async fn restore_and_verify(
         let detail = format!("{}; stopped after {} ms when the restore failed", p.detail, p.duration_ms);
         rec.push(&p.name, p.started_at, Duration::from_millis(p.duration_ms), StepStatus::Failed, None, detail);
     }
-    if restored.is_none() {
+    let Some(taken) = restored else {
         rec.skip_rest("restore");
         return;
+    };
+    if let (Some(taken), Some(backup)) = (taken, out.backup.as_mut()) {
+        taken_from_content(backup, taken, rec);
     }
     if let Some(hook) = rec.hooks.after_restore.clone() {
         let scratch = &*scratch;

@@ -687,12 +687,10 @@ impl Capture {
         for table in m.tables.keys() {
             for (column, encoding, dim) in sqlite_vector_columns(&pool, table).await? {
                 let id = sqlite_id_column(&pool, table).await?;
-                // The same read as the `vector_recall` check's exact search.
-                let corpus = drillbook_adapters::sqlite::corpus(&pool, table, &column, &id, encoding)
+                let metric = Metric::Cosine;
+                let truth = VectorTruth::of_sqlite(&pool, table, &column, &id, encoding, metric)
                     .await
                     .map_err(|e| format!("{table}.{column}: {e}"))?;
-                let metric = Metric::Cosine;
-                let truth = VectorTruth::of_corpus(&corpus, metric);
                 let v = VectorColumn { table: table.clone(), column, id, dim, encoding: Some(encoding), metric };
                 self.vector_checks(&v, &truth, checks)?;
             }
@@ -1083,22 +1081,52 @@ struct VectorTruth {
 }
 
 impl VectorTruth {
-    /// From every vector in memory (a store without a vector index: the check reads the same).
-    fn of_corpus(corpus: &vectors::Corpus, metric: Metric) -> VectorTruth {
-        let norms = corpus
-            .vectors
+    /// From a SQLite table read a page at a time, as the checks read it (a store without a
+    /// vector index): the count, the norms and query vectors spread evenly over the table in
+    /// one read, then their exact answers in a second (`sqlite::exact_top_k`, the search of
+    /// `vector_recall`). Memory holds a page and the queries, never the table.
+    async fn of_sqlite(
+        pool: &sqlx::SqlitePool,
+        table: &str,
+        column: &str,
+        id: &str,
+        encoding: VectorEncoding,
+        metric: Metric,
+    ) -> Result<VectorTruth, String> {
+        use drillbook_adapters::sqlite::{VectorPages, exact_top_k};
+        let count = format!("select count(*) from {} where {} is not null", ident(table), ident(column));
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+            .fetch_one(pool)
+            .await
+            .map_err(|e| format!("cannot count the vectors: {e}"))?;
+        let rows = rows.max(0) as usize;
+        let wanted = GOLDEN_QUERIES.min(rows);
+        let mut pages = VectorPages::new(pool, table, column, id, encoding);
+        let (mut seen, mut norms, mut queries) = (0usize, (f64::MAX, f64::MIN), Vec::new());
+        loop {
+            let (_, page) = pages.next().await.map_err(|e| e.to_string())?;
+            if page.is_empty() {
+                break;
+            }
+            for v in page {
+                let n = vectors::norm(&v);
+                norms = (norms.0.min(n), norms.1.max(n));
+                if queries.len() < wanted && seen == queries.len() * rows / wanted {
+                    queries.push(v);
+                }
+                seen += 1;
+            }
+        }
+        let k = GOLDEN_K.min(seen);
+        let pages = VectorPages::new(pool, table, column, id, encoding);
+        let (_, answers) = exact_top_k(pages, metric, k, queries.clone()).await.map_err(|e| e.to_string())?;
+        let golden = queries
             .iter()
-            .map(|v| vectors::norm(v))
-            .fold((f64::MAX, f64::MIN), |(a, b), n| (a.min(n), b.max(n)));
-        let n = corpus.vectors.len();
-        let (queries, k) = (GOLDEN_QUERIES.min(n), GOLDEN_K.min(n));
-        let golden = (0..queries)
-            .map(|i| {
-                let q = &corpus.vectors[i * n / queries];
-                serde_json::json!({"id": format!("q{}", i + 1), "vector": q, "expected": corpus.top_k(metric, q, k)})
-            })
+            .zip(answers)
+            .enumerate()
+            .map(|(i, (q, expected))| serde_json::json!({"id": format!("q{}", i + 1), "vector": q, "expected": expected}))
             .collect();
-        VectorTruth { vectors: n as u64, norms, golden }
+        Ok(VectorTruth { vectors: seen as u64, norms, golden })
     }
 }
 

@@ -269,6 +269,43 @@ fn every_dump_format_restores_with_its_post_data_timed_apart() {
     }
 }
 
+#[test]
+fn the_backup_time_comes_from_the_dump_header_unless_it_is_later_than_the_object() {
+    let db = SystemDb::create("drillbook_taken");
+    db.sql("create table t (id int); insert into t values (1)");
+    // pg_dump writes its host's wall clock into the header. Five hours west of UTC, the header
+    // read as UTC makes the backup five hours older than its object; five hours east, the
+    // header's time is later than the object was stored, which a backup cannot be.
+    for (tz, from_header) in [("Etc/GMT+5", true), ("Etc/GMT-5", false)] {
+        let sb = Sandbox::new();
+        let dump = sb.path("t.dump");
+        let out = Command::new("pg_dump")
+            .env("TZ", tz)
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-Fc", "-f", dump.to_str().unwrap(), &db.name])
+            .output()
+            .expect("pg_dump");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        stage_backup(&sb, &dump, "t.dump");
+        let verify = "  - name: rows\n    sql: select count(*) from t\n    expect: \"== 1\"\n";
+        sb.write("rb.yaml", runbook("taken", "t.dump", "{ adapter: postgres }", verify, ""));
+        let (r, report) = sb.drill("rb.yaml");
+        assert_eq!(r.code, 0, "{tz}: {r}");
+        let backup = &report["backup"];
+        let age = backup["age_seconds"].as_i64().unwrap_or_default();
+        let from = backup["taken_from"].as_str().unwrap_or_default();
+        if from_header {
+            assert!(from.starts_with("its pg_dump archive header"), "{tz}: {backup}");
+            assert!((5 * 3600 - 300..5 * 3600 + 300).contains(&age), "{tz}: five hours old: {backup}");
+        } else {
+            assert_eq!(from, "the object's modification time", "{tz}: {backup}");
+            assert!(age < 300, "{tz}: {backup}");
+            let detail = step(&report, "restore")["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("after it was stored"), "{tz}: the report says why: {detail}");
+        }
+        assert_clean(&sb);
+    }
+}
+
 /// A pgbench source with its custom dump staged, and a config naming the machine's PostgreSQL
 /// as the scratch server `shared`.
 fn server_scratch_sandbox() -> (Sandbox, SystemDb) {

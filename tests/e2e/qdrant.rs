@@ -126,6 +126,10 @@ fn the_qdrant_example_runs_as_documented() {
     let recall = check(&report, "golden");
     assert!(recall["observed"]["index_agreement"].as_f64().unwrap() >= 0.95, "{recall:#}");
     assert_eq!(check(&report, "German")["observed"], 150);
+    // The snapshot's time is the one Qdrant put in its name, not the checkout's file time.
+    let backup = &report["backup"];
+    assert_eq!(backup["taken_from"], "its Qdrant snapshot name", "{backup}");
+    assert_eq!(backup["taken_at"], "2026-11-29T03:00:00Z", "{backup}");
 }
 
 #[test]

@@ -94,6 +94,13 @@ fn an_rdb_backup_is_checked_loaded_and_equal_to_its_manifest() {
     assert_eq!(m["samples"].as_array().unwrap().len(), 6, "5 of db 0, 1 of db 3: {m:#}");
     let user_digest = src.cli(&["DEBUG", "DIGEST-VALUE", "user:1"]);
     sb.write("backups/dump.rdb.gz", gzip(&src.rdb()));
+    // The object says it was stored two hours from now; the RDB's own `ctime` says now.
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "+2 hours"])
+        .arg(sb.path("backups/dump.rdb.gz"))
+        .status()
+        .expect("touch");
+    assert!(touched.success());
     sb.write(
         "redis.yaml",
         runbook(&format!(
@@ -117,6 +124,9 @@ fn an_rdb_backup_is_checked_loaded_and_equal_to_its_manifest() {
     let detail = step(&report, "restore")["detail"].as_str().unwrap();
     assert!(detail.contains("redis-check-rdb: OK (509 keys, 1 with a TTL)"), "{detail}");
     assert!(detail.contains("db0=508, db3=1"), "{detail}");
+    let backup = &report["backup"];
+    assert_eq!(backup["taken_from"], "its RDB `ctime` field", "{backup}");
+    assert!((0..300).contains(&backup["age_seconds"].as_i64().unwrap_or(-1)), "{backup}");
 }
 
 #[test]

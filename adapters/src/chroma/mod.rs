@@ -283,12 +283,10 @@ impl crate::Store for Chroma {
                 c.dimension.map(|d| format!(" ({d}-d {})", c.space())).unwrap_or_default()
             ));
         }
-        Ok(RestoreOutcome {
-            detail: format!(
-                "{schema_note}; served by {version} (API {api_version}): {}",
-                if listed.is_empty() { "no collections".to_string() } else { listed.join(", ") }
-            ),
-        })
+        Ok(RestoreOutcome::new(format!(
+            "{schema_note}; served by {version} (API {api_version}): {}",
+            if listed.is_empty() { "no collections".to_string() } else { listed.join(", ") }
+        )))
     }
 
     async fn check(&self, cx: &DrillCx, live: &Live, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {

@@ -57,7 +57,7 @@ impl crate::Adapter for Files {
     ) -> Result<RestoreOutcome, AdapterError> {
         let files = crate::checks::files::walk(&scratch.dir)
             .map_err(|e| AdapterError::io("cannot list the restored tree", e))?;
-        Ok(RestoreOutcome { detail: format!("{} files in the restored tree", files.len()) })
+        Ok(RestoreOutcome::new(format!("{} files in the restored tree", files.len())))
     }
 
     async fn check(&self, _cx: &DrillCx, _scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {

@@ -405,13 +405,11 @@ impl crate::Store for Mariadb {
             None => format!("into {} databases", scope.databases.len()),
         };
         live.scope = Some(scope);
-        Ok(RestoreOutcome {
-            detail: format!(
-                "{} dump{from}: {statements} statements restored {into} on {version}; {} tables",
-                info.product,
-                tables.len()
-            ),
-        })
+        Ok(RestoreOutcome::new(format!(
+            "{} dump{from}: {statements} statements restored {into} on {version}; {} tables",
+            info.product,
+            tables.len()
+        )))
     }
 
     async fn check(&self, cx: &DrillCx, live: &Live, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
@@ -622,7 +620,7 @@ impl Mariadb {
         );
         live.pool = Some(pool);
         live.scope = Some(scope);
-        Ok(RestoreOutcome { detail })
+        Ok(RestoreOutcome::new(detail))
     }
 }
 

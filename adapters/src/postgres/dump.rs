@@ -40,6 +40,10 @@ pub struct Dump {
     pub dumped_by: Option<String>,
     /// The source server's version.
     pub dumped_from: Option<String>,
+    /// When `pg_dump` started, as it wrote it: the archive header's wall-clock time of the
+    /// dumping host (its zone is not recorded), or a verbose script's `-- Started on` line
+    /// when that is in UTC.
+    pub created: Option<chrono::NaiveDateTime>,
 }
 
 /// Where a plain script's sections start, and what it needs.
@@ -88,8 +92,8 @@ pub fn detect(backup: &Unpacked, file: Option<&str>) -> Result<Dump, AdapterErro
                 }
             }
         };
-        let (dumped_by, dumped_from) = h.map(|h| (h.dumped_by, h.dumped_from)).unwrap_or_default();
-        return Ok(Dump { format, path, dumped_by, dumped_from });
+        let (dumped_by, dumped_from, created) = h.map(|h| (h.dumped_by, h.dumped_from, h.created)).unwrap_or_default();
+        return Ok(Dump { format, path, dumped_by, dumped_from, created });
     }
     if path.is_dir() {
         return Err(AdapterError::Restore(format!("{} has no pg_dump toc.dat", path.display())));
@@ -108,6 +112,10 @@ pub fn detect(backup: &Unpacked, file: Option<&str>) -> Result<Dump, AdapterErro
         format: Format::Plain,
         dumped_by: comment("-- Dumped by pg_dump version "),
         dumped_from: comment("-- Dumped from database version "),
+        created: text.lines().find_map(|l| l.strip_prefix("-- Started on ")).and_then(|t| {
+            let t = t.trim().strip_suffix(" UTC").or_else(|| t.trim().strip_suffix(" GMT"))?;
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok()
+        }),
         path,
     })
 }
@@ -133,6 +141,7 @@ struct Header {
     format: u8,
     dumped_from: Option<String>,
     dumped_by: Option<String>,
+    created: Option<chrono::NaiveDateTime>,
 }
 
 /// The archive header written by `pg_dump` (`WriteHead` in pg_backup_archiver.c):
@@ -162,9 +171,13 @@ fn read_header(b: &[u8]) -> Result<Header, &'static str> {
     } else {
         read_int(&mut at)?;
     }
-    for _ in 0..7 {
-        read_int(&mut at)?;
+    // `struct tm`: seconds, minutes, hours, day of month, month from 0, years since 1900, DST.
+    let mut tm = [0i64; 7];
+    for v in &mut tm {
+        *v = read_int(&mut at)?;
     }
+    let created = chrono::NaiveDate::from_ymd_opt((tm[5] + 1900) as i32, (tm[4] + 1) as u32, tm[3] as u32)
+        .and_then(|d| d.and_hms_opt(tm[2] as u32, tm[1] as u32, tm[0] as u32));
     let read_str = |at: &mut usize| -> Result<Option<String>, &'static str> {
         let len = read_int(at)?;
         if len < 0 {
@@ -179,7 +192,7 @@ fn read_header(b: &[u8]) -> Result<Header, &'static str> {
     let dumped_from = read_str(&mut at)?;
     let dumped_by = read_str(&mut at)?;
     let first = |v: Option<String>| v.map(|s| s.split_whitespace().next().unwrap_or("").to_string());
-    Ok(Header { format, dumped_from: first(dumped_from), dumped_by: first(dumped_by) })
+    Ok(Header { format, dumped_from: first(dumped_from), dumped_by: first(dumped_by), created })
 }
 
 /// Extensions named in `pg_restore -l` output (`3; 3079 16385 EXTENSION - vector`).
@@ -389,6 +402,8 @@ mod tests {
         assert_eq!((h.format, h.dumped_by.as_deref(), h.dumped_from.as_deref()), (1, Some("18.3"), Some("18.3")));
         let h = read_header(&v15).unwrap();
         assert_eq!(h.dumped_by.as_deref(), Some("15.20"));
+        // Seconds 12, minutes 47, hours 11, 29 November (month 10 from 0) of 2026 (126 after 1900).
+        assert_eq!(h.created.map(|t| t.to_string()).as_deref(), Some("2026-11-29 11:47:12"));
         assert!(read_header(&v15[..40]).is_err());
     }
 

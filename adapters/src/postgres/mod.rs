@@ -488,6 +488,14 @@ impl crate::Adapter for Postgres {
                 state.tools.version,
                 if jobs == 1 { "" } else { "s" }
             ),
+            taken: dump.created.map(|t| crate::Taken {
+                at: t.and_utc(),
+                from: if dump.format == Format::Plain {
+                    "its `-- Started on` line".into()
+                } else {
+                    "its pg_dump archive header (the dumping host's wall clock, read as UTC)".into()
+                },
+            }),
         })
     }
 

@@ -196,13 +196,27 @@ fn read_json(path: &Path) -> Result<Option<Value>, AdapterError> {
 /// The collection of a snapshot named as Qdrant names them:
 /// `<collection>-<peer id>-<YYYY-MM-DD-HH-MM-SS>.snapshot`.
 pub fn collection_of(object_name: &str) -> Option<String> {
+    Some(qdrant_name(object_name)?.0.to_string())
+}
+
+/// When a snapshot named as Qdrant names them was taken: Qdrant writes the UTC time
+/// (`Utc::now()` in `lib/collection/src/collection/snapshots.rs`).
+pub fn snapshot_time(object_name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let time = qdrant_name(object_name)?.1;
+    chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%d-%H-%M-%S").ok().map(|t| t.and_utc())
+}
+
+/// (collection, `YYYY-MM-DD-HH-MM-SS`) of `<collection>-<peer id>-<time>.snapshot`.
+fn qdrant_name(object_name: &str) -> Option<(&str, &str)> {
     let stem = object_name.strip_suffix(".snapshot")?;
     let parts: Vec<&str> = stem.rsplitn(8, '-').collect();
     // Reversed: 6 time fields, the peer id, then the collection (which may hold dashes).
     if parts.len() < 8 || !parts[..7].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
-    Some(parts[7].to_string()).filter(|c| !c.is_empty())
+    let collection = parts[7];
+    let time = &stem[collection.len() + 1 + parts[6].len() + 1..];
+    (!collection.is_empty()).then_some((collection, time))
 }
 
 /// A loaded snapshot: the engine child and what it loaded.
@@ -486,7 +500,7 @@ impl crate::Store for Qdrant {
         })
     }
 
-    async fn restore(&self, cx: &DrillCx, live: &mut Live, _backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
+    async fn restore(&self, cx: &DrillCx, live: &mut Live, backup: &Unpacked) -> Result<RestoreOutcome, AdapterError> {
         let program = engine_program(self.options.engine.as_deref())?;
         let loaded =
             Loaded::open(&program, &live.dir, live.account.as_ref(), &live.layout, Some(&cx.parts), &cx.cancel).await?;
@@ -524,7 +538,8 @@ impl crate::Store for Qdrant {
             shards.join("; ")
         );
         live.loaded = Some(loaded);
-        Ok(RestoreOutcome { detail })
+        let taken = snapshot_time(&backup.name).map(|at| crate::Taken { at, from: "its Qdrant snapshot name".into() });
+        Ok(RestoreOutcome { detail, taken })
     }
 
     async fn check(&self, cx: &DrillCx, live: &Live, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
@@ -561,5 +576,13 @@ mod tests {
         assert_eq!(collection_of("docs.snapshot"), None);
         assert_eq!(collection_of("docs-1-2026-11-29.snapshot"), None);
         assert_eq!(collection_of("backup.tar"), None);
+    }
+
+    #[test]
+    fn the_time_is_read_from_qdrants_snapshot_name() {
+        let t = snapshot_time("rag-chunks-1-2026-11-29-03-04-05.snapshot").map(|t| t.to_rfc3339());
+        assert_eq!(t.as_deref(), Some("2026-11-29T03:04:05+00:00"));
+        assert_eq!(snapshot_time("docs-1-2026-13-29-03-04-05.snapshot"), None, "no 13th month");
+        assert_eq!(snapshot_time("docs.snapshot"), None);
     }
 }

@@ -434,6 +434,10 @@ impl crate::Store for Redis {
                 verdict.keys.unwrap_or(0),
                 verdict.expires.unwrap_or(0),
             ),
+            taken: verdict
+                .ctime
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|at| crate::Taken { at, from: "its RDB `ctime` field".into() }),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Ground truth of a SQLite database: row counts, order-independent table digests and the
 //! schema, in the shared [`Manifest`] shape.
 
+use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 // Identifiers are quoted with `ident`/`quote_literal`; the tables come from the database itself.
 use sqlx::{AssertSqlSafe, SqlitePool};
@@ -45,16 +46,18 @@ pub async fn table_digest(pool: &SqlitePool, table: &str) -> Result<TableTruth, 
         return Err(sqlx::Error::RowNotFound);
     }
     let expr = columns.iter().map(|c| format!("quote({})", ident(c))).collect::<Vec<_>>().join(" || char(31) || ");
-    let rows: Vec<String> =
-        sqlx::query_scalar(AssertSqlSafe(format!("select {expr} from {}", ident(table)))).fetch_all(pool).await?;
-    let mut sum: u128 = 0;
-    for r in &rows {
+    // Row by row: a table of any size in the memory of one row.
+    let sql = format!("select {expr} from {}", ident(table));
+    let mut rows = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).fetch(pool);
+    let (mut sum, mut count): (u128, u64) = (0, 0);
+    while let Some(r) = rows.try_next().await? {
         let h = Sha256::digest(r.as_bytes());
         let mut first = [0u8; 16];
         first.copy_from_slice(&h[..16]);
         sum = sum.wrapping_add(u128::from_le_bytes(first));
+        count += 1;
     }
-    Ok(TableTruth { rows: rows.len() as u64, digest: format!("{sum:032x}") })
+    Ok(TableTruth { rows: count, digest: format!("{sum:032x}") })
 }
 
 fn quote_literal(s: &str) -> String {

@@ -8,7 +8,8 @@ mod manifest;
 
 use std::path::PathBuf;
 
-use drillbook_runbooks::{Check, CheckKind, SqliteOptions, VectorEncoding};
+use drillbook_runbooks::{Check, CheckKind, Metric, SqliteOptions, VectorEncoding};
+use futures_util::TryStreamExt;
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 // Queries are the runbook author's own, run against the drill's private copy.
@@ -18,7 +19,7 @@ pub use manifest::capture;
 
 use crate::manifest::{self as truth, Manifest};
 use crate::sql::{check_error as sql_err, ident};
-use crate::vectors::{Corpus, Integrity, RecallSummary, parse_golden, recall};
+use crate::vectors::{Integrity, RecallSummary, TopK, parse_golden, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, RestoreOutcome, Scratch, Teardown, Unpacked, read_input};
 
 pub struct Sqlite {
@@ -145,7 +146,7 @@ impl crate::Adapter for Sqlite {
                 .fetch_one(state.pool.as_ref().ok_or_else(|| AdapterError::Restore("no pool".into()))?)
                 .await
                 .map_err(|e| AdapterError::Restore(e.to_string()))?;
-        Ok(RestoreOutcome { detail: format!("{tables} tables; PRAGMA integrity_check: ok") })
+        Ok(RestoreOutcome::new(format!("{tables} tables; PRAGMA integrity_check: ok")))
     }
 
     async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
@@ -198,12 +199,10 @@ impl crate::Adapter for Sqlite {
                 let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
                 let sql = format!("select {} from {}", ident(v.column()), ident(table));
-                let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| sql_err("cannot read vectors", e))?;
+                // Row by row: a store of any size in the memory of one vector.
+                let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(pool);
                 let mut counts = Integrity::default();
-                for row in rows {
+                while let Some(row) = rows.try_next().await.map_err(|e| sql_err("cannot read vectors", e))? {
                     let raw = raw_bytes(&row, 0)?;
                     counts.add(raw.as_deref(), encoding, v.dim, v.min_norm, v.max_norm);
                 }
@@ -222,20 +221,16 @@ impl crate::Adapter for Sqlite {
                 let table = v.table.as_deref().ok_or_else(|| AdapterError::Check("needs `table`".into()))?;
                 let queries = parse_golden(&read_input(cx, &v.queries)?).map_err(AdapterError::Check)?;
                 let encoding = v.encoding.unwrap_or(VectorEncoding::F32le);
-                let corpus = corpus(pool, table, v.column(), v.id(), encoding).await?;
                 let k = v.k as usize;
                 let metric = v.metric.unwrap_or_default();
-                let per_query = tokio::task::spawn_blocking(move || {
-                    queries
-                        .iter()
-                        .map(|q| {
-                            let got = corpus.top_k(metric, &q.vector, k);
-                            (q.id.clone(), recall(&q.expected_ids(), &got, k))
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await
-                .map_err(|e| AdapterError::Check(format!("search panicked: {e}")))?;
+                let vectors = queries.iter().map(|q| q.vector.clone()).collect();
+                let pages = VectorPages::new(pool, table, v.column(), v.id(), encoding);
+                let (_, found) = exact_top_k(pages, metric, k, vectors).await?;
+                let per_query = queries
+                    .iter()
+                    .zip(&found)
+                    .map(|(q, got)| (q.id.clone(), recall(&q.expected_ids(), got, k)))
+                    .collect();
                 let summary = RecallSummary::new(per_query);
                 Ok(CheckOutcome {
                     passed: summary.mean >= v.min_recall,
@@ -258,31 +253,65 @@ impl crate::Adapter for Sqlite {
     }
 }
 
-/// Every vector of `table.column` with its `id` as text, those that do not decode left out:
-/// what an exact search of a store without a vector index reads (`vector_recall`, and the
-/// golden answers `drillbook init` writes).
-pub async fn corpus(
-    pool: &SqlitePool,
-    table: &str,
-    column: &str,
-    id: &str,
+/// The vectors of `table.column` with their `id` as text, a page at a time (those that do not
+/// decode left out): what an exact search of a store without a vector index reads
+/// (`vector_recall`, and the golden answers `drillbook init` writes), never the whole table in
+/// memory.
+pub struct VectorPages<'a> {
+    rows: futures_util::stream::BoxStream<'a, Result<sqlx::sqlite::SqliteRow, sqlx::Error>>,
     encoding: VectorEncoding,
-) -> Result<Corpus, AdapterError> {
-    let sql = format!("select {}, {} from {}", ident(id), ident(column), ident(table));
-    let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
-        .fetch_all(pool)
-        .await
-        .map_err(|e| sql_err("cannot read vectors", e))?;
-    let mut corpus = Corpus::default();
-    for row in rows {
-        let id = scalar_text(&row, 0)?;
-        if let Some(raw) = raw_bytes(&row, 1)?
-            && let Ok(vec) = crate::vectors::decode(&raw, encoding)
-        {
-            corpus.push(id, vec);
-        }
+}
+
+/// Vectors per page: a few MiB of 384-d f32, enough for the matrix product to pay.
+const PAGE: usize = 4096;
+
+impl<'a> VectorPages<'a> {
+    pub fn new(pool: &'a SqlitePool, table: &str, column: &str, id: &str, encoding: VectorEncoding) -> Self {
+        let sql = format!("select {}, {} from {}", ident(id), ident(column), ident(table));
+        VectorPages { rows: sqlx::query(AssertSqlSafe(sql)).fetch(pool), encoding }
     }
-    Ok(corpus)
+
+    /// The next page (ids, vectors); empty at the end.
+    pub async fn next(&mut self) -> Result<(Vec<String>, Vec<Vec<f32>>), AdapterError> {
+        let (mut ids, mut vectors) = (Vec::with_capacity(PAGE), Vec::with_capacity(PAGE));
+        while ids.len() < PAGE {
+            let Some(row) = self.rows.try_next().await.map_err(|e| sql_err("cannot read vectors", e))? else {
+                break;
+            };
+            if let Some(raw) = raw_bytes(&row, 1)?
+                && let Ok(v) = crate::vectors::decode(&raw, self.encoding)
+            {
+                ids.push(scalar_text(&row, 0)?);
+                vectors.push(v);
+            }
+        }
+        Ok((ids, vectors))
+    }
+}
+
+/// The exact top-`k` of each query over every page, the next page read while this one is
+/// searched on every core. Returns the number of vectors searched and each query's ids,
+/// nearest first.
+pub async fn exact_top_k(
+    mut pages: VectorPages<'_>,
+    metric: Metric,
+    k: usize,
+    queries: Vec<Vec<f32>>,
+) -> Result<(u64, Vec<Vec<String>>), AdapterError> {
+    let mut top = TopK::new(metric, k, queries);
+    let mut read = 0u64;
+    let mut page = pages.next().await?;
+    while !page.0.is_empty() {
+        read += page.0.len() as u64;
+        let search = tokio::task::spawn_blocking(move || {
+            top.add_page(&page.0, &page.1);
+            top
+        });
+        let (searched, next) = tokio::join!(search, pages.next());
+        top = searched.map_err(|e| AdapterError::Check(format!("the exact search stopped: {e}")))?;
+        page = next?;
+    }
+    Ok((read, top.finish()))
 }
 
 /// Any SQLite value as text (numbers as SQLite prints them).
