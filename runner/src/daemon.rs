@@ -94,12 +94,22 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     }
     let shared = Arc::new(crate::http::Shared {
         history: history.clone(),
+        ledger: crate::ledger::Ledger::new(history.clone()),
         reports: config.reports.clone(),
         auth: config.http.auth,
         token,
         status: status_rx,
         trigger: trigger_tx,
         started_at: Utc::now(),
+    });
+    // The ledger's first look folds the whole history once, before the first scrape asks.
+    tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            if let Err(e) = shared.ledger.view().await {
+                tracing::warn!("cannot read the history for the dashboard: {e:#}");
+            }
+        }
     });
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
@@ -421,7 +431,7 @@ impl Job {
                         "aborted: {}",
                         cancel_reason.get().map(String::as_str).unwrap_or("the daemon stopped before a slot was free")
                     );
-                    self.history.finish(id, Ending::Aborted.as_str(), Utc::now(), None, None, &[reason]).await?;
+                    self.history.finish(id, Ending::Aborted.as_str(), Utc::now(), None, &[reason]).await?;
                 }
                 return Ok((format!("{name}: {when} not started (cancelled while waiting for a slot)"), None));
             }

@@ -7,10 +7,61 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::TryStreamExt;
 use sqlx::{AnyPool, Row};
 
 pub struct History {
     pool: AnyPool,
+    /// Bumped by every write of this process, so the ledger knows its view is behind.
+    writes: AtomicU64,
+}
+
+/// What `/metrics` and the dashboard show of a finished run, kept in its row: the measured
+/// RTO, the age of the backup it restored (what the RPO is measured on, with or without an
+/// RPO objective) and the checks that did not pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Figures {
+    pub rto_s: Option<f64>,
+    pub rpo_s: Option<f64>,
+    pub failed_checks: Option<i64>,
+}
+
+impl Figures {
+    pub fn of(report: &drillbook_reports::Report) -> Figures {
+        Figures {
+            rto_s: report.objectives.rto.as_ref().and_then(|o| o.measured_s),
+            rpo_s: report.backup.as_ref().and_then(|b| b.rpo_age_seconds()).map(|a| a as f64),
+            failed_checks: Some(
+                report.checks.iter().filter(|c| c.status != drillbook_reports::CheckStatus::Passed).count() as i64,
+            ),
+        }
+    }
+
+    /// The same from a `report.json` read as JSON (runs recorded before the figures' columns).
+    pub fn of_json(report: &serde_json::Value) -> Figures {
+        Figures {
+            rto_s: report["objectives"]["rto"]["measured_s"].as_f64(),
+            rpo_s: report["backup"]["newest_age_seconds"].as_f64().or_else(|| report["backup"]["age_seconds"].as_f64()),
+            failed_checks: report["checks"]
+                .as_array()
+                .map(|c| c.iter().filter(|c| c["status"] != "passed").count() as i64),
+        }
+    }
+}
+
+/// A run as the ledger folds it (`History::fold_runs`).
+#[derive(Debug, Clone)]
+pub struct LedgerRow {
+    pub run_id: String,
+    pub runbook: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub report: Option<String>,
+    /// `None` for a run recorded before the figures' columns.
+    pub figures: Option<Figures>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,7 +147,7 @@ impl History {
                 Err(e) => return Err(e).with_context(|| format!("cannot migrate the history store {state}")),
             }
         }
-        Ok(History { pool })
+        Ok(History { pool, writes: AtomicU64::new(0) })
     }
 
     pub async fn start(
@@ -138,6 +189,7 @@ impl History {
         .bind(PROCESS.clone())
         .execute(&self.pool)
         .await?;
+        self.wrote();
         Ok(())
     }
 
@@ -160,30 +212,80 @@ impl History {
             .context("cannot record the queued drill in history")
     }
 
+    /// `report`: the report's folder, its digest and its figures, when it was written.
     pub async fn finish(
         &self,
         run_id: &str,
         status: &str,
         finished_at: DateTime<Utc>,
-        report: Option<&str>,
-        report_sha256: Option<&str>,
+        report: Option<(&str, &str, Figures)>,
         reasons: &[String],
     ) -> anyhow::Result<()> {
+        let figures = report.map(|r| r.2).unwrap_or_default();
         // Only a run still in progress: one another daemon already marked `interrupted` (it
         // took the fire time over) keeps that verdict.
         sqlx::query(
-            "UPDATE runs SET status = $1, finished_at = $2, report = $3, report_sha256 = $4, failure_reasons = $5 \
-                     WHERE run_id = $6 AND status IN ('running', 'queued')",
+            "UPDATE runs SET status = $1, finished_at = $2, report = $3, report_sha256 = $4, failure_reasons = $5, \
+             rto_s = $6, rpo_s = $7, failed_checks = $8 WHERE run_id = $9 AND status IN ('running', 'queued')",
         )
         .bind(status)
         .bind(ts(finished_at))
-        .bind(report)
-        .bind(report_sha256)
+        .bind(report.map(|r| r.0))
+        .bind(report.map(|r| r.1))
         .bind(serde_json::to_string(reasons)?)
+        .bind(figures.rto_s)
+        .bind(figures.rpo_s)
+        .bind(figures.failed_checks)
         .bind(run_id)
         .execute(&self.pool)
         .await
         .context("cannot record the drill's outcome in history")?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many writes this process made (the ledger compares it with the count it last saw).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Streams runs to `f` without holding them: every run, or (`since`: a start and a finish
+    /// time) only those started or finished at or after them, read through the
+    /// `runs_by_start` and `runs_by_finish` indexes.
+    pub async fn fold_runs(&self, since: Option<(&str, &str)>, mut f: impl FnMut(LedgerRow)) -> anyhow::Result<()> {
+        let mut sql = String::from(
+            "SELECT run_id, runbook, status, started_at, finished_at, report, rto_s, rpo_s, failed_checks FROM runs",
+        );
+        if since.is_some() {
+            sql.push_str(" WHERE started_at >= $1 OR finished_at >= $2");
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some((started, finished)) = since {
+            q = q.bind(started.to_string()).bind(finished.to_string());
+        }
+        let mut rows = q.fetch(&self.pool);
+        while let Some(r) = rows.try_next().await.context("cannot read the history store")? {
+            let report: Option<String> = r.try_get("report")?;
+            let failed_checks: Option<i64> = r.try_get("failed_checks")?;
+            let figures = if report.is_some() && failed_checks.is_none() {
+                None
+            } else {
+                Some(Figures { rto_s: r.try_get("rto_s")?, rpo_s: r.try_get("rpo_s")?, failed_checks })
+            };
+            f(LedgerRow {
+                run_id: r.try_get("run_id")?,
+                runbook: r.try_get("runbook")?,
+                status: r.try_get("status")?,
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+                report,
+                figures,
+            });
+        }
         Ok(())
     }
 
@@ -243,6 +345,7 @@ impl History {
         .execute(&self.pool)
         .await
         .context("cannot mark an interrupted drill")?;
+        self.wrote();
         Ok(done.rows_affected() > 0)
     }
 
@@ -557,7 +660,7 @@ mod tests {
         {
             let at = t0 + chrono::Duration::minutes(minutes);
             h.start(id, rb, at, None).await.unwrap();
-            h.finish(id, if i % 2 == 0 { "passed" } else { "failed" }, at, None, None, &[]).await.unwrap();
+            h.finish(id, if i % 2 == 0 { "passed" } else { "failed" }, at, None, &[]).await.unwrap();
         }
     }
 

@@ -3,7 +3,6 @@
 //! trigger `POST /api/runbooks/{name}/run`. Everything is read from history and from the
 //! status the scheduler publishes; nothing here runs a drill itself.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,15 +11,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::history::{History, RunRow};
+use crate::history::History;
+use crate::ledger::{Durations, Ledger, Summary, epoch};
 
 /// What the scheduler knows about one runbook, published after every change.
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +58,8 @@ pub const MIN_TOKEN_CHARS: usize = 32;
 
 pub struct Shared {
     pub history: Arc<History>,
+    /// What the dashboard and `/metrics` show of the history, kept up to date.
+    pub ledger: Ledger,
     pub reports: std::path::PathBuf,
     /// Which endpoints need the token (`http.auth`).
     pub auth: crate::config::HttpAuth,
@@ -242,24 +244,21 @@ struct Labels {
     owner: String,
 }
 
-/// What the last report of a runbook says, for RTO/RPO and failed checks.
-struct LastReport {
-    rto_s: Option<f64>,
-    rpo_s: Option<f64>,
-    failed_checks: i64,
-}
+/// `drillbook_drill_duration_seconds`: one histogram per runbook, from the ledger's counts.
+#[derive(Debug, Default)]
+struct DurationFamily(Vec<(Labels, Durations)>);
 
-fn read_report(row: &RunRow) -> Option<LastReport> {
-    let r = crate::evidence::report_json(row.report.as_ref()?)?;
-    Some(LastReport {
-        rto_s: r["objectives"]["rto"]["measured_s"].as_f64(),
-        rpo_s: r["objectives"]["rpo"]["measured_s"].as_f64(),
-        failed_checks: r["checks"].as_array().map(|c| c.iter().filter(|c| c["status"] != "passed").count() as i64)?,
-    })
-}
+impl EncodeMetric for DurationFamily {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, histogram) in &self.0 {
+            histogram.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
 
-fn epoch(t: &str) -> Option<f64> {
-    DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_millis() as f64 / 1000.0)
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -267,8 +266,8 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         let daemon = s.status.borrow();
         (daemon.runbooks.clone(), problems(&daemon).is_empty())
     };
-    let rows = match s.history.list(None).await {
-        Ok(r) => r,
+    let view = match s.ledger.view().await {
+        Ok(v) => v,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("history: {e:#}")).into_response(),
     };
     let mut registry = Registry::default();
@@ -276,14 +275,9 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let (last_run, last_success, rto, rpo, failed, running, rto_target, rpo_target) =
         (gauge(), gauge(), gauge(), gauge(), gauge(), gauge(), gauge(), gauge());
     let (interval, last_passed) = (gauge(), gauge());
-    let duration = Family::<Labels, Histogram>::new_with_constructor(|| {
-        Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0])
-    });
+    let mut duration = DurationFamily::default();
     let invalid = Family::<Vec<(String, String)>, Gauge>::default();
-    let mut by_runbook: BTreeMap<&str, Vec<&RunRow>> = BTreeMap::new();
-    for r in &rows {
-        by_runbook.entry(r.runbook.as_str()).or_default().push(r);
-    }
+    let none = Summary::default();
     for st in &status {
         let labels = Labels {
             runbook: st.name.clone(),
@@ -303,36 +297,34 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         if st.error.is_some() || st.failing.is_some() {
             invalid.get_or_create(&vec![("runbook".to_string(), st.name.clone())]).set(1);
         }
-        let runs = by_runbook.get(st.name.as_str()).map(Vec::as_slice).unwrap_or_default();
-        // Rows come newest first.
-        if let Some(t) = runs.first().and_then(|r| epoch(&r.started_at)) {
+        let runs = view.runbooks.get(&st.name).unwrap_or(&none);
+        if let Some(t) = runs.last.as_ref().and_then(|r| epoch(&r.started_at)) {
             last_run.get_or_create(&labels).set(t);
         }
-        if let Some(t) =
-            runs.iter().find(|r| r.status == "passed").and_then(|r| r.finished_at.as_deref()).and_then(epoch)
-        {
+        if let Some(t) = runs.last_success.as_deref().and_then(epoch) {
             last_success.get_or_create(&labels).set(t);
         }
         // The verdict of the latest drill that reached one (aborted and interrupted drills
         // have none; a runbook left without a passing drill shows in its last success time).
-        if let Some(r) = runs.iter().find(|r| r.status == "passed" || r.status == "failed") {
-            last_passed.get_or_create(&labels).set(if r.status == "passed" { 1.0 } else { 0.0 });
+        if let Some(passed) = runs.last_passed() {
+            last_passed.get_or_create(&labels).set(if passed { 1.0 } else { 0.0 });
         }
-        for r in runs {
-            if let (Some(a), Some(b)) = (epoch(&r.started_at), r.finished_at.as_deref().and_then(epoch)) {
-                duration.get_or_create(&labels).observe(b - a);
-            }
+        if runs.durations.count() > 0 {
+            duration.0.push((labels.clone(), runs.durations.clone()));
         }
-        if let Some(last) = runs.iter().find(|r| r.report.is_some()).and_then(|r| read_report(r)) {
+        if let Some(last) = runs.latest() {
             if let Some(v) = last.rto_s {
                 rto.get_or_create(&labels).set(v);
             }
             if let Some(v) = last.rpo_s {
                 rpo.get_or_create(&labels).set(v);
             }
-            failed.get_or_create(&labels).set(last.failed_checks as f64);
+            if let Some(n) = last.failed_checks {
+                failed.get_or_create(&labels).set(n as f64);
+            }
         }
     }
+    drop(view);
     let reg = &mut registry;
     reg.register("drillbook_last_run_timestamp_seconds", "Start of the runbook's latest drill (Unix time)", last_run);
     reg.register(
@@ -411,38 +403,51 @@ fn sparkline(values: &[f64]) -> String {
 
 async fn dashboard(State(s): State<Arc<Shared>>) -> Response {
     let status = s.status.borrow().runbooks.clone();
-    let rows = s.history.list(None).await.unwrap_or_default();
+    let view = match s.ledger.view().await {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("history: {e:#}")).into_response(),
+    };
+    let none = Summary::default();
     let now = Utc::now();
     let mut body = String::new();
     for st in &status {
-        let runs: Vec<&RunRow> = rows.iter().filter(|r| r.runbook == st.name).collect();
-        let last = runs.first();
+        let runs = view.runbooks.get(&st.name).unwrap_or(&none);
+        let last = runs.last.as_ref();
         let verdict = last.map(|r| r.status.as_str()).unwrap_or("never run");
-        let success = runs.iter().find(|r| r.status == "passed").and_then(|r| r.finished_at.as_deref());
-        let age = success
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| (now - t.with_timezone(&Utc)).num_seconds());
-        let within = match (age, st.rpo_s) {
-            (Some(a), Some(rpo)) => a <= rpo as i64,
-            (Some(_), None) => true,
-            (None, _) => false,
+        // (a) Is the asset drilled as often as its schedule says, and (b) how old was the
+        // backup its last passing drill restored, against the RPO (`drillbook assets` too).
+        let drilled = crate::inventory::drilled_within(
+            st.interval_s.map(std::time::Duration::from_secs),
+            st.schedule.is_some(),
+            runs.last_success.as_deref(),
+            now,
+        );
+        let pass_text = match runs.last_success.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+            Some(t) => {
+                format!("{} ago ({})", ago((now - t.with_timezone(&Utc)).num_seconds()), drilled.replace('_', " "))
+            }
+            None => "no passing drill".into(),
         };
-        let age_text = match (age, st.rpo_s) {
-            (Some(a), Some(rpo)) => format!("{} ago (RPO {})", ago(a), ago(rpo as i64)),
-            (Some(a), None) => format!("{} ago", ago(a)),
-            (None, _) => "no passing drill".into(),
+        let backup_age = runs.passing_backup_age().map(|a| a as i64);
+        let fresh = match (backup_age, st.rpo_s) {
+            (Some(a), Some(rpo)) => Some(a <= rpo as i64),
+            _ => None,
         };
-        let trend: Vec<f64> =
-            runs.iter().take(20).rev().filter_map(|r| read_report(r)).filter_map(|r| r.rto_s).collect();
+        let backup_text = match (backup_age, st.rpo_s) {
+            (Some(a), Some(rpo)) => format!("{} old (RPO {})", ago(a), ago(rpo as i64)),
+            (Some(a), None) => format!("{} old", ago(a)),
+            (None, _) => "—".into(),
+        };
+        let on_time = drilled == "on_schedule" || (drilled == "unscheduled" && runs.last_success.is_some());
         let link = last
-            .filter(|r| r.report.is_some())
+            .filter(|r| r.has_report)
             .map(|r| format!("<a href=\"/reports/{0}/{1}/report.html\">{1}</a>", esc(&st.name), esc(&r.run_id)))
             .unwrap_or_default();
         body.push_str(&format!(
             "<tr class=\"{cls}\"><td>{asset}<br><small>{kind}</small></td><td>{name}{err}</td><td>{owner}</td>\
-             <td class=\"verdict {verdict}\">{verdict}{running}</td><td class=\"{rpo_cls}\">{age_text}</td>\
-             <td>{next}</td><td>{trend}</td><td>{link}</td></tr>\n",
-            cls = if within { "ok" } else { "stale" },
+             <td class=\"verdict {verdict}\">{verdict}{running}</td><td class=\"{drilled_cls}\">{pass_text}</td>\
+             <td class=\"{fresh_cls}\">{backup_text}</td><td>{next}</td><td>{trend}</td><td>{link}</td></tr>\n",
+            cls = if on_time && fresh != Some(false) { "ok" } else { "stale" },
             asset = esc(st.asset["name"].as_str().unwrap_or_default()),
             kind = esc(st.asset["kind"].as_str().unwrap_or_default()),
             name = esc(&st.name),
@@ -454,16 +459,18 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Response {
             owner = esc(&st.owner),
             verdict = esc(verdict),
             running = if st.running { " <small>(running)</small>" } else { "" },
-            rpo_cls = if within { "within" } else { "breached" },
+            drilled_cls = if on_time { "within" } else { "breached" },
+            fresh_cls = if fresh == Some(false) { "breached" } else { "within" },
             next = st
                 .next_fire
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_else(|| "by hand".into()),
-            trend = sparkline(&trend),
+            trend = sparkline(&runs.rto_trend()),
         ));
     }
-    let uncovered = status.len()
-        - status.iter().filter(|st| rows.iter().any(|r| r.runbook == st.name && r.status == "passed")).count();
+    let uncovered =
+        status.iter().filter(|st| view.runbooks.get(&st.name).is_none_or(|r| r.last_success.is_none())).count();
+    drop(view);
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>drillbook</title>\
          <meta http-equiv=\"refresh\" content=\"30\"><style>\
@@ -474,7 +481,7 @@ async fn dashboard(State(s): State<Arc<Shared>>) -> Response {
          <h1>drillbook</h1><p id=\"summary\">{n} runbooks, {uncovered} without a passing drill; \
          <a href=\"/metrics\">metrics</a> · <a href=\"/api/runs\">runs</a> · <a href=\"/api/runbooks\">runbooks</a></p>\
          <table id=\"assets\"><thead><tr><th>asset</th><th>runbook</th><th>owner</th><th>last verdict</th>\
-         <th>last success</th><th>next fire</th><th>RTO trend</th><th>last report</th></tr></thead><tbody>\n{body}</tbody></table>\
+         <th>last pass</th><th>backup at last pass</th><th>next fire</th><th>RTO trend</th><th>last report</th></tr></thead><tbody>\n{body}</tbody></table>\
          </body></html>",
         n = status.len(),
     ))

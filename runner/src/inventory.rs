@@ -72,6 +72,9 @@ struct AssetRow {
     /// (b) How old the backup was at the last passing drill (from its report), and whether
     /// that was within the RPO (`null` without an RPO or a known age).
     backup_age_s: Option<i64>,
+    /// What the backup's time was read from (`its pg_dump archive header`, `the object's
+    /// modification time`).
+    backup_time_from: Option<String>,
     backup_fresh: Option<bool>,
 }
 
@@ -79,18 +82,35 @@ struct AssetRow {
 /// `Timetable::interval`) plus a quarter of it as grace, at least a minute; the alert rule
 /// `DrillbookAssetNotProven` (deploy/prometheus) applies the same window to the metrics.
 fn drilled(rb: &drillbook_runbooks::Runbook, last_pass: Option<&str>, now: DateTime<Utc>) -> &'static str {
-    let Some(t) = crate::schedule::Timetable::for_runbook(rb) else { return "unscheduled" };
+    let interval = crate::schedule::Timetable::for_runbook(rb).and_then(|t| t.interval());
+    drilled_within(interval, rb.schedule.is_some(), last_pass, now)
+}
+
+/// The same from a schedule's interval (`scheduled`: the runbook has a schedule at all);
+/// the dashboard calls it with what the daemon published.
+pub fn drilled_within(
+    interval: Option<std::time::Duration>,
+    scheduled: bool,
+    last_pass: Option<&str>,
+    now: DateTime<Utc>,
+) -> &'static str {
+    if !scheduled {
+        return "unscheduled";
+    }
     let Some(pass) = last_pass.and_then(|p| DateTime::parse_from_rfc3339(p).ok()) else { return "never" };
-    let Some(interval) = t.interval().and_then(|i| chrono::Duration::from_std(i).ok()) else { return "unscheduled" };
+    let Some(interval) = interval.and_then(|i| chrono::Duration::from_std(i).ok()) else { return "unscheduled" };
     let grace = (interval / 4).max(chrono::Duration::minutes(1));
     if now - pass.with_timezone(&Utc) <= interval + grace { "on_schedule" } else { "late" }
 }
 
 /// The backup's age at the drill whose report folder is `folder` (from its `report.json`): the
-/// newest recovery point's when an older one was drilled on purpose.
-fn backup_age(folder: Option<&str>) -> Option<i64> {
-    let backup = &crate::evidence::report_json(folder?)?["backup"];
-    backup["newest_age_seconds"].as_i64().or_else(|| backup["age_seconds"].as_i64())
+/// newest recovery point's when an older one was drilled on purpose; and what its time was
+/// read from (its content, its name, the object's modification time).
+fn backup_age(folder: Option<&str>) -> (Option<i64>, Option<String>) {
+    let Some(report) = folder.and_then(crate::evidence::report_json) else { return (None, None) };
+    let backup = &report["backup"];
+    let age = backup["newest_age_seconds"].as_i64().or_else(|| backup["age_seconds"].as_i64());
+    (age, backup["taken_from"].as_str().map(String::from))
 }
 
 pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
@@ -103,7 +123,7 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
         let last = runs.first();
         let passed = runs.iter().find(|r| r.status == "passed");
         let last_pass = passed.and_then(|r| r.finished_at.clone());
-        let backup_age_s = backup_age(passed.and_then(|r| r.report.as_deref()));
+        let (backup_age_s, backup_time_from) = backup_age(passed.and_then(|r| r.report.as_deref()));
         let rpo = rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs());
         let coverage = match (&last_pass, rpo) {
             (None, _) => "never",
@@ -131,6 +151,7 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
                 _ => None,
             },
             backup_age_s,
+            backup_time_from,
             last_pass,
             rpo_s: rpo,
             coverage,

@@ -9,6 +9,7 @@ mod history;
 mod http;
 mod init;
 mod inventory;
+mod ledger;
 mod notify;
 mod plan;
 mod progress;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::execute::{Ending, Hooks, execute};
-use crate::history::History;
+use crate::history::{Figures, History};
 use crate::{Invalid, plan};
 
 pub async fn run_command(
@@ -139,9 +139,7 @@ pub async fn drill(
         Ok(done) => done,
         Err(e) => {
             let reason = format!("internal error: the drill task ended abnormally ({e}); please report this");
-            history
-                .finish(&run_id, Ending::Failed.as_str(), Utc::now(), None, None, std::slice::from_ref(&reason))
-                .await?;
+            history.finish(&run_id, Ending::Failed.as_str(), Utc::now(), None, std::slice::from_ref(&reason)).await?;
             return Ok(Drilled {
                 run_id,
                 status: Ending::Failed,
@@ -172,7 +170,13 @@ pub async fn drill(
     let status = if written.is_err() && ending == Ending::Passed { Ending::Failed } else { ending };
     let previous_status = history.previous_status(&report.runbook.name, &run_id).await.ok().flatten();
     history
-        .finish(&run_id, status.as_str(), report.finished_at, folder.as_deref(), digest.as_deref(), &reasons)
+        .finish(
+            &run_id,
+            status.as_str(),
+            report.finished_at,
+            folder.as_deref().zip(digest.as_deref()).map(|(f, d)| (f, d, Figures::of(&report))),
+            &reasons,
+        )
         .await?;
     if let Some(kept) = &report.kept {
         history.keep(&run_id, &report.runbook, kept).await?;

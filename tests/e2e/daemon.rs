@@ -285,6 +285,22 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     let mut exported: std::collections::BTreeSet<String> =
         samples.iter().filter_map(|s| s.split_once('{').map(|(name, _)| name.to_string())).collect();
 
+    // A drill of another process on the same history (`drillbook run` beside the daemon) shows
+    // within a second or so: the daemon reads the runs that changed, never the whole history.
+    let r = sb.run(&["run", "runbooks/quickstart.yaml"]);
+    assert_eq!(r.code, 0, "{r}");
+    let count = format!("drillbook_drill_duration_seconds_count{{{labels}}} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = http("GET", &format!("{base}/metrics"), None);
+        let n = parse_metrics(&text).iter().find_map(|s| s.strip_prefix(&count)?.parse::<f64>().ok());
+        if n == Some(2.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the CLI's drill never reached /metrics: {n:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // The dashboard, as a browser renders it.
     let profile = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("chromium")
@@ -296,7 +312,10 @@ fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("rag-documents") && dom.contains("quickstart-rag"), "{dom}");
     assert!(dom.contains("class=\"verdict passed\""), "{dom}");
-    let report_link = format!("/reports/quickstart-rag/{}/report.html", h[0]["run_id"].as_str().unwrap());
+    // The newest run's report: the CLI's drill.
+    let newest = sb.history()[0]["run_id"].as_str().unwrap().to_string();
+    assert_ne!(newest, h[0]["run_id"].as_str().unwrap());
+    let report_link = format!("/reports/quickstart-rag/{newest}/report.html");
     assert!(dom.contains(&report_link), "{dom}");
     let (code, html) = http("GET", &format!("{base}{report_link}"), None);
     assert_eq!(code, 200);
