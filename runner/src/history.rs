@@ -129,8 +129,10 @@ impl History {
             }
         }
         let state = &shown_url(state);
+        // A store that does not answer within 10 s is down: say so rather than wait sqlx's 30 s.
         let pool = AnyPoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the history store {state}"))?;

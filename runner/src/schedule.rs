@@ -187,6 +187,7 @@ mod tests {
         assert_eq!(t.next_after(at("2026-07-01T12:00:00Z")), Some(at("2026-07-02T01:30:00Z")));
     }
 
+    // fault: a fire time inside the spring-forward gap (`30 2 * * *`, Berlin, 29 March 2026) | runs once, at 03:00 CEST | (the daemon's decisions, minute by minute) | exactly one drill that day
     #[test]
     fn a_fire_time_in_the_spring_forward_gap_runs_once_right_after_it() {
         // Berlin, 29 March 2026: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist that day.
@@ -202,6 +203,7 @@ mod tests {
         assert_eq!(fires, [at("2026-03-29T01:00:00Z"), at("2026-03-30T00:30:00Z")]);
     }
 
+    // fault: a fire time inside the fall-back overlap (`30 2 * * *`, Berlin, 25 October 2026) | runs once, at the first 02:30 | (the daemon's decisions, minute by minute) | exactly one drill that day
     #[test]
     fn a_fire_time_in_the_fall_back_overlap_runs_once() {
         // Berlin, 25 October 2026: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice.

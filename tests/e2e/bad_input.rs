@@ -26,6 +26,7 @@ pub(crate) fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_j
     report["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}"))
 }
 
+// fault: the backup object is missing | failed | `locate: no backup under local:…` (restore skipped) | TMPDIR empty, history row
 #[test]
 fn missing_backup() {
     let sb = Sandbox::quickstart();
@@ -35,6 +36,7 @@ fn missing_backup() {
     assert_eq!(step(&report, "restore")["status"], "skipped");
 }
 
+// fault: the backup folder, or a required checksum sidecar, is missing | failed | `… does not exist`, `checksum file local:… is missing` | TMPDIR empty, history row
 #[test]
 fn missing_backup_folder_and_missing_sidecar() {
     let sb = Sandbox::quickstart();
@@ -47,6 +49,7 @@ fn missing_backup_folder_and_missing_sidecar() {
 
 /// Qdrant writes `<snapshot>.checksum` (the hex SHA-256 alone) beside a snapshot: a sidecar too,
 /// when there is no `.sha256`; a wrong one fails like any other.
+// fault: a Qdrant `.checksum` sidecar with the wrong digest, then none at all | failed | `integrity: sha256 mismatch`, `….sha256 is missing (nor local:….checksum)` | TMPDIR empty, history row
 #[test]
 fn a_qdrant_style_checksum_sidecar_is_read_when_there_is_no_sha256() {
     let sb = Sandbox::quickstart();
@@ -63,6 +66,7 @@ fn a_qdrant_style_checksum_sidecar_is_read_when_there_is_no_sha256() {
     fails_with(&sb, "quickstart.yaml", ".tar.zst.sha256 is missing (nor local:");
 }
 
+// fault: the backup's bytes differ from its sidecar | failed | `integrity: sha256 mismatch` (provision skipped) | TMPDIR empty, history row
 #[test]
 fn checksum_mismatch() {
     let sb = Sandbox::quickstart();
@@ -75,6 +79,7 @@ fn checksum_mismatch() {
     assert_eq!(step(&report, "provision")["status"], "skipped");
 }
 
+// fault: an archive truncated before its checksum was taken | failed | `unpack: corrupt or truncated zstd data` | TMPDIR empty, history row
 #[test]
 fn truncated_archive_with_matching_checksum() {
     // The backup was truncated before its checksum was taken: integrity passes, unpack fails.
@@ -90,6 +95,7 @@ fn truncated_archive_with_matching_checksum() {
     fails_with(&sb, "quickstart.yaml", "unpack: corrupt or truncated zstd data");
 }
 
+// fault: an archive truncated after its checksum was taken | failed | `integrity: sha256 mismatch` | TMPDIR empty, history row
 #[test]
 fn truncated_archive_without_new_checksum_is_a_checksum_failure() {
     let sb = Sandbox::quickstart();
@@ -99,6 +105,7 @@ fn truncated_archive_without_new_checksum_is_a_checksum_failure() {
     fails_with(&sb, "quickstart.yaml", "integrity: sha256 mismatch");
 }
 
+// fault: bit flips inside a gzip or a zstd archive | failed | `unpack: corrupt or truncated gzip data` (zstd alike) | TMPDIR empty, history row
 #[test]
 fn corrupt_archive() {
     let text: String = (0..50_000).map(|i| format!("line {i} of a document\n")).collect();
@@ -124,6 +131,7 @@ fn corrupt_archive() {
     fails_with(&sb, "rb.yaml", "unpack: corrupt or truncated zstd data");
 }
 
+// fault: hostile entries: `..`, absolute paths, symlinks and hard links out of the folder, device files | failed | `tar entry … escapes the scratch dir`, `… pointing out of the scratch dir`, `… is a device file` | nothing written outside, TMPDIR empty, history row
 #[test]
 fn tar_slip_and_hostile_entries_are_refused() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -163,6 +171,7 @@ fn tar_slip_and_hostile_entries_are_refused() {
     }
 }
 
+// fault: a decompression bomb (64 MiB of zeros in a few KiB) | failed | `unpack: expansion beyond the limit` | TMPDIR empty, history row
 #[test]
 fn expansion_bomb_is_refused() {
     let sb = Sandbox::new();
@@ -187,6 +196,7 @@ fn expansion_bomb_is_refused() {
     assert!(r.stderr.contains("source.max_expansion: must be at least 1"), "{r}");
 }
 
+// fault: restored data below a check's expectation | failed | `verify: check … failed: observed 200, expected ">= 10000"` | the other checks still ran, teardown passed, TMPDIR empty
 #[test]
 fn failed_expectation() {
     let sb = Sandbox::quickstart();
@@ -204,6 +214,7 @@ fn failed_expectation() {
     assert_eq!(step(&report, "teardown")["status"], "passed");
 }
 
+// fault: a check that cannot be evaluated (a query on a missing table) | failed (check `error`, never a pass) | `check … could not be evaluated: query failed` | TMPDIR empty, history row
 #[test]
 fn check_that_cannot_be_evaluated_is_an_error_not_a_pass() {
     let sb = Sandbox::quickstart();
@@ -213,6 +224,7 @@ fn check_that_cannot_be_evaluated_is_an_error_not_a_pass() {
     assert_eq!(report["checks"][0]["status"], "error");
 }
 
+// fault: the newest backup older than the RPO | failed | `objective: RPO breached: the newest backup is … old` | TMPDIR empty, history row
 #[test]
 fn rpo_breach() {
     let sb = Sandbox::quickstart();
@@ -238,6 +250,7 @@ fn pids_with_marker(marker: &str) -> Vec<String> {
     found
 }
 
+// fault: a check hangs past the drill timeout | failed | `… timed out after 3s (drill timeout 3s)` | the check's whole process group killed, teardown passed, TMPDIR empty
 #[test]
 fn drill_timeout_kills_the_check_process_group_and_tears_down() {
     let sb = Sandbox::quickstart();
@@ -263,6 +276,7 @@ fn drill_timeout_kills_the_check_process_group_and_tears_down() {
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
+// fault: a command check hangs past its own timeout | failed | `check hangs failed: observed "timed out"` | TMPDIR empty, history row
 #[test]
 fn command_check_timeout_is_a_failed_check() {
     let sb = Sandbox::quickstart();
@@ -274,6 +288,7 @@ fn command_check_timeout_is_a_failed_check() {
     assert_eq!(report["checks"][0]["status"], "failed");
 }
 
+// fault: SIGINT to `drillbook run` mid-drill | aborted, exit 1 | `aborted: …` | teardown passed, TMPDIR empty, history row
 #[test]
 fn interrupt_aborts_tears_down_and_records() {
     let sb = Sandbox::quickstart();
@@ -302,6 +317,7 @@ fn interrupt_aborts_tears_down_and_records() {
     sb.assert_no_leftovers();
 }
 
+// fault: a secret printed by a check | passed (redacted) | `[redacted]` where the secret was | secret absent from report, logs, history
 #[test]
 fn secrets_never_reach_reports_logs_or_history() {
     let secret = "s3cr3t-Value-4711";
@@ -335,6 +351,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+// fault: a corrupt SQLite file | failed | `restore: …` (SQLite's own error) | TMPDIR empty, history row
 #[test]
 fn corrupt_sqlite_database_fails_restore() {
     let sb = Sandbox::new();

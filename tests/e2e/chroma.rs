@@ -243,6 +243,7 @@ timeouts: { step: 2m, drill: 4m }
     no_server_left(&sb);
 }
 
+// fault: a Chroma folder with a truncated HNSW segment | failed | `cannot read the embeddings of docs … Chroma answered 500` | TMPDIR empty, history row
 #[test]
 fn a_truncated_hnsw_segment_fails_the_drill_with_chromas_error() {
     let sb = sandbox();
@@ -263,6 +264,7 @@ fn a_truncated_hnsw_segment_fails_the_drill_with_chromas_error() {
     no_server_left(&sb);
 }
 
+// fault: a Chroma folder from a newer schema | failed, not served | `the backup was written by a newer Chroma than chroma 1.…` | TMPDIR empty, history row
 #[test]
 fn a_folder_from_a_newer_chroma_is_named_not_served() {
     let sb = sandbox();
@@ -311,6 +313,7 @@ fn a_truncated_archive_fails_at_unpack() {
     assert_eq!(step(&report, "restore")["status"], "skipped");
 }
 
+// fault: vectors of another dimension than the runbook says | failed | `collection docs is 64-dimensional, the runbook expects 65; 800 of 800 vectors bad` | TMPDIR empty, history row
 #[test]
 fn a_wrong_dimension_fails_its_check() {
     let sb = sandbox();
@@ -323,6 +326,7 @@ fn a_wrong_dimension_fails_its_check() {
     fails_with(&sb, "chroma.yaml", "collection docs is 64-dimensional, the runbook expects 65; 800 of 800 vectors bad");
 }
 
+// fault: the scratch Chroma server killed mid-drill | failed | `the Chroma server is gone` | TMPDIR empty, history row
 #[test]
 fn a_chroma_server_that_dies_mid_drill_is_named_in_the_failed_checks() {
     let sb = sandbox();

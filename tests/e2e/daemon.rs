@@ -131,6 +131,7 @@ fn a_seconds_schedule_fires_drills_that_record_their_fire_time() {
     sb.assert_no_leftovers();
 }
 
+// fault: SIGTERM to the daemon during a drill | aborted (daemon exits 0 within seconds) | `aborted: …` | no row left running, TMPDIR empty
 #[test]
 fn sigterm_during_a_drill_aborts_it_tears_down_and_exits_zero() {
     let check = "  - name: slow\n    command: { run: [sleep, \"30\"], timeout: 2m }\n";
@@ -150,6 +151,7 @@ fn sigterm_during_a_drill_aborts_it_tears_down_and_exits_zero() {
     sb.assert_no_leftovers();
 }
 
+// fault: SIGKILL of the daemon during a drill | interrupted (marked by the next daemon) | `interrupted: …` | drill folder and its processes removed by the next start, one row
 #[test]
 fn after_kill_9_a_restarted_daemon_marks_the_drill_interrupted_and_cleans_up() {
     let check = "  - name: slow\n    command: { run: [sleep, \"60\"], timeout: 2m }\n";
@@ -218,6 +220,7 @@ fn parse_metrics(text: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
 }
 
+// fault: a runbook edited into an invalid one while the daemon runs | previous version keeps running, `/healthz` 503 | `invalid: … ownr` and `drillbook_runbook_invalid 1` | the trigger still runs the previous version
 #[test]
 fn http_serves_health_metrics_api_dashboard_and_a_token_protected_trigger() {
     let sb = scheduled_quickstart("0 0 1 1 *", "").env("DRILLBOOK_TOKEN", "s3cret-trigger-token-0123456789abcdefghij");
@@ -439,6 +442,7 @@ fn http_tls_serves_https_only() {
 /// A secret that went missing after a rotation: the runbook still fires, and its drill fails
 /// with the reason, with a history row and a report; `/healthz` is degraded. A runbooks folder
 /// that cannot be read degrades it too, and keeps the runbooks loaded before.
+// fault: a secret gone after a rotation, then an unreadable runbooks folder | failed with a report, `/healthz` degraded | `locate: the runbook cannot be built: … DRILL_ROTATED_ROOT` | history row; the runbooks loaded before kept
 #[test]
 fn a_runbook_that_cannot_be_built_at_fire_time_fails_loudly() {
     let sb = scheduled_quickstart("* * * * * *", "");
@@ -482,6 +486,7 @@ fn a_runbook_that_cannot_be_built_at_fire_time_fails_loudly() {
 /// A daemon starting next to a live `drillbook run` (its binary renamed, so nothing in its
 /// command line says drillbook) knows that run's process is alive: by boot id, pid and start
 /// time, not by name. The run is neither marked interrupted nor swept.
+// fault: a daemon starts beside a live `drillbook run` whose binary was renamed | the live run untouched | (process identity: boot id, pid, start time) | the run neither marked nor swept
 #[test]
 fn recovery_never_sweeps_a_live_run_of_a_renamed_binary() {
     let slow = "  - name: slow\n    command: { run: [sleep, \"4\"], timeout: 2m }\n";
@@ -525,6 +530,7 @@ fn recovery_never_sweeps_a_live_run_of_a_renamed_binary() {
 /// the history store is stopped for longer than the lease: each daemon cancels what it can no
 /// longer prove it owns (aborted, "lost its claim"), and after the restart a fire time is
 /// still never completed twice.
+// fault: two daemons, drills longer than the lease, then the history store stopped for longer than the lease | every fire time completed at most once; drills run again once the store is back | (a claim renewed from the moment it is won; one not renewed cancels its drill) | no fire time twice, TMPDIR empty
 #[test]
 fn long_and_queued_drills_on_two_daemons_never_run_a_fire_time_twice() {
     let pg = crate::servers::PgServer::start(&crate::servers::pg15_bin());
@@ -584,6 +590,7 @@ fn long_and_queued_drills_on_two_daemons_never_run_a_fire_time_twice() {
     sb.assert_no_leftovers();
 }
 
+// fault: three daemons racing for the same fire times on one PostgreSQL history | each fire time exactly once, none lost | (claims) | passed or aborted rows only, work shared, TMPDIR empty
 #[test]
 fn three_daemons_on_one_postgresql_run_every_fire_time_exactly_once() {
     let db = crate::servers::SystemDb::create("drillbook_claims");
@@ -641,6 +648,7 @@ fn a_drill_waiting_for_a_slot_is_recorded_as_queued() {
     sb.assert_no_leftovers();
 }
 
+// fault: SIGKILL of the daemon while a scratch database exists on a shared server | interrupted | names `database drillbook_<run-id>` it dropped | scratch database dropped, TMPDIR empty
 #[test]
 fn after_kill_9_the_scratch_database_on_a_server_is_dropped_by_the_next_daemon() {
     let db = crate::servers::SystemDb::create("drillbook_sweep_src");

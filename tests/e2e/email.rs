@@ -62,6 +62,7 @@ fn failure_and_recovery_are_mailed_with_the_report_attached() {
     assert_eq!(mail.messages().len(), 2);
 }
 
+// fault: the SMTP server is down | passed (exit 0, within the retry budget) | notification `email not sent after 3 attempts …` | history row complete
 #[test]
 fn an_unreachable_smtp_server_neither_fails_nor_loses_the_drill() {
     // A port nobody listens on.
@@ -78,6 +79,7 @@ fn an_unreachable_smtp_server_neither_fails_nor_loses_the_drill() {
     assert!(notification(&sb).starts_with("email not sent after 3 attempts"), "{}", notification(&sb));
 }
 
+// fault: the SMTP server rejects the recipient | passed, not retried | notification `email rejected … no such user` | history row complete
 #[test]
 fn a_rejecting_smtp_server_is_recorded_without_retrying() {
     let mail = MailServer::rejecting();
@@ -110,6 +112,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
 
+// fault: the webhook endpoint is gone | passed | notification `webhook not delivered … after 3 attempts` | the webhook secret in no output
 #[test]
 fn a_webhook_gets_a_signed_summary_and_a_dead_endpoint_changes_nothing() {
     let key = "hook-key-5f1e2d3c4b5a69788796a5b4";

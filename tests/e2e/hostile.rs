@@ -13,6 +13,7 @@ fn reasons(report: &serde_json::Value) -> String {
 }
 
 /// A plain-SQL "dump" whose line 4 runs a shell through psql's `\!`.
+// fault: a plain SQL dump carrying psql's `\!` shell command | failed before psql runs | `plain SQL dump: psql meta-command \! at line N refused` | no shell ran, TMPDIR empty
 #[test]
 fn a_plain_sql_dump_cannot_run_a_shell_through_psql() {
     let sb = Sandbox::new();
@@ -48,6 +49,7 @@ fn a_plain_sql_dump_cannot_run_a_shell_through_psql() {
 
 /// A `command` check that prints its whole environment while drillbook's own holds secrets
 /// (a storage key, a sentinel): none reaches the child, so none can appear anywhere.
+// fault: a command check looks for drillbook's environment and for root | passed, with neither | uid not 0, no variable of drillbook's environment in its output | TMPDIR empty
 #[test]
 fn a_command_check_gets_a_cleared_environment_and_no_root() {
     let sentinel = "sentinel-7f3a9c-not-for-children";
@@ -93,6 +95,7 @@ fn files_drill(sb: &Sandbox, name: &str, tar: &[u8], verify: &str) -> (crate::su
 
 /// Link chains that pass a textual "stays inside" test but resolve out of the restore on
 /// disk: refused at unpack, nothing outside readable, nothing left behind.
+// fault: link chains that resolve outside only once all are made | failed | `… pointing out of the scratch dir` | outward links removed, TMPDIR empty
 #[test]
 fn link_chains_that_resolve_outside_are_refused() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -144,6 +147,7 @@ fn link_chains_that_resolve_outside_are_refused() {
 }
 
 /// A GNU sparse entry declaring 100 GiB in a tiny archive counts at 100 GiB.
+// fault: a sparse tar entry declaring 100 GiB | failed | `unpack: expansion beyond the limit` | TMPDIR empty
 #[test]
 fn a_sparse_entry_counts_at_its_declared_size() {
     let sb = Sandbox::new();
@@ -159,6 +163,7 @@ fn a_sparse_entry_counts_at_its_declared_size() {
 
 /// A setuid, world-writable file comes back owner-only, without its special bits; folders
 /// are owner-only too. Proven by a check that looks at the restored copy.
+// fault: a backup holding setuid and world-readable files | passed, modes stripped | `bin/suid 700`, `docs/readme.txt 600` | TMPDIR empty
 #[test]
 fn restored_files_lose_setuid_and_are_owner_only() {
     let sb = Sandbox::new();
@@ -197,6 +202,7 @@ fn keys_history_and_evidence_are_created_private() {
 /// runs `COPY … TO PROGRAM` runs a shell as the scratch cluster's OS user when a superuser
 /// restores it (the dump's post-data `REFRESH MATERIALIZED VIEW` calls it; seen by hand as
 /// superuser). The restore role has no superuser, so nothing runs.
+// fault: a pg_dump archive whose materialized view runs `COPY … TO PROGRAM` | failed | `restore: … during restore.post-data … REFRESH MATERIALIZED VIEW public.mv … ERROR: … external program` (the restore role is no superuser) | no program ran, TMPDIR empty
 #[test]
 fn an_archive_cannot_run_a_program_through_its_sql() {
     let sb = Sandbox::new();

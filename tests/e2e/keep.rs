@@ -69,6 +69,7 @@ fn a_failed_drill_keeps_its_scratch_until_it_is_removed() {
     assert!(r.stderr.contains(&format!("no kept scratch of run {run_id} (none is kept)")), "{r}");
 }
 
+// fault: too little free disk to keep a failed drill's scratch | failed, scratch not kept | `keep_on_failure: not kept: … below keep_min_free` | TMPDIR empty, nothing listed as kept
 #[test]
 fn a_passing_drill_keeps_nothing_and_the_disk_floor_is_respected() {
     let sb = Sandbox::quickstart();

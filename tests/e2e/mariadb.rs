@@ -94,6 +94,7 @@ fn a_dump_restores_into_a_scratch_database_that_is_dropped_afterwards() {
     sb.assert_no_leftovers();
 }
 
+// fault: a MariaDB dump with a `\!` shell escape | failed before the client runs | `SQL dump: client command \! at line …` | TMPDIR empty, history row
 #[test]
 fn a_shell_escape_in_a_dump_is_refused_before_the_client_runs() {
     let src = populated();
@@ -109,6 +110,7 @@ fn a_shell_escape_in_a_dump_is_refused_before_the_client_runs() {
     assert!(processes_under(&sb.root).is_empty());
 }
 
+// fault: a truncated MariaDB dump | failed | `… ends inside a quoted string or comment (truncated?)` | TMPDIR empty, history row
 #[test]
 fn a_truncated_dump_fails_the_restore() {
     let src = populated();
@@ -122,6 +124,7 @@ fn a_truncated_dump_fails_the_restore() {
     fails_with(&sb, "maria.yaml", "ends inside a quoted string or comment (truncated?)");
 }
 
+// fault: rows deleted before the MariaDB backup | failed | `chunks: 1100 rows, expected 1200` | TMPDIR empty, history row
 #[test]
 fn rows_missing_against_the_manifest_fail_counts_and_digests() {
     let src = populated();
@@ -137,6 +140,7 @@ fn rows_missing_against_the_manifest_fail_counts_and_digests() {
     assert_eq!(named("documents identical")["status"], "passed");
 }
 
+// fault: a dump from a newer MariaDB | failed | `the dump comes from MariaDB 99.1.2-MariaDB, newer than the local mariadbd (10.…)` | TMPDIR empty, history row
 #[test]
 fn a_dump_from_a_newer_mariadb_names_both_versions() {
     let src = populated();
@@ -267,6 +271,7 @@ fn an_mbstream_backup_is_unpacked_prepared_and_checked() {
     assert!(processes_under(&sb.root).is_empty(), "{:?}", processes_under(&sb.root));
 }
 
+// fault: a truncated mbstream backup | failed | `mbstream -x failed` | TMPDIR empty, history row
 #[test]
 fn a_truncated_mbstream_fails_naming_mbstream() {
     let src = populated();
@@ -309,6 +314,7 @@ fn a_databases_dump_restores_locally_and_is_refused_on_a_shared_server() {
     fails_with(&sb, "shared.yaml", "the dump holds several databases (--all-databases or --databases)");
 }
 
+// fault: a dump that switches database (`USE other`) | failed | `SQL dump: client command USE at line …` | no other database touched, TMPDIR empty
 #[test]
 fn a_dump_that_switches_database_cannot_reach_beyond_its_scratch_database() {
     let src = populated();

@@ -269,6 +269,7 @@ fn every_dump_format_restores_with_its_post_data_timed_apart() {
     }
 }
 
+// fault: a dump header whose time is later than the object was stored | passed, the time not used | `… says the backup was taken at …, after it was stored` | backup time from the object
 #[test]
 fn the_backup_time_comes_from_the_dump_header_unless_it_is_later_than_the_object() {
     let db = SystemDb::create("drillbook_taken");
@@ -389,6 +390,7 @@ fn a_server_scratch_gets_its_own_database_and_it_is_dropped_afterwards() {
     assert_clean(&sb);
 }
 
+// fault: a corrupt pg_dump archive | failed | `restore: … pg_restore …` (its own words) | TMPDIR empty, no process left
 #[test]
 fn a_corrupt_dump_fails_with_pg_restores_reason_and_leaves_nothing() {
     let sb = Sandbox::new();
@@ -408,6 +410,7 @@ fn a_corrupt_dump_fails_with_pg_restores_reason_and_leaves_nothing() {
     assert_clean(&sb);
 }
 
+// fault: a dump newer than the installed PostgreSQL tools | failed | names `pg_dump 17.…` and `PostgreSQL 15.…` | TMPDIR empty, no process left
 #[test]
 fn a_dump_newer_than_the_tools_names_both_versions() {
     let pg = rag_source(100, 16);
@@ -477,6 +480,7 @@ fn drill_killing(
     serde_json::from_slice(&out.stdout).expect("report")
 }
 
+// fault: the scratch PostgreSQL killed (SIGKILL) mid-restore | failed | `restore: … (during restore.data: …)` | no process left, TMPDIR empty
 #[test]
 fn a_scratch_server_killed_mid_restore_fails_the_drill_and_leaves_nothing() {
     let sb = Sandbox::new();
@@ -498,6 +502,7 @@ fn a_scratch_server_killed_mid_restore_fails_the_drill_and_leaves_nothing() {
     assert_clean(&sb);
 }
 
+// fault: a scratch backend killed by SIGILL (a build for another CPU) | failed | `… crashed: backend killed by signal 4 (illegal instruction) while running … uses CPU instructions this machine lacks` | no process left, TMPDIR empty
 #[test]
 fn a_backend_killed_by_an_illegal_instruction_is_named_as_a_cpu_mismatch() {
     // What a pgvector build for newer CPUs does on an older one: the backend dies of SIGILL.
@@ -536,6 +541,7 @@ fn a_backend_killed_by_an_illegal_instruction_is_named_as_a_cpu_mismatch() {
     assert_clean(&sb);
 }
 
+// fault: the drill timeout strikes during the index build | failed | `… timed out … (during restore.post-data: …)` | cluster stopped, TMPDIR empty
 #[test]
 fn a_drill_timeout_during_the_index_build_names_post_data_and_stops_the_cluster() {
     let pg = rag_source(40000, 16);
@@ -571,6 +577,7 @@ fn the_pgvector_example_runs_as_documented_with_pgvector_first_on_path() {
     assert_clean(&sb);
 }
 
+// fault: a TMPDIR too long for a PostgreSQL socket path | failed before initdb | `provision: the scratch cluster's socket would be … give drillbook a shorter TMPDIR` | TMPDIR empty
 #[test]
 fn a_tmpdir_too_long_for_the_clusters_socket_is_named_before_initdb() {
     let sb = Sandbox::new().with_example("postgres-pgvector");

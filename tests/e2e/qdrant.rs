@@ -181,6 +181,7 @@ fn the_manifest_of_a_snapshot_is_the_committed_truth() {
     assert!(r.stderr.contains("name it with --collection"), "{r}");
 }
 
+// fault: a truncated Qdrant snapshot | failed | `unpack: … truncated` | TMPDIR empty, history row
 #[test]
 fn a_truncated_snapshot_fails_in_unpack() {
     let sb = Sandbox::new();
@@ -199,6 +200,7 @@ fn a_snapshot_whose_checksum_does_not_match_is_not_restored() {
     assert_eq!(step(&report, "restore")["status"], "skipped");
 }
 
+// fault: a collection snapshot missing a shard | failed | `the collection has 1 shards and the snapshot lacks shard 0` | TMPDIR empty, history row
 #[test]
 fn a_collection_snapshot_without_its_shard_is_refused() {
     let sb = Sandbox::new();
@@ -207,6 +209,7 @@ fn a_collection_snapshot_without_its_shard_is_refused() {
     fails_with(&sb, "qdrant.yaml", "the collection has 1 shards and the snapshot lacks shard 0");
 }
 
+// fault: bit flips in a segment's vector file | failed | `points_checksum`: ids, vectors and payload as backed up | TMPDIR empty, history row
 #[test]
 fn flipped_bits_in_a_segments_vectors_fail_the_digest() {
     let sb = Sandbox::new();
@@ -251,6 +254,7 @@ fn segment_files_cut_short_load_silently_and_the_content_checks_catch_them() {
     no_engine_left(&sb);
 }
 
+// fault: a segment that panics the engine | failed, drillbook unaffected | `restore: the Qdrant engine panicked: exited with status 101; its last output: …` | engine child gone, TMPDIR empty
 #[test]
 fn a_segment_that_panics_the_engine_fails_the_drill_not_drillbook() {
     let sb = Sandbox::new();
@@ -274,6 +278,7 @@ fn a_segment_qdrant_refuses_is_named_with_qdrants_words() {
     no_engine_left(&sb);
 }
 
+// fault: points deleted before the snapshot, and a wrong `dim` | failed | `every chunk came back` check failed with the counts | TMPDIR empty, history row
 #[test]
 fn points_deleted_before_the_backup_and_a_wrong_dim_are_named() {
     let sb = Sandbox::new();

@@ -192,6 +192,7 @@ fn an_aof_folder_is_checked_and_replayed() {
     assert!(detail.contains("redis-check-aof: OK") && detail.contains("db0=508"), "{detail}");
 }
 
+// fault: a truncated RDB | failed | `redis-check-rdb found the backup damaged: Unexpected EOF reading RDB file` | TMPDIR empty, history row
 #[test]
 fn a_truncated_rdb_is_named_by_redis_check_rdb() {
     let src = populated(true, &[]);
@@ -206,6 +207,7 @@ fn a_truncated_rdb_is_named_by_redis_check_rdb() {
     assert!(processes_under(&sb.root).is_empty());
 }
 
+// fault: one flipped byte in an RDB | failed | `RDB CRC error` | TMPDIR empty, history row
 #[test]
 fn a_flipped_byte_is_a_crc_error() {
     let src = populated(true, &[]);
@@ -219,6 +221,7 @@ fn a_flipped_byte_is_a_crc_error() {
     fails_with(&sb, "redis.yaml", "RDB CRC error");
 }
 
+// fault: an AOF cut short | failed | `redis-check-aof found the backup damaged` | TMPDIR empty, history row
 #[test]
 fn an_aof_with_a_truncated_tail_fails() {
     let src = aof_source();
@@ -230,6 +233,7 @@ fn an_aof_with_a_truncated_tail_fails() {
     fails_with(&sb, "redis.yaml", "redis-check-aof found the backup damaged");
 }
 
+// fault: an RDB from a newer Redis | failed | `the backup is RDB version 11, written by Redis 7.2 or newer; redis-server 7.0…` | TMPDIR empty, history row
 #[test]
 fn an_rdb_from_a_newer_redis_names_both_versions() {
     let src = populated(true, &[]);
@@ -245,6 +249,7 @@ fn an_rdb_from_a_newer_redis_names_both_versions() {
     assert!(reason.contains("reads RDB versions up to 10"), "{reason}");
 }
 
+// fault: keys deleted before the backup was taken | failed | `db 0: 488 keys, expected 508` | TMPDIR empty, history row
 #[test]
 fn keys_missing_against_the_manifest_fail_the_counts_and_the_digest() {
     let src = populated(true, &[]);
@@ -264,6 +269,7 @@ fn keys_missing_against_the_manifest_fail_the_counts_and_the_digest() {
     assert_eq!(by_kind("dataset_digest")["status"], "failed");
 }
 
+// fault: a backup that crashes the scratch redis-server | failed | `redis-server crashed: server killed by signal 11 (segmentation fault)` | TMPDIR empty, history row
 #[test]
 fn an_aof_that_crashes_the_server_is_a_named_crash() {
     let src = aof_source();
@@ -308,6 +314,7 @@ fn an_aof_cannot_move_the_server_out_of_its_folder() {
     assert!(written.is_empty(), "the backup made the server write {written:?}");
 }
 
+// fault: an AOF manifest naming a file outside its folder | failed | `… is not a plain name in the AOF folder` | TMPDIR empty, history row
 #[test]
 fn an_aof_manifest_naming_a_file_outside_its_folder_is_refused() {
     let src = aof_source();

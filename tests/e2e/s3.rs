@@ -63,6 +63,7 @@ fn drill_from_s3_with_checksum_and_failures() {
     sb.assert_no_leftovers();
 }
 
+// fault: wrong S3 credentials | failed | `locate: …` S3's refusal | the secret in no output, TMPDIR empty
 #[test]
 fn wrong_s3_credentials_fail_the_drill_without_leaking_them() {
     let server = Seaweed::start();

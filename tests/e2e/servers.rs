@@ -138,6 +138,14 @@ impl Seaweed {
     }
 }
 
+impl Seaweed {
+    /// Kills the server at once (a crash, not a shutdown).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Seaweed {
     fn drop(&mut self) {
         let _ = self.child.kill();
