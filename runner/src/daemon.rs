@@ -475,20 +475,40 @@ impl Job {
 /// Returns why the folder could not be read, if it could not: then the runbooks already
 /// loaded are kept as they are (a transient error never means "0 runbooks, ok").
 async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf, Entry>) -> Option<String> {
-    let paths: Vec<PathBuf> = match plan::expand(&[], &config.runbooks) {
-        Ok(paths) => paths.into_iter().map(|p| std::path::absolute(&p).unwrap_or(p)).collect(),
-        Err(e) => {
+    // Walking the folder and reading and parsing every file is blocking work: off the async
+    // workers, which serve drills and the HTTP side meanwhile.
+    let root = config.runbooks.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        plan::expand(&[], &root).map(|paths| {
+            paths
+                .into_iter()
+                .map(|p| std::path::absolute(&p).unwrap_or(p))
+                .map(|p| {
+                    let loaded = plan::load(&p);
+                    (p, loaded)
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await;
+    let files = match read {
+        Ok(Ok(files)) => files,
+        Ok(Err(e)) => {
             let why = format!("the runbooks folder cannot be read: {}", e.0);
             tracing::warn!(folder = %config.runbooks.display(), error = %why, "keeping the runbooks loaded before");
             eprintln!("drillbook daemon: {why}; keeping the {} runbooks loaded before", book.len());
             return Some(why);
         }
+        Err(e) => return Some(format!("the runbooks folder could not be read: {e}")),
     };
     // A runbook whose drill is running stays until the drill ends, even if its file went
     // away, so a reload can never start a second drill of it.
-    book.retain(|p, e| paths.contains(p) || e.busy);
-    for path in paths {
-        match plan::load(&path) {
+    {
+        let present: std::collections::HashSet<&PathBuf> = files.iter().map(|(p, _)| p).collect();
+        book.retain(|p, e| present.contains(p) || e.busy);
+    }
+    for (path, loaded) in files {
+        match loaded {
             Ok(loaded) => {
                 if let Some(e) = book.get_mut(&path) {
                     if e.loaded.sha256 != loaded.sha256 {
