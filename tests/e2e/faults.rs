@@ -8,20 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::servers::{ACCESS_KEY, SECRET_KEY, Seaweed};
-use crate::support::{Sandbox, TarBuilder, sha256_hex};
-
-/// Bytes that do not compress: a drill of them writes as much as it reads.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use crate::support::{Sandbox, TarBuilder, noise, sha256_hex};
 
 fn runbook(source: &str) -> String {
     format!(

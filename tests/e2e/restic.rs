@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::bad_input::{fails_with, step};
 use crate::servers::{ACCESS_KEY, SECRET_KEY, Seaweed};
-use crate::support::{Sandbox, assert_secret_nowhere, files_under, is_root};
+use crate::support::{Sandbox, assert_secret_nowhere, files_under, is_root, noise};
 
 const PASSWORD: &str = "correct horse battery staple";
 const BACKUP: &str = "quickstart/backups/rag-2026-11-29.tar.zst";
@@ -204,19 +204,6 @@ fn damage_data_pack_after(repo: &Path, before: &[PathBuf]) {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     std::fs::set_permissions(&pack, perms).unwrap();
     std::fs::write(&pack, bytes).unwrap();
-}
-
-/// Bytes zstd cannot shrink, so that restic stores them in a pack of their own size.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -263,6 +263,19 @@ fn set_raw_path(h: &mut tar::Header, path: &str) {
     name[..path.len()].copy_from_slice(path.as_bytes());
 }
 
+/// Bytes that do not compress (xorshift): a backup of them is as large as what it restores.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn zstd(data: &[u8]) -> Vec<u8> {
     zstd::encode_all(data, 3).expect("zstd")
 }
