@@ -24,6 +24,8 @@ const FRESH: Duration = Duration::from_secs(1);
 /// Runs are read again if they started or finished this long before the newest time seen:
 /// rows written by hosts whose clocks differ, or committed late, are not missed.
 const OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
+/// How many counted runs may be remembered before those outside the overlap are forgotten.
+const COUNTED_PRUNE: usize = 4096;
 /// RTO values kept per runbook for the dashboard's trend.
 pub const TREND: usize = 20;
 /// Upper bounds of `drillbook_drill_duration_seconds`.
@@ -211,6 +213,13 @@ impl View {
                 let seen = self.horizon.as_ref().is_some_and(|h| f < h) || self.counted.contains_key(&r.run_id);
                 if !seen {
                     self.counted.insert(r.run_id.clone(), f.clone());
+                    // Only runs a later look may read again need remembering: keep the map to
+                    // the overlap (a year of history folded at start would otherwise hold
+                    // every run id at once).
+                    if self.counted.len() > COUNTED_PRUNE {
+                        let horizon = minus_overlap(&self.newest_finish);
+                        self.counted.retain(|_, f| *f >= horizon);
+                    }
                 }
                 !seen
             }

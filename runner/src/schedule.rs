@@ -28,6 +28,22 @@ pub struct Timetable {
     offset: Duration,
     /// See [`Timetable::interval`].
     interval: Option<Duration>,
+    memo: Memo,
+}
+
+/// The last answer of [`Timetable::next_after`]: the daemon's loop asks for the same `last`
+/// every time it wakes (to decide, to publish the next fire, to sleep until it), and walking a
+/// cron schedule in a time zone is the costliest thing it does idle.
+#[derive(Debug, Default)]
+struct Memo(std::sync::Mutex<Option<Answer>>);
+
+/// A time asked about, and the first fire time after it.
+type Answer = (DateTime<Utc>, Option<DateTime<Utc>>);
+
+impl Clone for Memo {
+    fn clone(&self) -> Memo {
+        Memo::default()
+    }
 }
 
 /// What to do now.
@@ -53,6 +69,7 @@ impl Timetable {
             misfire: rb.misfire,
             offset: offset(rb.name(), jitter),
             interval: None,
+            memo: Memo::default(),
         };
         t.interval = t.longest_gap();
         Some(t)
@@ -63,6 +80,20 @@ impl Timetable {
     /// inside a spring-forward gap runs once, at the first instant after the gap; one inside the
     /// fall-back overlap runs once, at its first occurrence.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Ok(memo) = self.memo.0.lock()
+            && let Some((asked, answer)) = *memo
+            && asked == t
+        {
+            return answer;
+        }
+        let answer = self.walk_after(t);
+        if let Ok(mut memo) = self.memo.0.lock() {
+            *memo = Some((t, answer));
+        }
+        answer
+    }
+
+    fn walk_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         use chrono::{LocalResult, TimeZone};
         // cron walks naive wall-clock times, with UTC standing in for "no zone".
         let wall = Utc.from_utc_datetime(&t.with_timezone(&self.tz).naive_local());
