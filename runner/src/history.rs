@@ -133,6 +133,16 @@ impl History {
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // The daemon reads a year of history once at start: SQLite's page cache (2 MiB a
+            // connection by default) would keep the daemon's memory at that peak for good.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        sqlx::query("PRAGMA cache_size = -256").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the history store {state}"))?;
