@@ -7,27 +7,15 @@
 #   benches/daemon.sh            # 1000 runbooks, 60 s idle, 20 s of 2-second fires
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 N="${N:-1000}"
 IDLE_S="${IDLE_S:-60}"
 FIRE_S="${FIRE_S:-20}"
 WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/daemon"
 cargo build --release --quiet
 BIN="$PWD/target/release/drillbook"
-rm -rf "$WORK" && mkdir -p "$WORK/runbooks" "$WORK/backups"
-printf 'hello\n' > "$WORK/backups/a.txt"
-for ((i = 0; i < N; i++)); do
-  cat > "$WORK/runbooks/rb-$i.yaml" <<YAML
-version: 1
-name: rb-$i
-owner: team-$((i % 20))
-schedule: "$((i % 60)) $((i % 24)) * * *"
-timezone: Europe/Berlin
-asset: { name: asset-$i, kind: files }
-objectives: { rpo: 26h }
-source: { path: $WORK/backups/, pick: a.txt }
-restore: { adapter: files }
-YAML
-done
+rm -rf "$WORK"
+files_runbooks "$WORK" "$N" daily
 cat > "$WORK/drillbook.yaml" <<YAML
 runbooks: runbooks
 http: { listen: "127.0.0.1:0" }

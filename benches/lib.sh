@@ -12,3 +12,26 @@ label, r = sys.argv[1], sorted(float(x) for x in sys.argv[2:])
 print(f"\n{label}ratio median {statistics.median(r):.3f}× (spread {r[0]:.3f}–{r[-1]:.3f}×) over {len(r)} rounds")
 PY
 }
+
+# files_runbooks DIR N daily|yearly: N runbooks rb-0 … rb-(N-1) of the `files` adapter over
+# DIR/backups/a.txt, written to DIR/runbooks. `daily` spreads their fire times over the day;
+# `yearly` fires on 1 January at 03:00 (nothing due while a bench runs).
+files_runbooks() {
+  local dir="$1" n="$2" kind="$3" schedule
+  mkdir -p "$dir/runbooks" "$dir/backups"
+  printf 'hello\n' > "$dir/backups/a.txt"
+  for ((i = 0; i < n; i++)); do
+    if [[ $kind == daily ]]; then schedule="$((i % 60)) $((i % 24)) * * *"; else schedule="0 3 1 1 *"; fi
+    cat > "$dir/runbooks/rb-$i.yaml" <<YAML
+version: 1
+name: rb-$i
+owner: team-$((i % 20))
+schedule: "$schedule"
+timezone: Europe/Berlin
+asset: { name: asset-$i, kind: files }
+objectives: { rpo: 26h, rto: 10m }
+source: { path: $dir/backups/, pick: a.txt }
+restore: { adapter: files }
+YAML
+  done
+}
