@@ -1,7 +1,8 @@
 //! The daemon's HTTP side (127.0.0.1:9477 by default): `/healthz`, `/metrics` (OpenMetrics
 //! text), the dashboard, `/api/runs`, `/api/runbooks`, the reports, and the token-protected
-//! trigger `POST /api/runbooks/{name}/run`. Everything is read from history and from the
-//! status the scheduler publishes; nothing here runs a drill itself.
+//! trigger `POST /api/runbooks/{name}/run`. Everything is read from the ledger (`/metrics`,
+//! the dashboard), history's pages (`/api/runs`) and the status the scheduler publishes;
+//! nothing here runs a drill itself.
 
 use std::sync::Arc;
 
