@@ -138,6 +138,8 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let mut drills: JoinSet<(PathBuf, String, Option<String>)> = JoinSet::new();
     // A changed runbook file reloads like SIGHUP; the folder is looked at every few seconds.
     let mut seen = folder_state(&config.runbooks);
+    // What the HTTP side was last given (see `published`).
+    let mut last_published = 0u64;
     let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(2));
     watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Kept scratch (`keep_on_failure`) is looked at every few seconds, removed when its time is up.
@@ -171,8 +173,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
         }
         // Fire times whose daemon died mid-drill (its lease ran out) are taken over here.
-        let idle: Vec<String> =
-            book.values().filter(|e| !e.busy).map(|e| e.loaded.runbook.name().to_string()).collect();
+        let idle = |name: &str| book.values().any(|e| !e.busy && e.loaded.runbook.name() == name);
         let why = |fire: &str| {
             format!(
                 "interrupted: the daemon holding fire time {fire} stopped renewing its claim; taken over by {owner}"
@@ -187,8 +188,16 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        status_tx
-            .send_replace(crate::http::DaemonStatus { runbooks: statuses(&book), folder_error: folder_error.clone() });
+        // Rebuilt only when something the HTTP side shows changed: rebuilding 1,000 statuses
+        // on every wake was most of an idle daemon's work.
+        let now_published = published(&book, folder_error.as_deref());
+        if now_published != last_published {
+            last_published = now_published;
+            status_tx.send_replace(crate::http::DaemonStatus {
+                runbooks: statuses(&book),
+                folder_error: folder_error.clone(),
+            });
+        }
         let wake = book
             .values()
             .filter(|e| !e.busy)
@@ -299,6 +308,18 @@ impl JobContext<'_> {
 }
 
 /// The status the HTTP side shows.
+/// A digest of what [`statuses`] depends on: the loaded versions, the fire times handled, which
+/// drills run, and the errors.
+fn published(book: &BTreeMap<PathBuf, Entry>, folder_error: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    folder_error.hash(&mut h);
+    for (path, e) in book {
+        (path, &e.loaded.sha256, e.last, e.busy, &e.error, &e.failing).hash(&mut h);
+    }
+    h.finish()
+}
+
 fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> {
     book.iter()
         .map(|(path, e)| {

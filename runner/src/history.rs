@@ -393,14 +393,15 @@ impl History {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Takes over claims whose lease ran out before their drill was done: (runbook, fire time).
+    /// Takes over claims whose lease ran out before their drill was done, for the runbooks
+    /// `runbooks` accepts (those idle here): (runbook, fire time).
     /// Each takeover is one transaction: the claim changes owner, the run its holder left
     /// in progress becomes `interrupted` (`reason`), and if that holder had completed the
     /// drill after all (its outcome landed first), the claim is closed instead of run again.
     /// Whichever of the holder's `finish` and this commits first wins; never both.
     pub async fn take_over_expired(
         &self,
-        runbooks: &[String],
+        runbooks: &dyn Fn(&str) -> bool,
         owner: &str,
         lease: Duration,
         reason: &dyn Fn(&str) -> String,
@@ -413,7 +414,7 @@ impl History {
         let mut won = Vec::new();
         for r in rows {
             let (runbook, fire): (String, String) = (r.try_get("runbook")?, r.try_get("scheduled_for")?);
-            if !runbooks.contains(&runbook) {
+            if !runbooks(&runbook) {
                 continue;
             }
             let mut tx = self.pool.begin().await?;
