@@ -138,8 +138,12 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let mut drills: JoinSet<(PathBuf, String, Option<String>)> = JoinSet::new();
     // A changed runbook file reloads like SIGHUP; the folder is looked at every few seconds.
     let mut seen = folder_state(&config.runbooks);
-    // What the HTTP side was last given (see `published`).
-    let mut last_published = 0u64;
+    // The runbooks are looked at (due fire times, the status published, the next wake) when one
+    // of them changed (a reload, a drill started or ended) or the earliest start has come, not
+    // on every wake: a wake for the folder watch or the kept scratch touches none of them
+    // (1,000 runbooks of a few KiB each, touched every 2 s, were most of an idle daemon's work).
+    let mut dirty = true;
+    let mut next_wake: Option<DateTime<Utc>> = None;
     let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(2));
     watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Kept scratch (`keep_on_failure`) is looked at every few seconds, removed when its time is up.
@@ -147,27 +151,32 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     kept_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = Utc::now();
-        for (path, e) in book.iter_mut() {
-            let Some(t) = &e.timetable else { continue };
-            if e.busy {
-                continue;
-            }
-            let due = t.due(e.last, now);
-            if let Some(handled) = due.handled {
-                e.last = handled;
-            }
-            if due.missed > 0 {
-                tracing::warn!(runbook = e.loaded.runbook.name(), missed = due.missed, "fire times missed");
-            }
-            if let Some(fire) = due.fire {
-                match history.claim(e.loaded.runbook.name(), fire, &owner, lease).await {
-                    Ok(true) => {
-                        e.busy = true;
-                        ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
-                    }
-                    Ok(false) => tracing::debug!(runbook = e.loaded.runbook.name(), %fire, "claimed by another daemon"),
-                    Err(err) => {
-                        eprintln!("drillbook daemon: {}: cannot claim {fire}: {err:#}", e.loaded.runbook.name())
+        let mut look = dirty || next_wake.is_some_and(|w| w <= now);
+        if look {
+            for (path, e) in book.iter_mut() {
+                let Some(t) = &e.timetable else { continue };
+                if e.busy {
+                    continue;
+                }
+                let due = t.due(e.last, now);
+                if let Some(handled) = due.handled {
+                    e.last = handled;
+                }
+                if due.missed > 0 {
+                    tracing::warn!(runbook = e.loaded.runbook.name(), missed = due.missed, "fire times missed");
+                }
+                if let Some(fire) = due.fire {
+                    match history.claim(e.loaded.runbook.name(), fire, &owner, lease).await {
+                        Ok(true) => {
+                            e.busy = true;
+                            ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
+                        }
+                        Ok(false) => {
+                            tracing::debug!(runbook = e.loaded.runbook.name(), %fire, "claimed by another daemon")
+                        }
+                        Err(err) => {
+                            eprintln!("drillbook daemon: {}: cannot claim {fire}: {err:#}", e.loaded.runbook.name())
+                        }
                     }
                 }
             }
@@ -184,27 +193,26 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 if let Some((path, e)) = book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == name) {
                     eprintln!("drillbook daemon: {name}: taking over fire time {fire}");
                     e.busy = true;
+                    look = true;
                     ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
                 }
             }
         }
-        // Rebuilt only when something the HTTP side shows changed: rebuilding 1,000 statuses
-        // on every wake was most of an idle daemon's work.
-        let now_published = published(&book, folder_error.as_deref());
-        if now_published != last_published {
-            last_published = now_published;
+        if look {
             status_tx.send_replace(crate::http::DaemonStatus {
                 runbooks: statuses(&book),
                 folder_error: folder_error.clone(),
             });
+            next_wake = book
+                .values()
+                .filter(|e| !e.busy)
+                .filter_map(|e| e.timetable.as_ref().and_then(|t| t.next_after(e.last).map(|f| t.start_at(f))))
+                .min();
+            dirty = false;
         }
-        let wake = book
-            .values()
-            .filter(|e| !e.busy)
-            .filter_map(|e| e.timetable.as_ref().and_then(|t| t.next_after(e.last).map(|f| t.start_at(f))))
-            .min();
-        let sleep =
-            wake.map(|w| (w - Utc::now()).to_std().unwrap_or_default()).unwrap_or(std::time::Duration::from_secs(3600));
+        let sleep = next_wake
+            .map(|w| (w - Utc::now()).to_std().unwrap_or_default())
+            .unwrap_or(std::time::Duration::from_secs(3600));
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             Some(done) = drills.join_next(), if !drills.is_empty() => {
@@ -214,6 +222,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                         e.busy = false;
                         e.failing = failing;
                     }
+                    dirty = true;
                 }
             }
             Some(t) = trigger_rx.recv() => {
@@ -235,12 +244,14 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     None => TriggerReply::NotFound,
                 };
                 let _ = t.reply.send(answer);
+                dirty = true;
             }
             _ = hup.recv() => {
                 folder_error = reload(config, &history, &mut book).await;
                 let root = config.runbooks.clone();
                 seen = tokio::task::spawn_blocking(move || folder_state(&root)).await.unwrap_or_default();
                 eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
+                dirty = true;
             }
             _ = watch_tick.tick() => {
                 let root = config.runbooks.clone();
@@ -249,6 +260,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     seen = now_seen;
                     folder_error = reload(config, &history, &mut book).await;
                     eprintln!("drillbook daemon: runbooks changed on disk; reloaded, {} runbooks", book.len());
+                    dirty = true;
                 }
             }
             _ = kept_tick.tick() => expire_kept(config, &history).await,
@@ -308,18 +320,6 @@ impl JobContext<'_> {
 }
 
 /// The status the HTTP side shows.
-/// A digest of what [`statuses`] depends on: the loaded versions, the fire times handled, which
-/// drills run, and the errors.
-fn published(book: &BTreeMap<PathBuf, Entry>, folder_error: Option<&str>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    folder_error.hash(&mut h);
-    for (path, e) in book {
-        (path, &e.loaded.sha256, e.last, e.busy, &e.error, &e.failing).hash(&mut h);
-    }
-    h.finish()
-}
-
 fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> {
     book.iter()
         .map(|(path, e)| {
