@@ -108,9 +108,9 @@ pub fn drilled_within(
 /// read from (its content, its name, the object's modification time).
 fn backup_age(folder: Option<&str>) -> (Option<i64>, Option<String>) {
     let Some(report) = folder.and_then(crate::evidence::report_json) else { return (None, None) };
-    let backup = &report["backup"];
-    let age = backup["newest_age_seconds"].as_i64().or_else(|| backup["age_seconds"].as_i64());
-    (age, backup["taken_from"].as_str().map(String::from))
+    // The age the RPO is measured on, as the history row's figures hold it.
+    let age = crate::history::Figures::of_json(&report).rpo_s.map(|a| a as i64);
+    (age, report["backup"]["taken_from"].as_str().map(String::from))
 }
 
 pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {

@@ -27,10 +27,9 @@ const OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
 /// How many counted runs may be remembered before those outside the overlap are forgotten.
 const COUNTED_PRUNE: usize = 4096;
 /// RTO values kept per runbook for the dashboard's trend.
-pub const TREND: usize = 20;
+const TREND: usize = 20;
 /// Upper bounds of `drillbook_drill_duration_seconds`.
-pub const DURATION_BUCKETS: [f64; 12] =
-    [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0];
+const DURATION_BUCKETS: [f64; 12] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0];
 
 /// The history of one runbook as the dashboard and the metrics need it.
 #[derive(Debug, Clone, Default)]
