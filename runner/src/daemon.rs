@@ -136,16 +136,14 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(60));
     let ctx = JobContext { config, history: &history, key: &key, slots: &slots, shutdown: &shutdown, owner: &owner };
     let mut drills: JoinSet<(PathBuf, String, Option<String>)> = JoinSet::new();
-    // A changed runbook file reloads like SIGHUP; the folder is looked at every few seconds.
-    let mut seen = folder_state(&config.runbooks);
+    // A changed runbook file reloads like SIGHUP (the kernel tells when the folder changed).
+    let mut folder = crate::folder::FolderWatch::new(&config.runbooks);
     // The runbooks are looked at (due fire times, the status published, the next wake) when one
     // of them changed (a reload, a drill started or ended) or the earliest start has come, not
-    // on every wake: a wake for the folder watch or the kept scratch touches none of them
-    // (1,000 runbooks of a few KiB each, touched every 2 s, were most of an idle daemon's work).
+    // on every wake: a wake for the folder or the kept scratch touches none of them (1,000
+    // runbooks of a few KiB each, touched on every wake, were most of an idle daemon's work).
     let mut dirty = true;
     let mut next_wake: Option<DateTime<Utc>> = None;
-    let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(2));
-    watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Kept scratch (`keep_on_failure`) is looked at every few seconds, removed when its time is up.
     let mut kept_tick = tokio::time::interval(KEPT_TICK);
     kept_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -248,16 +246,12 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
             _ = hup.recv() => {
                 folder_error = reload(config, &history, &mut book).await;
-                let root = config.runbooks.clone();
-                seen = tokio::task::spawn_blocking(move || folder_state(&root)).await.unwrap_or_default();
+                folder.rescan().await;
                 eprintln!("drillbook daemon: reloaded, {} runbooks", book.len());
                 dirty = true;
             }
-            _ = watch_tick.tick() => {
-                let root = config.runbooks.clone();
-                let now_seen = tokio::task::spawn_blocking(move || folder_state(&root)).await.unwrap_or_default();
-                if now_seen != seen {
-                    seen = now_seen;
+            _ = folder.hint() => {
+                if folder.changed().await {
                     folder_error = reload(config, &history, &mut book).await;
                     eprintln!("drillbook daemon: runbooks changed on disk; reloaded, {} runbooks", book.len());
                     dirty = true;
@@ -553,21 +547,6 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
         }
     }
     None
-}
-
-/// Names, sizes and modification times of the runbook files: a change means a reload.
-fn folder_state(root: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
-    let mut out: Vec<_> = plan::expand(&[], root)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| {
-            let m = std::fs::metadata(&p).ok();
-            let (len, modified) = (m.as_ref().map(|m| m.len()).unwrap_or(0), m.and_then(|m| m.modified().ok()));
-            (p, len, modified)
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// Runs left `running` by a process that is gone become `interrupted`; their drill folders

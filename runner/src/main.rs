@@ -5,6 +5,7 @@ mod daemon;
 mod evidence;
 mod execute;
 mod explain;
+mod folder;
 mod history;
 mod http;
 mod init;
