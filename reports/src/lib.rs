@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub mod email;
+pub mod keyring;
 pub mod render;
 pub mod sign;
 
@@ -31,6 +32,10 @@ pub struct Report {
     pub verdict: Verdict,
     pub failure_reasons: Vec<String>,
     pub previous: Option<Previous>,
+    /// The report's place in its runbook's chain: 1 for the first, `previous` holds `seq - 1`
+    /// (absent in reports from before the chain was numbered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     pub runner: Runner,
     pub controls: Vec<Control>,
     /// What a failed drill left for investigation (`keep_on_failure`), and until when.
@@ -305,6 +310,7 @@ pub(crate) mod tests {
             runner: Runner { version: "0".into(), host: "h".into() },
             controls: standard_controls(),
             kept: None,
+            seq: None,
         }
     }
 

@@ -97,15 +97,30 @@ pub fn generate() -> Result<SigningKey, SignError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// Writes `DIR/signing.pem` (PKCS#8, mode 0600) and `DIR/signing.pub.pem` (SPKI).
+/// Writes `DIR/signing.pem` (PKCS#8 v1, mode 0600) and `DIR/signing.pub.pem` (SPKI).
 pub fn write_pair(dir: &Path, key: &SigningKey) -> Result<(), SignError> {
+    write_pair_named(dir, key, "signing")
+}
+
+/// Writes a keyring's `DIR/<keyid>.pem` and `DIR/<keyid>.pub.pem`; returns the keyid.
+pub fn write_keyring_pair(dir: &Path, key: &SigningKey) -> Result<String, SignError> {
+    let keyid = keyid(&key.verifying_key())?;
+    write_pair_named(dir, key, &keyid)?;
+    Ok(keyid)
+}
+
+fn write_pair_named(dir: &Path, key: &SigningKey, stem: &str) -> Result<(), SignError> {
     std::fs::create_dir_all(dir).map_err(|source| SignError::Write { path: dir.display().to_string(), source })?;
-    let private = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| SignError::Encode(e.to_string()))?;
+    // PKCS#8 v1 (RFC 5208: the seed alone, no public key). ed25519-dalek writes v2 (RFC 5958,
+    // with the public key), which OpenSSL 3.0 refuses ("unsupported"); v1 is what `openssl
+    // genpkey -algorithm ed25519` writes, and every reader takes it.
+    let v1 = ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None };
+    let private = v1.to_pkcs8_pem(LineEnding::LF).map_err(|e| SignError::Encode(e.to_string()))?;
     let public = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| SignError::Encode(e.to_string()))?;
     // Written whole under a private name, then linked into place: a reader (another daemon
     // starting at the same moment) sees no key or a complete one, never half a file, and an
     // existing key is never replaced.
-    let path = dir.join("signing.pem");
+    let path = dir.join(format!("{stem}.pem"));
     let err = |source| SignError::Write { path: path.display().to_string(), source };
     let tmp = write_private_temp(dir, private.as_bytes(), 0o600).map_err(err)?;
     let linked = std::fs::hard_link(tmp.path(), &path);
@@ -116,7 +131,7 @@ pub fn write_pair(dir: &Path, key: &SigningKey) -> Result<(), SignError> {
         }
         other => other.map_err(err)?,
     }
-    let pub_path = dir.join("signing.pub.pem");
+    let pub_path = dir.join(format!("{stem}.pub.pem"));
     let tmp = write_private_temp(dir, public.as_bytes(), 0o644)
         .map_err(|source| SignError::Write { path: pub_path.display().to_string(), source })?;
     tmp.persist(&pub_path).map_err(|e| SignError::Write { path: pub_path.display().to_string(), source: e.error })?;
@@ -124,7 +139,7 @@ pub fn write_pair(dir: &Path, key: &SigningKey) -> Result<(), SignError> {
 }
 
 /// A temporary file in `dir` created with `mode` (never wider, not chmod-ed after), holding `bytes`.
-fn write_private_temp(dir: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
+pub(crate) fn write_private_temp(dir: &Path, bytes: &[u8], mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
     use std::io::Write;
     let mut f = tempfile::Builder::new()
         .prefix(".signing.")
@@ -155,24 +170,45 @@ pub fn load_public(path: &Path) -> Result<VerifyingKey, SignError> {
     })
 }
 
-/// The in-toto statement: subject = the backup object and its sha256, predicate = the report.
-/// A drill that never read a backup (none found, read failed) names the runbook instead, so
-/// the subject is never empty.
-pub fn statement(report: &Report) -> serde_json::Value {
-    let subject = match report.backup.as_ref().and_then(|b| b.sha256.as_ref().map(|s| (b, s))) {
-        Some((b, sha)) => json!([{"name": b.location, "digest": {"sha256": sha}}]),
-        None => json!([{"name": report.runbook.path, "digest": {"sha256": report.runbook.sha256}}]),
+/// A file of the report folder that the signature covers: its name there and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub name: String,
+    pub sha256: String,
+}
+
+impl Artifact {
+    pub fn of(name: &str, bytes: &[u8]) -> Artifact {
+        Artifact { name: name.to_string(), sha256: hex::encode(Sha256::digest(bytes)) }
+    }
+}
+
+/// How a subject that is a file of the report folder is marked (the first subject is the
+/// backup, or the runbook when no backup was read).
+const ARTIFACT_ANNOTATION: &str = "report-file";
+
+/// The in-toto statement: subjects = the backup object and its sha256 (the runbook instead
+/// when the drill never read a backup, so the subject is never empty), then every file of the
+/// report folder the signature covers (`report.json`, `report.html`, `report.md`); predicate =
+/// the report.
+pub fn statement(report: &Report, artifacts: &[Artifact]) -> serde_json::Value {
+    let first = match report.backup.as_ref().and_then(|b| b.sha256.as_ref().map(|s| (b, s))) {
+        Some((b, sha)) => json!({"name": b.location, "digest": {"sha256": sha}}),
+        None => json!({"name": report.runbook.path, "digest": {"sha256": report.runbook.sha256}}),
     };
+    let files = artifacts.iter().map(
+        |a| json!({"name": a.name, "digest": {"sha256": a.sha256}, "annotations": {"drillbook": ARTIFACT_ANNOTATION}}),
+    );
     json!({
         "_type": STATEMENT_TYPE,
-        "subject": subject,
+        "subject": std::iter::once(first).chain(files).collect::<Vec<_>>(),
         "predicateType": PREDICATE_TYPE,
         "predicate": report,
     })
 }
 
-pub fn sign(report: &Report, key: &SigningKey) -> Result<Envelope, SignError> {
-    let body = canonical(&statement(report)).map_err(|e| SignError::Encode(e.to_string()))?;
+pub fn sign(report: &Report, artifacts: &[Artifact], key: &SigningKey) -> Result<Envelope, SignError> {
+    let body = canonical(&statement(report, artifacts)).map_err(|e| SignError::Encode(e.to_string()))?;
     let sig: Signature = key.sign(&pae(PAYLOAD_TYPE, &body));
     Ok(Envelope {
         payload_type: PAYLOAD_TYPE.into(),
@@ -181,8 +217,21 @@ pub fn sign(report: &Report, key: &SigningKey) -> Result<Envelope, SignError> {
     })
 }
 
-/// Checks the signature with `key` and returns the signed report.
-pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Report, VerifyError> {
+/// What a valid envelope signed: the report, and the report-folder files it covers (none for
+/// envelopes written before files were covered).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signed {
+    pub report: Report,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// The keyid the envelope says signed it (unverified: used to pick the key from a keyring).
+pub fn signer(env: &Envelope) -> Option<&str> {
+    env.signatures.first().map(|s| s.keyid.as_str())
+}
+
+/// Checks the signature with `key` and returns what it signed.
+pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Signed, VerifyError> {
     if env.payload_type != PAYLOAD_TYPE {
         return Err(VerifyError::PayloadType(env.payload_type.clone()));
     }
@@ -200,7 +249,23 @@ pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Report, VerifyError>
     if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != PREDICATE_TYPE {
         return Err(VerifyError::Statement("wrong _type or predicateType".into()));
     }
-    serde_json::from_value(statement["predicate"].clone()).map_err(|e| VerifyError::Statement(e.to_string()))
+    let mut artifacts = Vec::new();
+    for subject in statement["subject"].as_array().into_iter().flatten() {
+        if subject["annotations"]["drillbook"] != ARTIFACT_ANNOTATION {
+            continue;
+        }
+        let (Some(name), Some(sha256)) = (subject["name"].as_str(), subject["digest"]["sha256"].as_str()) else {
+            return Err(VerifyError::Statement("a report-file subject without name or sha256".into()));
+        };
+        // A plain file name of the report folder, never a path out of it.
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(VerifyError::Statement(format!("report-file subject `{name}` is not a file name")));
+        }
+        artifacts.push(Artifact { name: name.to_string(), sha256: sha256.to_string() });
+    }
+    let report =
+        serde_json::from_value(statement["predicate"].clone()).map_err(|e| VerifyError::Statement(e.to_string()))?;
+    Ok(Signed { report, artifacts })
 }
 
 #[cfg(test)]
@@ -211,8 +276,11 @@ mod tests {
     fn sign_verify_and_tamper() {
         let key = generate().unwrap();
         let report = crate::tests::sample();
-        let env = sign(&report, &key).unwrap();
-        assert_eq!(verify(&env, &key.verifying_key()).unwrap(), report);
+        let files = [Artifact::of("report.html", b"<html>"), Artifact::of("report.md", b"# r")];
+        let env = sign(&report, &files, &key).unwrap();
+        let signed = verify(&env, &key.verifying_key()).unwrap();
+        assert_eq!(signed.report, report);
+        assert_eq!(signed.artifacts, files, "the files the signature covers come back with their digests");
 
         let mut tampered = env.clone();
         let mut body = B64.decode(&tampered.payload).unwrap();

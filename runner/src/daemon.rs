@@ -46,7 +46,7 @@ struct Entry {
 
 pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let history = Arc::new(History::open(&config.state).await?);
-    let key = Arc::new(crate::evidence::signing_key(config)?);
+    let signer = Arc::new(crate::evidence::signer(config)?);
     recover(config, &history).await?;
     expire_kept(config, &history).await;
 
@@ -134,7 +134,8 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let owner =
         format!("{}:{}:{}", crate::host(), std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(60));
-    let ctx = JobContext { config, history: &history, key: &key, slots: &slots, shutdown: &shutdown, owner: &owner };
+    let ctx =
+        JobContext { config, history: &history, signer: &signer, slots: &slots, shutdown: &shutdown, owner: &owner };
     let mut drills: JoinSet<(PathBuf, String, Option<String>)> = JoinSet::new();
     // A changed runbook file reloads like SIGHUP (the kernel tells when the folder changed).
     let mut folder = crate::folder::FolderWatch::new(&config.runbooks);
@@ -277,7 +278,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
 struct JobContext<'a> {
     config: &'a Config,
     history: &'a Arc<History>,
-    key: &'a Arc<ed25519_dalek::SigningKey>,
+    signer: &'a Arc<crate::evidence::Signer>,
     slots: &'a Arc<Semaphore>,
     shutdown: &'a CancellationToken,
     owner: &'a str,
@@ -296,7 +297,7 @@ impl JobContext<'_> {
         let job = Job {
             config: self.config.clone(),
             history: self.history.clone(),
-            key: self.key.clone(),
+            signer: self.signer.clone(),
             slots: self.slots.clone(),
             cancel: self.shutdown.child_token(),
             loaded: loaded.clone(),
@@ -341,7 +342,7 @@ fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> 
 struct Job {
     config: Config,
     history: Arc<History>,
-    key: Arc<ed25519_dalek::SigningKey>,
+    signer: Arc<crate::evidence::Signer>,
     slots: Arc<Semaphore>,
     cancel: CancellationToken,
     loaded: Loaded,
@@ -467,7 +468,7 @@ impl Job {
         let setup = DrillSetup {
             config: &self.config,
             reports_root: &self.config.reports,
-            key: &self.key,
+            signer: &self.signer,
             history: &self.history,
         };
         let hooks = Hooks {

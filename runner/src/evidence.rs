@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use drillbook_reports::Report;
+use drillbook_reports::keyring::Keyring;
 use drillbook_reports::sign::{self, Envelope};
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::Invalid;
 use crate::config::Config;
@@ -17,17 +19,49 @@ pub fn public_path(signing: &Path) -> PathBuf {
     signing.with_file_name("signing.pub.pem")
 }
 
-/// The signing key of the config; a development key is created on first use when none was
+/// What signs the reports: one key, or a keyring folder whose key of the moment signs.
+pub enum Signer {
+    Key(SigningKey),
+    Ring(PathBuf),
+}
+
+impl Signer {
+    /// The key that signs a report finished at `at`: the keyring's key valid then (read at
+    /// each use, so a `keygen --rotate` takes effect for a running daemon's next report).
+    pub fn key_at(&self, at: DateTime<Utc>) -> Result<SigningKey, String> {
+        match self {
+            Signer::Key(key) => Ok(key.clone()),
+            Signer::Ring(dir) => {
+                let ring = Keyring::open(dir).map_err(|e| e.to_string())?;
+                ring.signing_key_at(at).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// The signer of the config; a development key is created on first use when none was
 /// configured (and the user is told once, when it is created).
-pub fn signing_key(config: &Config) -> Result<SigningKey, Invalid> {
+pub fn signer(config: &Config) -> Result<Signer, Invalid> {
     let path = &config.signing_key;
+    if path.is_dir() {
+        // A keyring: checked whole at start, so a broken one is a config error, not a failed drill.
+        let ring = Keyring::open(path).map_err(|e| {
+            Invalid(format!(
+                "signing_key {} is a folder but not a keyring: {e} (make one with `drillbook keygen --rotate --out {}`)",
+                path.display(),
+                path.display()
+            ))
+        })?;
+        ring.signing_key().map_err(|e| Invalid(format!("signing_key {}: {e}", path.display())))?;
+        return Ok(Signer::Ring(path.clone()));
+    }
     if !path.exists() && config.signing_key_is_default {
         let key = sign::generate().map_err(|e| Invalid(e.to_string()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         match sign::write_pair(dir, &key) {
             // Another process (a second daemon starting with this one) made it first: use theirs.
             Err(sign::SignError::Exists { .. }) => {
-                return sign::load_signing(path).map_err(|e| Invalid(e.to_string()));
+                return sign::load_signing(path).map(Signer::Key).map_err(|e| Invalid(e.to_string()));
             }
             other => other.map_err(|e| Invalid(e.to_string()))?,
         }
@@ -36,7 +70,7 @@ pub fn signing_key(config: &Config) -> Result<SigningKey, Invalid> {
             path.display(),
             public_path(path).display()
         );
-        return Ok(key);
+        return Ok(Signer::Key(key));
     }
     if !path.exists() {
         return Err(Invalid(format!(
@@ -45,24 +79,65 @@ pub fn signing_key(config: &Config) -> Result<SigningKey, Invalid> {
             path.parent().map(|p| p.display().to_string()).unwrap_or_else(|| ".".into())
         )));
     }
-    sign::load_signing(path).map_err(|e| Invalid(e.to_string()))
+    sign::load_signing(path).map(Signer::Key).map_err(|e| Invalid(e.to_string()))
 }
 
-pub fn keygen_command(out: &Path) -> anyhow::Result<ExitCode> {
+/// `keygen --out DIR`: one key pair. `keygen --rotate --out DIR`: a keyring; adds a key and
+/// retires the active one (a folder holding a `signing.pem` pair becomes a keyring whose
+/// retired key is that one).
+pub fn keygen_command(out: &Path, rotate: bool) -> anyhow::Result<ExitCode> {
+    let key = sign::generate()?;
+    let keyid = sign::keyid(&key.verifying_key())?;
+    if rotate {
+        let now = Utc::now();
+        let ring = if Keyring::is_keyring(out) {
+            let mut ring = Keyring::open(out)?;
+            let retired = ring.active().ok().map(|k| k.keyid.clone());
+            ring.rotate(&key, now)?;
+            if let Some(old) = retired {
+                println!("retired keyid {old} as of {now}");
+            }
+            ring
+        } else {
+            let single = out.join("signing.pem");
+            let mut ring = Keyring::create(out, &key, now)?;
+            if single.exists() {
+                let old = sign::load_signing(&single)?;
+                // The old key signed from its file's creation (the best this host knows) until now.
+                let since = std::fs::metadata(&single)
+                    .and_then(|m| m.modified())
+                    .map(DateTime::<Utc>::from)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                ring.import_retired(&old, since.min(now - chrono::Duration::seconds(1)), now)?;
+                println!(
+                    "took {} into the keyring as retired keyid {}; signing.pem is no longer used",
+                    single.display(),
+                    sign::keyid(&old.verifying_key())?
+                );
+            }
+            ring
+        };
+        println!(
+            "keyring {}: active keyid {keyid} (private {keyid}.pem, 0600); {} key(s) in keys.yaml; set `signing_key: {}`",
+            ring.dir().display(),
+            ring.keys().len(),
+            ring.dir().display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if out.join("signing.pem").exists() {
         return Err(Invalid(format!(
-            "{} already exists; refusing to overwrite a key",
-            out.join("signing.pem").display()
+            "{} already exists; refusing to overwrite a key (rotate with `drillbook keygen --rotate --out {}`)",
+            out.join("signing.pem").display(),
+            out.display()
         ))
         .into());
     }
-    let key = sign::generate()?;
     sign::write_pair(out, &key)?;
     println!(
-        "wrote {} (private, 0600) and {} (public); keyid {}",
+        "wrote {} (private, 0600) and {} (public); keyid {keyid}",
         out.join("signing.pem").display(),
         out.join("signing.pub.pem").display(),
-        sign::keyid(&key.verifying_key())?
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -72,52 +147,114 @@ fn read_envelope(path: &Path) -> Result<Envelope, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: not a DSSE envelope: {e}", path.display()))
 }
 
+/// Who may have signed: one public key, or a keyring's keys, each for its own period.
+pub enum Signers {
+    Key(VerifyingKey),
+    Ring(Keyring),
+}
+
+impl Signers {
+    /// The signature, and with a keyring that the key was valid when the report was signed
+    /// (its `finished_at`). Returns what was signed and the keyid that signed it.
+    fn verify(&self, env: &Envelope) -> Result<(sign::Signed, String), String> {
+        match self {
+            Signers::Key(key) => {
+                let signed = sign::verify(env, key).map_err(|e| e.to_string())?;
+                Ok((signed, sign::keyid(key).map_err(|e| e.to_string())?))
+            }
+            Signers::Ring(ring) => {
+                let keyid = sign::signer(env).ok_or("the envelope has no signature")?.to_string();
+                let key = ring.public(&keyid).map_err(|e| e.to_string())?;
+                let signed = sign::verify(env, &key).map_err(|e| e.to_string())?;
+                ring.public_at(&keyid, signed.report.finished_at).map_err(|e| e.to_string())?;
+                Ok((signed, keyid))
+            }
+        }
+    }
+}
+
+/// Verifies a report folder: the envelope's signature, then every file the signature covers
+/// (present, and byte for byte what was signed). An envelope from before files were covered
+/// has its `report.json` compared with the signed report instead.
+fn verify_folder(envelope: &Path, signers: &Signers) -> Result<(Report, String, usize), String> {
+    let env = read_envelope(envelope)?;
+    let (signed, keyid) = signers.verify(&env).map_err(|e| format!("{}: {e}", envelope.display()))?;
+    let folder = envelope.parent().unwrap_or(Path::new("."));
+    for a in &signed.artifacts {
+        let path = folder.join(&a.name);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{} is covered by the signature but cannot be read: {e}", path.display()))?;
+        let found = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if found != a.sha256 {
+            return Err(format!("{} was altered: sha256 {found}, signed {}", path.display(), a.sha256));
+        }
+    }
+    if signed.artifacts.is_empty() {
+        // The human-readable copy beside the envelope must be the signed report, to the byte
+        // of its canonical form.
+        let beside = folder.join("report.json");
+        if beside.exists() {
+            let on_disk: Result<Report, String> = std::fs::read_to_string(&beside)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+            let digest = |r: &Report| r.digest().map_err(|e| e.to_string());
+            match on_disk {
+                Ok(r) if digest(&r)? == digest(&signed.report)? => {}
+                Ok(_) => return Err(format!("{} differs from the signed payload", beside.display())),
+                Err(e) => return Err(format!("{} is not a report: {e}", beside.display())),
+            }
+        }
+    }
+    Ok((signed.report, keyid, signed.artifacts.len()))
+}
+
 pub fn verify_command(
     config: &Config,
     envelope: &Path,
     pubkey: Option<&Path>,
+    keyring: Option<&Path>,
     chain: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let key_path = pubkey.map(Path::to_path_buf).unwrap_or_else(|| public_path(&config.signing_key));
-    let key = sign::load_public(&key_path)
-        .map_err(|e| Invalid(format!("{e} (pass the signer's public key with --pubkey)")))?;
+    let signers = match (pubkey, keyring) {
+        (Some(p), _) => Signers::Key(
+            sign::load_public(p).map_err(|e| Invalid(format!("{e} (pass the signer's public key with --pubkey)")))?,
+        ),
+        (None, Some(dir)) => Signers::Ring(Keyring::open(dir).map_err(|e| Invalid(format!("--keyring: {e}")))?),
+        (None, None) if Keyring::is_keyring(&config.signing_key) => {
+            Signers::Ring(Keyring::open(&config.signing_key).map_err(|e| Invalid(format!("signing_key: {e}")))?)
+        }
+        (None, None) => {
+            let p = public_path(&config.signing_key);
+            Signers::Key(sign::load_public(&p).map_err(|e| {
+                Invalid(format!("{e} (pass the signer's public key with --pubkey, or a keyring with --keyring)"))
+            })?)
+        }
+    };
     let fail = |reason: String| -> anyhow::Result<ExitCode> {
         println!("INVALID: {reason}");
         Ok(ExitCode::from(1))
     };
-    let env = match read_envelope(envelope) {
-        Ok(e) => e,
+    let (report, keyid, files) = match verify_folder(envelope, &signers) {
+        Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let report = match sign::verify(&env, &key) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("{}: {e}", envelope.display())),
-    };
-    // The human-readable copy beside the envelope must be the signed report, to the byte
-    // of its canonical form.
-    let beside = envelope.with_file_name("report.json");
-    if beside.exists() {
-        let on_disk: Result<Report, _> =
-            std::fs::read_to_string(&beside).context("read").and_then(|t| serde_json::from_str(&t).context("parse"));
-        match on_disk {
-            Ok(r) if r.digest()? == report.digest()? => {}
-            Ok(_) => return fail(format!("{} differs from the signed payload", beside.display())),
-            Err(e) => return fail(format!("{} is not a report: {e:#}", beside.display())),
-        }
-    }
     let mut links = 0;
     if let Some(root) = chain {
-        match walk_chain(root, &report, &key) {
+        match walk_chain(root, &report, &signers) {
             Ok(n) => links = n,
             Err(e) => return fail(e),
         }
     }
     println!(
-        "OK: run {} of {} ({:?}) signed by keyid {}{}",
+        "OK: run {} of {} ({:?}) signed by keyid {keyid}; {}{}",
         report.run_id,
         report.runbook.name,
         report.verdict,
-        sign::keyid(&key)?,
+        if files > 0 {
+            format!("{files} file(s) of the report folder match their signed digests")
+        } else {
+            "report.json matches the signed report".into()
+        },
         if chain.is_some() { format!("; chain intact over {links} earlier report(s)") } else { String::new() }
     );
     Ok(ExitCode::SUCCESS)
@@ -151,7 +288,7 @@ fn reports_under(dir: &Path) -> Result<Vec<(Report, PathBuf)>, String> {
 /// Follows `previous` links back through `ROOT/<runbook>/*/`, checking that each linked report
 /// exists, has the digest the later one recorded, is signed, and is older. Every report of
 /// the runbook must be on the chain: one that is not was cut out of it.
-fn walk_chain(root: &Path, head: &Report, key: &ed25519_dalek::VerifyingKey) -> Result<usize, String> {
+fn walk_chain(root: &Path, head: &Report, signers: &Signers) -> Result<usize, String> {
     let dir = root.join(&head.runbook.name);
     let reports: BTreeMap<String, (Report, PathBuf)> =
         reports_under(&dir)?.into_iter().map(|(r, folder)| (r.run_id.clone(), (r, folder))).collect();
@@ -173,16 +310,21 @@ fn walk_chain(root: &Path, head: &Report, key: &ed25519_dalek::VerifyingKey) -> 
                 current.run_id, prev.run_id, prev.sha256
             ));
         }
-        if r.started_at >= current.started_at {
+        // Reports are chained when committed, so a drill that started earlier may come later
+        // in the chain; what must hold is the numbering (or, for reports from before it, that
+        // the earlier report had started before the later one finished).
+        let in_order = match (r.seq, current.seq) {
+            (Some(a), Some(b)) => a + 1 == b,
+            _ => r.started_at < current.finished_at,
+        };
+        if !in_order {
             return Err(format!(
-                "chain broken at run {}: report {} is not older (reordered)",
+                "chain broken at run {}: report {} is not the one before it (reordered)",
                 current.run_id, prev.run_id
             ));
         }
-        match read_envelope(&folder.join("report.dsse.json"))
-            .and_then(|env| sign::verify(&env, key).map_err(|e| e.to_string()))
-        {
-            Ok(signed) if signed.digest().map_err(|e| e.to_string())? == digest => {}
+        match verify_folder(&folder.join("report.dsse.json"), signers) {
+            Ok((signed, _, _)) if signed.digest().map_err(|e| e.to_string())? == digest => {}
             Ok(_) => {
                 return Err(format!("chain broken at run {}: its report.json differs from its envelope", prev.run_id));
             }
@@ -191,12 +333,14 @@ fn walk_chain(root: &Path, head: &Report, key: &ed25519_dalek::VerifyingKey) -> 
         seen.push(prev.run_id.clone());
         current = r.clone();
     }
-    // Reports older than the head that the chain never reached were cut out of it.
-    let mut orphans: Vec<&Report> = reports
-        .values()
-        .map(|(r, _)| r)
-        .filter(|r| r.started_at < head.started_at && !seen.contains(&r.run_id))
-        .collect();
+    // Reports before the head that the chain never reached were cut out of it: by number,
+    // or for reports from before the numbering, by start time.
+    let before_head = |r: &Report| match (r.seq, head.seq) {
+        (Some(a), Some(b)) => a < b,
+        _ => r.started_at < head.started_at,
+    };
+    let mut orphans: Vec<&Report> =
+        reports.values().map(|(r, _)| r).filter(|r| before_head(r) && !seen.contains(&r.run_id)).collect();
     orphans.sort_by_key(|r| r.started_at);
     if let Some(o) = orphans.first() {
         return Err(format!(

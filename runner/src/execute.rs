@@ -245,7 +245,6 @@ pub async fn execute(
     run_id: &str,
     started_at: DateTime<Utc>,
     scheduled_for: Option<DateTime<Utc>>,
-    previous: Option<reports::Previous>,
     cancel: CancellationToken,
     hooks: &Hooks,
 ) -> (Report, Ending) {
@@ -414,7 +413,9 @@ pub async fn execute(
         objectives,
         verdict: if failed { Verdict::Failed } else { Verdict::Passed },
         failure_reasons: rec.reasons,
-        previous,
+        // Chosen when the report is committed (`run::drill`), under the chain's lock.
+        previous: None,
+        seq: None,
         runner: reports::Runner { version: env!("CARGO_PKG_VERSION").into(), host: crate::host() },
         controls: reports::standard_controls(),
         kept,

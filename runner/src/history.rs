@@ -51,6 +51,31 @@ impl Figures {
     }
 }
 
+/// A runbook's report chain, locked (`History::lock_chain`): its head and how many reports
+/// it holds. Dropped without `commit`, the chain is left as it was.
+pub struct ChainLock {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    runbook: String,
+    /// The last committed report: (run id, digest).
+    pub head: Option<(String, String)>,
+    /// How many reports the chain holds (the next one is `seq + 1`).
+    pub seq: u64,
+}
+
+impl ChainLock {
+    /// Makes `run_id` (its report's digest) the head, as report `seq + 1`, and unlocks.
+    pub async fn commit(mut self, run_id: &str, sha256: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE chain_heads SET run_id = $1, sha256 = $2, seq = seq + 1 WHERE runbook = $3")
+            .bind(run_id)
+            .bind(sha256)
+            .bind(&self.runbook)
+            .execute(&mut *self.tx)
+            .await
+            .context("cannot advance the report chain")?;
+        self.tx.commit().await.context("cannot advance the report chain")
+    }
+}
+
 /// A run as the ledger folds it (`History::fold_runs`).
 #[derive(Debug, Clone)]
 pub struct LedgerRow {
@@ -301,19 +326,34 @@ impl History {
         Ok(())
     }
 
-    /// The last finished run of a runbook that left a report (for the `previous` link).
-    pub async fn last_report(&self, runbook: &str, excluding: &str) -> anyhow::Result<Option<(String, String)>> {
-        let row = sqlx::query(
-            "SELECT run_id, report_sha256 FROM runs WHERE runbook = $1 AND run_id <> $2 AND report_sha256 IS NOT NULL ORDER BY started_at DESC, run_id DESC LIMIT 1",
-        )
-        .bind(runbook)
-        .bind(excluding)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get("run_id")?, r.try_get("report_sha256")?)),
-            None => None,
-        })
+    /// Locks the report chain of `runbook` until the returned lock commits or is dropped, and
+    /// reads its head (the last committed report). Another drill of the runbook that wants to
+    /// commit waits here meanwhile, so it links to this one: the chain stays one line.
+    pub async fn lock_chain(&self, runbook: &str) -> anyhow::Result<ChainLock> {
+        let mut tx = self.pool.begin().await.context("cannot lock the report chain")?;
+        // A write first: SQLite takes its write lock at the first write (a read first would
+        // deadlock two upgrading transactions); PostgreSQL locks the row with the UPDATE.
+        sqlx::query("INSERT INTO chain_heads (runbook, seq) VALUES ($1, 0) ON CONFLICT (runbook) DO NOTHING")
+            .bind(runbook)
+            .execute(&mut *tx)
+            .await
+            .context("cannot lock the report chain")?;
+        sqlx::query("UPDATE chain_heads SET seq = seq WHERE runbook = $1")
+            .bind(runbook)
+            .execute(&mut *tx)
+            .await
+            .context("cannot lock the report chain")?;
+        let row = sqlx::query("SELECT run_id, sha256, seq FROM chain_heads WHERE runbook = $1")
+            .bind(runbook)
+            .fetch_one(&mut *tx)
+            .await
+            .context("cannot read the report chain")?;
+        let head = match (row.try_get::<Option<String>, _>("run_id")?, row.try_get::<Option<String>, _>("sha256")?) {
+            (Some(run_id), Some(sha256)) => Some((run_id, sha256)),
+            _ => None,
+        };
+        let seq: i64 = row.try_get("seq")?;
+        Ok(ChainLock { tx, runbook: runbook.to_string(), head, seq: seq as u64 })
     }
 
     /// The status of the last finished run of a runbook before `excluding` (for `recovery`).
@@ -696,6 +736,73 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(&format!("sqlite://{}", dir.path().join("h.db").display())).await.unwrap();
         pages_walk_the_whole_history_once(&h).await;
+    }
+
+    /// Two drills of one runbook committing at once: the second waits for the first's commit
+    /// and links to it; a lock dropped without commit leaves the chain as it was.
+    async fn commits_chain_one_after_the_other(h: History) {
+        let h = std::sync::Arc::new(h);
+        let first = h.lock_chain("a").await.unwrap();
+        assert_eq!((first.head.clone(), first.seq), (None, 0), "an empty chain");
+        let other = h.clone();
+        let second = tokio::spawn(async move {
+            let lock = other.lock_chain("a").await.unwrap();
+            let seen = (lock.head.clone(), lock.seq);
+            lock.commit("r2", "d2").await.unwrap();
+            seen
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(!second.is_finished(), "the second commit waits while the chain is locked");
+        first.commit("r1", "d1").await.unwrap();
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(5), second).await.unwrap().unwrap();
+        assert_eq!(seen, (Some(("r1".to_string(), "d1".to_string())), 1), "it links to the first");
+        drop(h.lock_chain("a").await.unwrap());
+        let third = h.lock_chain("a").await.unwrap();
+        assert_eq!((third.head.clone(), third.seq), (Some(("r2".to_string(), "d2".to_string())), 2));
+    }
+
+    #[tokio::test]
+    async fn the_report_chain_is_committed_one_at_a_time_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(&format!("sqlite://{}", dir.path().join("h.db").display())).await.unwrap();
+        commits_chain_one_after_the_other(h).await;
+    }
+
+    #[tokio::test]
+    async fn the_report_chain_is_committed_one_at_a_time_on_postgresql() {
+        let name = format!("drillbook_chain_{}", std::process::id());
+        let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (start it: scripts/test-deps.sh)");
+        let sql = |s: String| sqlx::query(sqlx::AssertSqlSafe(s));
+        sql(format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+        sql(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let h = History::open(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+        commits_chain_one_after_the_other(h).await;
+        sql(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_existing_history_seeds_each_chain_with_its_last_report() {
+        // A store from before the chain table: the migration makes each runbook's last
+        // report (by start) its head, numbered by its count of reports.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let h = History::open(&url).await.unwrap();
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-01T03:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        for (id, minutes, digest) in [("r1", 0, Some("d1")), ("r2", 1, Some("d2")), ("r3", 2, None)] {
+            let at = t0 + chrono::Duration::minutes(minutes);
+            h.start(id, "a", at, None).await.unwrap();
+            let report = digest.map(|d| ("/r", d, super::Figures::default()));
+            h.finish(id, "passed", at, report, &[]).await.unwrap();
+        }
+        sqlx::query("DELETE FROM chain_heads").execute(&h.pool).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 8").execute(&h.pool).await.unwrap();
+        h.pool.close().await;
+        let h = History::open(&url).await.unwrap();
+        let lock = h.lock_chain("a").await.unwrap();
+        assert_eq!((lock.head.clone(), lock.seq), (Some(("r2".to_string(), "d2".to_string())), 2));
     }
 
     #[tokio::test]

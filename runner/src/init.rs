@@ -160,7 +160,7 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
     say("restoring it into scratch as a drill does, then capturing the ground truth".into());
     let started = std::time::Instant::now();
     let run_id = uuid::Uuid::now_v7().to_string();
-    let (report, ending) = execute(&plan, &run_id, Utc::now(), None, None, cancel.clone(), &hooks).await;
+    let (report, ending) = execute(&plan, &run_id, Utc::now(), None, cancel.clone(), &hooks).await;
     if ending == Ending::Aborted {
         eprintln!("init: interrupted (the scratch was torn down); no runbook was written");
         return Ok(ExitCode::from(1));

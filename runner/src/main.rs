@@ -109,10 +109,15 @@ enum Command {
     Schema,
     /// A shell completion script: `drillbook completions bash > /etc/bash_completion.d/drillbook`.
     Completions { shell: clap_complete::Shell },
-    /// Create an Ed25519 key pair: DIR/signing.pem (PKCS#8, 0600) and DIR/signing.pub.pem (SPKI).
+    /// Create an Ed25519 key pair: DIR/signing.pem (PKCS#8 v1, 0600) and DIR/signing.pub.pem
+    /// (SPKI). With --rotate, DIR is a keyring: a new key is added and the active one retired.
     Keygen {
         #[arg(long)]
         out: PathBuf,
+        /// Add a key to the keyring DIR (created if needed; a signing.pem pair in DIR is taken
+        /// in as a retired key) and retire the active one as of now.
+        #[arg(long)]
+        rotate: bool,
     },
     /// Evidence: verify a signed report and its chain.
     #[command(subcommand)]
@@ -156,9 +161,14 @@ enum ReportCommand {
     /// with --chain DIR (the reports root) the chain of earlier reports. Exit 0 valid, 1 not.
     Verify {
         envelope: PathBuf,
-        /// The signer's public key (default: signing.pub.pem beside the configured key).
-        #[arg(long)]
+        /// The signer's public key (default: signing.pub.pem beside the configured key, or the
+        /// configured keyring).
+        #[arg(long, conflicts_with = "keyring")]
         pubkey: Option<PathBuf>,
+        /// A keyring folder (keys.yaml + <keyid>.pub.pem): each report is checked with the key
+        /// it names, which must have been valid when the report was signed.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
         #[arg(long)]
         chain: Option<PathBuf>,
     },
@@ -246,9 +256,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&drillbook_runbooks::runbook_schema())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keygen { out } => evidence::keygen_command(&out),
-        Command::Report(ReportCommand::Verify { envelope, pubkey, chain }) => {
-            evidence::verify_command(&config, &envelope, pubkey.as_deref(), chain.as_deref())
+        Command::Keygen { out, rotate } => evidence::keygen_command(&out, rotate),
+        Command::Report(ReportCommand::Verify { envelope, pubkey, keyring, chain }) => {
+            evidence::verify_command(&config, &envelope, pubkey.as_deref(), keyring.as_deref(), chain.as_deref())
         }
         Command::Report(ReportCommand::Index { out, report_dir }) => {
             evidence::index_command(&config, report_dir.as_deref(), &out)

@@ -24,7 +24,7 @@ pub async fn run_command(
     let loaded = plan::load(runbook)?;
     let plan = plan::build(config, loaded)?;
     let reports_root = report_dir.unwrap_or_else(|| config.reports.clone());
-    let key = crate::evidence::signing_key(config)?;
+    let signer = crate::evidence::signer(config)?;
     let history = History::open(&config.state).await?;
 
     let cancel = cancel_on_signals();
@@ -46,7 +46,7 @@ pub async fn run_command(
             }
         }),
     };
-    let setup = DrillSetup { config, reports_root: &reports_root, key: &key, history: &history };
+    let setup = DrillSetup { config, reports_root: &reports_root, signer: &signer, history: &history };
     let done = drill(&setup, plan, None, None, cancel, hooks).await?;
     let Some(report) = done.report else {
         eprintln!("error: {}", done.reasons.join("; "));
@@ -89,7 +89,7 @@ pub fn cancel_on_signals() -> CancellationToken {
 pub struct DrillSetup<'a> {
     pub config: &'a Config,
     pub reports_root: &'a Path,
-    pub key: &'a ed25519_dalek::SigningKey,
+    pub signer: &'a crate::evidence::Signer,
     pub history: &'a History,
 }
 
@@ -116,26 +116,20 @@ pub async fn drill(
     cancel: CancellationToken,
     hooks: Hooks,
 ) -> anyhow::Result<Drilled> {
-    let DrillSetup { config, reports_root, key, history } = *setup;
+    let DrillSetup { config, reports_root, signer, history } = *setup;
     // A drill that waited for a slot keeps the run id it was queued under.
     let run_id = queued.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let started_at = Utc::now();
     history.start(&run_id, plan.runbook.name(), started_at, scheduled_for).await?;
-    let previous = history
-        .last_report(plan.runbook.name(), &run_id)
-        .await
-        .ok()
-        .flatten()
-        .map(|(run_id, sha256)| drillbook_reports::Previous { run_id, sha256 });
 
     // The drill runs in its own task so that even a bug that panics inside an adapter ends
     // as a failed drill with a history row, not as a lost one.
     let (notify, secrets) = (plan.runbook.notify.clone(), plan.secrets.clone());
     let task = {
         let run_id = run_id.clone();
-        tokio::spawn(async move { execute(&plan, &run_id, started_at, scheduled_for, previous, cancel, &hooks).await })
+        tokio::spawn(async move { execute(&plan, &run_id, started_at, scheduled_for, cancel, &hooks).await })
     };
-    let (report, ending) = match task.await {
+    let (mut report, ending) = match task.await {
         Ok(done) => done,
         Err(e) => {
             let reason = format!("internal error: the drill task ended abnormally ({e}); please report this");
@@ -153,28 +147,55 @@ pub async fn drill(
     };
 
     // Whatever happens while writing evidence, the history row gets its outcome.
-    // Rendered once: the HTML goes into the report folder and into the email.
-    let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
-    let html = drillbook_reports::render::render_html(&report, &keyid, config.templates.as_deref());
-    let written = write_report(reports_root, &report, key, &html);
-    let (folder, digest, reasons) = match &written {
-        Ok((folder, digest)) => {
-            (Some(folder.display().to_string()), Some(digest.clone()), report.failure_reasons.clone())
+    // The report joins its runbook's chain when it is committed: the chain is locked, its head
+    // becomes `previous`, the evidence is signed and written, then the head moves to this
+    // report. Concurrent drills of one runbook thus link one after the other, never fork.
+    let mut reasons = report.failure_reasons.clone();
+    let chain = match history.lock_chain(&report.runbook.name).await {
+        Ok(lock) => {
+            report.previous = lock.head.clone().map(|(run_id, sha256)| drillbook_reports::Previous { run_id, sha256 });
+            report.seq = Some(lock.seq + 1);
+            Some(lock)
         }
         Err(e) => {
-            let mut r = report.failure_reasons.clone();
-            r.push(format!("report: {e:#}"));
-            (None, None, r)
+            reasons.push(format!("report: not linked into the chain: {e:#}"));
+            None
         }
     };
-    let status = if written.is_err() && ending == Ending::Passed { Ending::Failed } else { ending };
+    let folder = reports_root.join(&report.runbook.name).join(&report.run_id);
+    let digest = report.digest()?;
+    // The key valid when the drill finished (a keyring may have rotated since the start).
+    // Rendered once: the HTML goes into the report folder and into the email.
+    let (html, written) = match signer.key_at(report.finished_at) {
+        Ok(key) => {
+            let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
+            let html = drillbook_reports::render::render_html(&report, &keyid, config.templates.as_deref());
+            let written = write_report(&folder, &report, &key, &html);
+            (html.ok(), written)
+        }
+        Err(e) => (None, Err(anyhow::anyhow!("cannot load the signing key: {e}"))),
+    };
+    if let Err(e) = &written {
+        reasons.push(format!("report: {e:#}"));
+    }
+    // Committed even when a file could not be written: the chain then names a report whose
+    // absence is explained by its history row, rather than skipping it silently.
+    if let Some(lock) = chain
+        && let Err(e) = lock.commit(&run_id, &digest).await
+    {
+        reasons.push(format!("report: not linked into the chain: {e:#}"));
+    }
+    let folder = folder.display().to_string();
+    let written_folder = written.is_ok().then(|| folder.clone());
+    let status =
+        if reasons.len() > report.failure_reasons.len() && ending == Ending::Passed { Ending::Failed } else { ending };
     let previous_status = history.previous_status(&report.runbook.name, &run_id).await.ok().flatten();
     history
         .finish(
             &run_id,
             status.as_str(),
             report.finished_at,
-            folder.as_deref().zip(digest.as_deref()).map(|(f, d)| (f, d, Figures::of(&report))),
+            Some((folder.as_str(), digest.as_str(), Figures::of(&report))),
             &reasons,
         )
         .await?;
@@ -192,8 +213,14 @@ pub async fn drill(
         &secrets,
     )
     .await;
-    let hook =
-        crate::notify::webhook(notify.as_ref(), &report, previous_status.as_deref(), folder.as_deref(), &secrets).await;
+    let hook = crate::notify::webhook(
+        notify.as_ref(),
+        &report,
+        previous_status.as_deref(),
+        written_folder.as_deref(),
+        &secrets,
+    )
+    .await;
     let outcomes: Vec<String> = notification.into_iter().chain(hook).collect();
     let notification = (!outcomes.is_empty()).then(|| outcomes.join("; "));
     if let Some(outcome) = &notification {
@@ -203,28 +230,27 @@ pub async fn drill(
         run_id,
         status,
         report: Some(report),
-        folder,
+        folder: written_folder,
         write_error: written.err().map(|e| format!("{e:#}")),
         reasons,
         notification,
     })
 }
 
-/// Writes `DIR/<runbook>/<run-id>/{report.json, report.dsse.json, report.html, report.md}`; returns the
-/// folder and the report's digest.
+/// Writes `folder/{report.json, report.dsse.json, report.html, report.md}` (the folder is
+/// `DIR/<runbook>/<run-id>`).
 fn write_report(
-    root: &Path,
+    folder: &Path,
     report: &Report,
     key: &ed25519_dalek::SigningKey,
     html: &Result<String, drillbook_reports::render::RenderError>,
-) -> anyhow::Result<(PathBuf, String)> {
-    let folder = root.join(&report.runbook.name).join(&report.run_id);
+) -> anyhow::Result<()> {
     // Evidence folders 0750 and files 0640, created so (not chmod-ed after): readable by the
     // group that serves or archives them, by nobody else.
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o750)
-        .create(&folder)
+        .create(folder)
         .with_context(|| format!("cannot create {}", folder.display()))?;
     let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
         let path = folder.join(name);
@@ -237,14 +263,25 @@ fn write_report(
             .with_context(|| format!("cannot write {}", path.display()))?;
         std::io::Write::write_all(&mut f, bytes).with_context(|| format!("cannot write {}", path.display()))
     };
-    let envelope = drillbook_reports::sign::sign(report, key)?;
+    // Every file people read is covered by the signature: the envelope's statement lists each
+    // with its SHA-256. A template that failed to render leaves report.html out (and fails the
+    // evidence) only after the signed report is safe.
+    use drillbook_reports::sign::Artifact;
+    let json = serde_json::to_string_pretty(report)? + "\n";
+    let markdown = report.to_markdown();
+    let mut files = vec![("report.json", json.as_bytes())];
+    if let Ok(html) = html {
+        files.push(("report.html", html.as_bytes()));
+    }
+    files.push(("report.md", markdown.as_bytes()));
+    let artifacts: Vec<Artifact> = files.iter().map(|(name, bytes)| Artifact::of(name, bytes)).collect();
+    let envelope = drillbook_reports::sign::sign(report, &artifacts, key)?;
     write("report.dsse.json", (serde_json::to_string_pretty(&envelope)? + "\n").as_bytes())?;
-    write("report.json", (serde_json::to_string_pretty(report)? + "\n").as_bytes())?;
-    // A template that failed to render fails the evidence only after the signed report is safe.
-    let html = html.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-    write("report.html", html.as_bytes())?;
-    write("report.md", report.to_markdown().as_bytes())?;
-    Ok((folder, report.digest()?))
+    for (name, bytes) in &files {
+        write(name, bytes)?;
+    }
+    html.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 fn print_summary(report: &Report, folder: Option<&str>) {

@@ -25,6 +25,15 @@ fn keygen_writes_a_private_and_a_public_key_and_never_overwrites() {
     assert_eq!(mode & 0o777, 0o600);
     assert!(sb.read("keys/signing.pem").starts_with("-----BEGIN PRIVATE KEY-----"));
     assert!(sb.read("keys/signing.pub.pem").starts_with("-----BEGIN PUBLIC KEY-----"));
+    // PKCS#8 v1, which OpenSSL 3.0 reads (it refuses v2 Ed25519 keys as "unsupported"): the
+    // public key it derives is the one written beside.
+    let out = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in", "keys/signing.pem"])
+        .current_dir(&sb.root)
+        .output()
+        .expect("openssl is needed (apt-get install openssl)");
+    assert!(out.status.success(), "openssl pkey: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), sb.read("keys/signing.pub.pem"));
     let again = sb.run(&["keygen", "--out", "keys"]);
     assert_eq!(again.code, 2, "{again}");
     assert!(again.stderr.contains("refusing to overwrite"), "{again}");
@@ -84,12 +93,28 @@ fn tampering_wrong_keys_and_broken_files_are_named() {
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("cannot read key nope.pem"), "{r}");
 
-    // report.json edited after signing.
-    let json_path = env_path.replace("report.dsse.json", "report.json");
-    sb.edit(&json_path, "\"verdict\": \"passed\"", "\"verdict\": \"failed\"");
+    // Every file people read is covered: report.json, report.html, report.md edited after
+    // signing, each named; one removed, named too.
+    let r = sb.run(&["report", "verify", &env_path]);
+    assert!(r.stdout.contains("3 file(s) of the report folder match their signed digests"), "{r}");
+    for (file, from, to) in [
+        ("report.json", "\"verdict\": \"passed\"", "\"verdict\": \"failed\""),
+        ("report.html", "PASSED", "FAILED"),
+        ("report.md", "PASSED", "FAILED"),
+    ] {
+        let path = env_path.replace("report.dsse.json", file);
+        let saved = sb.read(&path);
+        sb.edit(&path, from, to);
+        let r = sb.run(&["report", "verify", &env_path]);
+        assert_eq!(r.code, 1, "{file}: {r}");
+        assert!(r.stdout.contains(&format!("{file} was altered: sha256")), "{file}: {r}");
+        sb.write(&path, saved);
+    }
+    let md = env_path.replace("report.dsse.json", "report.md");
+    std::fs::remove_file(sb.path(&md)).unwrap();
     let r = sb.run(&["report", "verify", &env_path]);
     assert_eq!(r.code, 1, "{r}");
-    assert!(r.stdout.contains("report.json differs from the signed payload"), "{r}");
+    assert!(r.stdout.contains("report.md is covered by the signature but cannot be read"), "{r}");
 }
 
 #[test]
@@ -119,6 +144,16 @@ fn the_chain_names_the_run_where_it_breaks() {
     assert!(r.stdout.contains(&format!("chain broken at run {}: report {} was altered", ids[1], ids[0])), "{r}");
     sb.write(&first_json, saved);
 
+    // Altered: the HTML of a middle report, what people actually read.
+    let html = format!("drill-reports/quickstart-rag/{}/report.html", ids[2]);
+    let saved = sb.read(&html);
+    sb.write(&html, saved.replacen("<body", "<body data-x=\"1\"", 1));
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("chain broken at run {}:", ids[2])), "{r}");
+    assert!(r.stdout.contains("report.html was altered"), "{r}");
+    sb.write(&html, saved);
+
     // Deleted: the failed drill's evidence.
     std::fs::remove_dir_all(sb.path(&format!("drill-reports/quickstart-rag/{}", ids[3]))).unwrap();
     let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
@@ -127,6 +162,96 @@ fn the_chain_names_the_run_where_it_breaks() {
         r.stdout.contains(&format!("chain broken at run {}: its previous report {} is missing", ids[4], ids[3])),
         "{r}"
     );
+}
+
+/// Two drills of one runbook started 1 s apart, overlapping: their reports chain one after
+/// the other (the one committed second links to the first), and the chain verifies.
+#[test]
+fn two_drills_of_one_runbook_at_once_chain_one_after_the_other() {
+    let sb = Sandbox::quickstart();
+    sb.edit("quickstart.yaml", "verify:\n", "verify:\n  - name: slow\n    command: { run: [sleep, \"3\"] }\n");
+    let first = sb
+        .command(&["run", "quickstart.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("drillbook run");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let second = sb.run(&["run", "quickstart.yaml"]);
+    let first = first.wait_with_output().expect("first drill");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(second.code, 0, "{second}");
+    let ids = run_ids(&sb);
+    assert_eq!(ids.len(), 2);
+    let report =
+        |id: &str| -> serde_json::Value { serde_json::from_str(&sb.read(&envelope(id).replace(".dsse", ""))).unwrap() };
+    // Exactly one of them is first in the chain; the other links to it as number 2.
+    let (a, b) = (report(&ids[0]), report(&ids[1]));
+    assert!(a["previous"].is_null() != b["previous"].is_null(), "one chain, not two: {a} {b}");
+    let (head, tail, first_id) = if a["previous"].is_null() { (&ids[1], &b, &ids[0]) } else { (&ids[0], &a, &ids[1]) };
+    assert_eq!(tail["previous"]["run_id"].as_str(), Some(first_id.as_str()), "{tail}");
+    assert_eq!(tail["seq"], 2);
+    let r = sb.run(&["report", "verify", &envelope(head), "--chain", "drill-reports"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("chain intact over 1 earlier report(s)"), "{r}");
+}
+
+/// A keyring: rotation keeps every earlier report verifiable (chain intact across it), and a
+/// report that claims a time after its key's retirement is refused.
+#[test]
+fn rotated_keys_verify_old_reports_and_refuse_a_retired_key_after_retirement() {
+    let sb = Sandbox::quickstart();
+    // A single key pair first, as most installations start.
+    assert_eq!(sb.run(&["keygen", "--out", "keys"]).code, 0);
+    sb.write("drillbook.yaml", "signing_key: keys/signing.pem\n");
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    // Rotation turns the folder into a keyring whose retired key is that pair.
+    let r = sb.run(&["keygen", "--rotate", "--out", "keys"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("into the keyring as retired keyid"), "{r}");
+    sb.write("drillbook.yaml", "signing_key: keys\n");
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    // A second rotation: the next report is signed by the newest key, read at each report.
+    let r = sb.run(&["keygen", "--rotate", "--out", "keys"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("retired keyid"), "{r}");
+    assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    let ids = run_ids(&sb);
+    let signer = |id: &str| -> String {
+        let env: serde_json::Value = serde_json::from_str(&sb.read(&envelope(id))).unwrap();
+        env["signatures"][0]["keyid"].as_str().unwrap().to_string()
+    };
+    let (old, middle, new) = (signer(&ids[0]), signer(&ids[1]), signer(&ids[2]));
+    assert!(old != middle && middle != new && old != new, "each drill signed by the key of its time");
+
+    // An auditor's copy holds only the public half.
+    std::fs::create_dir(sb.path("public")).unwrap();
+    for name in
+        ["keys.yaml".to_string(), format!("{old}.pub.pem"), format!("{middle}.pub.pem"), format!("{new}.pub.pem")]
+    {
+        std::fs::copy(sb.path(&format!("keys/{name}")), sb.path(&format!("public/{name}"))).unwrap();
+    }
+    let r = sb.run(&["report", "verify", &envelope(&ids[2]), "--keyring", "public", "--chain", "drill-reports"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains(&format!("signed by keyid {new}")), "{r}");
+    assert!(r.stdout.contains("chain intact over 2 earlier report(s)"), "{r}");
+
+    // The old key retired before its report's time: the report is refused, naming both.
+    let report: serde_json::Value = serde_json::from_str(&sb.read(&envelope(&ids[0]).replace(".dsse", ""))).unwrap();
+    let started = report["started_at"].as_str().unwrap();
+    let keys = sb.read("public/keys.yaml");
+    let retired_at = keys
+        .lines()
+        .find(|l| l.trim_start().starts_with("not_after:"))
+        .unwrap()
+        .split_once(": ")
+        .unwrap()
+        .1
+        .to_string();
+    sb.write("public/keys.yaml", keys.replace(&retired_at, started));
+    let r = sb.run(&["report", "verify", &envelope(&ids[0]), "--keyring", "public"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("by keyid {old}, which was retired at")), "{r}");
 }
 
 /// The README's recipe, run exactly: base64, the DSSE PAE with printf, openssl pkeyutl.
@@ -147,12 +272,18 @@ printf 'DSSEv1 %d %s %d ' ${{#T}} "$T" "$(stat -c %s payload.json)" > pae.bin
 cat payload.json >> pae.bin
 openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in pae.bin -sigfile sig.bin
 openssl pkey -pubin -in "$PUB" -outform DER | sha256sum | cut -d' ' -f1
+grep -o '"report-file"}},"digest":{{"sha256":"[0-9a-f]*"}},"name":"[^"/]*"' payload.json |
+  sed -E 's/.*"sha256":"([0-9a-f]+)"}},"name":"([^"]+)"/\1  \2/' > files.sha256
+(cd "$(dirname "$ENV")" && sha256sum -c) < files.sha256
 "#
     );
     let out = Command::new("bash").arg("-c").arg(&script).current_dir(&sb.root).output().expect("bash");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("Signature Verified Successfully"), "{stdout}");
+    for file in ["report.json", "report.html", "report.md"] {
+        assert!(stdout.contains(&format!("{file}: OK")), "sha256sum checked {file}: {stdout}");
+    }
     let keyid = serde_json::from_str::<serde_json::Value>(&sb.read(&env)).unwrap()["signatures"][0]["keyid"].clone();
     assert!(stdout.contains(keyid.as_str().unwrap()), "keyid is the SHA-256 of the SPKI DER: {stdout}");
     // The payload an auditor decoded is the report, in canonical form.
@@ -287,6 +418,15 @@ fn an_unwritable_report_dir_fails_the_drill_but_keeps_its_history_row() {
     assert_eq!(h.len(), 1);
     assert_eq!(h[0]["status"], "failed");
     assert!(h[0]["failure_reasons"][0].as_str().unwrap().starts_with("report: cannot create"), "{h:#?}");
-    assert_eq!(h[0]["report"], serde_json::Value::Null);
+    // History keeps where the report belongs; the report is still committed to the chain, so
+    // the next report links to it and its absence shows (and is explained by this row).
+    let id = h[0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(h[0]["report"], format!("not-a-dir/reports/quickstart-rag/{id}"));
+    let (next, report) = sb.drill("quickstart.yaml");
+    assert_eq!(next.code, 0, "{next}");
+    assert_eq!(report["previous"]["run_id"], id.as_str(), "{report}");
+    let r = sb.run(&["report", "verify", &envelope(report["run_id"].as_str().unwrap()), "--chain", "drill-reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("its previous report {id} is missing")), "{r}");
     sb.assert_no_leftovers();
 }
