@@ -23,13 +23,16 @@ use tokio_util::sync::CancellationToken;
 use crate::Invalid;
 use crate::config::Config;
 use crate::execute::{Ending, Hooks};
-use crate::history::{History, KeptRow};
+use crate::history::{DaemonLife, History, KeptRow};
 use crate::plan::{self, Loaded};
 use crate::run::{DrillSetup, drill};
 use crate::schedule::Timetable;
 
 /// How often the daemon looks for kept scratch whose time is up.
 const KEPT_TICK: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a daemon records that it is alive; `audit coverage` counts a daemon up until
+/// `ALIVE_TICK` + a margin after its last sign.
+pub const ALIVE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One runbook file as the daemon knows it.
 struct Entry {
@@ -133,6 +136,9 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     // Several daemons may share the history store: a fire time runs where its claim won.
     let owner =
         format!("{}:{}:{}", crate::host(), std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    if let Err(e) = history.note_daemon(&owner, Utc::now(), DaemonLife::Started).await {
+        eprintln!("drillbook daemon: cannot record its start for audit coverage: {e:#}");
+    }
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(60));
     let ctx =
         JobContext { config, history: &history, signer: &signer, slots: &slots, shutdown: &shutdown, owner: &owner };
@@ -148,6 +154,10 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     // Kept scratch (`keep_on_failure`) is looked at every few seconds, removed when its time is up.
     let mut kept_tick = tokio::time::interval(KEPT_TICK);
     kept_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A sign of life in history, so `audit coverage` can tell a fire time missed while no
+    // daemon ran from one a running daemon passed over.
+    let mut alive_tick = tokio::time::interval(ALIVE_TICK);
+    alive_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = Utc::now();
         let mut look = dirty || next_wake.is_some_and(|w| w <= now);
@@ -259,6 +269,9 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
             _ = kept_tick.tick() => expire_kept(config, &history).await,
+            _ = alive_tick.tick() => {
+                let _ = history.note_daemon(&owner, Utc::now(), DaemonLife::Alive).await;
+            }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
@@ -271,6 +284,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = server.await;
+    let _ = history.note_daemon(&owner, Utc::now(), DaemonLife::Stopped).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -500,7 +514,7 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
                 .into_iter()
                 .map(|p| std::path::absolute(&p).unwrap_or(p))
                 .map(|p| {
-                    let loaded = plan::load(&p);
+                    let loaded = plan::load_with_text(&p);
                     (p, loaded)
                 })
                 .collect::<Vec<_>>()
@@ -523,8 +537,18 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
         let present: std::collections::HashSet<&PathBuf> = files.iter().map(|(p, _)| p).collect();
         book.retain(|p, e| present.contains(p) || e.busy);
     }
+    // What was loaded, as `audit coverage` will read it: each runbook's text from now on.
+    let versions: Vec<(String, String, String)> = files
+        .iter()
+        .filter_map(|(_, l)| l.as_ref().ok())
+        .map(|(l, text)| (l.runbook.name().to_string(), l.sha256.clone(), text.clone()))
+        .collect();
+    if let Err(e) = history.note_runbooks(&versions, Utc::now()).await {
+        eprintln!("drillbook daemon: cannot record the runbooks' versions for audit coverage: {e:#}");
+    }
+    drop(versions);
     for (path, loaded) in files {
-        match loaded {
+        match loaded.map(|(l, _)| l) {
             Ok(loaded) => {
                 if let Some(e) = book.get_mut(&path) {
                     if e.loaded.sha256 != loaded.sha256 {

@@ -356,6 +356,148 @@ impl History {
         Ok(ChainLock { tx, runbook: runbook.to_string(), head, seq: seq as u64 })
     }
 
+    /// Records the runbooks a daemon loaded at `at`: a version for each whose text differs from
+    /// its last recorded one, and an end (`text` NULL) for each recorded one no longer loaded.
+    /// One read of the last versions, then only the changes are written.
+    pub async fn note_runbooks(&self, loaded: &[(String, String, String)], at: DateTime<Utc>) -> anyhow::Result<()> {
+        let rows = sqlx::query(
+            "SELECT v.runbook, v.sha256 FROM runbook_versions v WHERE v.since = \
+             (SELECT MAX(l.since) FROM runbook_versions l WHERE l.runbook = v.runbook)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the recorded runbook versions")?;
+        let mut last: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+        for r in rows {
+            last.insert(r.try_get("runbook")?, r.try_get("sha256")?);
+        }
+        let now = ts(at);
+        let insert = "INSERT INTO runbook_versions (runbook, since, sha256, text) VALUES ($1, $2, $3, $4) \
+                      ON CONFLICT (runbook, since) DO NOTHING";
+        for (name, sha, text) in loaded {
+            if last.get(name).is_some_and(|l| l.as_deref() == Some(sha.as_str())) {
+                continue;
+            }
+            sqlx::query(insert).bind(name).bind(&now).bind(sha).bind(text).execute(&self.pool).await?;
+        }
+        for (name, sha) in &last {
+            if sha.is_some() && !loaded.iter().any(|(n, _, _)| n == name) {
+                sqlx::query(insert)
+                    .bind(name)
+                    .bind(&now)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every recorded runbook version: (runbook, since, text; `None` from when it left).
+    pub async fn runbook_versions(&self) -> anyhow::Result<Vec<(String, DateTime<Utc>, Option<String>)>> {
+        let rows = sqlx::query("SELECT runbook, since, text FROM runbook_versions ORDER BY runbook, since")
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot read the recorded runbook versions")?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("runbook")?, parse_ts(&r.try_get::<String, _>("since")?)?, r.try_get("text")?)))
+            .collect()
+    }
+
+    /// A daemon (`owner`) started, is still alive, or stopped cleanly at `at`.
+    pub async fn note_daemon(&self, owner: &str, at: DateTime<Utc>, life: DaemonLife) -> anyhow::Result<()> {
+        let q = match life {
+            DaemonLife::Started => sqlx::query(
+                "INSERT INTO daemons (owner, host, started_at, last_seen) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (owner) DO NOTHING",
+            )
+            .bind(owner)
+            .bind(crate::host())
+            .bind(ts(at)),
+            DaemonLife::Alive => {
+                sqlx::query("UPDATE daemons SET last_seen = $1 WHERE owner = $2").bind(ts(at)).bind(owner)
+            }
+            DaemonLife::Stopped => sqlx::query("UPDATE daemons SET last_seen = $1, stopped_at = $1 WHERE owner = $2")
+                .bind(ts(at))
+                .bind(owner),
+        };
+        q.execute(&self.pool).await.context("cannot record the daemon's life")?;
+        Ok(())
+    }
+
+    /// When daemons were up: (started, last seen, whether it stopped cleanly then).
+    pub async fn daemon_spans(&self) -> anyhow::Result<Vec<(DateTime<Utc>, DateTime<Utc>, bool)>> {
+        let rows = sqlx::query("SELECT started_at, last_seen, stopped_at FROM daemons").fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok((
+                    parse_ts(&r.try_get::<String, _>("started_at")?)?,
+                    parse_ts(&r.try_get::<String, _>("last_seen")?)?,
+                    r.try_get::<Option<String>, _>("stopped_at")?.is_some(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The runs started for a fire time in `[from, to)`, and the report digest each recorded.
+    pub async fn scheduled_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(RunRow, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, \
+             failure_reasons, notification FROM runs WHERE scheduled_for >= $1 AND scheduled_for < $2",
+        )
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the history store")?;
+        rows.into_iter()
+            .map(|r| {
+                let reasons: Option<String> = r.try_get("failure_reasons")?;
+                Ok((
+                    RunRow {
+                        run_id: r.try_get("run_id")?,
+                        runbook: r.try_get("runbook")?,
+                        status: r.try_get("status")?,
+                        started_at: r.try_get("started_at")?,
+                        finished_at: r.try_get("finished_at")?,
+                        scheduled_for: r.try_get("scheduled_for")?,
+                        report: r.try_get("report")?,
+                        failure_reasons: reasons
+                            .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
+                            .unwrap_or_default(),
+                        notification: r.try_get("notification")?,
+                    },
+                    r.try_get("report_sha256")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The fire times of `[from, to)` that a daemon claimed: (runbook, fire time, owner).
+    pub async fn claims_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, DateTime<Utc>, String)>> {
+        let rows = sqlx::query(
+            "SELECT runbook, scheduled_for, owner FROM claims WHERE scheduled_for >= $1 AND scheduled_for < $2",
+        )
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok((r.try_get("runbook")?, parse_ts(&r.try_get::<String, _>("scheduled_for")?)?, r.try_get("owner")?))
+            })
+            .collect()
+    }
+
     /// The status of the last finished run of a runbook before `excluding` (for `recovery`).
     pub async fn previous_status(&self, runbook: &str, excluding: &str) -> anyhow::Result<Option<String>> {
         let row = sqlx::query(
@@ -686,6 +828,19 @@ impl History {
             })
             .collect()
     }
+}
+
+/// A daemon's life as `audit coverage` needs it.
+pub enum DaemonLife {
+    Started,
+    Alive,
+    Stopped,
+}
+
+fn parse_ts(t: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(t)
+        .with_context(|| format!("not a time in the history store: {t}"))?
+        .with_timezone(&Utc))
 }
 
 pub fn ts(t: DateTime<Utc>) -> String {

@@ -1,5 +1,6 @@
 //! `drillbook`: recovery drills as code. CLI entry point; maps outcomes to exit codes.
 
+mod audit;
 mod config;
 mod daemon;
 mod evidence;
@@ -122,6 +123,9 @@ enum Command {
     /// Evidence: verify a signed report and its chain.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Evidence for auditors: what served every scheduled fire time of a period.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Failed drills' scratch kept for investigation (`keep_on_failure`).
     #[command(subcommand)]
     Scratch(ScratchCommand),
@@ -142,6 +146,39 @@ enum Command {
 enum EngineKind {
     /// Qdrant Edge on a restored Qdrant snapshot.
     Qdrant,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Every scheduled fire time of every runbook in [FROM, TO) and what served it: a run
+    /// (verdict, report checked against history) or `missed` and why. Exit 0 when every fire
+    /// time ran and every report is intact, 1 otherwise.
+    Coverage {
+        /// Start of the period: RFC 3339 (2026-11-01T00:00:00Z) or a date (UTC midnight).
+        #[arg(long, value_parser = parse_time)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the period (excluded), same forms.
+        #[arg(long, value_parser = parse_time)]
+        to: chrono::DateTime<chrono::Utc>,
+        #[arg(long, value_enum, default_value = "table")]
+        output: CoverageOutput,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CoverageOutput {
+    Table,
+    Csv,
+    Json,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("`{s}` is neither an RFC 3339 time (2026-11-01T03:00:00Z) nor a date (2026-11-01)"))
 }
 
 #[derive(Subcommand)]
@@ -264,6 +301,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence::index_command(&config, report_dir.as_deref(), &out)
         }
         Command::Manifest(args) => run::manifest_command(&args).await,
+        Command::Audit(AuditCommand::Coverage { from, to, output }) => {
+            if from >= to {
+                return Err(Invalid(format!("--from {from} is not before --to {to}")).into());
+            }
+            let output = match output {
+                CoverageOutput::Table => "table",
+                CoverageOutput::Csv => "csv",
+                CoverageOutput::Json => "json",
+            };
+            audit::coverage_command(&config, from, to, output).await
+        }
         Command::Scratch(ScratchCommand::List { output }) => {
             daemon::scratch_list_command(&config, output == Output::Json).await
         }

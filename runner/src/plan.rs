@@ -24,6 +24,11 @@ pub struct Loaded {
 
 /// Reads and parses one runbook; every issue at once.
 pub fn load(path: &Path) -> Result<Loaded, Invalid> {
+    load_with_text(path).map(|(loaded, _)| loaded)
+}
+
+/// The same, with the text it was parsed from (the daemon records each version it ran).
+pub fn load_with_text(path: &Path) -> Result<(Loaded, String), Invalid> {
     let text = std::fs::read_to_string(path).map_err(|e| Invalid(format!("{}: cannot read: {e}", path.display())))?;
     let shown = path.display().to_string();
     let runbook = Runbook::parse(&shown, &text).map_err(|issues| Invalid(issues.to_string()))?;
@@ -33,7 +38,7 @@ pub fn load(path: &Path) -> Result<Loaded, Invalid> {
     if !problems.is_empty() {
         return Err(Invalid(problems.join("\n")));
     }
-    Ok(loaded)
+    Ok((loaded, text))
 }
 
 /// Rules that need the adapter registry: every check kind must be one the adapter runs.

@@ -131,6 +131,66 @@ fn a_seconds_schedule_fires_drills_that_record_their_fire_time() {
     sb.assert_no_leftovers();
 }
 
+/// `audit coverage`: every fire time of a period, what served it, and why the others were
+/// missed; the newest report deleted (what hiding a bad drill looks like) is flagged.
+#[test]
+fn audit_coverage_lists_every_fire_time_and_flags_a_deleted_report() {
+    let sb = scheduled_quickstart("*/2 * * * * *", "");
+    let from = chrono::Utc::now();
+    // Two fire times or so with no daemon up.
+    std::thread::sleep(Duration::from_secs(4));
+    let daemon_start = chrono::Utc::now();
+    let daemon = start(&sb);
+    wait_for(&sb, Duration::from_secs(30), "three passed drills", |h| {
+        h.iter().filter(|r| r["status"] == "passed").count() >= 3
+    });
+    let (code, err) = stop(daemon, Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    let to = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let history = sb.history();
+    let newest = history.iter().find(|r| r["status"] == "passed").expect("a passed drill");
+    std::fs::remove_dir_all(sb.path(newest["report"].as_str().expect("its report folder"))).unwrap();
+
+    let r = sb.run(&["audit", "coverage", "--from", &from.to_rfc3339(), "--to", &to.to_rfc3339(), "--output", "json"]);
+    assert_eq!(r.code, 1, "missed fire times and a deleted report: {r}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).expect("json rows");
+    let at = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    // Exactly the schedule's fire times of the period, each once.
+    let fires: Vec<_> = rows.iter().map(|row| at(&row["fire"])).collect();
+    let mut expected = Vec::new();
+    let mut t = chrono::DurationRound::duration_trunc(from, chrono::Duration::seconds(2)).unwrap();
+    while t < to {
+        if t >= from {
+            expected.push(t);
+        }
+        t += chrono::Duration::seconds(2);
+    }
+    assert_eq!(fires, expected, "{rows:#?}");
+    // Every scheduled run of the period is there with its outcome; the deleted report is named.
+    for h in history.iter().filter(|h| !h["scheduled_for"].is_null()) {
+        let row = rows.iter().find(|row| row["run_id"] == h["run_id"]).unwrap_or_else(|| panic!("{h} not listed"));
+        assert_eq!(row["outcome"], h["status"]);
+        assert_eq!(at(&row["fire"]), at(&h["scheduled_for"]));
+        if h["run_id"] == newest["run_id"] {
+            assert!(row["evidence"].as_str().unwrap().starts_with("report missing from disk"), "{row}");
+        } else {
+            assert_eq!(row["evidence"], "intact", "{row}");
+        }
+    }
+    // Before the daemon started, nothing ran, and the reason says why.
+    let before: Vec<_> = rows.iter().filter(|row| at(&row["fire"]) < daemon_start).collect();
+    assert!(!before.is_empty());
+    for row in before {
+        assert_eq!(row["outcome"], "missed", "{row}");
+        assert_eq!(row["why"], "no daemon was running", "{row}");
+        assert_eq!(row["schedule_from"], "recorded", "{row}");
+    }
+    // The same as CSV for a spreadsheet: a header and one line per fire time.
+    let r = sb.run(&["audit", "coverage", "--from", &from.to_rfc3339(), "--to", &to.to_rfc3339(), "--output", "csv"]);
+    assert_eq!(r.stdout.lines().count(), rows.len() + 1, "{r}");
+    assert!(r.stdout.starts_with("runbook,fire,outcome,run_id,report,evidence,why,schedule_from\n"), "{r}");
+}
+
 // fault: SIGTERM to the daemon during a drill | aborted (daemon exits 0 within seconds) | `aborted: …` | no row left running, TMPDIR empty
 #[test]
 fn sigterm_during_a_drill_aborts_it_tears_down_and_exits_zero() {
