@@ -208,7 +208,12 @@ pub fn statement(report: &Report, artifacts: &[Artifact]) -> serde_json::Value {
 }
 
 pub fn sign(report: &Report, artifacts: &[Artifact], key: &SigningKey) -> Result<Envelope, SignError> {
-    let body = canonical(&statement(report, artifacts)).map_err(|e| SignError::Encode(e.to_string()))?;
+    sign_statement(&statement(report, artifacts), key)
+}
+
+/// Signs any in-toto statement (a report's, an audit bundle's) as a DSSE envelope.
+pub fn sign_statement(statement: &serde_json::Value, key: &SigningKey) -> Result<Envelope, SignError> {
+    let body = canonical(statement).map_err(|e| SignError::Encode(e.to_string()))?;
     let sig: Signature = key.sign(&pae(PAYLOAD_TYPE, &body));
     Ok(Envelope {
         payload_type: PAYLOAD_TYPE.into(),
@@ -232,22 +237,9 @@ pub fn signer(env: &Envelope) -> Option<&str> {
 
 /// Checks the signature with `key` and returns what it signed.
 pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Signed, VerifyError> {
-    if env.payload_type != PAYLOAD_TYPE {
-        return Err(VerifyError::PayloadType(env.payload_type.clone()));
-    }
-    let body = B64.decode(&env.payload).map_err(|e| VerifyError::Malformed(format!("payload is not base64: {e}")))?;
-    let expected = keyid(key).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    let Some(s) = env.signatures.iter().find(|s| s.keyid == expected) else {
-        let found = env.signatures.first().map(|s| s.keyid.clone()).unwrap_or_else(|| "none".into());
-        return Err(VerifyError::UnknownKey { found, expected });
-    };
-    let raw = B64.decode(&s.sig).map_err(|e| VerifyError::Malformed(format!("signature is not base64: {e}")))?;
-    let sig = Signature::from_slice(&raw).map_err(|_| VerifyError::BadSignature)?;
-    key.verify(&pae(&env.payload_type, &body), &sig).map_err(|_| VerifyError::BadSignature)?;
-    let statement: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| VerifyError::Statement(format!("not JSON: {e}")))?;
-    if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != PREDICATE_TYPE {
-        return Err(VerifyError::Statement("wrong _type or predicateType".into()));
+    let statement = verify_statement(env, key)?;
+    if statement["predicateType"] != PREDICATE_TYPE {
+        return Err(VerifyError::Statement(format!("predicateType is not {PREDICATE_TYPE}")));
     }
     let mut artifacts = Vec::new();
     for subject in statement["subject"].as_array().into_iter().flatten() {
@@ -266,6 +258,28 @@ pub fn verify(env: &Envelope, key: &VerifyingKey) -> Result<Signed, VerifyError>
     let report =
         serde_json::from_value(statement["predicate"].clone()).map_err(|e| VerifyError::Statement(e.to_string()))?;
     Ok(Signed { report, artifacts })
+}
+
+/// Checks an envelope's signature with `key` and returns its in-toto statement.
+pub fn verify_statement(env: &Envelope, key: &VerifyingKey) -> Result<serde_json::Value, VerifyError> {
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(VerifyError::PayloadType(env.payload_type.clone()));
+    }
+    let body = B64.decode(&env.payload).map_err(|e| VerifyError::Malformed(format!("payload is not base64: {e}")))?;
+    let expected = keyid(key).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let Some(s) = env.signatures.iter().find(|s| s.keyid == expected) else {
+        let found = env.signatures.first().map(|s| s.keyid.clone()).unwrap_or_else(|| "none".into());
+        return Err(VerifyError::UnknownKey { found, expected });
+    };
+    let raw = B64.decode(&s.sig).map_err(|e| VerifyError::Malformed(format!("signature is not base64: {e}")))?;
+    let sig = Signature::from_slice(&raw).map_err(|_| VerifyError::BadSignature)?;
+    key.verify(&pae(&env.payload_type, &body), &sig).map_err(|_| VerifyError::BadSignature)?;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| VerifyError::Statement(format!("not JSON: {e}")))?;
+    if statement["_type"] != STATEMENT_TYPE {
+        return Err(VerifyError::Statement(format!("_type is not {STATEMENT_TYPE}")));
+    }
+    Ok(statement)
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn is_gap(&self) -> bool {
+    pub fn is_gap(&self) -> bool {
         self.outcome == "missed" || !(self.evidence.is_empty() || self.evidence == "intact")
     }
 }
@@ -239,7 +239,7 @@ fn print_table(rows: &[Row], from: DateTime<Utc>, to: DateTime<Utc>) {
 }
 
 /// RFC 4180 CSV.
-fn csv(rows: &[Row]) -> String {
+pub fn csv(rows: &[Row]) -> String {
     let field = |s: &str| {
         if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
     };

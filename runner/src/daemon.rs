@@ -59,6 +59,13 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1) as usize));
     let mut book: BTreeMap<PathBuf, Entry> = BTreeMap::new();
     let mut folder_error = reload(config, &history, &mut book).await;
+    // Several daemons may share the history store: a fire time runs where its claim won.
+    let owner =
+        format!("{}:{}:{}", crate::host(), std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    // Recorded before the HTTP side's first read of the whole history, which a write would wait for.
+    if let Err(e) = history.note_daemon(&owner, Utc::now(), DaemonLife::Started).await {
+        eprintln!("drillbook daemon: cannot record its start for audit coverage: {e:#}");
+    }
     tracing::info!(runbooks = book.len(), concurrency = config.concurrency, "daemon started");
     eprintln!("drillbook daemon: {} runbooks from {}", book.len(), config.runbooks.display());
 
@@ -133,12 +140,6 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         })
     };
 
-    // Several daemons may share the history store: a fire time runs where its claim won.
-    let owner =
-        format!("{}:{}:{}", crate::host(), std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    if let Err(e) = history.note_daemon(&owner, Utc::now(), DaemonLife::Started).await {
-        eprintln!("drillbook daemon: cannot record its start for audit coverage: {e:#}");
-    }
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(60));
     let ctx =
         JobContext { config, history: &history, signer: &signer, slots: &slots, shutdown: &shutdown, owner: &owner };
@@ -270,7 +271,9 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
             _ = kept_tick.tick() => expire_kept(config, &history).await,
             _ = alive_tick.tick() => {
-                let _ = history.note_daemon(&owner, Utc::now(), DaemonLife::Alive).await;
+                // Off the loop: a write may wait behind a long read of the history store.
+                let (history, owner) = (history.clone(), owner.clone());
+                tokio::spawn(async move { history.note_daemon(&owner, Utc::now(), DaemonLife::Alive).await });
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,

@@ -154,6 +154,17 @@ pub enum Signers {
 }
 
 impl Signers {
+    /// The public key of the envelope's signer (a keyring's by the keyid it names).
+    pub fn key_of(&self, env: &Envelope) -> Result<VerifyingKey, String> {
+        match self {
+            Signers::Key(key) => Ok(*key),
+            Signers::Ring(ring) => {
+                let keyid = sign::signer(env).ok_or("the envelope has no signature")?;
+                ring.public(keyid).map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// The signature, and with a keyring that the key was valid when the report was signed
     /// (its `finished_at`). Returns what was signed and the keyid that signed it.
     fn verify(&self, env: &Envelope) -> Result<(sign::Signed, String), String> {
@@ -176,7 +187,7 @@ impl Signers {
 /// Verifies a report folder: the envelope's signature, then every file the signature covers
 /// (present, and byte for byte what was signed). An envelope from before files were covered
 /// has its `report.json` compared with the signed report instead.
-fn verify_folder(envelope: &Path, signers: &Signers) -> Result<(Report, String, usize), String> {
+pub fn verify_folder(envelope: &Path, signers: &Signers) -> Result<(Report, String, usize), String> {
     let env = read_envelope(envelope)?;
     let (signed, keyid) = signers.verify(&env).map_err(|e| format!("{}: {e}", envelope.display()))?;
     let folder = envelope.parent().unwrap_or(Path::new("."));

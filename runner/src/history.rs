@@ -478,6 +478,23 @@ impl History {
             .collect()
     }
 
+    /// The runs started in `[from, to)` that left a report: (runbook, run id, report folder).
+    pub async fn reports_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT runbook, run_id, report FROM runs WHERE started_at >= $1 AND started_at < $2 AND report IS NOT NULL",
+        )
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the history store")?;
+        rows.into_iter().map(|r| Ok((r.try_get("runbook")?, r.try_get("run_id")?, r.try_get("report")?))).collect()
+    }
+
     /// The fire times of `[from, to)` that a daemon claimed: (runbook, fire time, owner).
     pub async fn claims_between(
         &self,
@@ -925,17 +942,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_report_chain_is_committed_one_at_a_time_on_postgresql() {
-        let name = format!("drillbook_chain_{}", std::process::id());
-        let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (start it: scripts/test-deps.sh)");
-        let sql = |s: String| sqlx::query(sqlx::AssertSqlSafe(s));
-        sql(format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.unwrap();
-        sql(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let h = History::open(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+        let (db, h) = FreshDb::new("chain").await;
         commits_chain_one_after_the_other(h).await;
-        sql(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+        db.drop_it().await;
     }
 
     #[tokio::test]
@@ -960,21 +969,44 @@ mod tests {
         assert_eq!((lock.head.clone(), lock.seq), (Some(("r2".to_string(), "d2".to_string())), 2));
     }
 
+    /// A new database on the machine's PostgreSQL (scripts/test-deps.sh starts it), dropped
+    /// by `drop_it` (connections still open included).
+    struct FreshDb {
+        name: String,
+        admin: sqlx::PgConnection,
+    }
+
+    impl FreshDb {
+        async fn new(label: &str) -> (FreshDb, History) {
+            let name = format!("drillbook_{label}_{}", std::process::id());
+            let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+            let mut db = FreshDb {
+                admin: <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432 (start it: scripts/test-deps.sh)"),
+                name,
+            };
+            db.sql(format!("DROP DATABASE IF EXISTS {}", db.name)).await;
+            db.sql(format!("CREATE DATABASE {}", db.name)).await;
+            let h = History::open(&format!("postgres://postgres@127.0.0.1:5432/{}", db.name)).await.unwrap();
+            (db, h)
+        }
+
+        async fn sql(&mut self, s: String) {
+            sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut self.admin).await.unwrap();
+        }
+
+        async fn drop_it(mut self) {
+            self.sql(format!("DROP DATABASE {} WITH (FORCE)", self.name)).await;
+        }
+    }
+
     #[tokio::test]
     async fn runs_page_in_sql_on_postgresql() {
-        // The machine's PostgreSQL (scripts/test-deps.sh starts it).
-        let name = format!("drillbook_paging_{}", std::process::id());
-        let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (start it: scripts/test-deps.sh)");
-        let sql = |s: String| sqlx::query(sqlx::AssertSqlSafe(s));
-        sql(format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.unwrap();
-        sql(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let h = History::open(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+        let (db, h) = FreshDb::new("paging").await;
         pages_walk_the_whole_history_once(&h).await;
         h.pool.close().await;
-        sql(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+        db.drop_it().await;
     }
 
     #[test]

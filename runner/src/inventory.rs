@@ -51,7 +51,7 @@ pub fn plan_command(config: &Config, paths: &[PathBuf], count: usize, json: bool
 }
 
 #[derive(Serialize)]
-struct AssetRow {
+pub struct AssetRow {
     asset: String,
     kind: serde_json::Value,
     system: Option<String>,
@@ -115,7 +115,45 @@ fn backup_age(folder: Option<&str>) -> (Option<i64>, Option<String>) {
 
 pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     let history = History::open(&config.state).await?;
-    let now = Utc::now();
+    let rows = asset_rows(config, paths, &history, Utc::now()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} {:<11} {:<6} last pass",
+            "asset", "kind", "system", "owner", "runbook", "coverage", "drilled", "fresh"
+        );
+        for r in &rows {
+            println!(
+                "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} {:<11} {:<6} {}",
+                r.asset,
+                r.kind.as_str().unwrap_or_default(),
+                r.system.as_deref().unwrap_or("-"),
+                r.owner,
+                r.runbook,
+                r.coverage,
+                r.drilled,
+                match r.backup_fresh {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                },
+                r.last_pass.as_deref().unwrap_or("never")
+            );
+        }
+        let unproven = rows.iter().filter(|r| r.coverage != "proven").count();
+        println!("{} asset(s), {unproven} without a passing drill within their RPO", rows.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every runbook's asset with its last drill and coverage at `now` (the asset map).
+pub async fn asset_rows(
+    config: &Config,
+    paths: &[PathBuf],
+    history: &History,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<AssetRow>> {
     let mut rows = Vec::new();
     for f in plan::expand(paths, &config.runbooks)? {
         let rb = plan::load(&f)?.runbook;
@@ -158,35 +196,7 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
         });
     }
     rows.sort_by(|a, b| (a.coverage == "proven", &a.asset).cmp(&(b.coverage == "proven", &b.asset)));
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        println!(
-            "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} {:<11} {:<6} last pass",
-            "asset", "kind", "system", "owner", "runbook", "coverage", "drilled", "fresh"
-        );
-        for r in &rows {
-            println!(
-                "{:<24} {:<15} {:<18} {:<16} {:<26} {:<8} {:<11} {:<6} {}",
-                r.asset,
-                r.kind.as_str().unwrap_or_default(),
-                r.system.as_deref().unwrap_or("-"),
-                r.owner,
-                r.runbook,
-                r.coverage,
-                r.drilled,
-                match r.backup_fresh {
-                    Some(true) => "yes",
-                    Some(false) => "no",
-                    None => "-",
-                },
-                r.last_pass.as_deref().unwrap_or("never")
-            );
-        }
-        let unproven = rows.iter().filter(|r| r.coverage != "proven").count();
-        println!("{} asset(s), {unproven} without a passing drill within their RPO", rows.len());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(rows)
 }
 
 #[cfg(test)]

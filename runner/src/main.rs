@@ -1,6 +1,7 @@
 //! `drillbook`: recovery drills as code. CLI entry point; maps outcomes to exit codes.
 
 mod audit;
+mod bundle;
 mod config;
 mod daemon;
 mod evidence;
@@ -163,6 +164,28 @@ enum AuditCommand {
         #[arg(long, value_enum, default_value = "table")]
         output: CoverageOutput,
     },
+    /// One tar for the auditor: every report of [FROM, TO), the coverage (HTML + CSV), the
+    /// asset map, the public key(s), a signed SHA256SUMS, index.html, VERIFY.md and verify.sh
+    /// (openssl, sha256sum and tar alone).
+    Export {
+        #[arg(long, value_parser = parse_time)]
+        from: chrono::DateTime<chrono::Utc>,
+        #[arg(long, value_parser = parse_time)]
+        to: chrono::DateTime<chrono::Utc>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a bundle as verify.sh does: the signed SHA256SUMS, every file against it, nothing
+    /// extra, every report's own envelope. Exit 0 valid, 1 not.
+    Verify {
+        bundle: PathBuf,
+        /// The public key you trust (default: the one the bundle carries, with a note).
+        #[arg(long, conflicts_with = "keyring")]
+        pubkey: Option<PathBuf>,
+        /// A keyring folder whose public half you trust.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -311,6 +334,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 CoverageOutput::Json => "json",
             };
             audit::coverage_command(&config, from, to, output).await
+        }
+        Command::Audit(AuditCommand::Export { from, to, out }) => {
+            if from >= to {
+                return Err(Invalid(format!("--from {from} is not before --to {to}")).into());
+            }
+            bundle::export_command(&config, from, to, &out).await
+        }
+        Command::Audit(AuditCommand::Verify { bundle, pubkey, keyring }) => {
+            bundle::verify_command(&config, &bundle, pubkey.as_deref(), keyring.as_deref())
         }
         Command::Scratch(ScratchCommand::List { output }) => {
             daemon::scratch_list_command(&config, output == Output::Json).await

@@ -430,3 +430,70 @@ fn an_unwritable_report_dir_fails_the_drill_but_keeps_its_history_row() {
     assert!(r.stdout.contains(&format!("its previous report {id} is missing")), "{r}");
     sb.assert_no_leftovers();
 }
+
+/// The audit bundle: an auditor unpacks it in a clean folder and checks it with openssl,
+/// sha256sum and tar alone; one altered byte, an added file or another key is caught and named.
+#[test]
+fn an_audit_bundle_verifies_with_openssl_alone_and_names_what_was_altered() {
+    let sb = Sandbox::quickstart();
+    for _ in 0..2 {
+        assert_eq!(sb.drill("quickstart.yaml").0.code, 0);
+    }
+    let day = |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+    let r = sb.run(&["audit", "export", "--from", &day(-1), "--to", &day(1), "--out", "bundle.tar"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains(": 2 reports,"), "{r}");
+    let trusted = sb.path(".drillbook/signing.pub.pem");
+    let sh = |script: &str| {
+        let out = Command::new("sh").arg("-c").arg(script).current_dir(&sb.root).output().expect("sh");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let verify = format!("sh clean/drillbook-audit/verify.sh {}", trusted.display());
+    let (ok, out) = sh("mkdir clean && tar -xf bundle.tar -C clean");
+    assert!(ok, "{out}");
+    let (ok, out) = sh(&verify);
+    assert!(ok, "{out}");
+    assert!(out.contains("OK: SHA256SUMS signed") && out.contains("2 reports verified"), "{out}");
+    for file in ["index.html", "VERIFY.md", "coverage.csv", "coverage.html", "assets.json", "keys/signing.pub.pem"] {
+        assert!(sb.path(&format!("clean/drillbook-audit/{file}")).exists(), "{file} in the bundle");
+    }
+    let r = sb.run(&["audit", "verify", "bundle.tar", "--pubkey", ".drillbook/signing.pub.pem"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("2 reports verified"), "{r}");
+
+    // One byte of one report's HTML changed: named by verify.sh and by `audit verify`.
+    let html = std::fs::read_dir(sb.path("clean/drillbook-audit/reports/quickstart-rag"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("report.html");
+    let saved = std::fs::read(&html).unwrap();
+    let mut altered = saved.clone();
+    altered[100] ^= 1;
+    std::fs::write(&html, &altered).unwrap();
+    let (ok, out) = sh(&verify);
+    assert!(!ok, "{out}");
+    assert!(out.contains("report.html: FAILED"), "{out}");
+    let (ok, out) = sh("tar -cf bad.tar -C clean drillbook-audit");
+    assert!(ok, "{out}");
+    let r = sb.run(&["audit", "verify", "bad.tar", "--pubkey", ".drillbook/signing.pub.pem"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("report.html: altered"), "{r}");
+    std::fs::write(&html, &saved).unwrap();
+
+    // A file slipped in.
+    sb.write("clean/drillbook-audit/reports/extra.html", "<p>all good</p>");
+    let (ok, out) = sh(&verify);
+    assert!(!ok && out.contains("reports/extra.html"), "{out}");
+    std::fs::remove_file(sb.path("clean/drillbook-audit/reports/extra.html")).unwrap();
+
+    // Another key than the one that signed.
+    assert_eq!(sb.run(&["keygen", "--out", "other"]).code, 0);
+    let (ok, out) = sh(&format!("sh clean/drillbook-audit/verify.sh {}", sb.path("other/signing.pub.pem").display()));
+    assert!(!ok && out.contains("bad signature"), "{out}");
+}
