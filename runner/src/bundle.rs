@@ -7,7 +7,7 @@
 //! drillbook-audit/coverage.csv|.html      every fire time of the period and what served it
 //! drillbook-audit/assets.json             the asset map with coverage at export time
 //! drillbook-audit/keys/                   the public key(s), a keyring with its validity periods
-//! drillbook-audit/reports/<runbook>/<run-id>/report.{json,dsse.json,html,md}
+//! drillbook-audit/reports/<runbook>/<run-id>/report.{json,dsse.json,html,md[,tsr]}
 //! drillbook-audit/SHA256SUMS              every file above with its SHA-256
 //! drillbook-audit/SHA256SUMS.dsse.json    a DSSE envelope over SHA256SUMS, signed by drillbook's key
 //! ```
@@ -87,12 +87,14 @@ pub async fn export_command(
     let mut index_rows = String::new();
     for (runbook, run_id, folder) in &listed {
         let mut any = false;
-        for name in REPORT_FILES {
+        for name in REPORT_FILES.iter().chain([&crate::timestamp::FILE]) {
             match std::fs::read(Path::new(folder).join(name)) {
                 Ok(bytes) => {
                     b.add(&format!("reports/{runbook}/{run_id}/{name}"), &bytes)?;
                     any = true;
                 }
+                // A trusted timestamp is there only where a TSA is configured.
+                Err(_) if *name == crate::timestamp::FILE => {}
                 Err(_) => missing.push(format!("{folder}/{name}")),
             }
         }

@@ -29,6 +29,14 @@ struct ConfigFile {
     smtp: BTreeMap<String, String>,
     #[serde(default)]
     http: RawHttp,
+    timestamp: Option<RawTimestamp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimestamp {
+    url: String,
+    ca: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +93,15 @@ pub struct Config {
     /// least this many bytes free; default 5 GiB.
     pub keep_min_free: u64,
     pub http: HttpConfig,
+    /// `timestamp: {url, ca}`: an RFC 3161 time-stamping authority for every report's
+    /// signature, and the CA certificate (PEM) its replies are checked against.
+    pub timestamp: Option<TimestampConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimestampConfig {
+    pub url: String,
+    pub ca: PathBuf,
 }
 
 /// The daemon's HTTP listener.
@@ -227,6 +244,18 @@ impl Config {
                 None => DEFAULT_KEEP_MIN_FREE,
             },
             http,
+            timestamp: match raw.timestamp {
+                Some(t) if t.url.starts_with("http://") || t.url.starts_with("https://") => {
+                    Some(TimestampConfig { url: t.url, ca: abs(&t.ca) })
+                }
+                Some(t) => {
+                    return Err(Invalid(format!(
+                        "{shown}: timestamp.url `{}`: expected an http:// or https:// URL",
+                        t.url
+                    )));
+                }
+                None => None,
+            },
         })
     }
 }

@@ -219,13 +219,20 @@ pub fn verify_folder(envelope: &Path, signers: &Signers) -> Result<(Report, Stri
     Ok((signed.report, keyid, signed.artifacts.len()))
 }
 
-pub fn verify_command(
+/// Which keys `report verify` trusts: a public key, a keyring, and the TSA's CA.
+pub struct KeyArgs<'a> {
+    pub pubkey: Option<&'a Path>,
+    pub keyring: Option<&'a Path>,
+    pub tsa_ca: Option<&'a Path>,
+}
+
+pub async fn verify_command(
     config: &Config,
     envelope: &Path,
-    pubkey: Option<&Path>,
-    keyring: Option<&Path>,
+    keys: KeyArgs<'_>,
     chain: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let KeyArgs { pubkey, keyring, tsa_ca } = keys;
     let signers = match (pubkey, keyring) {
         (Some(p), _) => Signers::Key(
             sign::load_public(p).map_err(|e| Invalid(format!("{e} (pass the signer's public key with --pubkey)")))?,
@@ -249,6 +256,17 @@ pub fn verify_command(
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    // A trusted timestamp beside the envelope: checked against the TSA's CA when one is known.
+    let tsr = envelope.with_file_name(crate::timestamp::FILE);
+    let ca = tsa_ca.map(Path::to_path_buf).or_else(|| config.timestamp.as_ref().map(|t| t.ca.clone()));
+    let stamped = match (tsr.exists(), ca) {
+        (false, _) => String::new(),
+        (true, Some(ca)) => match crate::timestamp::verify(envelope, &ca).await {
+            Ok(time) => format!("; timestamped at {time} (RFC 3161, checked against {})", ca.display()),
+            Err(e) => return fail(e),
+        },
+        (true, None) => "; report.tsr present but not checked (pass --tsa-ca)".into(),
+    };
     let mut links = 0;
     if let Some(root) = chain {
         match walk_chain(root, &report, &signers) {
@@ -268,6 +286,9 @@ pub fn verify_command(
         },
         if chain.is_some() { format!("; chain intact over {links} earlier report(s)") } else { String::new() }
     );
+    if !stamped.is_empty() {
+        println!("  {}", stamped.trim_start_matches("; "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

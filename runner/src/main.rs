@@ -18,6 +18,7 @@ mod plan;
 mod progress;
 mod run;
 mod schedule;
+mod timestamp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -231,6 +232,10 @@ enum ReportCommand {
         keyring: Option<PathBuf>,
         #[arg(long)]
         chain: Option<PathBuf>,
+        /// The TSA's CA certificate (PEM) to check `report.tsr` against (default: the
+        /// config's `timestamp.ca`).
+        #[arg(long)]
+        tsa_ca: Option<PathBuf>,
     },
     /// Render DIR/index.html: every drill of every runbook, with an RTO trend per runbook.
     Index {
@@ -317,8 +322,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { out, rotate } => evidence::keygen_command(&out, rotate),
-        Command::Report(ReportCommand::Verify { envelope, pubkey, keyring, chain }) => {
-            evidence::verify_command(&config, &envelope, pubkey.as_deref(), keyring.as_deref(), chain.as_deref())
+        Command::Report(ReportCommand::Verify { envelope, pubkey, keyring, chain, tsa_ca }) => {
+            let keys =
+                evidence::KeyArgs { pubkey: pubkey.as_deref(), keyring: keyring.as_deref(), tsa_ca: tsa_ca.as_deref() };
+            evidence::verify_command(&config, &envelope, keys, chain.as_deref()).await
         }
         Command::Report(ReportCommand::Index { out, report_dir }) => {
             evidence::index_command(&config, report_dir.as_deref(), &out)

@@ -221,7 +221,19 @@ pub async fn drill(
         &secrets,
     )
     .await;
-    let outcomes: Vec<String> = notification.into_iter().chain(hook).collect();
+    // A trusted timestamp of the signature; a TSA that is down never changes the drill.
+    let stamped = match &config.timestamp {
+        Some(tsa) => Some(
+            crate::timestamp::after_report(
+                tsa,
+                written_folder.as_deref().map(Path::new),
+                Some(&reports_root.join(&report.runbook.name)),
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let outcomes: Vec<String> = notification.into_iter().chain(hook).chain(stamped).collect();
     let notification = (!outcomes.is_empty()).then(|| outcomes.join("; "));
     if let Some(outcome) = &notification {
         history.set_notification(&run_id, outcome).await?;

@@ -29,5 +29,6 @@ mod reliability;
 mod restic;
 mod s3;
 mod servers;
+mod timestamp;
 mod tls;
 mod tutorial;
