@@ -70,7 +70,10 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
     eprintln!("drillbook daemon: {} runbooks from {}", book.len(), config.runbooks.display());
 
     // The HTTP side reads what the loop publishes and sends triggers back to it.
-    let (status_tx, status_rx) = watch::channel(crate::http::DaemonStatus::default());
+    // Published once before the HTTP side starts, so the first scrape already lists every
+    // runbook (the loop's first look comes after the listener is up and may take a moment).
+    let (status_tx, status_rx) =
+        watch::channel(crate::http::DaemonStatus { runbooks: statuses(&book), folder_error: folder_error.clone() });
     let (trigger_tx, mut trigger_rx) = mpsc::channel::<crate::http::Trigger>(64);
     let token = match &config.http.token {
         Some(t) => {
