@@ -324,6 +324,15 @@ fn walk_chain(root: &Path, head: &Report, signers: &Signers) -> Result<usize, St
     let dir = root.join(&head.runbook.name);
     let reports: BTreeMap<String, (Report, PathBuf)> =
         reports_under(&dir)?.into_iter().map(|(r, folder)| (r.run_id.clone(), (r, folder))).collect();
+    // A report of another runbook placed in this one's folder (to stand in for a removed one).
+    if let Some((r, folder)) = reports.values().find(|(r, _)| r.runbook.name != head.runbook.name) {
+        return Err(format!(
+            "chain broken: {} holds a report of runbook {}, not {} (spliced in)",
+            folder.display(),
+            r.runbook.name,
+            head.runbook.name
+        ));
+    }
     let mut seen = vec![head.run_id.clone()];
     let mut current = head.clone();
     while let Some(prev) = current.previous.clone() {

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::Sandbox;
+use crate::support::{Sandbox, copy_dir};
 
 fn run_ids(sb: &Sandbox) -> Vec<String> {
     // History is newest first; the chain is easier to read oldest first.
@@ -153,6 +153,21 @@ fn the_chain_names_the_run_where_it_breaks() {
     assert!(r.stdout.contains(&format!("chain broken at run {}:", ids[2])), "{r}");
     assert!(r.stdout.contains("report.html was altered"), "{r}");
     sb.write(&html, saved);
+
+    // Spliced: another runbook's report put into this runbook's folder.
+    let other = sb.read("quickstart.yaml").replace("name: quickstart-rag", "name: other-rag");
+    sb.write("other.yaml", other);
+    let (run, spliced) = sb.drill("other.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let spliced_id = spliced["run_id"].as_str().unwrap();
+    copy_dir(
+        &sb.path(&format!("drill-reports/other-rag/{spliced_id}")),
+        &sb.path(&format!("drill-reports/quickstart-rag/{spliced_id}")),
+    );
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("holds a report of runbook other-rag, not quickstart-rag (spliced in)"), "{r}");
+    std::fs::remove_dir_all(sb.path(&format!("drill-reports/quickstart-rag/{spliced_id}"))).unwrap();
 
     // Deleted: the failed drill's evidence.
     std::fs::remove_dir_all(sb.path(&format!("drill-reports/quickstart-rag/{}", ids[3]))).unwrap();
