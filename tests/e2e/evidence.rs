@@ -421,6 +421,7 @@ fn report_index_lists_every_drill_with_an_rto_trend() {
     assert!(!html.contains("<script"));
 }
 
+// fault: the report folder cannot be created | failed (exit 1) | `report: cannot create …` | history row with the report's place and digest; the next report links to it, so its absence shows in `--chain`
 #[test]
 fn an_unwritable_report_dir_fails_the_drill_but_keeps_its_history_row() {
     let sb = Sandbox::quickstart();

@@ -139,6 +139,7 @@ fn every_report_is_timestamped_by_the_tsa_and_verified_against_its_ca() {
     assert!(r.stdout.contains("not a valid timestamp under other-tsa/ca.pem"), "{r}");
 }
 
+// fault: the RFC 3161 time-stamping authority is down | passed (exit 0) | outcome `timestamp: not obtained (…)`; the next drill timestamps it | report without report.tsr until then, history row complete
 #[test]
 fn a_tsa_that_is_down_never_fails_a_drill_and_the_next_drill_catches_up() {
     let sb = Sandbox::quickstart();
