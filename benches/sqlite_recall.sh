@@ -92,28 +92,26 @@ for j, x in enumerate(qs):
 print(f"{recall / len(qs):.4f} {t1 - t0:.3f}")
 PY
 
-cat > "$WORK/rag.yaml" <<YAML
+# runbook_head NAME: the part of both runbooks before their checks.
+runbook_head() {
+  cat <<YAML
 version: 1
-name: sqlite-rag-bench
+name: $1
 owner: bench
 asset: { name: rag-chunks, kind: vector-store }
 source: { path: $WORK/backups/, pick: rag.db }
 restore: { adapter: sqlite }
 timeouts: { step: 60m, drill: 120m }
 verify:
+YAML
+}
+
+{ runbook_head sqlite-rag-bench; cat <<YAML; } > "$WORK/rag.yaml"
   - name: golden
     vector_recall: { table: chunks, column: embedding, id: id, queries: golden.jsonl, k: $K, min_recall: 0.95, encoding: f32le }
 YAML
 
-cat > "$WORK/whole.yaml" <<YAML
-version: 1
-name: sqlite-rag-bench-whole
-owner: bench
-asset: { name: rag-chunks, kind: vector-store }
-source: { path: $WORK/backups/, pick: rag.db }
-restore: { adapter: sqlite }
-timeouts: { step: 60m, drill: 120m }
-verify:
+{ runbook_head sqlite-rag-bench-whole; cat <<YAML; } > "$WORK/whole.yaml"
   - name: counts
     row_counts: { manifest: manifest.json }
   - name: schema

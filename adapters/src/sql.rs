@@ -15,6 +15,15 @@ pub(crate) fn answers(check: &CheckKind) -> bool {
     answers_tables(check) || matches!(check, CheckKind::VectorIntegrity(_) | CheckKind::VectorRecall(_))
 }
 
+/// Pool options without sqlx's maintenance task. In sqlx 0.9.0 that task can spin forever on
+/// a worker thread: a connection released while another is acquired can make the pool's idle
+/// count wrap below zero for a moment, and the task's `for _ in 0..num_idle()` then never ends
+/// (seen as a `drillbook init` hung at full CPU that SIGTERM could not stop). drillbook's pools
+/// are small and their connections need no reaping, so the task is not started at all.
+pub fn no_maintenance<DB: sqlx::Database>(options: sqlx::pool::PoolOptions<DB>) -> sqlx::pool::PoolOptions<DB> {
+    options.idle_timeout(None).max_lifetime(None)
+}
+
 /// Quotes an identifier the SQL-standard way (PostgreSQL and SQLite alike).
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -102,6 +102,24 @@ pub struct RunRow {
     pub notification: Option<String>,
 }
 
+impl RunRow {
+    /// A row of `runs` read with the columns `RunRow` has.
+    fn of(r: &sqlx::any::AnyRow) -> anyhow::Result<RunRow> {
+        let reasons: Option<String> = r.try_get("failure_reasons")?;
+        Ok(RunRow {
+            run_id: r.try_get("run_id")?,
+            runbook: r.try_get("runbook")?,
+            status: r.try_get("status")?,
+            started_at: r.try_get("started_at")?,
+            finished_at: r.try_get("finished_at")?,
+            scheduled_for: r.try_get("scheduled_for")?,
+            report: r.try_get("report")?,
+            failure_reasons: reasons.and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok()).unwrap_or_default(),
+            notification: r.try_get("notification")?,
+        })
+    }
+}
+
 /// A failed drill's scratch kept for investigation.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeptRow {
@@ -155,7 +173,7 @@ impl History {
         }
         let state = &shown_url(state);
         // A store that does not answer within 10 s is down: say so rather than wait sqlx's 30 s.
-        let pool = AnyPoolOptions::new()
+        let pool = drillbook_adapters::sql::no_maintenance(AnyPoolOptions::new())
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(10))
             // The daemon reads a year of history once at start: SQLite's page cache (2 MiB a
@@ -455,27 +473,7 @@ impl History {
         .fetch_all(&self.pool)
         .await
         .context("cannot read the history store")?;
-        rows.into_iter()
-            .map(|r| {
-                let reasons: Option<String> = r.try_get("failure_reasons")?;
-                Ok((
-                    RunRow {
-                        run_id: r.try_get("run_id")?,
-                        runbook: r.try_get("runbook")?,
-                        status: r.try_get("status")?,
-                        started_at: r.try_get("started_at")?,
-                        finished_at: r.try_get("finished_at")?,
-                        scheduled_for: r.try_get("scheduled_for")?,
-                        report: r.try_get("report")?,
-                        failure_reasons: reasons
-                            .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
-                            .unwrap_or_default(),
-                        notification: r.try_get("notification")?,
-                    },
-                    r.try_get("report_sha256")?,
-                ))
-            })
-            .collect()
+        rows.into_iter().map(|r| Ok((RunRow::of(&r)?, r.try_get("report_sha256")?))).collect()
     }
 
     /// The runs started in `[from, to)` that left a report: (runbook, run id, report folder).
@@ -826,24 +824,7 @@ impl History {
             q = q.bind(i64::from(limit));
         }
         let rows = q.fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|r| {
-                let reasons: Option<String> = r.try_get("failure_reasons")?;
-                Ok(RunRow {
-                    run_id: r.try_get("run_id")?,
-                    runbook: r.try_get("runbook")?,
-                    status: r.try_get("status")?,
-                    started_at: r.try_get("started_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                    scheduled_for: r.try_get("scheduled_for")?,
-                    report: r.try_get("report")?,
-                    failure_reasons: reasons
-                        .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
-                        .unwrap_or_default(),
-                    notification: r.try_get("notification")?,
-                })
-            })
-            .collect()
+        rows.iter().map(RunRow::of).collect()
     }
 }
 

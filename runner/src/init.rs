@@ -756,7 +756,7 @@ impl Capture {
         let opts: sqlx::postgres::PgConnectOptions =
             scratch.url.parse().map_err(|e| format!("the scratch URL does not parse: {e}"))?;
         let opts = opts.options([("default_transaction_read_only", "on")]).application_name("drillbook-init");
-        let pool = sqlx::postgres::PgPoolOptions::new()
+        let pool = drillbook_adapters::sql::no_maintenance(sqlx::postgres::PgPoolOptions::new())
             .max_connections(1)
             .connect_with(opts)
             .await
@@ -837,7 +837,7 @@ impl Capture {
         let opts: sqlx::mysql::MySqlConnectOptions =
             scratch.url.parse().map_err(|e| format!("the scratch URL does not parse: {e}"))?;
         let database = opts.get_database().map(String::from);
-        let pool = sqlx::mysql::MySqlPoolOptions::new()
+        let pool = drillbook_adapters::sql::no_maintenance(sqlx::mysql::MySqlPoolOptions::new())
             .max_connections(1)
             .connect_with(opts)
             .await

@@ -629,7 +629,7 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
                 return Err(Invalid(format!("--url: no SQLite database at {file}")).into());
             }
             let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(file).read_only(true);
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            let pool = drillbook_adapters::sql::no_maintenance(sqlx::sqlite::SqlitePoolOptions::new())
                 .max_connections(1)
                 .connect_with(opts)
                 .await
@@ -643,7 +643,7 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
                 url.parse().map_err(|e| Invalid(format!("--url: not a PostgreSQL URL: {e}")))?;
             // Read-only by construction: every transaction of these sessions is.
             let opts = opts.options([("default_transaction_read_only", "on")]).application_name("drillbook-manifest");
-            let pool = sqlx::postgres::PgPoolOptions::new()
+            let pool = drillbook_adapters::sql::no_maintenance(sqlx::postgres::PgPoolOptions::new())
                 .max_connections(2)
                 .connect_with(opts)
                 .await
@@ -687,7 +687,7 @@ pub async fn manifest_command(args: &ManifestArgs) -> anyhow::Result<ExitCode> {
                 opts = opts.password(&pw);
             }
             let database = opts.get_database().map(String::from);
-            let pool = sqlx::mysql::MySqlPoolOptions::new()
+            let pool = drillbook_adapters::sql::no_maintenance(sqlx::mysql::MySqlPoolOptions::new())
                 .max_connections(1)
                 // Read-only by construction: the session's transactions are.
                 .after_connect(|conn, _| {

@@ -37,7 +37,10 @@ pub async fn applied(sqlite: &Path, immutable: bool) -> Result<BTreeSet<Migratio
     let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(sqlite).read_only(true).immutable(immutable);
     let bad =
         |e: sqlx::Error| AdapterError::Restore(format!("{} is not a readable Chroma database: {e}", sqlite.display()));
-    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(bad)?;
+    let pool = crate::sql::no_maintenance(sqlx::sqlite::SqlitePoolOptions::new().max_connections(1))
+        .connect_with(opts)
+        .await
+        .map_err(bad)?;
     let rows = sqlx::query("select dir, version, filename from migrations").fetch_all(&pool).await.map_err(bad);
     pool.close().await;
     rows?

@@ -90,7 +90,7 @@ fn remote_options(server: &ServerScratch) -> Result<MySqlConnectOptions, Adapter
 }
 
 async fn one_connection(opts: &MySqlConnectOptions) -> Result<MySqlPool, sqlx::Error> {
-    MySqlPoolOptions::new().max_connections(2).connect_with(opts.clone()).await
+    crate::sql::no_maintenance(MySqlPoolOptions::new().max_connections(2)).connect_with(opts.clone()).await
 }
 
 /// The connection the checks use and the restored tables of `scope`. With one database it is

@@ -359,7 +359,7 @@ impl crate::Adapter for Postgres {
             .state
             .downcast_mut::<State>()
             .ok_or_else(|| AdapterError::Restore("scratch is not a PostgreSQL scratch".into()))?;
-        let pool = PgPoolOptions::new()
+        let pool = crate::sql::no_maintenance(PgPoolOptions::new())
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(state.target.clone())

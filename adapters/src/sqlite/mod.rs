@@ -47,7 +47,7 @@ fn pool(scratch: &Scratch) -> Result<&SqlitePool, AdapterError> {
 
 pub async fn open(file: &std::path::Path, read_only: bool) -> Result<SqlitePool, sqlx::Error> {
     let opts = SqliteConnectOptions::new().filename(file).create_if_missing(false).read_only(read_only);
-    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await
+    crate::sql::no_maintenance(SqlitePoolOptions::new().max_connections(1)).connect_with(opts).await
 }
 
 #[async_trait::async_trait]
