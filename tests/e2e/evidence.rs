@@ -251,6 +251,29 @@ fn rotated_keys_verify_old_reports_and_refuse_a_retired_key_after_retirement() {
     assert!(r.stdout.contains(&format!("signed by keyid {new}")), "{r}");
     assert!(r.stdout.contains("chain intact over 2 earlier report(s)"), "{r}");
 
+    // The audit bundle carries the keyring's public half: verify.sh checks each report with
+    // the key it names, `audit verify --keyring` each with its validity period.
+    let day = |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+    let r = sb.run(&["audit", "export", "--from", &day(-1), "--to", &day(1), "--out", "bundle.tar"]);
+    assert_eq!(r.code, 0, "{r}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mkdir clean && tar -xf bundle.tar -C clean && ls clean/drillbook-audit/keys && \
+             sh clean/drillbook-audit/verify.sh {}",
+            sb.path(&format!("public/{new}.pub.pem")).display()
+        ))
+        .current_dir(&sb.root)
+        .output()
+        .expect("sh");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("keys.yaml") && said.contains(&format!("{old}.pub.pem")), "{said}");
+    assert!(said.contains("3 reports verified"), "{said}");
+    let r = sb.run(&["audit", "verify", "bundle.tar", "--keyring", "public"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("3 reports verified"), "{r}");
+
     // The old key retired before its report's time: the report is refused, naming both.
     let report: serde_json::Value = serde_json::from_str(&sb.read(&envelope(&ids[0]).replace(".dsse", ""))).unwrap();
     let started = report["started_at"].as_str().unwrap();
