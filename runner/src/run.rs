@@ -163,25 +163,31 @@ pub async fn drill(
         }
     };
     let folder = reports_root.join(&report.runbook.name).join(&report.run_id);
-    let digest = report.digest()?;
+    // Nothing from here to `finish` returns early: every way out records the outcome.
+    let digest = report.digest().map_err(|e| anyhow::anyhow!("cannot compute the report's digest: {e}"));
     // The key valid when the drill finished (a keyring may have rotated since the start).
     // Rendered once: the HTML goes into the report folder and into the email.
-    let (html, written) = match signer.key_at(report.finished_at) {
-        Ok(key) => {
-            let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
+    let (html, written) = match signer.key_at(report.finished_at).map_err(anyhow::Error::msg).and_then(|key| {
+        let keyid = drillbook_reports::sign::keyid(&key.verifying_key())?;
+        Ok((key, keyid))
+    }) {
+        Ok((key, keyid)) => {
             let html = drillbook_reports::render::render_html(&report, &keyid, config.templates.as_deref());
-            let written = write_report(&folder, &report, &key, &html);
+            let written = digest
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .and_then(|_| write_report(&folder, &report, &key, &html));
             (html.ok(), written)
         }
-        Err(e) => (None, Err(anyhow::anyhow!("cannot load the signing key: {e}"))),
+        Err(e) => (None, Err(e.context("cannot load the signing key"))),
     };
     if let Err(e) = &written {
         reasons.push(format!("report: {e:#}"));
     }
     // Committed even when a file could not be written: the chain then names a report whose
     // absence is explained by its history row, rather than skipping it silently.
-    if let Some(lock) = chain
-        && let Err(e) = lock.commit(&run_id, &digest).await
+    if let (Some(lock), Ok(digest)) = (chain, &digest)
+        && let Err(e) = lock.commit(&run_id, digest).await
     {
         reasons.push(format!("report: not linked into the chain: {e:#}"));
     }
@@ -195,7 +201,7 @@ pub async fn drill(
             &run_id,
             status.as_str(),
             report.finished_at,
-            Some((folder.as_str(), digest.as_str(), Figures::of(&report))),
+            digest.as_ref().ok().map(|d| (folder.as_str(), d.as_str(), Figures::of(&report))),
             &reasons,
         )
         .await?;
