@@ -210,14 +210,18 @@ impl Keyring {
         Ok(())
     }
 
-    /// Copies the public half (`keys.yaml` and every `<keyid>.pub.pem`) into `out`.
+    /// The files of the public half, by name in the keyring folder: `keys.yaml` and every
+    /// `<keyid>.pub.pem`.
+    pub fn public_files(&self) -> Vec<String> {
+        std::iter::once(KEYS_FILE.to_string()).chain(self.keys.iter().map(|k| format!("{}.pub.pem", k.keyid))).collect()
+    }
+
+    /// Copies the public half into `out`.
     pub fn export_public(&self, out: &Path) -> Result<Vec<PathBuf>, KeyringError> {
         let write_err = |p: &Path, source| SignError::Write { path: p.display().to_string(), source };
         std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
         let mut written = Vec::new();
-        let names =
-            std::iter::once(KEYS_FILE.to_string()).chain(self.keys.iter().map(|k| format!("{}.pub.pem", k.keyid)));
-        for name in names {
+        for name in self.public_files() {
             let (from, to) = (self.dir.join(&name), out.join(&name));
             std::fs::copy(&from, &to).map_err(|e| write_err(&to, e))?;
             written.push(to);

@@ -16,7 +16,7 @@
 //! since the export.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -25,6 +25,8 @@ use drillbook_reports::keyring::Keyring;
 use drillbook_reports::sign;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+
+use drillbook_adapters::checks::files::{sha256_file, walk};
 
 use crate::Invalid;
 use crate::audit::Row;
@@ -116,7 +118,7 @@ pub async fn export_command(
         Err(e) => json!({"error": format!("no asset map: {e:#}")}),
     };
     b.add("assets.json", (serde_json::to_string_pretty(&assets)? + "\n").as_bytes())?;
-    let key_files = public_keys(config, &signer, &key)?;
+    let key_files = public_keys(&signer, &key)?;
     for (name, bytes) in &key_files {
         b.add(&format!("keys/{name}"), bytes)?;
     }
@@ -151,26 +153,18 @@ pub async fn export_command(
 
 /// The public half the bundle carries: the keyring's (`keys.yaml` and every `.pub.pem`), or
 /// the one key's `signing.pub.pem`.
-fn public_keys(
-    config: &Config,
-    signer: &Signer,
-    key: &ed25519_dalek::SigningKey,
-) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+fn public_keys(signer: &Signer, key: &ed25519_dalek::SigningKey) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     use ed25519_dalek::pkcs8::{EncodePublicKey, spki::der::pem::LineEnding};
     match signer {
         Signer::Ring(dir) => {
             let ring = Keyring::open(dir)?;
-            let tmp = tempfile::tempdir()?;
-            ring.export_public(tmp.path())?;
-            let mut out = Vec::new();
-            for e in std::fs::read_dir(tmp.path())?.flatten() {
-                out.push((e.file_name().to_string_lossy().to_string(), std::fs::read(e.path())?));
-            }
-            out.sort();
-            Ok(out)
+            let read = |name: String| -> anyhow::Result<(String, Vec<u8>)> {
+                let bytes = std::fs::read(dir.join(&name)).with_context(|| format!("cannot read {name}"))?;
+                Ok((name, bytes))
+            };
+            ring.public_files().into_iter().map(read).collect()
         }
         Signer::Key(_) => {
-            let _ = config;
             let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(vec![("signing.pub.pem".into(), pem.into_bytes())])
         }
@@ -178,12 +172,7 @@ fn public_keys(
 }
 
 /// `drillbook audit verify FILE.tar`: what verify.sh checks, without a shell.
-pub fn verify_command(
-    config: &Config,
-    bundle: &Path,
-    pubkey: Option<&Path>,
-    keyring: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
+pub fn verify_command(bundle: &Path, pubkey: Option<&Path>, keyring: Option<&Path>) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let fail = |reason: String| -> anyhow::Result<ExitCode> {
         println!("INVALID: {reason}");
@@ -193,22 +182,15 @@ pub fn verify_command(
         return fail(e);
     }
     let root = tmp.path().join(ROOT);
-    let shipped = root.join("keys");
-    let signers = match (pubkey, keyring) {
-        (Some(p), _) => Signers::Key(sign::load_public(p).map_err(|e| Invalid(e.to_string()))?),
-        (None, Some(dir)) => Signers::Ring(Keyring::open(dir).map_err(|e| Invalid(format!("--keyring: {e}")))?),
-        (None, None) => {
+    let signers = match Signers::given(pubkey, keyring)? {
+        Some(s) => s,
+        None => {
             println!(
                 "note: using the public key(s) shipped in the bundle; pass --pubkey or --keyring with the ones you trust"
             );
-            if Keyring::is_keyring(&shipped) {
-                Signers::Ring(Keyring::open(&shipped).map_err(|e| Invalid(format!("the bundle's keys: {e}")))?)
-            } else {
-                Signers::Key(sign::load_public(&shipped.join("signing.pub.pem")).map_err(|e| Invalid(e.to_string()))?)
-            }
+            Signers::of_folder(&root.join("keys")).map_err(|e| Invalid(format!("the bundle's keys: {e}")))?
         }
     };
-    let _ = config;
     match check(&root, &signers) {
         Ok((files, reports)) => {
             println!(
@@ -222,9 +204,7 @@ pub fn verify_command(
 }
 
 fn check(root: &Path, signers: &Signers) -> Result<(usize, usize), String> {
-    let text = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let env: sign::Envelope = serde_json::from_str(&text(&root.join("SHA256SUMS.dsse.json"))?)
-        .map_err(|e| format!("SHA256SUMS.dsse.json: not a DSSE envelope: {e}"))?;
+    let env = crate::evidence::read_envelope(&root.join("SHA256SUMS.dsse.json"))?;
     let key = signers.key_of(&env)?;
     let statement = sign::verify_statement(&env, &key).map_err(|e| format!("SHA256SUMS.dsse.json: {e}"))?;
     if statement["predicateType"] != BUNDLE_PREDICATE {
@@ -237,14 +217,15 @@ fn check(root: &Path, signers: &Signers) -> Result<(usize, usize), String> {
     let mut listed = std::collections::BTreeSet::new();
     for line in String::from_utf8_lossy(&sums).lines() {
         let (digest, rel) = line.split_once("  ").ok_or_else(|| format!("SHA256SUMS: bad line `{line}`"))?;
-        let bytes = std::fs::read(root.join(rel)).map_err(|_| format!("{rel}: listed in SHA256SUMS but missing"))?;
-        if hex::encode(Sha256::digest(&bytes)) != digest {
+        let (found, _) =
+            sha256_file(&root.join(rel)).map_err(|_| format!("{rel}: listed in SHA256SUMS but missing"))?;
+        if found != digest {
             return Err(format!("{rel}: altered (its SHA-256 is not the one in SHA256SUMS)"));
         }
         listed.insert(rel.to_string());
     }
-    for file in files_under(root) {
-        let rel = file.strip_prefix(root).unwrap_or(&file).to_string_lossy().to_string();
+    let present = walk(root).map_err(|e| format!("cannot read the unpacked bundle: {e}"))?;
+    for (rel, _) in present {
         if rel != "SHA256SUMS" && rel != "SHA256SUMS.dsse.json" && !listed.contains(&rel) {
             return Err(format!("{rel}: in the bundle but not in SHA256SUMS (added)"));
         }
@@ -274,22 +255,6 @@ fn unpack(bundle: &Path, into: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Every regular file under `dir`.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(_) => out.push(e.path()),
-                Err(_) => {}
-            }
-        }
-    }
-    out
 }
 
 fn esc(s: &str) -> String {

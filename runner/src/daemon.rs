@@ -544,10 +544,10 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
         book.retain(|p, e| present.contains(p) || e.busy);
     }
     // What was loaded, as `audit coverage` will read it: each runbook's text from now on.
-    let versions: Vec<(String, String, String)> = files
+    let versions: Vec<(&str, &str, &str)> = files
         .iter()
         .filter_map(|(_, l)| l.as_ref().ok())
-        .map(|(l, text)| (l.runbook.name().to_string(), l.sha256.clone(), text.clone()))
+        .map(|(l, text)| (l.runbook.name(), l.sha256.as_str(), text.as_str()))
         .collect();
     if let Err(e) = history.note_runbooks(&versions, Utc::now()).await {
         eprintln!("drillbook daemon: cannot record the runbooks' versions for audit coverage: {e:#}");

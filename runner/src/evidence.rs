@@ -142,7 +142,7 @@ pub fn keygen_command(out: &Path, rotate: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_envelope(path: &Path) -> Result<Envelope, String> {
+pub fn read_envelope(path: &Path) -> Result<Envelope, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not a DSSE envelope: {e}", path.display()))
 }
@@ -154,6 +154,29 @@ pub enum Signers {
 }
 
 impl Signers {
+    /// The keys given on the command line (`--pubkey FILE` or `--keyring DIR`), if any.
+    pub fn given(pubkey: Option<&Path>, keyring: Option<&Path>) -> Result<Option<Signers>, Invalid> {
+        Ok(match (pubkey, keyring) {
+            (Some(p), _) => Some(Signers::Key(
+                sign::load_public(p)
+                    .map_err(|e| Invalid(format!("{e} (pass the signer's public key with --pubkey)")))?,
+            )),
+            (None, Some(dir)) => {
+                Some(Signers::Ring(Keyring::open(dir).map_err(|e| Invalid(format!("--keyring: {e}")))?))
+            }
+            (None, None) => None,
+        })
+    }
+
+    /// The keys of a folder: a keyring when it holds `keys.yaml`, else its `signing.pub.pem`.
+    pub fn of_folder(dir: &Path) -> Result<Signers, String> {
+        if Keyring::is_keyring(dir) {
+            Ok(Signers::Ring(Keyring::open(dir).map_err(|e| e.to_string())?))
+        } else {
+            Ok(Signers::Key(sign::load_public(&dir.join("signing.pub.pem")).map_err(|e| e.to_string())?))
+        }
+    }
+
     /// The public key of the envelope's signer (a keyring's by the keyid it names).
     pub fn key_of(&self, env: &Envelope) -> Result<VerifyingKey, String> {
         match self {
@@ -168,19 +191,13 @@ impl Signers {
     /// The signature, and with a keyring that the key was valid when the report was signed
     /// (its `finished_at`). Returns what was signed and the keyid that signed it.
     fn verify(&self, env: &Envelope) -> Result<(sign::Signed, String), String> {
-        match self {
-            Signers::Key(key) => {
-                let signed = sign::verify(env, key).map_err(|e| e.to_string())?;
-                Ok((signed, sign::keyid(key).map_err(|e| e.to_string())?))
-            }
-            Signers::Ring(ring) => {
-                let keyid = sign::signer(env).ok_or("the envelope has no signature")?.to_string();
-                let key = ring.public(&keyid).map_err(|e| e.to_string())?;
-                let signed = sign::verify(env, &key).map_err(|e| e.to_string())?;
-                ring.public_at(&keyid, signed.report.finished_at).map_err(|e| e.to_string())?;
-                Ok((signed, keyid))
-            }
+        let key = self.key_of(env)?;
+        let signed = sign::verify(env, &key).map_err(|e| e.to_string())?;
+        let keyid = sign::keyid(&key).map_err(|e| e.to_string())?;
+        if let Signers::Ring(ring) = self {
+            ring.public_at(&keyid, signed.report.finished_at).map_err(|e| e.to_string())?;
         }
+        Ok((signed, keyid))
     }
 }
 
@@ -193,9 +210,8 @@ pub fn verify_folder(envelope: &Path, signers: &Signers) -> Result<(Report, Stri
     let folder = envelope.parent().unwrap_or(Path::new("."));
     for a in &signed.artifacts {
         let path = folder.join(&a.name);
-        let bytes = std::fs::read(&path)
+        let (found, _) = drillbook_adapters::checks::files::sha256_file(&path)
             .map_err(|e| format!("{} is covered by the signature but cannot be read: {e}", path.display()))?;
-        let found = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         if found != a.sha256 {
             return Err(format!("{} was altered: sha256 {found}, signed {}", path.display(), a.sha256));
         }
@@ -233,15 +249,12 @@ pub async fn verify_command(
     chain: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let KeyArgs { pubkey, keyring, tsa_ca } = keys;
-    let signers = match (pubkey, keyring) {
-        (Some(p), _) => Signers::Key(
-            sign::load_public(p).map_err(|e| Invalid(format!("{e} (pass the signer's public key with --pubkey)")))?,
-        ),
-        (None, Some(dir)) => Signers::Ring(Keyring::open(dir).map_err(|e| Invalid(format!("--keyring: {e}")))?),
-        (None, None) if Keyring::is_keyring(&config.signing_key) => {
+    let signers = match Signers::given(pubkey, keyring)? {
+        Some(s) => s,
+        None if Keyring::is_keyring(&config.signing_key) => {
             Signers::Ring(Keyring::open(&config.signing_key).map_err(|e| Invalid(format!("signing_key: {e}")))?)
         }
-        (None, None) => {
+        None => {
             let p = public_path(&config.signing_key);
             Signers::Key(sign::load_public(&p).map_err(|e| {
                 Invalid(format!("{e} (pass the signer's public key with --pubkey, or a keyring with --keyring)"))

@@ -377,7 +377,7 @@ impl History {
     /// Records the runbooks a daemon loaded at `at`: a version for each whose text differs from
     /// its last recorded one, and an end (`text` NULL) for each recorded one no longer loaded.
     /// One read of the last versions, then only the changes are written.
-    pub async fn note_runbooks(&self, loaded: &[(String, String, String)], at: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn note_runbooks(&self, loaded: &[(&str, &str, &str)], at: DateTime<Utc>) -> anyhow::Result<()> {
         let rows = sqlx::query(
             "SELECT v.runbook, v.sha256 FROM runbook_versions v WHERE v.since = \
              (SELECT MAX(l.since) FROM runbook_versions l WHERE l.runbook = v.runbook)",
@@ -392,14 +392,15 @@ impl History {
         let now = ts(at);
         let insert = "INSERT INTO runbook_versions (runbook, since, sha256, text) VALUES ($1, $2, $3, $4) \
                       ON CONFLICT (runbook, since) DO NOTHING";
-        for (name, sha, text) in loaded {
-            if last.get(name).is_some_and(|l| l.as_deref() == Some(sha.as_str())) {
+        for &(name, sha, text) in loaded {
+            if last.get(name).is_some_and(|l| l.as_deref() == Some(sha)) {
                 continue;
             }
             sqlx::query(insert).bind(name).bind(&now).bind(sha).bind(text).execute(&self.pool).await?;
         }
+        let names: std::collections::HashSet<&str> = loaded.iter().map(|(n, _, _)| *n).collect();
         for (name, sha) in &last {
-            if sha.is_some() && !loaded.iter().any(|(n, _, _)| n == name) {
+            if sha.is_some() && !names.contains(name.as_str()) {
                 sqlx::query(insert)
                     .bind(name)
                     .bind(&now)

@@ -349,7 +349,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             bundle::export_command(&config, from, to, &out).await
         }
         Command::Audit(AuditCommand::Verify { bundle, pubkey, keyring }) => {
-            bundle::verify_command(&config, &bundle, pubkey.as_deref(), keyring.as_deref())
+            bundle::verify_command(&bundle, pubkey.as_deref(), keyring.as_deref())
         }
         Command::Scratch(ScratchCommand::List { output }) => {
             daemon::scratch_list_command(&config, output == Output::Json).await

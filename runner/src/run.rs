@@ -233,7 +233,7 @@ pub async fn drill(
             crate::timestamp::after_report(
                 tsa,
                 written_folder.as_deref().map(Path::new),
-                Some(&reports_root.join(&report.runbook.name)),
+                &reports_root.join(&report.runbook.name),
             )
             .await,
         ),

@@ -22,9 +22,7 @@ const RETRY: usize = 10;
 
 /// The SHA-256 of the envelope's (first) signature: what the TSA time-stamps.
 pub fn signature_digest(envelope: &Path) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(envelope).map_err(|e| format!("{}: {e}", envelope.display()))?;
-    let env: drillbook_reports::sign::Envelope =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not a DSSE envelope: {e}", envelope.display()))?;
+    let env = crate::evidence::read_envelope(envelope)?;
     let sig = env.signatures.first().ok_or_else(|| format!("{}: no signature", envelope.display()))?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(&sig.sig)
@@ -134,17 +132,17 @@ pub async fn obtain(tsa: &TimestampConfig, envelope: &Path) -> Result<String, St
     Ok(time)
 }
 
-/// After a drill's report: its timestamp, and again for up to `RETRY` of the runbook's newest
-/// reports still without one. Returns the outcome line for history (`timestamp: …`).
-pub async fn after_report(tsa: &TimestampConfig, folder: Option<&Path>, runbook_dir: Option<&Path>) -> String {
+/// After a drill's report: its timestamp, and, when the TSA answered, again for up to `RETRY`
+/// of the runbook's newest reports still without one (a TSA that is down is not asked ten more
+/// times, each up to its timeout). Returns the outcome line for history (`timestamp: …`).
+pub async fn after_report(tsa: &TimestampConfig, folder: Option<&Path>, dir: &Path) -> String {
     let mut outcome = match folder {
         Some(f) => match obtain(tsa, &f.join("report.dsse.json")).await {
             Ok(time) => format!("timestamp: {time} from {}", tsa.url),
-            Err(e) => format!("timestamp: not obtained ({e}); asked again at the next drill"),
+            Err(e) => return format!("timestamp: not obtained ({e}); asked again at the next drill"),
         },
         None => "timestamp: not obtained (no report was written)".into(),
     };
-    let Some(dir) = runbook_dir else { return outcome };
     let mut without: Vec<_> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
