@@ -15,7 +15,8 @@ PY
 
 # files_runbooks DIR N daily|yearly: N runbooks rb-0 … rb-(N-1) of the `files` adapter over
 # DIR/backups/a.txt, written to DIR/runbooks. `daily` spreads their fire times over the day;
-# `yearly` fires on 1 January at 03:00 (nothing due while a bench runs).
+# `yearly` fires on 1 January at 03:00 (nothing due while a bench runs). Their time zone is
+# Europe/Berlin, or RUNBOOK_TZ.
 files_runbooks() {
   local dir="$1" n="$2" kind="$3" schedule
   mkdir -p "$dir/runbooks" "$dir/backups"
@@ -27,7 +28,7 @@ version: 1
 name: rb-$i
 owner: team-$((i % 20))
 schedule: "$schedule"
-timezone: Europe/Berlin
+timezone: ${RUNBOOK_TZ:-Europe/Berlin}
 asset: { name: asset-$i, kind: files }
 objectives: { rpo: 26h, rto: 10m }
 source: { path: $dir/backups/, pick: a.txt }

@@ -65,52 +65,98 @@ pub async fn coverage_command(
     Ok(if rows.iter().any(Row::is_gap) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// The schedule versions of each runbook in force during `[from, to)`.
+/// Each runbook's schedule versions: (since, text or `None` once it left the folder, source).
 type Versions = BTreeMap<String, Vec<(DateTime<Utc>, Option<String>, &'static str)>>;
 
+/// Every fire time of `[from, to)`, sorted by time then runbook.
 pub async fn coverage(
     config: &Config,
     history: &History,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Row>> {
-    let mut versions: Versions = BTreeMap::new();
-    for (runbook, since, text) in history.runbook_versions().await? {
-        versions.entry(runbook).or_default().push((since, text, "recorded"));
-    }
-    // Runbooks in the folder that no daemon recorded: their file's schedule, for the whole period.
-    let root = config.runbooks.clone();
-    let files = tokio::task::spawn_blocking(move || {
-        crate::plan::expand(&[], &root)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| crate::plan::load_with_text(&p).ok())
-            .map(|(l, text)| (l.runbook.name().to_string(), text))
-            .collect::<Vec<_>>()
-    })
-    .await?;
-    for (name, text) in files {
-        versions.entry(name).or_insert_with(|| vec![(DateTime::<Utc>::MIN_UTC, Some(text), "runbook file")]);
-    }
-
-    let mut runs: HashMap<(String, String), _> = history
-        .scheduled_between(from, to)
-        .await?
-        .into_iter()
-        .filter_map(|(r, digest)| Some(((r.runbook.clone(), r.scheduled_for.clone()?), (r, digest))))
-        .collect();
-    let claims: HashMap<(String, String), String> =
-        history.claims_between(from, to).await?.into_iter().map(|(rb, fire, owner)| ((rb, ts(fire)), owner)).collect();
-    let spans = history.daemon_spans().await?;
-    let margin = chrono::Duration::from_std(crate::daemon::ALIVE_TICK * 2).unwrap_or_default();
-    // A daemon that stopped cleanly was up until it stopped; one that did not (killed, host
-    // down) until a little after its last sign of life.
-    let daemon_up = |t: DateTime<Utc>| {
-        spans.iter().any(|(start, seen, stopped)| *start <= t && t <= if *stopped { *seen } else { *seen + margin })
-    };
-
+    let period = Period::load(config, history, from, to).await?;
     let mut rows = Vec::new();
-    for (runbook, list) in &versions {
+    for runbook in period.runbooks(history).await? {
+        rows.extend(period.rows_of(history, &runbook).await?);
+    }
+    rows.sort_by(|a, b| (&a.fire, &a.runbook).cmp(&(&b.fire, &b.runbook)));
+    Ok(rows)
+}
+
+/// What coverage needs of the whole period (the schedules, when daemons were up); the rows are
+/// then read one runbook at a time, so a year of 1,000 runbooks is never held at once
+/// (`audit export` writes each runbook's rows before it reads the next).
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    versions: Versions,
+    spans: Vec<(DateTime<Utc>, DateTime<Utc>, bool)>,
+}
+
+impl Period {
+    pub async fn load(
+        config: &Config,
+        history: &History,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Period> {
+        let mut versions: Versions = BTreeMap::new();
+        for (runbook, since, text) in history.runbook_versions().await? {
+            versions.entry(runbook).or_default().push((since, text, "recorded"));
+        }
+        // Runbooks in the folder that no daemon recorded: their file's schedule, for the whole period.
+        let root = config.runbooks.clone();
+        let files = tokio::task::spawn_blocking(move || {
+            crate::plan::expand(&[], &root)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| crate::plan::load_with_text(&p).ok())
+                .map(|(l, text)| (l.runbook.name().to_string(), text))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        for (name, text) in files {
+            versions.entry(name).or_insert_with(|| vec![(DateTime::<Utc>::MIN_UTC, Some(text), "runbook file")]);
+        }
+        Ok(Period { from, to, versions, spans: history.daemon_spans().await? })
+    }
+
+    /// The runbooks to cover, sorted: those with a schedule, and those with runs in the period.
+    pub async fn runbooks(&self, history: &History) -> anyhow::Result<Vec<String>> {
+        let mut all: Vec<String> = self.versions.keys().cloned().collect();
+        all.extend(history.runbooks_between(self.from, self.to).await?);
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
+    /// One runbook's fire times of the period and what served each, sorted by time.
+    pub async fn rows_of(&self, history: &History, runbook: &str) -> anyhow::Result<Vec<Row>> {
+        let (from, to) = (self.from, self.to);
+        let mut runs: HashMap<String, _> = history
+            .scheduled_between(runbook, from, to)
+            .await?
+            .into_iter()
+            .filter_map(|(r, digest)| Some((r.scheduled_for.clone()?, (r, digest))))
+            .collect();
+        let claims: HashMap<String, String> = history
+            .claims_between(runbook, from, to)
+            .await?
+            .into_iter()
+            .map(|(fire, owner)| (ts(fire), owner))
+            .collect();
+        let margin = chrono::Duration::from_std(crate::daemon::ALIVE_TICK * 2).unwrap_or_default();
+        // A daemon that stopped cleanly was up until it stopped; one that did not (killed, host
+        // down) until a little after its last sign of life.
+        let daemon_up = |t: DateTime<Utc>| {
+            self.spans
+                .iter()
+                .any(|(start, seen, stopped)| *start <= t && t <= if *stopped { *seen } else { *seen + margin })
+        };
+
+        let mut rows = Vec::new();
+        let list = self.versions.get(runbook).map(Vec::as_slice).unwrap_or_default();
         for (i, (since, text, source)) in list.iter().enumerate() {
             let until = list.get(i + 1).map(|v| v.0).unwrap_or(DateTime::<Utc>::MAX_UTC);
             // The first version also stands for the time before it was first recorded (a
@@ -128,13 +174,13 @@ pub async fn coverage(
             for _ in 0..MAX_FIRES {
                 let Some(fire) = table.next_after(at).filter(|f| *f < end) else { break };
                 at = fire;
-                let key = (runbook.clone(), ts(fire));
-                let row = match runs.remove(&key) {
+                let fire = ts(fire);
+                let row = match runs.remove(&fire) {
                     Some((run, digest)) => {
                         let evidence = evidence_of(run.report.as_deref(), digest.as_deref());
                         Row {
-                            runbook: runbook.clone(),
-                            fire: key.1,
+                            runbook: runbook.to_string(),
+                            fire,
                             outcome: run.status,
                             run_id: Some(run.run_id),
                             report: run.report,
@@ -144,9 +190,9 @@ pub async fn coverage(
                         }
                     }
                     None => {
-                        let why = match claims.get(&key) {
+                        let why = match claims.get(&fire) {
                             Some(owner) => format!("claimed by daemon {owner}, which recorded no run"),
-                            None if !daemon_up(fire) => "no daemon was running".to_string(),
+                            None if !daemon_up(at) => "no daemon was running".to_string(),
                             None => {
                                 "a daemon was running and did not start it (misfire: skip while the runbook's drill \
                                      ran or the daemon was catching up, or the runbook was invalid then)"
@@ -154,8 +200,8 @@ pub async fn coverage(
                             }
                         };
                         Row {
-                            runbook: runbook.clone(),
-                            fire: key.1,
+                            runbook: runbook.to_string(),
+                            fire,
                             outcome: "missed".into(),
                             run_id: None,
                             report: None,
@@ -168,22 +214,22 @@ pub async fn coverage(
                 rows.push(row);
             }
         }
+        // Runs for fire times the recorded schedules do not produce: listed, not lost.
+        for (fire, (run, digest)) in runs {
+            rows.push(Row {
+                runbook: runbook.to_string(),
+                fire,
+                outcome: run.status,
+                run_id: Some(run.run_id),
+                evidence: evidence_of(run.report.as_deref(), digest.as_deref()),
+                report: run.report,
+                why: "a run for a fire time the recorded schedule does not have".into(),
+                schedule_from: "recorded",
+            });
+        }
+        rows.sort_by(|a, b| a.fire.cmp(&b.fire));
+        Ok(rows)
     }
-    // Runs for fire times the recorded schedules do not produce: listed, not lost.
-    for ((runbook, fire), (run, digest)) in runs {
-        rows.push(Row {
-            runbook,
-            fire,
-            outcome: run.status,
-            run_id: Some(run.run_id),
-            evidence: evidence_of(run.report.as_deref(), digest.as_deref()),
-            report: run.report,
-            why: "a run for a fire time the recorded schedule does not have".into(),
-            schedule_from: "recorded",
-        });
-    }
-    rows.sort_by(|a, b| (&a.fire, &a.runbook).cmp(&(&b.fire, &b.runbook)));
-    Ok(rows)
 }
 
 /// Whether a run's report is on disk and is the report history recorded.
@@ -238,25 +284,32 @@ fn print_table(rows: &[Row], from: DateTime<Utc>, to: DateTime<Utc>) {
     );
 }
 
+/// The coverage CSV's first line.
+pub const CSV_HEADER: &str = "runbook,fire,outcome,run_id,report,evidence,why,schedule_from\n";
+
 /// RFC 4180 CSV.
 pub fn csv(rows: &[Row]) -> String {
+    let mut out = String::from(CSV_HEADER);
+    for r in rows {
+        out.push_str(&csv_line(r));
+    }
+    out
+}
+
+/// One row as a CSV line (RFC 4180), its line end included.
+pub fn csv_line(r: &Row) -> String {
     let field = |s: &str| {
         if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
     };
-    let mut out = String::from("runbook,fire,outcome,run_id,report,evidence,why,schedule_from\n");
-    for r in rows {
-        let cells = [
-            r.runbook.as_str(),
-            r.fire.as_str(),
-            r.outcome.as_str(),
-            r.run_id.as_deref().unwrap_or(""),
-            r.report.as_deref().unwrap_or(""),
-            r.evidence.as_str(),
-            r.why.as_str(),
-            r.schedule_from,
-        ];
-        out.push_str(&cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
+    let cells = [
+        r.runbook.as_str(),
+        r.fire.as_str(),
+        r.outcome.as_str(),
+        r.run_id.as_deref().unwrap_or(""),
+        r.report.as_deref().unwrap_or(""),
+        r.evidence.as_str(),
+        r.why.as_str(),
+        r.schedule_from,
+    ];
+    cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(",") + "\n"
 }

@@ -15,7 +15,8 @@
 //! the reports were signed when their drills ran and that nothing was added, removed or changed
 //! since the export.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -38,30 +39,75 @@ const ROOT: &str = "drillbook-audit";
 pub const BUNDLE_PREDICATE: &str = "https://drillbook.dev/audit-bundle/v1";
 const REPORT_FILES: [&str; 4] = ["report.json", "report.dsse.json", "report.html", "report.md"];
 
-/// Writes `out` and its `SHA256SUMS` as it goes (each file hashed while it is added).
+/// Writes `out` as it goes. What is known only at the end (`SHA256SUMS`, the coverage files,
+/// the index) is spooled to files in a temporary folder beside `out`, so memory stays flat
+/// however many reports the period holds.
 struct Bundle {
-    tar: tar::Builder<std::io::BufWriter<std::fs::File>>,
-    sums: String,
+    tar: tar::Builder<BufWriter<File>>,
+    sums: BufWriter<File>,
     files: usize,
 }
 
 impl Bundle {
-    fn add(&mut self, rel: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    fn add(&mut self, rel: &str, bytes: &[u8]) -> anyhow::Result<String> {
+        self.add_reader(rel, bytes.len() as u64, bytes)
+    }
+
+    /// Adds the file at `path` as `rel`. The outer error is the file's (it cannot be opened: the
+    /// caller says whether it is missing); the inner one the bundle's (it cannot be written).
+    fn add_file(&mut self, rel: &str, path: &Path) -> std::io::Result<anyhow::Result<String>> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(self.add_reader(rel, len, file))
+    }
+
+    /// Adds `len` bytes of `data` as `rel`, hashing them on the way; returns their SHA-256.
+    fn add_reader(&mut self, rel: &str, len: u64, data: impl Read) -> anyhow::Result<String> {
         let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
+        header.set_size(len);
         header.set_mode(if rel.ends_with(".sh") { 0o755 } else { 0o644 });
         header.set_mtime(0);
         header.set_cksum();
+        let mut hashing = Hashing { inner: data.take(len), sha: Sha256::new(), read: 0 };
         self.tar
-            .append_data(&mut header, format!("{ROOT}/{rel}"), bytes)
+            .append_data(&mut header, format!("{ROOT}/{rel}"), &mut hashing)
             .with_context(|| format!("cannot add {rel}"))?;
+        // The tar header promised `len` bytes: a file that shrank while it was read would leave
+        // a bundle whose every later entry is misplaced.
+        if hashing.read != len {
+            anyhow::bail!(
+                "{rel} changed while it was added to the bundle ({} bytes read, {len} expected)",
+                hashing.read
+            );
+        }
+        let digest = hex::encode(hashing.sha.finalize());
         if rel != "SHA256SUMS" && rel != "SHA256SUMS.dsse.json" {
-            self.sums.push_str(&format!("{}  {rel}\n", hex::encode(Sha256::digest(bytes))));
+            writeln!(self.sums, "{digest}  {rel}").context("cannot spool SHA256SUMS")?;
             self.files += 1;
         }
-        Ok(())
+        Ok(digest)
     }
 }
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    sha: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The report files missing on disk at export: all of them in the index, the first
+/// `MISSING_NAMED` in the signed manifest with the total.
+const MISSING_NAMED: usize = 100;
 
 pub async fn export_command(
     config: &Config,
@@ -72,45 +118,86 @@ pub async fn export_command(
     let signer = crate::evidence::signer(config)?;
     let key = signer.key_at(Utc::now()).map_err(Invalid)?;
     let history = History::open(&config.state).await?;
-    let rows = crate::audit::coverage(config, &history, from, to).await?;
-    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut b = Bundle { tar: tar::Builder::new(std::io::BufWriter::new(file)), sums: String::new(), files: 0 };
-
-    // Every report of a run started in the period, and of every fire time the coverage lists.
-    let mut listed: Vec<(String, String, String)> = history.reports_between(from, to).await?;
-    for r in &rows {
-        if let (Some(run_id), Some(folder)) = (&r.run_id, &r.report) {
-            listed.push((r.runbook.clone(), run_id.clone(), folder.clone()));
-        }
-    }
-    listed.sort();
-    listed.dedup();
+    let period = crate::audit::Period::load(config, &history, from, to).await?;
+    let beside = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let spool = tempfile::Builder::new()
+        .prefix(".drillbook-audit-")
+        .tempdir_in(beside)
+        .with_context(|| format!("cannot create a spool folder in {}", beside.display()))?;
+    let spooled = |name: &str| -> anyhow::Result<BufWriter<File>> {
+        let path = spool.path().join(name);
+        Ok(BufWriter::new(File::create(&path).with_context(|| format!("cannot create {}", path.display()))?))
+    };
+    let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut b = Bundle { tar: tar::Builder::new(BufWriter::new(file)), sums: spooled("SHA256SUMS")?, files: 0 };
+    let mut csv = spooled("coverage.csv")?;
+    csv.write_all(crate::audit::CSV_HEADER.as_bytes())?;
+    let mut coverage = spooled("coverage.html")?;
+    coverage.write_all(coverage_head(from, to).as_bytes())?;
+    let mut index_rows = spooled("index-rows.html")?;
+    let mut missing_list = spooled("missing.html")?;
+    let (mut fires, mut gaps, mut reports) = (0usize, 0usize, 0usize);
     let mut missing = Vec::new();
-    let mut index_rows = String::new();
-    for (runbook, run_id, folder) in &listed {
-        let mut any = false;
-        for name in REPORT_FILES.iter().chain([&crate::timestamp::FILE]) {
-            match std::fs::read(Path::new(folder).join(name)) {
-                Ok(bytes) => {
-                    b.add(&format!("reports/{runbook}/{run_id}/{name}"), &bytes)?;
-                    any = true;
-                }
-                // A trusted timestamp is there only where a TSA is configured.
-                Err(_) if *name == crate::timestamp::FILE => {}
-                Err(_) => missing.push(format!("{folder}/{name}")),
+    let mut missing_total = 0usize;
+
+    // One runbook at a time: its coverage rows, then every report of a run started in the
+    // period or serving one of its fire times.
+    for runbook in period.runbooks(&history).await? {
+        let rows = period.rows_of(&history, &runbook).await?;
+        let mut listed = history.reports_between(&runbook, from, to).await?;
+        for r in &rows {
+            fires += 1;
+            gaps += usize::from(r.is_gap());
+            csv.write_all(crate::audit::csv_line(r).as_bytes())?;
+            coverage.write_all(coverage_row(r).as_bytes())?;
+            if let (Some(run_id), Some(folder)) = (&r.run_id, &r.report) {
+                listed.push((run_id.clone(), folder.clone()));
             }
         }
-        if any {
-            index_rows.push_str(&format!(
-                "<tr><td>{}</td><td><a href=\"reports/{0}/{1}/report.html\">{1}</a></td></tr>\n",
-                esc(runbook),
-                esc(run_id)
-            ));
+        listed.sort();
+        listed.dedup();
+        for (run_id, folder) in &listed {
+            reports += 1;
+            let mut any = false;
+            for name in REPORT_FILES.iter().chain([&crate::timestamp::FILE]) {
+                match b.add_file(&format!("reports/{runbook}/{run_id}/{name}"), &Path::new(folder).join(name)) {
+                    Ok(added) => {
+                        added?;
+                        any = true;
+                    }
+                    // A trusted timestamp is there only where a TSA is configured.
+                    Err(_) if *name == crate::timestamp::FILE => {}
+                    Err(_) => {
+                        let path = format!("{folder}/{name}");
+                        writeln!(missing_list, "<li>{}</li>", esc(&path))?;
+                        if missing.len() < MISSING_NAMED {
+                            missing.push(path);
+                        }
+                        missing_total += 1;
+                    }
+                }
+            }
+            if any {
+                writeln!(
+                    index_rows,
+                    "<tr><td>{}</td><td><a href=\"reports/{0}/{1}/report.html\">{1}</a></td></tr>",
+                    esc(&runbook),
+                    esc(run_id)
+                )?;
+            }
         }
     }
+    coverage.write_all(COVERAGE_TAIL.as_bytes())?;
+    let done = |w: BufWriter<File>| w.into_inner().map_err(|e| e.into_error());
+    let (csv, coverage, index_rows, missing_list) =
+        (done(csv)?, done(coverage)?, done(index_rows)?, done(missing_list)?);
+    drop((csv, coverage, index_rows, missing_list));
 
-    b.add("coverage.csv", crate::audit::csv(&rows).as_bytes())?;
-    b.add("coverage.html", coverage_html(&rows, from, to).as_bytes())?;
+    let add_spooled = |b: &mut Bundle, rel: &str, name: &str| -> anyhow::Result<String> {
+        b.add_file(rel, &spool.path().join(name)).with_context(|| format!("cannot read the spooled {name}"))?
+    };
+    add_spooled(&mut b, "coverage.csv", "coverage.csv")?;
+    add_spooled(&mut b, "coverage.html", "coverage.html")?;
     // The asset map of the runbooks folder; without one (runbooks run from elsewhere) the
     // bundle says why it has none rather than failing the export.
     let assets = match crate::inventory::asset_rows(config, &[], &history, Utc::now()).await {
@@ -124,29 +211,40 @@ pub async fn export_command(
     }
     b.add("VERIFY.md", VERIFY_MD.as_bytes())?;
     b.add("verify.sh", VERIFY_SH.as_bytes())?;
-    let gaps = rows.iter().filter(|r| r.is_gap()).count();
-    b.add("index.html", index_html(from, to, &index_rows, listed.len(), rows.len(), gaps, &missing).as_bytes())?;
+    {
+        let mut index = spooled("index.html")?;
+        index.write_all(index_head(from, to, fires, gaps).as_bytes())?;
+        if missing_total > 0 {
+            index.write_all(b"<h2>Report files missing on disk at export</h2><ul>\n")?;
+            std::io::copy(&mut File::open(spool.path().join("missing.html"))?, &mut index)?;
+            index.write_all(b"</ul>\n")?;
+        }
+        write!(index, "<h2>{reports} reports</h2>\n<table><tr><th>runbook</th><th>run</th></tr>\n")?;
+        std::io::copy(&mut File::open(spool.path().join("index-rows.html"))?, &mut index)?;
+        index.write_all(b"</table>\n")?;
+        done(index)?;
+    }
+    add_spooled(&mut b, "index.html", "index.html")?;
 
     // The manifest over every file, then its signature.
-    let sums = std::mem::take(&mut b.sums);
-    b.add("SHA256SUMS", sums.as_bytes())?;
+    let files = b.files;
+    b.sums.flush().context("cannot spool SHA256SUMS")?;
+    let sums_digest = add_spooled(&mut b, "SHA256SUMS", "SHA256SUMS")?;
     let statement = json!({
         "_type": sign::STATEMENT_TYPE,
-        "subject": [{"name": "SHA256SUMS", "digest": {"sha256": hex::encode(Sha256::digest(sums.as_bytes()))}}],
+        "subject": [{"name": "SHA256SUMS", "digest": {"sha256": sums_digest}}],
         "predicateType": BUNDLE_PREDICATE,
-        "predicate": {"from": ts(from), "to": ts(to), "files": b.files, "reports": listed.len(),
-                      "fire_times": rows.len(), "gaps": gaps, "missing": missing, "exported_at": ts(Utc::now())},
+        "predicate": {"from": ts(from), "to": ts(to), "files": files, "reports": reports,
+                      "fire_times": fires, "gaps": gaps, "missing": missing, "missing_total": missing_total,
+                      "exported_at": ts(Utc::now())},
     });
     let envelope = sign::sign_statement(&statement, &key)?;
     b.add("SHA256SUMS.dsse.json", (serde_json::to_string_pretty(&envelope)? + "\n").as_bytes())?;
     b.tar.into_inner().context("cannot finish the bundle")?.flush()?;
     println!(
-        "wrote {}: {} reports, {} fire times ({gaps} gaps), {} files in SHA256SUMS{}",
+        "wrote {}: {reports} reports, {fires} fire times ({gaps} gaps), {files} files in SHA256SUMS{}",
         out.display(),
-        listed.len(),
-        rows.len(),
-        b.files,
-        if missing.is_empty() { String::new() } else { format!("; {} report files missing on disk", missing.len()) }
+        if missing_total == 0 { String::new() } else { format!("; {missing_total} report files missing on disk") }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -172,16 +270,23 @@ fn public_keys(signer: &Signer, key: &ed25519_dalek::SigningKey) -> anyhow::Resu
 }
 
 /// `drillbook audit verify FILE.tar`: what verify.sh checks, without a shell.
+///
+/// The bundle is read twice and never unpacked whole: a first pass checks that it holds only
+/// files and folders inside `drillbook-audit/` and takes out `SHA256SUMS`, its envelope and
+/// `keys/`; the second hashes every file as it streams past and compares it with the next line
+/// of `SHA256SUMS` (the order `audit export` writes), unpacking one report folder at a time to
+/// verify its own envelope. A bundle packed again by another tool (another order) is checked
+/// against the rest of `SHA256SUMS` held in memory, its reports unpacked and verified at the end.
 pub fn verify_command(bundle: &Path, pubkey: Option<&Path>, keyring: Option<&Path>) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let fail = |reason: String| -> anyhow::Result<ExitCode> {
         println!("INVALID: {reason}");
         Ok(ExitCode::from(1))
     };
-    if let Err(e) = unpack(bundle, tmp.path()) {
+    let root = tmp.path().join(ROOT);
+    if let Err(e) = survey(bundle, &root) {
         return fail(e);
     }
-    let root = tmp.path().join(ROOT);
     let signers = match Signers::given(pubkey, keyring)? {
         Some(s) => s,
         None => {
@@ -191,7 +296,7 @@ pub fn verify_command(bundle: &Path, pubkey: Option<&Path>, keyring: Option<&Pat
             Signers::of_folder(&root.join("keys")).map_err(|e| Invalid(format!("the bundle's keys: {e}")))?
         }
     };
-    match check(&root, &signers) {
+    match check(bundle, &root, &signers) {
         Ok((files, reports)) => {
             println!(
                 "OK: {} — SHA256SUMS signed, {files} files match it, nothing extra; {reports} reports verified",
@@ -203,119 +308,219 @@ pub fn verify_command(bundle: &Path, pubkey: Option<&Path>, keyring: Option<&Pat
     }
 }
 
-fn check(root: &Path, signers: &Signers) -> Result<(usize, usize), String> {
+/// The bundle's files one by one: the path inside `drillbook-audit/` of each regular file
+/// (folders skipped), refusing links, special files and paths that leave the folder (a bundle
+/// is input, like a backup).
+fn for_each_file(
+    bundle: &Path,
+    seek: bool,
+    mut each: impl FnMut(&str, &mut dyn Read) -> Result<(), String>,
+) -> Result<(), String> {
+    let file = File::open(bundle).map_err(|e| format!("cannot read {}: {e}", bundle.display()))?;
+    let not_tar = |e: std::io::Error| format!("{}: not a tar: {e}", bundle.display());
+    let mut archive = tar::Archive::new(file);
+    let entries =
+        if seek { archive.entries_with_seek().map_err(not_tar)? } else { archive.entries().map_err(not_tar)? };
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{}: {e}", bundle.display()))?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(format!("{}: holds a link or special file; a bundle holds files only", bundle.display()));
+        }
+        let path = entry.path().map_err(|e| format!("{}: {e}", bundle.display()))?.into_owned();
+        let mut parts = Vec::new();
+        for c in path.components() {
+            match c {
+                std::path::Component::Normal(p) => parts.push(p.to_str().ok_or_else(|| {
+                    format!("{}: an entry's name is not UTF-8: {}", bundle.display(), path.display())
+                })?),
+                std::path::Component::CurDir => {}
+                _ => {
+                    return Err(format!("{}: an entry points outside the bundle: {}", bundle.display(), path.display()));
+                }
+            }
+        }
+        match parts.split_first() {
+            Some((&first, rest)) if first == ROOT && kind.is_file() => each(&rest.join("/"), &mut entry)?,
+            Some((&first, _)) if first == ROOT => {}
+            None => {}
+            Some(_) => {
+                return Err(format!("{}: outside {ROOT}/, which SHA256SUMS does not cover (added)", path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first pass: the bundle's shape, and `SHA256SUMS`, its envelope and `keys/` taken out.
+fn survey(bundle: &Path, root: &Path) -> Result<(), String> {
+    for_each_file(bundle, true, |rel, data| {
+        if rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json" || rel.starts_with("keys/") {
+            stage(root, rel, data)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes one file of the bundle under `root`, returning its SHA-256.
+fn stage(root: &Path, rel: &str, data: &mut dyn Read) -> Result<String, String> {
+    let path = root.join(rel);
+    let io = |e: std::io::Error| format!("cannot unpack {rel}: {e}");
+    std::fs::create_dir_all(path.parent().unwrap_or(root)).map_err(io)?;
+    let mut hashing = Hashing { inner: data, sha: Sha256::new(), read: 0 };
+    std::io::copy(&mut hashing, &mut File::create(&path).map_err(io)?).map_err(io)?;
+    Ok(hex::encode(hashing.sha.finalize()))
+}
+
+fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize), String> {
     let env = crate::evidence::read_envelope(&root.join("SHA256SUMS.dsse.json"))?;
     let key = signers.key_of(&env)?;
     let statement = sign::verify_statement(&env, &key).map_err(|e| format!("SHA256SUMS.dsse.json: {e}"))?;
     if statement["predicateType"] != BUNDLE_PREDICATE {
         return Err("SHA256SUMS.dsse.json: not a drillbook audit bundle".into());
     }
-    let sums = std::fs::read(root.join("SHA256SUMS")).map_err(|e| format!("SHA256SUMS: {e}"))?;
-    if statement["subject"][0]["digest"]["sha256"] != hex::encode(Sha256::digest(&sums)) {
+    let sums_path = root.join("SHA256SUMS");
+    let (digest, _) = sha256_file(&sums_path).map_err(|e| format!("SHA256SUMS: {e}"))?;
+    if statement["subject"][0]["digest"]["sha256"] != digest {
         return Err("SHA256SUMS was altered: its digest is not the signed one".into());
     }
-    let mut listed = std::collections::BTreeSet::new();
-    for line in String::from_utf8_lossy(&sums).lines() {
+    let sums = File::open(&sums_path).map_err(|e| format!("SHA256SUMS: {e}"))?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sums));
+    let parse = |line: std::io::Result<String>| -> Result<(String, String), String> {
+        let line = line.map_err(|e| format!("SHA256SUMS: {e}"))?;
         let (digest, rel) = line.split_once("  ").ok_or_else(|| format!("SHA256SUMS: bad line `{line}`"))?;
-        let (found, _) =
-            sha256_file(&root.join(rel)).map_err(|_| format!("{rel}: listed in SHA256SUMS but missing"))?;
-        if found != digest {
-            return Err(format!("{rel}: altered (its SHA-256 is not the one in SHA256SUMS)"));
+        Ok((rel.to_string(), digest.to_string()))
+    };
+    // Set when the bundle's order first differs from SHA256SUMS: the lines not yet matched.
+    let mut unordered: Option<std::collections::HashMap<String, String>> = None;
+    let mut folder: Option<String> = None;
+    let (mut files, mut reports) = (0usize, 0usize);
+    let verify_report = |folder: &str| -> Result<(), String> {
+        let dsse = format!("{folder}/report.dsse.json");
+        if root.join(&dsse).exists() {
+            crate::evidence::verify_folder(&root.join(&dsse), signers).map_err(|e| format!("report {dsse}: {e}"))?;
         }
-        listed.insert(rel.to_string());
+        Ok(())
+    };
+    for_each_file(bundle, false, |rel, data| {
+        if rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json" {
+            return Ok(());
+        }
+        // A report's files are unpacked to verify its envelope; every other file is only hashed.
+        let of = report_folder(rel);
+        let found = match of {
+            Some(_) => stage(root, rel, data)?,
+            None => {
+                let mut hashing = Hashing { inner: data, sha: Sha256::new(), read: 0 };
+                std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| format!("{rel}: {e}"))?;
+                hex::encode(hashing.sha.finalize())
+            }
+        };
+        let listed = match &mut unordered {
+            None => match lines.next().map(parse).transpose()? {
+                Some((name, digest)) if name == rel => Some(digest),
+                next => {
+                    let mut rest = std::collections::HashMap::new();
+                    for line in next.into_iter().map(Ok).chain(lines.by_ref().map(parse)) {
+                        let (name, digest) = line?;
+                        rest.insert(name, digest);
+                    }
+                    unordered.insert(rest).remove(rel)
+                }
+            },
+            Some(rest) => rest.remove(rel),
+        };
+        match listed {
+            Some(digest) if digest == found => files += 1,
+            Some(_) => return Err(format!("{rel}: altered (its SHA-256 is not the one in SHA256SUMS)")),
+            None => return Err(format!("{rel}: in the bundle but not in SHA256SUMS (added)")),
+        }
+        // In order, a report folder is complete once the next one starts: verified, then removed.
+        if let (None, Some(of)) = (&unordered, of)
+            && folder.as_deref() != Some(of)
+            && let Some(done) = folder.replace(of.to_string())
+        {
+            verify_report(&done)?;
+            reports += usize::from(root.join(&done).join("report.dsse.json").exists());
+            let _ = std::fs::remove_dir_all(root.join(&done));
+        }
+        Ok(())
+    })?;
+    let missing = match &mut unordered {
+        None => lines.next().map(parse).transpose()?.map(|(name, _)| name),
+        Some(rest) => rest.keys().min().cloned(),
+    };
+    if let Some(name) = missing {
+        return Err(format!("{name}: listed in SHA256SUMS but missing"));
     }
-    let present = walk(root).map_err(|e| format!("cannot read the unpacked bundle: {e}"))?;
-    for (rel, _) in present {
-        if rel != "SHA256SUMS" && rel != "SHA256SUMS.dsse.json" && !listed.contains(&rel) {
-            return Err(format!("{rel}: in the bundle but not in SHA256SUMS (added)"));
+    // The report folders still unpacked: the last one, or all of an unordered bundle's.
+    let staged = root.join("reports");
+    if staged.is_dir() {
+        let present = walk(&staged).map_err(|e| format!("cannot read the unpacked reports: {e}"))?;
+        let mut envelopes: Vec<String> =
+            present.into_iter().filter(|(rel, _)| rel.ends_with("/report.dsse.json")).map(|(rel, _)| rel).collect();
+        envelopes.sort();
+        for rel in envelopes {
+            verify_report(&format!("reports/{}", rel.trim_end_matches("/report.dsse.json")))?;
+            reports += 1;
         }
     }
-    let mut reports = 0;
-    for rel in listed.iter().filter(|r| r.starts_with("reports/") && r.ends_with("/report.dsse.json")) {
-        crate::evidence::verify_folder(&root.join(rel), signers).map_err(|e| format!("report {rel}: {e}"))?;
-        reports += 1;
-    }
-    Ok((listed.len(), reports))
+    Ok((files, reports))
 }
 
-/// Unpacks the bundle's regular files and folders only (it is input, like a backup: no link,
-/// no path outside the folder).
-fn unpack(bundle: &Path, into: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(bundle).map_err(|e| format!("cannot read {}: {e}", bundle.display()))?;
-    let mut archive = tar::Archive::new(file);
-    for entry in archive.entries().map_err(|e| format!("{}: not a tar: {e}", bundle.display()))? {
-        let mut entry = entry.map_err(|e| format!("{}: {e}", bundle.display()))?;
-        let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_dir()) {
-            return Err(format!("{}: holds a link or special file; a bundle holds files only", bundle.display()));
-        }
-        let ok = entry.unpack_in(into).map_err(|e| format!("{}: {e}", bundle.display()))?;
-        if !ok {
-            return Err(format!("{}: an entry points outside the bundle", bundle.display()));
-        }
-    }
-    Ok(())
+/// `reports/<runbook>/<run id>` of a report file's path in the bundle.
+fn report_folder(rel: &str) -> Option<&str> {
+    let rest = rel.strip_prefix("reports/")?;
+    let mut slashes = rest.match_indices('/').map(|(i, _)| i);
+    let (_, end) = (slashes.next()?, slashes.next()?);
+    Some(&rel[.."reports/".len() + end])
 }
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn coverage_html(rows: &[Row], from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-    let mut body = String::new();
-    for r in rows {
-        let run = match (&r.run_id, &r.report) {
-            (Some(id), Some(_)) => {
-                format!("<a href=\"reports/{}/{}/report.html\">{}</a>", esc(&r.runbook), esc(id), esc(id))
-            }
-            (Some(id), None) => esc(id),
-            _ => "-".into(),
-        };
-        body.push_str(&format!(
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td></tr>\n",
-            if r.is_gap() { "gap" } else { "ok" },
-            esc(&r.runbook),
-            esc(&r.fire),
-            esc(&r.outcome),
-            esc(&r.evidence),
-            esc(&r.why)
-        ));
-    }
+fn coverage_head(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>Drill coverage {from} .. {to}</title>\n\
+        "<!doctype html><meta charset=\"utf-8\"><title>Drill coverage {0} .. {1}</title>\n\
          <style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;text-align:left}}tr.gap{{background:#fdd}}</style>\n\
-         <h1>Drill coverage {} .. {}</h1>\n<table><tr><th>runbook</th><th>fire time</th><th>outcome</th>\
-         <th>run</th><th>evidence</th><th>why</th></tr>\n{body}</table>\n",
+         <h1>Drill coverage {0} .. {1}</h1>\n<table><tr><th>runbook</th><th>fire time</th><th>outcome</th>\
+         <th>run</th><th>evidence</th><th>why</th></tr>\n",
         ts(from),
         ts(to)
     )
 }
 
-fn index_html(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    rows: &str,
-    reports: usize,
-    fires: usize,
-    gaps: usize,
-    missing: &[String],
-) -> String {
-    let missing = if missing.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "<h2>Report files missing on disk at export</h2><ul>{}</ul>\n",
-            missing.iter().map(|m| format!("<li>{}</li>", esc(m))).collect::<String>()
-        )
+const COVERAGE_TAIL: &str = "</table>\n";
+
+fn coverage_row(r: &Row) -> String {
+    let run = match (&r.run_id, &r.report) {
+        (Some(id), Some(_)) => {
+            format!("<a href=\"reports/{}/{}/report.html\">{}</a>", esc(&r.runbook), esc(id), esc(id))
+        }
+        (Some(id), None) => esc(id),
+        _ => "-".into(),
     };
+    format!(
+        "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{run}</td><td>{}</td><td>{}</td></tr>\n",
+        if r.is_gap() { "gap" } else { "ok" },
+        esc(&r.runbook),
+        esc(&r.fire),
+        esc(&r.outcome),
+        esc(&r.evidence),
+        esc(&r.why)
+    )
+}
+
+/// `index.html` up to its lists (the missing files and the reports follow).
+fn index_head(from: DateTime<Utc>, to: DateTime<Utc>, fires: usize, gaps: usize) -> String {
     format!(
         "<!doctype html><meta charset=\"utf-8\"><title>drillbook audit bundle {0} .. {1}</title>\n\
          <style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;text-align:left}}</style>\n\
          <h1>Recovery drill evidence, {0} .. {1}</h1>\n\
          <p>{fires} scheduled fire times, {gaps} of them gaps: <a href=\"coverage.html\">coverage</a> \
          (<a href=\"coverage.csv\">CSV</a>). Asset map: <a href=\"assets.json\">assets.json</a>. \
-         Public keys: <a href=\"keys/\">keys/</a>. How to check this bundle: <a href=\"VERIFY.md\">VERIFY.md</a>.</p>\n\
-         {missing}<h2>{reports} reports</h2>\n<table><tr><th>runbook</th><th>run</th></tr>\n{rows}</table>\n",
+         Public keys: <a href=\"keys/\">keys/</a>. How to check this bundle: <a href=\"VERIFY.md\">VERIFY.md</a>.</p>\n",
         ts(from),
         ts(to)
     )
@@ -336,11 +541,14 @@ sh verify.sh keys/signing.pub.pem     # or the public key you hold yourself; a k
 2. every file listed in `SHA256SUMS` is present and unchanged (`sha256sum -c`), and no file
    in the bundle is unlisted;
 3. every report's own envelope (`reports/*/*/report.dsse.json`, signed when its drill ran)
-   verifies with the key it names in `keys/`, and the report files it covers are unchanged.
+   verifies with the key it names in `keys/`, and the report files it covers are unchanged;
+4. with a keyring (`keys/keys.yaml`), each report was signed while its key was valid: a key
+   signs in `[not_before, not_after)`, so a report claiming a time after its key was retired
+   is refused.
 
 `drillbook audit verify bundle.tar [--pubkey FILE | --keyring DIR]` does the same in one step.
 `coverage.html` lists every scheduled fire time of the period and what served it; a missed one
-says why. `keys/keys.yaml`, when present, gives each key's validity period.
+says why.
 "#;
 
 const VERIFY_SH: &str = r#"#!/bin/sh
@@ -352,6 +560,24 @@ PUB="${1:?usage: sh verify.sh PUBKEY.pem (the public key you trust)}"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 TYPE=application/vnd.in-toto+json
+
+# valid_at KEYID TIME: whether keys/keys.yaml (a keyring's validity periods) lets KEYID sign at
+# TIME, i.e. not_before <= TIME < not_after (RFC 3339 times, compared with their fractions padded)
+valid_at() {
+  awk -v id="$1" -v at="$2" '
+    function norm(t,  n, f) {
+      gsub(/["\047 ]/, "", t); sub(/Z$/, "", t); sub(/\+00:00$/, "", t)
+      n = index(t, "."); f = ""
+      if (n) { f = substr(t, n + 1); t = substr(t, 1, n - 1) }
+      while (length(f) < 9) f = f "0"
+      return t "." f
+    }
+    $1 == "-" { $0 = substr($0, index($0, "-") + 1) }
+    $1 == "keyid:" { v = $2; gsub(/["\047]/, "", v); mine = (v == id); found = found || mine }
+    mine && $1 == "not_before:" { nb = norm($2) }
+    mine && $1 == "not_after:" { na = norm($2) }
+    END { t = norm(at); exit !(found && t >= nb && (na == "" || t < na)) }' keys/keys.yaml
+}
 
 # verify_envelope ENVELOPE PUBKEY: the DSSE signature; leaves the payload in $T/payload.json
 verify_envelope() {
@@ -381,6 +607,13 @@ for ENV in reports/*/*/report.dsse.json; do
   KEY=keys/$KEYID.pub.pem
   [ -e "$KEY" ] || KEY="$PUB"
   verify_envelope "$ENV" "$KEY"
+  if [ -e keys/keys.yaml ]; then
+    AT=$(grep -o '"finished_at":"[^"]*"' "$T/payload.json" | head -1 | cut -d'"' -f4)
+    valid_at "$KEYID" "$AT" || {
+      echo "FAILED: $ENV: signed at $AT by keyid $KEYID, outside that key's validity in keys/keys.yaml (retired, or not yet valid)"
+      exit 1
+    }
+  fi
   DIR=$(dirname "$ENV")
   grep -o '"report-file"},"digest":{"sha256":"[0-9a-f]*"},"name":"[^"/]*"' "$T/payload.json" |
     sed -E 's/.*"sha256":"([0-9a-f]+)"},"name":"([^"]+)"/\1  \2/' > "$T/files.sha256"

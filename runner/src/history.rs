@@ -459,16 +459,34 @@ impl History {
             .collect()
     }
 
-    /// The runs started for a fire time in `[from, to)`, and the report digest each recorded.
+    /// The runbooks with a run in `[from, to)`: started for a fire time of it, or started in
+    /// it and leaving a report.
+    pub async fn runbooks_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT runbook FROM runs WHERE (scheduled_for >= $1 AND scheduled_for < $2) \
+             OR (started_at >= $1 AND started_at < $2 AND report IS NOT NULL)",
+        )
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the history store")?;
+        rows.into_iter().map(|r| Ok(r.try_get("runbook")?)).collect()
+    }
+
+    /// A runbook's runs started for a fire time in `[from, to)`, and the report digest each
+    /// recorded.
     pub async fn scheduled_between(
         &self,
+        runbook: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> anyhow::Result<Vec<(RunRow, Option<String>)>> {
         let rows = sqlx::query(
             "SELECT run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, \
-             failure_reasons, notification FROM runs WHERE scheduled_for >= $1 AND scheduled_for < $2",
+             failure_reasons, notification FROM runs WHERE runbook = $1 AND scheduled_for >= $2 AND scheduled_for < $3",
         )
+        .bind(runbook)
         .bind(ts(from))
         .bind(ts(to))
         .fetch_all(&self.pool)
@@ -477,40 +495,43 @@ impl History {
         rows.into_iter().map(|r| Ok((RunRow::of(&r)?, r.try_get("report_sha256")?))).collect()
     }
 
-    /// The runs started in `[from, to)` that left a report: (runbook, run id, report folder).
+    /// A runbook's runs started in `[from, to)` that left a report: (run id, report folder).
     pub async fn reports_between(
         &self,
+        runbook: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<(String, String, String)>> {
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT runbook, run_id, report FROM runs WHERE started_at >= $1 AND started_at < $2 AND report IS NOT NULL",
+            "SELECT run_id, report FROM runs WHERE runbook = $1 AND started_at >= $2 AND started_at < $3 \
+             AND report IS NOT NULL",
         )
+        .bind(runbook)
         .bind(ts(from))
         .bind(ts(to))
         .fetch_all(&self.pool)
         .await
         .context("cannot read the history store")?;
-        rows.into_iter().map(|r| Ok((r.try_get("runbook")?, r.try_get("run_id")?, r.try_get("report")?))).collect()
+        rows.into_iter().map(|r| Ok((r.try_get("run_id")?, r.try_get("report")?))).collect()
     }
 
-    /// The fire times of `[from, to)` that a daemon claimed: (runbook, fire time, owner).
+    /// A runbook's fire times of `[from, to)` that a daemon claimed: (fire time, owner).
     pub async fn claims_between(
         &self,
+        runbook: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<(String, DateTime<Utc>, String)>> {
+    ) -> anyhow::Result<Vec<(DateTime<Utc>, String)>> {
         let rows = sqlx::query(
-            "SELECT runbook, scheduled_for, owner FROM claims WHERE scheduled_for >= $1 AND scheduled_for < $2",
+            "SELECT scheduled_for, owner FROM claims WHERE runbook = $1 AND scheduled_for >= $2 AND scheduled_for < $3",
         )
+        .bind(runbook)
         .bind(ts(from))
         .bind(ts(to))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|r| {
-                Ok((r.try_get("runbook")?, parse_ts(&r.try_get::<String, _>("scheduled_for")?)?, r.try_get("owner")?))
-            })
+            .map(|r| Ok((parse_ts(&r.try_get::<String, _>("scheduled_for")?)?, r.try_get("owner")?)))
             .collect()
     }
 

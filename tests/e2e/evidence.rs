@@ -290,6 +290,28 @@ fn rotated_keys_verify_old_reports_and_refuse_a_retired_key_after_retirement() {
     let r = sb.run(&["report", "verify", &envelope(&ids[0]), "--keyring", "public"]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stdout.contains(&format!("by keyid {old}, which was retired at")), "{r}");
+    // A bundle whose keyring says the same: verify.sh, with openssl and awk alone, and `audit
+    // verify` with the bundle's own keys refuse that report too.
+    let keys = sb.read("keys/keys.yaml");
+    sb.write("keys/keys.yaml", keys.replace(&retired_at, started));
+    let r = sb.run(&["audit", "export", "--from", &day(-1), "--to", &day(1), "--out", "retired.tar"]);
+    assert_eq!(r.code, 0, "{r}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mkdir retired && tar -xf retired.tar -C retired && sh retired/drillbook-audit/verify.sh {}",
+            sb.path(&format!("public/{new}.pub.pem")).display()
+        ))
+        .current_dir(&sb.root)
+        .output()
+        .expect("sh");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains(&format!("{}/report.dsse.json: signed at", ids[0])), "{said}");
+    assert!(said.contains(&format!("by keyid {old}, outside that key's validity")), "{said}");
+    let r = sb.run(&["audit", "verify", "retired.tar"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("by keyid {old}, which was retired at")), "{r}");
 }
 
 /// The README's recipe, run exactly: base64, the DSSE PAE with printf, openssl pkeyutl.
@@ -529,7 +551,40 @@ fn an_audit_bundle_verifies_with_openssl_alone_and_names_what_was_altered() {
     sb.write("clean/drillbook-audit/reports/extra.html", "<p>all good</p>");
     let (ok, out) = sh(&verify);
     assert!(!ok && out.contains("reports/extra.html"), "{out}");
+    let (ok, out) = sh("tar -cf added.tar -C clean drillbook-audit");
+    assert!(ok, "{out}");
+    let r = sb.run(&["audit", "verify", "added.tar", "--pubkey", ".drillbook/signing.pub.pem"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("reports/extra.html: in the bundle but not in SHA256SUMS (added)"), "{r}");
     std::fs::remove_file(sb.path("clean/drillbook-audit/reports/extra.html")).unwrap();
+
+    // The bundle as exported is checked as it streams (in SHA256SUMS order): one byte flipped
+    // inside the tar, in the first report's HTML, is named.
+    let mut tar = std::fs::read(sb.path("bundle.tar")).unwrap();
+    let html_at = tar.windows(15).position(|w| w == b"<!doctype html>").expect("a report.html in the bundle");
+    tar[html_at + 200] ^= 1;
+    std::fs::write(sb.path("flipped.tar"), &tar).unwrap();
+    let r = sb.run(&["audit", "verify", "flipped.tar", "--pubkey", ".drillbook/signing.pub.pem"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("/report.html: altered"), "{r}");
+    // A report's file left out of a copy that keeps the export's order.
+    let (ok, out) = sh(r#"python3 - <<'PY'
+import tarfile
+src, dst = tarfile.open("bundle.tar"), tarfile.open("removed.tar", "w")
+left_out = None
+for m in src.getmembers():
+    if left_out is None and m.name.endswith("/report.md"):
+        left_out = m.name
+        continue
+    dst.addfile(m, src.extractfile(m))
+dst.close()
+print(left_out)
+PY"#);
+    assert!(ok, "{out}");
+    let r = sb.run(&["audit", "verify", "removed.tar", "--pubkey", ".drillbook/signing.pub.pem"]);
+    assert_eq!(r.code, 1, "{r}");
+    let first_md = out.trim().trim_start_matches("drillbook-audit/");
+    assert!(r.stdout.contains(&format!("{first_md}: listed in SHA256SUMS but missing")), "{r}");
 
     // Another key than the one that signed.
     assert_eq!(sb.run(&["keygen", "--out", "other"]).code, 0);
