@@ -13,6 +13,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::Invalid;
 use crate::config::Config;
+use crate::history::History;
 
 /// The public half of a key stored as `DIR/signing.pem`.
 pub fn public_path(signing: &Path) -> PathBuf {
@@ -282,7 +283,8 @@ pub async fn verify_command(
     };
     let mut links = 0;
     if let Some(root) = chain {
-        match walk_chain(root, &report, &signers) {
+        let recorded = recorded_folders(config, &report.runbook.name).await;
+        match walk_chain(root, &report, &signers, &recorded) {
             Ok(n) => links = n,
             Err(e) => return fail(e),
         }
@@ -330,13 +332,44 @@ fn reports_under(dir: &Path) -> Result<Vec<(Report, PathBuf)>, String> {
     Ok(out)
 }
 
+/// Where history recorded each report folder of a runbook (run id → folder), so a chain walk
+/// finds a report written elsewhere (`run --report-dir`). Empty when there is no history to ask:
+/// an auditor's copy of the reports is walked on its own, and no store is created for it.
+async fn recorded_folders(config: &Config, runbook: &str) -> BTreeMap<String, PathBuf> {
+    if let Some(path) = config.state.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
+        && !Path::new(path).exists()
+    {
+        return BTreeMap::new();
+    }
+    let since = DateTime::<Utc>::UNIX_EPOCH;
+    let until = Utc::now() + chrono::Duration::days(1);
+    match History::open(&config.state).await {
+        Ok(h) => h.reports_between(runbook, since, until).await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+    .into_iter()
+    .map(|(run_id, folder)| (run_id, PathBuf::from(folder)))
+    .collect()
+}
+
 /// Follows `previous` links back through `ROOT/<runbook>/*/`, checking that each linked report
-/// exists, has the digest the later one recorded, is signed, and is older. Every report of
-/// the runbook must be on the chain: one that is not was cut out of it.
-fn walk_chain(root: &Path, head: &Report, signers: &Signers) -> Result<usize, String> {
+/// exists, has the digest the later one recorded, is signed, and is older. A linked report not
+/// there is looked for where history recorded it (`recorded`). Every report of the runbook in
+/// `ROOT/<runbook>` must be on the chain: one that is not was cut out of it.
+fn walk_chain(
+    root: &Path,
+    head: &Report,
+    signers: &Signers,
+    recorded: &BTreeMap<String, PathBuf>,
+) -> Result<usize, String> {
     let dir = root.join(&head.runbook.name);
-    let reports: BTreeMap<String, (Report, PathBuf)> =
+    let mut reports: BTreeMap<String, (Report, PathBuf)> =
         reports_under(&dir)?.into_iter().map(|(r, folder)| (r.run_id.clone(), (r, folder))).collect();
+    let elsewhere = |run_id: &str| -> Option<(Report, PathBuf)> {
+        let folder = recorded.get(run_id)?;
+        let text = std::fs::read_to_string(folder.join("report.json")).ok()?;
+        Some((serde_json::from_str(&text).ok()?, folder.clone()))
+    };
     // A report of another runbook placed in this one's folder (to stand in for a removed one).
     if let Some((r, folder)) = reports.values().find(|(r, _)| r.runbook.name != head.runbook.name) {
         return Err(format!(
@@ -349,9 +382,18 @@ fn walk_chain(root: &Path, head: &Report, signers: &Signers) -> Result<usize, St
     let mut seen = vec![head.run_id.clone()];
     let mut current = head.clone();
     while let Some(prev) = current.previous.clone() {
+        if !reports.contains_key(&prev.run_id)
+            && let Some(found) = elsewhere(&prev.run_id)
+        {
+            reports.insert(prev.run_id.clone(), found);
+        }
         let Some((r, folder)) = reports.get(&prev.run_id) else {
+            let recorded = match recorded.get(&prev.run_id) {
+                Some(f) => format!(" (history records it in {}, not there either)", f.display()),
+                None => String::new(),
+            };
             return Err(format!(
-                "chain broken at run {}: its previous report {} is missing from {}",
+                "chain broken at run {}: its previous report {} is missing from {}{recorded}",
                 current.run_id,
                 prev.run_id,
                 dir.display()

@@ -492,6 +492,36 @@ fn an_unwritable_report_dir_fails_the_drill_but_keeps_its_history_row() {
     sb.assert_no_leftovers();
 }
 
+/// A report written elsewhere (`run --report-dir`) stays on its runbook's chain: the walk finds
+/// it where history recorded it, and still checks it there.
+#[test]
+fn a_report_written_elsewhere_is_found_on_the_chain_where_history_recorded_it() {
+    let sb = Sandbox::quickstart();
+    let r = sb.run(&["run", "quickstart.yaml", "--report-dir", "elsewhere"]);
+    assert_eq!(r.code, 0, "{r}");
+    let first = sb.history()[0]["run_id"].as_str().unwrap().to_string();
+    let (next, report) = sb.drill("quickstart.yaml");
+    assert_eq!(next.code, 0, "{next}");
+    assert_eq!(report["previous"]["run_id"], first.as_str(), "{report}");
+    let head = envelope(report["run_id"].as_str().unwrap());
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("chain intact over 1 earlier report(s)"), "{r}");
+    // Altered where it lives: named.
+    let moved = sb.path(&format!("elsewhere/quickstart-rag/{first}/report.json"));
+    let text = std::fs::read_to_string(&moved).unwrap();
+    std::fs::write(&moved, text.replacen("\"passed\"", "\"failed\"", 1)).unwrap();
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("report {first} was altered")), "{r}");
+    // Gone from there too: missing, and where history said it was.
+    std::fs::remove_dir_all(sb.path("elsewhere")).unwrap();
+    let r = sb.run(&["report", "verify", &head, "--chain", "drill-reports"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("its previous report {first} is missing")), "{r}");
+    assert!(r.stdout.contains("history records it in elsewhere/quickstart-rag/"), "{r}");
+}
+
 /// The audit bundle: an auditor unpacks it in a clean folder and checks it with openssl,
 /// sha256sum and tar alone; one altered byte, an added file or another key is caught and named.
 #[test]
