@@ -89,6 +89,51 @@ impl Bundle {
     }
 }
 
+/// Packs report folders into the bundle (on its own thread), and lists them for the index.
+struct Packer {
+    bundle: Bundle,
+    index_rows: BufWriter<File>,
+    missing_list: BufWriter<File>,
+    reports: usize,
+    /// The first `MISSING_NAMED` report files missing on disk, and how many were.
+    missing: Vec<String>,
+    missing_total: usize,
+}
+
+impl Packer {
+    fn add_report(&mut self, runbook: &str, run_id: &str, folder: &str) -> anyhow::Result<()> {
+        self.reports += 1;
+        let mut any = false;
+        for name in REPORT_FILES.iter().chain([&crate::timestamp::FILE]) {
+            match self.bundle.add_file(&format!("reports/{runbook}/{run_id}/{name}"), &Path::new(folder).join(name)) {
+                Ok(added) => {
+                    added?;
+                    any = true;
+                }
+                // A trusted timestamp is there only where a TSA is configured.
+                Err(_) if *name == crate::timestamp::FILE => {}
+                Err(_) => {
+                    let path = format!("{folder}/{name}");
+                    writeln!(self.missing_list, "<li>{}</li>", esc(&path))?;
+                    if self.missing.len() < MISSING_NAMED {
+                        self.missing.push(path);
+                    }
+                    self.missing_total += 1;
+                }
+            }
+        }
+        if any {
+            writeln!(
+                self.index_rows,
+                "<tr><td>{}</td><td><a href=\"reports/{0}/{1}/report.html\">{1}</a></td></tr>",
+                esc(runbook),
+                esc(run_id)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// A reader that hashes what passes through it.
 struct Hashing<R> {
     inner: R,
@@ -129,64 +174,60 @@ pub async fn export_command(
         Ok(BufWriter::new(File::create(&path).with_context(|| format!("cannot create {}", path.display()))?))
     };
     let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut b = Bundle { tar: tar::Builder::new(BufWriter::new(file)), sums: spooled("SHA256SUMS")?, files: 0 };
+    let b = Bundle { tar: tar::Builder::new(BufWriter::new(file)), sums: spooled("SHA256SUMS")?, files: 0 };
     let mut csv = spooled("coverage.csv")?;
     csv.write_all(crate::audit::CSV_HEADER.as_bytes())?;
     let mut coverage = spooled("coverage.html")?;
     coverage.write_all(coverage_head(from, to).as_bytes())?;
-    let mut index_rows = spooled("index-rows.html")?;
-    let mut missing_list = spooled("missing.html")?;
-    let (mut fires, mut gaps, mut reports) = (0usize, 0usize, 0usize);
-    let mut missing = Vec::new();
-    let mut missing_total = 0usize;
+    let (mut fires, mut gaps) = (0usize, 0usize);
 
-    // One runbook at a time: its coverage rows, then every report of a run started in the
-    // period or serving one of its fire times.
-    for runbook in period.runbooks(&history).await? {
-        let rows = period.rows_of(&history, &runbook).await?;
-        let mut listed = history.reports_between(&runbook, from, to).await?;
-        for r in &rows {
-            fires += 1;
-            gaps += usize::from(r.is_gap());
-            csv.write_all(crate::audit::csv_line(r).as_bytes())?;
-            coverage.write_all(coverage_row(r).as_bytes())?;
-            if let (Some(run_id), Some(folder)) = (&r.run_id, &r.report) {
-                listed.push((run_id.clone(), folder.clone()));
-            }
+    // Reading history and checking each report against it (this thread) overlaps with packing
+    // the report files (the packer's): one runbook at a time, its coverage rows, then every
+    // report of a run started in the period or serving one of its fire times.
+    let mut packer = Packer {
+        bundle: b,
+        index_rows: spooled("index-rows.html")?,
+        missing_list: spooled("missing.html")?,
+        reports: 0,
+        missing: Vec::new(),
+        missing_total: 0,
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(String, String, String)>(256);
+    let packing = std::thread::spawn(move || -> anyhow::Result<Packer> {
+        for (runbook, run_id, folder) in rx {
+            packer.add_report(&runbook, &run_id, &folder)?;
         }
-        listed.sort();
-        listed.dedup();
-        for (run_id, folder) in &listed {
-            reports += 1;
-            let mut any = false;
-            for name in REPORT_FILES.iter().chain([&crate::timestamp::FILE]) {
-                match b.add_file(&format!("reports/{runbook}/{run_id}/{name}"), &Path::new(folder).join(name)) {
-                    Ok(added) => {
-                        added?;
-                        any = true;
-                    }
-                    // A trusted timestamp is there only where a TSA is configured.
-                    Err(_) if *name == crate::timestamp::FILE => {}
-                    Err(_) => {
-                        let path = format!("{folder}/{name}");
-                        writeln!(missing_list, "<li>{}</li>", esc(&path))?;
-                        if missing.len() < MISSING_NAMED {
-                            missing.push(path);
-                        }
-                        missing_total += 1;
-                    }
+        Ok(packer)
+    });
+    let collected: anyhow::Result<()> = async {
+        for runbook in period.runbooks(&history).await? {
+            let rows = period.rows_of(&history, &runbook).await?;
+            let mut listed = history.reports_between(&runbook, from, to).await?;
+            for r in &rows {
+                fires += 1;
+                gaps += usize::from(r.is_gap());
+                csv.write_all(crate::audit::csv_line(r).as_bytes())?;
+                coverage.write_all(coverage_row(r).as_bytes())?;
+                if let (Some(run_id), Some(folder)) = (&r.run_id, &r.report) {
+                    listed.push((run_id.clone(), folder.clone()));
                 }
             }
-            if any {
-                writeln!(
-                    index_rows,
-                    "<tr><td>{}</td><td><a href=\"reports/{0}/{1}/report.html\">{1}</a></td></tr>",
-                    esc(&runbook),
-                    esc(run_id)
-                )?;
+            listed.sort();
+            listed.dedup();
+            for (run_id, folder) in listed {
+                // The packer stopped: its error is the one to tell.
+                if tx.send((runbook.clone(), run_id, folder)).is_err() {
+                    return Ok(());
+                }
             }
         }
+        Ok(())
     }
+    .await;
+    drop(tx);
+    let packer = packing.join().map_err(|_| anyhow::anyhow!("the bundle's packer panicked"))??;
+    collected?;
+    let Packer { bundle: mut b, index_rows, missing_list, reports, missing, missing_total } = packer;
     coverage.write_all(COVERAGE_TAIL.as_bytes())?;
     let done = |w: BufWriter<File>| w.into_inner().map_err(|e| e.into_error());
     let (csv, coverage, index_rows, missing_list) =
@@ -336,7 +377,11 @@ fn for_each_file(
                 })?),
                 std::path::Component::CurDir => {}
                 _ => {
-                    return Err(format!("{}: an entry points outside the bundle: {}", bundle.display(), path.display()));
+                    return Err(format!(
+                        "{}: an entry points outside the bundle: {}",
+                        bundle.display(),
+                        path.display()
+                    ));
                 }
             }
         }
@@ -395,56 +440,75 @@ fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize)
     let mut unordered: Option<std::collections::HashMap<String, String>> = None;
     let mut folder: Option<String> = None;
     let (mut files, mut reports) = (0usize, 0usize);
-    let verify_report = |folder: &str| -> Result<(), String> {
-        let dsse = format!("{folder}/report.dsse.json");
-        if root.join(&dsse).exists() {
-            crate::evidence::verify_folder(&root.join(&dsse), signers).map_err(|e| format!("report {dsse}: {e}"))?;
+    // 1 when the folder holds an envelope, which verified.
+    let verify_report = |folder: &str| -> Result<usize, String> {
+        let dsse = root.join(folder).join("report.dsse.json");
+        if !dsse.exists() {
+            return Ok(0);
         }
-        Ok(())
+        crate::evidence::verify_folder(&dsse, signers).map_err(|e| format!("report {folder}/report.dsse.json: {e}"))?;
+        Ok(1)
     };
-    for_each_file(bundle, false, |rel, data| {
-        if rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json" {
-            return Ok(());
-        }
-        // A report's files are unpacked to verify its envelope; every other file is only hashed.
-        let of = report_folder(rel);
-        let found = match of {
-            Some(_) => stage(root, rel, data)?,
-            None => {
-                let mut hashing = Hashing { inner: data, sha: Sha256::new(), read: 0 };
-                std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| format!("{rel}: {e}"))?;
-                hex::encode(hashing.sha.finalize())
+    std::thread::scope(|scope| {
+        // A complete report folder is verified, then removed, on a second thread while the tar
+        // streams on.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(64);
+        let verifier = scope.spawn(move || -> Result<usize, String> {
+            let mut verified = 0;
+            for folder in rx {
+                verified += verify_report(&folder)?;
+                let _ = std::fs::remove_dir_all(root.join(&folder));
             }
-        };
-        let listed = match &mut unordered {
-            None => match lines.next().map(parse).transpose()? {
-                Some((name, digest)) if name == rel => Some(digest),
-                next => {
-                    let mut rest = std::collections::HashMap::new();
-                    for line in next.into_iter().map(Ok).chain(lines.by_ref().map(parse)) {
-                        let (name, digest) = line?;
-                        rest.insert(name, digest);
-                    }
-                    unordered.insert(rest).remove(rel)
+            Ok(verified)
+        });
+        let streamed = for_each_file(bundle, false, |rel, data| {
+            if rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json" {
+                return Ok(());
+            }
+            // A report's files are unpacked to verify its envelope; every other file is only hashed.
+            let of = report_folder(rel);
+            let found = match of {
+                Some(_) => stage(root, rel, data)?,
+                None => {
+                    let mut hashing = Hashing { inner: data, sha: Sha256::new(), read: 0 };
+                    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| format!("{rel}: {e}"))?;
+                    hex::encode(hashing.sha.finalize())
                 }
-            },
-            Some(rest) => rest.remove(rel),
-        };
-        match listed {
-            Some(digest) if digest == found => files += 1,
-            Some(_) => return Err(format!("{rel}: altered (its SHA-256 is not the one in SHA256SUMS)")),
-            None => return Err(format!("{rel}: in the bundle but not in SHA256SUMS (added)")),
-        }
-        // In order, a report folder is complete once the next one starts: verified, then removed.
-        if let (None, Some(of)) = (&unordered, of)
-            && folder.as_deref() != Some(of)
-            && let Some(done) = folder.replace(of.to_string())
-        {
-            verify_report(&done)?;
-            reports += usize::from(root.join(&done).join("report.dsse.json").exists());
-            let _ = std::fs::remove_dir_all(root.join(&done));
-        }
-        Ok(())
+            };
+            let listed = match &mut unordered {
+                None => match lines.next().map(parse).transpose()? {
+                    Some((name, digest)) if name == rel => Some(digest),
+                    next => {
+                        let mut rest = std::collections::HashMap::new();
+                        for line in next.into_iter().map(Ok).chain(lines.by_ref().map(parse)) {
+                            let (name, digest) = line?;
+                            rest.insert(name, digest);
+                        }
+                        unordered.insert(rest).remove(rel)
+                    }
+                },
+                Some(rest) => rest.remove(rel),
+            };
+            match listed {
+                Some(digest) if digest == found => files += 1,
+                Some(_) => return Err(format!("{rel}: altered (its SHA-256 is not the one in SHA256SUMS)")),
+                None => return Err(format!("{rel}: in the bundle but not in SHA256SUMS (added)")),
+            }
+            // In order, a report folder is complete once the next one starts. A verifier that
+            // stopped has the error to tell.
+            if let (None, Some(of)) = (&unordered, of)
+                && folder.as_deref() != Some(of)
+                && let Some(done) = folder.replace(of.to_string())
+                && tx.send(done).is_err()
+            {
+                return Err(String::new());
+            }
+            Ok(())
+        });
+        drop(tx);
+        // The verifier's error first: its folder comes before where the stream stopped.
+        reports += verifier.join().map_err(|_| "the report verifier panicked".to_string())??;
+        streamed
     })?;
     let missing = match &mut unordered {
         None => lines.next().map(parse).transpose()?.map(|(name, _)| name),
@@ -461,8 +525,7 @@ fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize)
             present.into_iter().filter(|(rel, _)| rel.ends_with("/report.dsse.json")).map(|(rel, _)| rel).collect();
         envelopes.sort();
         for rel in envelopes {
-            verify_report(&format!("reports/{}", rel.trim_end_matches("/report.dsse.json")))?;
-            reports += 1;
+            reports += verify_report(&format!("reports/{}", rel.trim_end_matches("/report.dsse.json")))?;
         }
     }
     Ok((files, reports))

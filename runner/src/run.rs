@@ -55,7 +55,8 @@ pub async fn run_command(
     if let Some(outcome) = &done.notification
         && !json
     {
-        eprintln!("notify: {outcome}");
+        // What followed the report: email, webhook, trusted timestamp.
+        eprintln!("after the report: {outcome}");
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

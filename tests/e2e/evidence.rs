@@ -616,6 +616,22 @@ PY"#);
     let first_md = out.trim().trim_start_matches("drillbook-audit/");
     assert!(r.stdout.contains(&format!("{first_md}: listed in SHA256SUMS but missing")), "{r}");
 
+    // A report altered on disk before the export: SHA256SUMS covers what was exported, so the
+    // report's own envelope is what names it (the first in the bundle: checked while the tar
+    // streams on, not at the end).
+    let mut ids = run_ids(&sb);
+    ids.sort();
+    let on_disk = sb.path(&format!("drill-reports/quickstart-rag/{}/report.html", ids[0]));
+    let mut html = std::fs::read(&on_disk).unwrap();
+    html[100] ^= 1;
+    std::fs::write(&on_disk, &html).unwrap();
+    let r = sb.run(&["audit", "export", "--from", &day(-1), "--to", &day(1), "--out", "tampered.tar"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = sb.run(&["audit", "verify", "tampered.tar", "--pubkey", ".drillbook/signing.pub.pem"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains(&format!("report reports/quickstart-rag/{}/report.dsse.json", ids[0])), "{r}");
+    assert!(r.stdout.contains("report.html was altered"), "{r}");
+
     // Another key than the one that signed.
     assert_eq!(sb.run(&["keygen", "--out", "other"]).code, 0);
     let (ok, out) = sh(&format!("sh clean/drillbook-audit/verify.sh {}", sb.path("other/signing.pub.pem").display()));
