@@ -15,6 +15,7 @@
 //! the reports were signed when their drills ran and that nothing was added, removed or changed
 //! since the export.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
@@ -27,7 +28,7 @@ use drillbook_reports::sign;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use drillbook_adapters::checks::files::{sha256_file, walk};
+use drillbook_adapters::checks::files::sha256_file;
 
 use crate::Invalid;
 use crate::audit::Row;
@@ -430,34 +431,25 @@ fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize)
         return Err("SHA256SUMS was altered: its digest is not the signed one".into());
     }
     let sums = File::open(&sums_path).map_err(|e| format!("SHA256SUMS: {e}"))?;
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sums));
-    let parse = |line: std::io::Result<String>| -> Result<(String, String), String> {
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sums)).map(|line| {
         let line = line.map_err(|e| format!("SHA256SUMS: {e}"))?;
         let (digest, rel) = line.split_once("  ").ok_or_else(|| format!("SHA256SUMS: bad line `{line}`"))?;
-        Ok((rel.to_string(), digest.to_string()))
-    };
-    // Set when the bundle's order first differs from SHA256SUMS: the lines not yet matched.
-    let mut unordered: Option<std::collections::HashMap<String, String>> = None;
-    let mut folder: Option<String> = None;
+        Ok::<_, String>((rel.to_string(), digest.to_string()))
+    });
+    // In SHA256SUMS order: the next line, not yet matched. Once the bundle's order differs
+    // (packed again by another tool): every line not yet matched.
+    let mut ahead = lines.next().transpose()?;
+    let mut rest: Option<BTreeMap<String, String>> = None;
+    // Report folders with files still to come.
+    let mut open: HashMap<String, Streamed> = HashMap::new();
     let (mut files, mut reports) = (0usize, 0usize);
-    // 1 when the folder holds an envelope, which verified.
-    let verify_report = |folder: &str| -> Result<usize, String> {
-        let dsse = root.join(folder).join("report.dsse.json");
-        if !dsse.exists() {
-            return Ok(0);
-        }
-        crate::evidence::verify_folder(&dsse, signers).map_err(|e| format!("report {folder}/report.dsse.json: {e}"))?;
-        Ok(1)
-    };
     std::thread::scope(|scope| {
-        // A complete report folder is verified, then removed, on a second thread while the tar
-        // streams on.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(64);
+        // A complete report folder is verified on a second thread while the tar streams on.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Streamed>(64);
         let verifier = scope.spawn(move || -> Result<usize, String> {
             let mut verified = 0;
             for folder in rx {
-                verified += verify_report(&folder)?;
-                let _ = std::fs::remove_dir_all(root.join(&folder));
+                verified += folder.verify(signers)?;
             }
             Ok(verified)
         });
@@ -465,40 +457,62 @@ fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize)
             if rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json" {
                 return Ok(());
             }
-            // A report's files are unpacked to verify its envelope; every other file is only hashed.
+            // Every file is hashed as it streams past; of a report, the two files its
+            // verification reads are kept until its folder is complete.
             let of = report_folder(rel);
-            let found = match of {
-                Some(_) => stage(root, rel, data)?,
-                None => {
-                    let mut hashing = Hashing { inner: data, sha: Sha256::new(), read: 0 };
-                    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| format!("{rel}: {e}"))?;
-                    hex::encode(hashing.sha.finalize())
+            let name = of.map(|of| &rel[of.len() + 1..]);
+            let (found, kept) = if matches!(name, Some("report.dsse.json" | "report.json")) {
+                let mut bytes = Vec::new();
+                data.take(MAX_KEPT + 1).read_to_end(&mut bytes).map_err(|e| format!("{rel}: {e}"))?;
+                if bytes.len() as u64 > MAX_KEPT {
+                    return Err(format!("{rel}: larger than {MAX_KEPT} bytes, which no report file is"));
                 }
+                (hex::encode(Sha256::digest(&bytes)), Some(bytes))
+            } else {
+                let mut hashing = Hashing { inner: data, sha: Sha256::new(), read: 0 };
+                std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| format!("{rel}: {e}"))?;
+                (hex::encode(hashing.sha.finalize()), None)
             };
-            let listed = match &mut unordered {
-                None => match lines.next().map(parse).transpose()? {
-                    Some((name, digest)) if name == rel => Some(digest),
-                    next => {
-                        let mut rest = std::collections::HashMap::new();
-                        for line in next.into_iter().map(Ok).chain(lines.by_ref().map(parse)) {
-                            let (name, digest) = line?;
-                            rest.insert(name, digest);
+            let listed = match &mut rest {
+                None => match ahead.take() {
+                    Some((listed, digest)) if listed == rel => {
+                        ahead = lines.next().transpose()?;
+                        Some(digest)
+                    }
+                    other => {
+                        let mut all = BTreeMap::new();
+                        for line in other.into_iter().map(Ok).chain(lines.by_ref()) {
+                            let (listed, digest) = line?;
+                            all.insert(listed, digest);
                         }
-                        unordered.insert(rest).remove(rel)
+                        rest.insert(all).remove(rel)
                     }
                 },
-                Some(rest) => rest.remove(rel),
+                Some(all) => all.remove(rel),
             };
             match listed {
                 Some(digest) if digest == found => files += 1,
                 Some(_) => return Err(format!("{rel}: altered (its SHA-256 is not the one in SHA256SUMS)")),
                 None => return Err(format!("{rel}: in the bundle but not in SHA256SUMS (added)")),
             }
-            // In order, a report folder is complete once the next one starts. A verifier that
-            // stopped has the error to tell.
-            if let (None, Some(of)) = (&unordered, of)
-                && folder.as_deref() != Some(of)
-                && let Some(done) = folder.replace(of.to_string())
+            let (Some(of), Some(name)) = (of, name) else { return Ok(()) };
+            let folder =
+                open.entry(of.to_string()).or_insert_with(|| Streamed { folder: of.to_string(), ..Default::default() });
+            folder.digests.insert(name.to_string(), found);
+            match name {
+                "report.dsse.json" => folder.envelope = kept,
+                "report.json" => folder.report_json = kept,
+                _ => {}
+            }
+            // Complete once SHA256SUMS lists no other file of it still to come. A verifier
+            // that stopped has the error to tell.
+            let prefix = format!("{of}/");
+            let more = match &rest {
+                None => ahead.as_ref().is_some_and(|(listed, _)| listed.starts_with(&prefix)),
+                Some(all) => all.range(prefix.clone()..).next().is_some_and(|(listed, _)| listed.starts_with(&prefix)),
+            };
+            if !more
+                && let Some(done) = open.remove(of)
                 && tx.send(done).is_err()
             {
                 return Err(String::new());
@@ -510,25 +524,52 @@ fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize)
         reports += verifier.join().map_err(|_| "the report verifier panicked".to_string())??;
         streamed
     })?;
-    let missing = match &mut unordered {
-        None => lines.next().map(parse).transpose()?.map(|(name, _)| name),
-        Some(rest) => rest.keys().min().cloned(),
+    let missing = match &rest {
+        None => ahead.map(|(listed, _)| listed),
+        Some(all) => all.keys().next().cloned(),
     };
-    if let Some(name) = missing {
-        return Err(format!("{name}: listed in SHA256SUMS but missing"));
-    }
-    // The report folders still unpacked: the last one, or all of an unordered bundle's.
-    let staged = root.join("reports");
-    if staged.is_dir() {
-        let present = walk(&staged).map_err(|e| format!("cannot read the unpacked reports: {e}"))?;
-        let mut envelopes: Vec<String> =
-            present.into_iter().filter(|(rel, _)| rel.ends_with("/report.dsse.json")).map(|(rel, _)| rel).collect();
-        envelopes.sort();
-        for rel in envelopes {
-            reports += verify_report(&format!("reports/{}", rel.trim_end_matches("/report.dsse.json")))?;
-        }
+    if let Some(listed) = missing {
+        return Err(format!("{listed}: listed in SHA256SUMS but missing"));
     }
     Ok((files, reports))
+}
+
+/// The largest report.json or envelope `audit verify` keeps in memory until its folder is
+/// complete (a drill's are tens of KiB).
+const MAX_KEPT: u64 = 64 << 20;
+
+/// A report folder of the bundle as it streamed past: each file's SHA-256, and the two files
+/// its verification reads.
+#[derive(Default)]
+struct Streamed {
+    /// `reports/<runbook>/<run id>`
+    folder: String,
+    digests: HashMap<String, String>,
+    envelope: Option<Vec<u8>>,
+    report_json: Option<Vec<u8>>,
+}
+
+impl Streamed {
+    /// 1 when the folder holds an envelope, which verified with every file it covers.
+    fn verify(&self, signers: &Signers) -> Result<usize, String> {
+        let Some(envelope) = &self.envelope else { return Ok(0) };
+        let fail = |e: String| format!("report {}/report.dsse.json: {e}", self.folder);
+        let env = serde_json::from_slice(envelope).map_err(|e| fail(format!("not a DSSE envelope: {e}")))?;
+        let not_there = || std::io::Error::new(std::io::ErrorKind::NotFound, "not in the bundle");
+        let files = crate::evidence::ReportFiles {
+            shown: self.folder.clone(),
+            sha256: &|name| self.digests.get(name).cloned().ok_or_else(not_there),
+            report_json: &|| {
+                let bytes = self.report_json.as_ref()?;
+                Some(
+                    String::from_utf8(bytes.clone())
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+                )
+            },
+        };
+        crate::evidence::verify_files(&env, signers, &files).map_err(fail)?;
+        Ok(1)
+    }
 }
 
 /// `reports/<runbook>/<run id>` of a report file's path in the bundle.

@@ -207,29 +207,50 @@ impl Signers {
 /// has its `report.json` compared with the signed report instead.
 pub fn verify_folder(envelope: &Path, signers: &Signers) -> Result<(Report, String, usize), String> {
     let env = read_envelope(envelope)?;
-    let (signed, keyid) = signers.verify(&env).map_err(|e| format!("{}: {e}", envelope.display()))?;
     let folder = envelope.parent().unwrap_or(Path::new("."));
+    let files = ReportFiles {
+        shown: folder.display().to_string(),
+        sha256: &|name| drillbook_adapters::checks::files::sha256_file(&folder.join(name)).map(|(d, _)| d),
+        report_json: &|| match std::fs::read_to_string(folder.join("report.json")) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            read => Some(read),
+        },
+    };
+    verify_files(&env, signers, &files)
+}
+
+/// The files of a report folder, however they are read (from disk, or as an audit bundle
+/// streams past): the SHA-256 of a file by name, and `report.json`'s text (`None`: absent).
+pub struct ReportFiles<'a> {
+    /// The folder as error messages name it.
+    pub shown: String,
+    pub sha256: &'a dyn Fn(&str) -> std::io::Result<String>,
+    pub report_json: &'a dyn Fn() -> Option<std::io::Result<String>>,
+}
+
+/// [`verify_folder`] on files however they are read.
+pub fn verify_files(env: &Envelope, signers: &Signers, files: &ReportFiles) -> Result<(Report, String, usize), String> {
+    let (signed, keyid) = signers.verify(env).map_err(|e| format!("{}/report.dsse.json: {e}", files.shown))?;
     for a in &signed.artifacts {
-        let path = folder.join(&a.name);
-        let (found, _) = drillbook_adapters::checks::files::sha256_file(&path)
-            .map_err(|e| format!("{} is covered by the signature but cannot be read: {e}", path.display()))?;
+        let path = format!("{}/{}", files.shown, a.name);
+        let found = (files.sha256)(&a.name)
+            .map_err(|e| format!("{path} is covered by the signature but cannot be read: {e}"))?;
         if found != a.sha256 {
-            return Err(format!("{} was altered: sha256 {found}, signed {}", path.display(), a.sha256));
+            return Err(format!("{path} was altered: sha256 {found}, signed {}", a.sha256));
         }
     }
     if signed.artifacts.is_empty() {
         // The human-readable copy beside the envelope must be the signed report, to the byte
         // of its canonical form.
-        let beside = folder.join("report.json");
-        if beside.exists() {
-            let on_disk: Result<Report, String> = std::fs::read_to_string(&beside)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+        let beside = format!("{}/report.json", files.shown);
+        if let Some(text) = (files.report_json)() {
+            let on_disk: Result<Report, String> =
+                text.map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
             let digest = |r: &Report| r.digest().map_err(|e| e.to_string());
             match on_disk {
                 Ok(r) if digest(&r)? == digest(&signed.report)? => {}
-                Ok(_) => return Err(format!("{} differs from the signed payload", beside.display())),
-                Err(e) => return Err(format!("{} is not a report: {e}", beside.display())),
+                Ok(_) => return Err(format!("{beside} differs from the signed payload")),
+                Err(e) => return Err(format!("{beside} is not a report: {e}")),
             }
         }
     }
