@@ -48,17 +48,7 @@ else
   t0=$(now)
   "$GEN" "$template" .drillbook/signing.pem "$WORK/reports" "$N" "$DAYS" "$(cat last)" > runs.csv
   echo "generated $(wc -l < runs.csv) signed report folders ($(du -sh reports | cut -f1)) in $(python3 -c "print(f'{$(now) - $t0:.0f}')") s" >&2
-  python3 - history.db runs.csv <<'PY2'
-import csv, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-null = lambda v: None if v == "" else v
-rows = ([null(v) for v in r] for r in csv.reader(open(sys.argv[2])))
-db.executemany("INSERT INTO runs (run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, "
-               "failure_reasons, host, pid, notification, process, rto_s, rpo_s, failed_checks) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-db.commit()
-db.execute("ANALYZE")
-PY2
+  load_runs_sqlite history.db runs.csv
   echo "$N $DAYS" > made
 fi
 last=$(cat last)

@@ -109,17 +109,7 @@ for store in $STORES; do
     sqlite)
       rm -f "$WORK/history.db"*
       (cd "$WORK" && printf 'runbooks: runbooks\nstate: "sqlite://%s/history.db"\n' "$WORK" > drillbook.yaml && "$BIN" history >/dev/null)
-      python3 - "$WORK/history.db" "$WORK/runs.csv" <<'PY'
-import csv, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-null = lambda v: None if v == "" else v
-rows = ([null(v) for v in r] for r in csv.reader(open(sys.argv[2])))
-db.executemany("INSERT INTO runs (run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, "
-               "failure_reasons, host, pid, notification, process, rto_s, rpo_s, failed_checks) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-db.commit()
-db.execute("ANALYZE")
-PY
+      load_runs_sqlite "$WORK/history.db" "$WORK/runs.csv"
       measure sqlite "sqlite://$WORK/history.db"
       ;;
     postgres)

@@ -36,3 +36,19 @@ restore: { adapter: files }
 YAML
   done
 }
+
+# load_runs_sqlite DB CSV: history rows as CSV, in the columns of runner/migrations (as
+# benches/history.sh and benches/audit.sh write them), straight into a SQLite store's `runs`.
+load_runs_sqlite() {
+  python3 - "$1" "$2" <<'PY'
+import csv, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+null = lambda v: None if v == "" else v
+rows = ([null(v) for v in r] for r in csv.reader(open(sys.argv[2])))
+db.executemany("INSERT INTO runs (run_id, runbook, status, started_at, finished_at, scheduled_for, report, report_sha256, "
+               "failure_reasons, host, pid, notification, process, rto_s, rpo_s, failed_checks) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+db.commit()
+db.execute("ANALYZE")
+PY
+}
