@@ -82,7 +82,7 @@ impl Bundle {
             );
         }
         let digest = hex::encode(hashing.sha.finalize());
-        if rel != "SHA256SUMS" && rel != "SHA256SUMS.dsse.json" {
+        if !is_manifest(rel) {
             writeln!(self.sums, "{digest}  {rel}").context("cannot spool SHA256SUMS")?;
             self.files += 1;
         }
@@ -230,10 +230,11 @@ pub async fn export_command(
     collected?;
     let Packer { bundle: mut b, index_rows, missing_list, reports, missing, missing_total } = packer;
     coverage.write_all(COVERAGE_TAIL.as_bytes())?;
-    let done = |w: BufWriter<File>| w.into_inner().map_err(|e| e.into_error());
-    let (csv, coverage, index_rows, missing_list) =
-        (done(csv)?, done(coverage)?, done(index_rows)?, done(missing_list)?);
-    drop((csv, coverage, index_rows, missing_list));
+    // Flushed and closed: each is read back into the bundle below.
+    let done = |w: BufWriter<File>| w.into_inner().map(drop).map_err(|e| e.into_error());
+    for spooled in [csv, coverage, index_rows, missing_list] {
+        done(spooled)?;
+    }
 
     let add_spooled = |b: &mut Bundle, rel: &str, name: &str| -> anyhow::Result<String> {
         b.add_file(rel, &spool.path().join(name)).with_context(|| format!("cannot read the spooled {name}"))?
@@ -313,12 +314,13 @@ fn public_keys(signer: &Signer, key: &ed25519_dalek::SigningKey) -> anyhow::Resu
 
 /// `drillbook audit verify FILE.tar`: what verify.sh checks, without a shell.
 ///
-/// The bundle is read twice and never unpacked whole: a first pass checks that it holds only
-/// files and folders inside `drillbook-audit/` and takes out `SHA256SUMS`, its envelope and
-/// `keys/`; the second hashes every file as it streams past and compares it with the next line
-/// of `SHA256SUMS` (the order `audit export` writes), unpacking one report folder at a time to
-/// verify its own envelope. A bundle packed again by another tool (another order) is checked
-/// against the rest of `SHA256SUMS` held in memory, its reports unpacked and verified at the end.
+/// The bundle is read twice and never unpacked: a first pass checks that it holds only files
+/// and folders inside `drillbook-audit/` and takes out `SHA256SUMS`, its envelope and `keys/`;
+/// the second hashes every file as it streams past and compares it with the next line of
+/// `SHA256SUMS` (the order `audit export` writes), holding a report folder's digests, envelope
+/// and `report.json` until it is complete, then verifying it on a second thread. A bundle
+/// packed again by another tool (another order) is checked the same way against the rest of
+/// `SHA256SUMS` held in memory.
 pub fn verify_command(bundle: &Path, pubkey: Option<&Path>, keyring: Option<&Path>) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let fail = |reason: String| -> anyhow::Result<ExitCode> {
@@ -401,21 +403,25 @@ fn for_each_file(
 /// The first pass: the bundle's shape, and `SHA256SUMS`, its envelope and `keys/` taken out.
 fn survey(bundle: &Path, root: &Path) -> Result<(), String> {
     for_each_file(bundle, true, |rel, data| {
-        if rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json" || rel.starts_with("keys/") {
-            stage(root, rel, data)?;
+        if is_manifest(rel) || rel.starts_with("keys/") {
+            take_out(root, rel, data)?;
         }
         Ok(())
     })
 }
 
-/// Writes one file of the bundle under `root`, returning its SHA-256.
-fn stage(root: &Path, rel: &str, data: &mut dyn Read) -> Result<String, String> {
+/// Writes one file of the bundle under `root`.
+fn take_out(root: &Path, rel: &str, data: &mut dyn Read) -> Result<(), String> {
     let path = root.join(rel);
     let io = |e: std::io::Error| format!("cannot unpack {rel}: {e}");
     std::fs::create_dir_all(path.parent().unwrap_or(root)).map_err(io)?;
-    let mut hashing = Hashing { inner: data, sha: Sha256::new(), read: 0 };
-    std::io::copy(&mut hashing, &mut File::create(&path).map_err(io)?).map_err(io)?;
-    Ok(hex::encode(hashing.sha.finalize()))
+    std::io::copy(data, &mut File::create(&path).map_err(io)?).map_err(io)?;
+    Ok(())
+}
+
+/// `SHA256SUMS` and its envelope: the two files the manifest does not list.
+fn is_manifest(rel: &str) -> bool {
+    rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json"
 }
 
 fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize), String> {
@@ -454,7 +460,7 @@ fn check(bundle: &Path, root: &Path, signers: &Signers) -> Result<(usize, usize)
             Ok(verified)
         });
         let streamed = for_each_file(bundle, false, |rel, data| {
-            if rel == "SHA256SUMS" || rel == "SHA256SUMS.dsse.json" {
+            if is_manifest(rel) {
                 return Ok(());
             }
             // Every file is hashed as it streams past; of a report, the two files its

@@ -357,7 +357,7 @@ fn reports_under(dir: &Path) -> Result<Vec<(Report, PathBuf)>, String> {
 /// finds a report written elsewhere (`run --report-dir`). Empty when there is no history to ask:
 /// an auditor's copy of the reports is walked on its own, and no store is created for it.
 async fn recorded_folders(config: &Config, runbook: &str) -> BTreeMap<String, PathBuf> {
-    if let Some(path) = config.state.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
+    if let Some(path) = crate::history::sqlite_file(&config.state)
         && !Path::new(path).exists()
     {
         return BTreeMap::new();

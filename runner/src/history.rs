@@ -133,6 +133,11 @@ pub struct KeptRow {
     pub expires_at: String,
 }
 
+/// The file of a SQLite store (`sqlite://FILE?options`); `None` for another store.
+pub fn sqlite_file(state: &str) -> Option<&str> {
+    state.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
+}
+
 /// `sqlite://drillbook.db` (created when missing) or `postgres://...`.
 pub fn normalize_url(state: &str) -> String {
     if let Some(path) = state.strip_prefix("sqlite://")
@@ -163,7 +168,7 @@ impl History {
         let url = normalize_url(state);
         // A new SQLite history is created owner-only (SQLite gives its -wal/-shm files the
         // same mode), not chmod-ed after.
-        if let Some(path) = state.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+        if let Some(path) = sqlite_file(state) {
             use std::os::unix::fs::OpenOptionsExt;
             match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
                 Ok(_) => {}
