@@ -134,6 +134,46 @@ impl Unpacked {
             ))),
         }
     }
+
+    /// The part of the unpacked backup at `from` (a restore's `from:`), as if it had been the
+    /// whole backup: a folder becomes the tree, a file the single file. Never outside the
+    /// tree: `from` is relative without `..` (validation), and a link on the way is refused.
+    pub fn within(&self, from: &str) -> Result<Unpacked, AdapterError> {
+        let path = self.root.join(from.trim_end_matches('/'));
+        let missing =
+            || AdapterError::Restore(format!("`from: {from}` is not in the backup ({} files unpacked)", self.files));
+        let mut at = self.root.clone();
+        for part in Path::new(from).components() {
+            at.push(part);
+            let m = std::fs::symlink_metadata(&at).map_err(|_| missing())?;
+            if m.file_type().is_symlink() {
+                return Err(AdapterError::Restore(format!("`from: {from}`: {} is a link", at.display())));
+            }
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let format = format!("{}, {from}", self.format);
+        if path.is_file() {
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let root = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+            return Ok(Unpacked { root, single_file: Some(path), format, name, files: 1, bytes });
+        }
+        let (mut files, mut bytes, mut stack) = (0, 0, vec![path.clone()]);
+        while let Some(dir) = stack.pop() {
+            let entries =
+                std::fs::read_dir(&dir).map_err(|e| AdapterError::io(format!("cannot read {}", dir.display()), e))?;
+            for e in entries.flatten() {
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(e.path()),
+                    Ok(t) if t.is_file() => {
+                        files += 1;
+                        bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Unpacked { root: path, single_file: None, format, name, files, bytes })
+    }
 }
 
 /// A scratch environment that exists only for this drill. `S` is the adapter's own handle:
@@ -292,7 +332,9 @@ impl From<process::AccountError> for AdapterError {
 /// `reach`, to `reach` (0711 on each: enter, not list); what is inside stays owner-only. `who`
 /// names what runs as the account, for the error when a folder above cannot be passed.
 pub fn open_path_to(work_dir: &Path, reach: &Path, account: &process::Account, who: &str) -> Result<(), AdapterError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::MetadataExt;
+    // A restore of a stack works in its own folder, but may read the drill's shared backup.
+    let work_dir = drill_folder(work_dir);
     for above in work_dir.ancestors().skip(1) {
         let Ok(m) = std::fs::metadata(above) else { break };
         let bit = if m.uid() == account.uid {
@@ -311,13 +353,31 @@ pub fn open_path_to(work_dir: &Path, reach: &Path, account: &process::Account, w
             )));
         }
     }
-    // The folders above `reach`, up to and including the drill folder.
-    for folder in reach.ancestors().skip(1).take_while(|f| f.starts_with(work_dir)) {
-        let m = std::fs::symlink_metadata(folder)
-            .map_err(|e| AdapterError::io(format!("cannot open {} to {}", folder.display(), account.name), e))?;
+    pass_through(work_dir, reach)
+        .map_err(|(folder, e)| AdapterError::io(format!("cannot open {} to {}", folder.display(), account.name), e))
+}
+
+/// Where the restores of a drill of several (`restores:`) work: `<drill folder>/lanes/<name>`.
+pub const LANES: &str = "lanes";
+
+/// The drill's folder of a `work_dir`: itself, or the drill's folder above a restore's own
+/// folder in a drill of several ([`LANES`]).
+pub fn drill_folder(work_dir: &Path) -> &Path {
+    match work_dir.parent() {
+        Some(lanes) if lanes.file_name().is_some_and(|n| n == LANES) => lanes.parent().unwrap_or(work_dir),
+        _ => work_dir,
+    }
+}
+
+/// Makes every folder above `reach`, up to and including `top`, passable by other users (0711:
+/// enter, not list).
+fn pass_through(top: &Path, reach: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for folder in reach.ancestors().skip(1).take_while(|f| f.starts_with(top)) {
+        let m = std::fs::symlink_metadata(folder).map_err(|e| (folder.to_path_buf(), e))?;
         if m.is_dir() && m.mode() & 0o011 != 0o011 {
             std::fs::set_permissions(folder, std::fs::Permissions::from_mode((m.mode() & 0o777) | 0o711))
-                .map_err(|e| AdapterError::io(format!("cannot open {} to {}", folder.display(), account.name), e))?;
+                .map_err(|e| (folder.to_path_buf(), e))?;
         }
     }
     Ok(())
@@ -405,6 +465,24 @@ pub trait Adapter: Send + Sync {
     /// the drill would have chosen itself are touched. Returns what was removed.
     async fn sweep(&self, _run_id: &str, _scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
         Ok(Vec::new())
+    }
+
+    /// Whether [`Adapter::sql_values`] answers (the coherence checks' `sql:` sets).
+    fn has_sql(&self) -> bool {
+        false
+    }
+
+    /// The rows of `sql` on the restored store, streamed: `each` gets each row's first column
+    /// as text (NULL as `NULL`). Returns the number of rows. For the checks that compare
+    /// restores (`references`, `same_set`, `same_count`), which never hold a whole table.
+    async fn sql_values(
+        &self,
+        _cx: &DrillCx,
+        _scratch: &Scratch,
+        _sql: &str,
+        _each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        Err(AdapterError::Unsupported(format!("adapter `{}` answers no SQL", self.kind())))
     }
 }
 

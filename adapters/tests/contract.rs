@@ -224,7 +224,7 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
             f.restore, f.verify
         );
         let rb = Runbook::parse("contract.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
-        let adapter = build(&rb.restore.adapter);
+        let adapter = build(&rb.restores()[0].adapter);
         let work = tempfile::tempdir().unwrap();
         let root = work.path().join("restore");
         std::fs::create_dir(&root).unwrap();
@@ -278,6 +278,6 @@ async fn every_adapter_provisions_restores_checks_and_tears_down_cleanly() {
 async fn a_check_kind_the_adapter_lacks_is_refused_not_passed() {
     let text = "version: 1\nname: c\nowner: t\nasset: { name: a, kind: files }\nsource: { path: x/ }\nrestore: { adapter: files }\nverify:\n  - name: q\n    sql: select 1\n    expect: \"== 1\"\n";
     let rb = Runbook::parse("c.yaml", text).unwrap();
-    let adapter = build(&rb.restore.adapter);
+    let adapter = build(&rb.restores()[0].adapter);
     assert!(!can_run(adapter.as_ref(), &rb.verify[0].check));
 }

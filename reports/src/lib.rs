@@ -21,7 +21,13 @@ pub struct Report {
     pub run_id: String,
     pub runbook: RunbookRef,
     pub asset: serde_json::Value,
+    /// The backup restored; in a drill of several restores, the oldest of theirs (the stack is
+    /// only as recent as its stalest part, and the RPO is measured on it).
     pub backup: Option<Backup>,
+    /// A drill of several restores (`restores:`): each one's adapter and backup. Empty for a
+    /// drill of one restore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<RestoreRecord>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     /// The cron fire time; null for a drill started by hand.
@@ -41,6 +47,17 @@ pub struct Report {
     /// What a failed drill left for investigation (`keep_on_failure`), and until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept: Option<Kept>,
+}
+
+/// One restore of a drill of several.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestoreRecord {
+    pub name: String,
+    pub adapter: String,
+    /// Its backup: its own source's, or (with `from:`) the drill's shared one.
+    pub backup: Option<Backup>,
+    /// `passed`, `failed` (where its reason says), or `skipped` (it never started).
+    pub status: StepStatus,
 }
 
 /// A failed drill's scratch kept for investigation.
@@ -110,6 +127,10 @@ pub struct Step {
     pub status: StepStatus,
     pub bytes: Option<u64>,
     pub detail: String,
+    /// The restore whose lane the step is in, in a drill of several; none for the drill's own
+    /// steps and in a drill of one restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -130,6 +151,9 @@ pub struct Check {
     pub expected: serde_json::Value,
     pub duration_ms: u64,
     pub detail: String,
+    /// The restore it ran on, in a drill of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -183,6 +207,16 @@ pub fn standard_controls() -> Vec<Control> {
     .into_iter()
     .map(|(id, title)| Control { id: id.into(), title: title.into() })
     .collect()
+}
+
+impl Step {
+    /// `docs: restore.data` in a drill of several restores, `restore.data` otherwise.
+    pub fn lane_name(&self) -> String {
+        match &self.restore {
+            Some(lane) => format!("{lane}: {}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 impl Report {
@@ -247,7 +281,7 @@ impl Report {
         for s in &self.steps {
             md.push_str(&format!(
                 "| {} | {:?} | {} | {} | {} |\n",
-                s.name,
+                s.lane_name(),
                 s.status,
                 s.duration_ms,
                 s.bytes.map(|b| b.to_string()).unwrap_or_default(),
@@ -257,7 +291,8 @@ impl Report {
         md.push_str("\n## Checks\n\n| check | kind | status | observed | expected | detail |\n| --- | --- | --- | --- | --- | --- |\n");
         for c in &self.checks {
             md.push_str(&format!(
-                "| {} | {} | {:?} | {} | {} | {} |\n",
+                "| {}{} | {} | {:?} | {} | {} | {} |\n",
+                c.restore.as_ref().map(|r| format!("{r}: ")).unwrap_or_default(),
                 md_escape(&c.name),
                 c.kind,
                 c.status,
@@ -298,6 +333,7 @@ pub(crate) mod tests {
             runbook: RunbookRef { name: "a|b".into(), path: "x.yaml".into(), sha256: "00".into() },
             asset: serde_json::json!({"name": "a"}),
             backup: None,
+            restores: vec![],
             started_at: t,
             finished_at: t,
             scheduled_for: None,

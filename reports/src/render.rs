@@ -90,7 +90,7 @@ fn timeline(report: &Report) -> Vec<Bar> {
             let room = (LEFT + WIDTH - x).max(2.0);
             let w = (WIDTH * s.duration_ms as f64 / total_ms).max(2.0).min(room);
             Bar {
-                name: s.name.clone(),
+                name: s.lane_name(),
                 x: (x * 10.0).round() / 10.0,
                 y: i as u32 * 22 + 4,
                 w: (w * 10.0).round() / 10.0,
@@ -146,6 +146,7 @@ mod tests {
             status: StepStatus::Passed,
             bytes: None,
             detail: String::new(),
+            restore: None,
         };
         // A step starting at (or after) the end, zero-length drills, long steps.
         r.steps = vec![

@@ -187,21 +187,33 @@ impl Artifact {
 /// backup, or the runbook when no backup was read).
 const ARTIFACT_ANNOTATION: &str = "report-file";
 
-/// The in-toto statement: subjects = the backup object and its sha256 (the runbook instead
+/// The in-toto statement: subjects = the backup object and its sha256 (each backup of a drill
+/// of several restores; the runbook instead
 /// when the drill never read a backup, so the subject is never empty), then every file of the
 /// report folder the signature covers (`report.json`, `report.html`, `report.md`); predicate =
 /// the report.
 pub fn statement(report: &Report, artifacts: &[Artifact]) -> serde_json::Value {
-    let first = match report.backup.as_ref().and_then(|b| b.sha256.as_ref().map(|s| (b, s))) {
-        Some((b, sha)) => json!({"name": b.location, "digest": {"sha256": sha}}),
-        None => json!({"name": report.runbook.path, "digest": {"sha256": report.runbook.sha256}}),
-    };
+    // A drill of several restores names each backup it read, once.
+    let mut backups: Vec<&crate::Backup> = report.restores.iter().filter_map(|r| r.backup.as_ref()).collect();
+    if backups.is_empty() {
+        backups.extend(report.backup.as_ref());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut subjects: Vec<serde_json::Value> = backups
+        .into_iter()
+        .filter_map(|b| b.sha256.as_ref().map(|sha| (b, sha)))
+        .filter(|(b, sha)| seen.insert((b.location.clone(), (*sha).clone())))
+        .map(|(b, sha)| json!({"name": b.location, "digest": {"sha256": sha}}))
+        .collect();
+    if subjects.is_empty() {
+        subjects.push(json!({"name": report.runbook.path, "digest": {"sha256": report.runbook.sha256}}));
+    }
     let files = artifacts.iter().map(
         |a| json!({"name": a.name, "digest": {"sha256": a.sha256}, "annotations": {"drillbook": ARTIFACT_ANNOTATION}}),
     );
     json!({
         "_type": STATEMENT_TYPE,
-        "subject": std::iter::once(first).chain(files).collect::<Vec<_>>(),
+        "subject": subjects.into_iter().chain(files).collect::<Vec<_>>(),
         "predicateType": PREDICATE_TYPE,
         "predicate": report,
     })

@@ -36,8 +36,21 @@ pub struct Runbook {
     pub asset: Asset,
     #[serde(default)]
     pub objectives: Objectives,
-    pub source: Source,
-    pub restore: Restore,
+    /// Where the backup comes from. A drill whose restores each name their own `source` needs
+    /// none; otherwise the restores without one share it (fetched once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// How the backup is restored (a drill of one store). Either this or `restores`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
+    /// Several stores restored together (a RAG stack: documents, vectors, config), each with a
+    /// `name` that checks give in `on:`. Fetch, provision and restore of the restores run
+    /// concurrently; teardown runs in reverse order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<Restore>,
+    /// How many restores run at once; default: the number of cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
     /// Checks run against the restored scratch copy, in order.
     #[serde(default)]
     pub verify: Vec<Check>,
@@ -262,6 +275,17 @@ pub struct Decrypt {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Restore {
+    /// The restore's name, `[a-z0-9-]`: what a check's `on:` and the report's lanes call it.
+    /// Required in `restores:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Parsed<Name>>,
+    /// This restore's own backup; without it, the drill's `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// A file or folder inside the unpacked backup that is this restore's (`docs/`,
+    /// `vectors/rag.sqlite`): several restores share one archive of the whole stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// `local` (an ephemeral environment) or `server:<name>` from the config.
     #[serde(default)]
     pub scratch: Parsed<ScratchSpec>,
@@ -274,6 +298,13 @@ pub struct Restore {
 pub enum ScratchSpec {
     Local,
     Server(String),
+}
+
+impl Restore {
+    /// Its name; `restore` for a drill's only restore that has none.
+    pub fn name(&self) -> &str {
+        self.name.as_ref().map(|n| n.get().0.as_str()).unwrap_or("restore")
+    }
 }
 
 impl std::str::FromStr for ScratchSpec {
@@ -472,6 +503,9 @@ pub struct QdrantOptions {
 #[serde(deny_unknown_fields)]
 pub struct Check {
     pub name: String,
+    /// The restore the check runs on (a name from `restores:`); not needed with one restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
     /// In YAML the kind key sits beside `name`.
     pub check: CheckKind,
 }
@@ -502,6 +536,10 @@ pub enum CheckKind {
     DocumentsChecksum(DocumentsChecksumCheck),
     PayloadSchema(PayloadSchemaCheck),
     PointsChecksum(PointsChecksumCheck),
+    References(ReferencesCheck),
+    SameSet(SameSetCheck),
+    SameCount(SameCountCheck),
+    MaxSkew(MaxSkewCheck),
 }
 
 impl CheckKind {
@@ -526,8 +564,90 @@ impl CheckKind {
             CheckKind::DocumentsChecksum(_) => "documents_checksum",
             CheckKind::PayloadSchema(_) => "payload_schema",
             CheckKind::PointsChecksum(_) => "points_checksum",
+            CheckKind::References(_) => "references",
+            CheckKind::SameSet(_) => "same_set",
+            CheckKind::SameCount(_) => "same_count",
+            CheckKind::MaxSkew(_) => "max_skew",
         }
     }
+
+    /// A check across the restores of a stack: it names the restores it reads itself and has
+    /// no `on:`.
+    pub fn is_coherence(&self) -> bool {
+        matches!(
+            self,
+            CheckKind::References(_) | CheckKind::SameSet(_) | CheckKind::SameCount(_) | CheckKind::MaxSkew(_)
+        )
+    }
+
+    /// The value sets a coherence check reads.
+    pub fn value_sets(&self) -> Vec<(&'static str, &ValueSet)> {
+        match self {
+            CheckKind::References(r) => vec![("from", &r.from), ("to", &r.to)],
+            CheckKind::SameSet(c) => vec![("a", &c.a), ("b", &c.b)],
+            CheckKind::SameCount(c) => vec![("a", &c.a), ("b", &c.b)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Values read from one restore, for the checks that compare restores: the first column of an
+/// SQL query's rows (SQL stores), or the paths of the restored files matching a glob (any
+/// restore whose result is a tree, e.g. `files`). Exactly one of `sql` and `files`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValueSet {
+    /// The restore the values come from (a name from `restores:`); not needed with one restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// One value per row: the first column, as text (`select document_id from chunks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// One value per restored file matching the glob: its path relative to the restored root,
+    /// `/`-separated (`docs/**/*.md` gives `docs/a/b.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Parsed<Glob>>,
+    /// Only the file's name, without its folders and this extension (`.md`): what a
+    /// database calls the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_extension: Option<String>,
+}
+
+/// Every value of `from` is one of `to`'s: every chunk's `document_id` names a document that
+/// was restored. At most `max_missing` may be missing (default 0).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferencesCheck {
+    pub from: ValueSet,
+    pub to: ValueSet,
+    #[serde(default)]
+    pub max_missing: u64,
+}
+
+/// The two sets hold the same values (duplicates count once).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SameSetCheck {
+    pub a: ValueSet,
+    pub b: ValueSet,
+}
+
+/// The two sets yield as many values (rows, files).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SameCountCheck {
+    pub a: ValueSet,
+    pub b: ValueSet,
+}
+
+/// The backups of the named restores (default: all) were taken within `max` of each other:
+/// a document backup from 02:00 and a vector backup from 14:00 are not one state.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaxSkewCheck {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<String>,
+    pub max: Parsed<DurationSpec>,
 }
 
 /// `sql: QUERY` + `expect: EXPR`: a query returns the expected scalar.
@@ -908,6 +1028,37 @@ pub enum NotifyOn {
 impl Runbook {
     pub fn name(&self) -> &str {
         &self.name.get().0
+    }
+
+    /// The drill's restores: `restore` as a list of one, or `restores`.
+    pub fn restores(&self) -> &[Restore] {
+        match &self.restore {
+            Some(one) => std::slice::from_ref(one),
+            None => &self.restores,
+        }
+    }
+
+    /// Whether the drill restores several stores (its steps and checks then name theirs).
+    pub fn is_stack(&self) -> bool {
+        self.restores().len() > 1
+    }
+
+    /// The backup a restore reads: its own `source`, else the drill's (validation makes one
+    /// of them present).
+    pub fn source_of<'a>(&'a self, restore: &'a Restore) -> Option<&'a Source> {
+        restore.source.as_ref().or(self.source.as_ref())
+    }
+
+    /// The index in [`Runbook::restores`] of the restore a check runs on: its `on:`, or the
+    /// only one (validation makes `on:` name one, and be present with several).
+    pub fn restore_of(&self, check: &Check) -> usize {
+        self.restore_named(check.on.as_deref())
+    }
+
+    /// The index of the restore `on` names, or the first (the only one, where validation lets
+    /// `on` be absent).
+    pub fn restore_named(&self, on: Option<&str>) -> usize {
+        on.and_then(|on| self.restores().iter().position(|r| r.name() == on)).unwrap_or(0)
     }
     pub fn timezone(&self) -> chrono_tz::Tz {
         self.timezone.as_ref().map(|t| t.get().0).unwrap_or(chrono_tz::UTC)

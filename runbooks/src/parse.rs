@@ -37,6 +37,10 @@ pub const CHECK_KINDS: &[&str] = &[
     "documents_checksum",
     "payload_schema",
     "points_checksum",
+    "references",
+    "same_set",
+    "same_count",
+    "max_skew",
 ];
 
 thread_local! {
@@ -148,9 +152,11 @@ impl Cx<'_> {
                             let pos = find_key_below(&shaped, pos, field).unwrap_or(pos);
                             let mut expected: Vec<&str> = expected.iter().copied().filter(|f| *f != "check").collect();
                             let path = self.original.as_ref().map(|n| path_at(n, pos)).unwrap_or_default();
-                            if path.starts_with("restore.") && path.matches('.').count() == 1 {
-                                // Adapter options sit beside these two common fields.
-                                for common in ["adapter", "scratch"] {
+                            let in_restore = (path.starts_with("restore.") || path.starts_with("restores["))
+                                && path.matches('.').count() == 1;
+                            if in_restore {
+                                // Adapter options sit beside the fields every restore has.
+                                for common in RESTORE_FIELDS {
                                     if !expected.contains(&common) {
                                         expected.push(common);
                                     }
@@ -391,10 +397,18 @@ fn reshape_runbook(root: &mut Node, issue: &mut dyn FnMut(Pos, String)) {
     if let Some(restore) = top.get_mut("restore") {
         reshape_restore(restore, issue);
     }
+    if let Some(Node::Sequence(restores)) = top.get_mut("restores") {
+        for restore in restores.iter_mut() {
+            reshape_restore(restore, issue);
+        }
+    }
     if let Some(Node::Sequence(checks)) = top.get_mut("verify") {
         reshape_checks(checks, issue);
     }
 }
+
+/// The fields of a restore that are not the adapter's options.
+const RESTORE_FIELDS: [&str; 5] = ["adapter", "name", "source", "from", "scratch"];
 
 /// `{adapter: X, scratch: S, opt: V}` → `{scratch: S, adapter: {X: {opt: V}}}`.
 fn reshape_restore(node: &mut Node, issue: &mut dyn FnMut(Pos, String)) {
@@ -414,7 +428,7 @@ fn reshape_restore(node: &mut Node, issue: &mut dyn FnMut(Pos, String)) {
     let mut options = MarkedMappingNode::new_empty(span);
     let mut shaped = MarkedMappingNode::new_empty(span);
     for (k, v) in std::mem::take(&mut **m) {
-        if k.as_str() == "scratch" {
+        if RESTORE_FIELDS.contains(&k.as_str()) {
             shaped.insert(k, v);
         } else {
             options.insert(k, v);
@@ -465,7 +479,8 @@ fn reshape_checks(seq: &mut MarkedSequenceNode, issue: &mut dyn FnMut(Pos, Strin
         let kind = match kinds.as_slice() {
             [one] => one.clone(),
             [] => {
-                let others: Vec<&MarkedScalarNode> = m.keys().filter(|k| k.as_str() != "name").collect();
+                let others: Vec<&MarkedScalarNode> =
+                    m.keys().filter(|k| k.as_str() != "name" && k.as_str() != "on").collect();
                 match others.first() {
                     Some(k) => issue(
                         pos_of(k.span()),
@@ -495,7 +510,7 @@ fn reshape_checks(seq: &mut MarkedSequenceNode, issue: &mut dyn FnMut(Pos, Strin
         let mut body = MarkedMappingNode::new_empty(*kind.span());
         let mut nested = None;
         for (k, v) in std::mem::take(&mut **m) {
-            if k.as_str() == "name" {
+            if k.as_str() == "name" || k.as_str() == "on" {
                 shaped.insert(k, v);
             } else if flat {
                 body.insert(k, v);

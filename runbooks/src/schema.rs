@@ -73,12 +73,22 @@ impl JsonSchema for Restore {
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let enum_schema = AdapterOptions::json_schema(g);
         let scratch = g.subschema_for::<ScratchSpec>().to_value();
+        let name = g.subschema_for::<crate::values::Name>().to_value();
+        let source = g.subschema_for::<crate::model::Source>().to_value();
+        let from = json_schema!({
+            "type": "string",
+            "description": "A file or folder inside the unpacked backup that is this restore's."
+        })
+        .to_value();
         let one_of: Vec<Value> = variants(g, enum_schema)
             .into_iter()
             .map(|(tag, options)| {
                 let (mut props, mut required) = props_of(&options);
                 props.insert("adapter".into(), json_schema!({"const": tag}).to_value());
                 props.insert("scratch".into(), scratch.clone());
+                props.insert("name".into(), name.clone());
+                props.insert("source".into(), source.clone());
+                props.insert("from".into(), from.clone());
                 required.insert(0, "adapter".into());
                 object(props, required, options.get("description"))
             })
@@ -107,6 +117,11 @@ impl JsonSchema for Check {
                     (p, vec![tag.clone()])
                 };
                 props.insert("name".into(), json_schema!({"type": "string"}).to_value());
+                props.insert(
+                    "on".into(),
+                    json_schema!({"type": "string", "description": "The restore the check runs on (with `restores:`)."})
+                        .to_value(),
+                );
                 required.insert(0, "name".into());
                 object(props, required, options.get("description"))
             })

@@ -13,61 +13,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
     if rb.owner.trim().is_empty() {
         issue("owner", "must name who answers for this asset".into());
     }
-    match &rb.source.restic {
-        None if rb.source.path.trim().is_empty() => {
-            issue("source.path", "must not be empty (or name a restic repository with `restic:`)".into())
-        }
-        None => {}
-        Some(restic) => validate_restic(rb, restic, issue),
-    }
-    if rb.source.max_expansion == Some(0) {
-        issue("source.max_expansion", "must be at least 1 (a multiple of the backup's stored size)".into());
-    }
-    let rule = rb.source.pick.rule();
-    // `pick: lastest` would otherwise be looked for as an object of that name.
-    if let crate::model::PickRule::Exact(name) = rule
-        && !name.contains('.')
-        && let Some(word) = crate::nearest(name, ["latest", "oldest", "random"])
-    {
-        issue(
-            "source.pick",
-            format!(
-                "`{name}` is read as the name of one object, did you mean `{word}`? (write the name with its extension)"
-            ),
-        );
-    }
-    if let crate::model::PickRule::Exact(name) = rule {
-        for (field, given) in [
-            ("match", rb.source.pattern.is_some()),
-            ("within", rb.source.within.is_some()),
-            ("time_format", rb.source.time_format.is_some()),
-        ] {
-            if given {
-                issue(
-                    &format!("source.{field}"),
-                    format!(
-                        "`pick: {name}` names one object; `{field}` is for choosing among several (latest, oldest, random, at)"
-                    ),
-                );
-            }
-        }
-    }
-    if let crate::model::PickRule::At(at) = rule
-        && let Err(e) = chrono::DateTime::parse_from_rfc3339(at)
-    {
-        issue("source.pick.at", format!("`{at}` is not an RFC 3339 time such as 2026-11-20T03:00:00Z ({e})"));
-    }
-    if rule == crate::model::PickRule::Latest && rb.source.within.is_some() {
-        issue(
-            "source.within",
-            "not with `pick: latest` (the RPO objective bounds its age); use it with oldest, random or at".into(),
-        );
-    }
-    if let Some(f) = &rb.source.time_format
-        && !f.contains('%')
-    {
-        issue("source.time_format", format!("`{f}` has no chrono specifier (%Y, %m, %d, %H, ...)"));
-    }
+    validate_restores(rb, issue);
     if let (Some(step), Some(drill)) = (&rb.timeouts.step, &rb.timeouts.drill)
         && step.get().0 > drill.get().0
     {
@@ -190,7 +136,26 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 ),
                 _ => {}
             },
-            CheckKind::DatasetDigest(_)
+            CheckKind::References(_) | CheckKind::SameSet(_) | CheckKind::SameCount(_) => {
+                for (side, set) in check.check.value_sets() {
+                    let at = at(&format!(".{side}"));
+                    match (&set.sql, &set.files) {
+                        (Some(_), Some(_)) => issue(&at, "name either `sql` or `files`, not both".into()),
+                        (None, None) => {
+                            issue(&at, "needs `sql` (a query, one value per row) or `files` (a glob)".into())
+                        }
+                        (Some(q), None) if q.trim().is_empty() => {
+                            issue(&format!("{at}.sql"), "must not be empty".into())
+                        }
+                        _ => {}
+                    }
+                    if set.strip_extension.is_some() && set.files.is_none() {
+                        issue(&format!("{at}.strip_extension"), "only with `files`".into());
+                    }
+                }
+            }
+            CheckKind::MaxSkew(_)
+            | CheckKind::DatasetDigest(_)
             | CheckKind::DocumentsChecksum(_)
             | CheckKind::PayloadSchema(_)
             | CheckKind::PointsChecksum(_)
@@ -201,6 +166,174 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
             | CheckKind::Files(_)
             | CheckKind::ConfigParse(_) => {}
         }
+    }
+}
+
+/// `restore` or `restores`, their names and sources, and which restore each check runs on.
+fn validate_restores(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
+    let list = match (&rb.restore, rb.restores.is_empty()) {
+        (Some(_), false) => {
+            issue("restores", "name either `restore` (one store) or `restores` (several), not both".into());
+            return;
+        }
+        (None, true) => {
+            let at = if rb.source.is_some() { "source" } else { "name" };
+            issue(at, "missing `restore:` (how the backup is restored) or `restores:` (a list of them)".into());
+            return;
+        }
+        (Some(_), true) => "restore".to_string(),
+        (None, false) => "restores".to_string(),
+    };
+    let at = |i: usize, field: &str| {
+        if rb.restore.is_some() { format!("{list}.{field}") } else { format!("{list}[{i}].{field}") }
+    };
+    let mut names = BTreeSet::new();
+    for (i, r) in rb.restores().iter().enumerate() {
+        if rb.restore.is_none() && r.name.is_none() {
+            issue(&format!("restores[{i}]"), "needs a `name` (what checks give in `on:`)".into());
+        }
+        if r.name.is_some() && !names.insert(r.name()) {
+            issue(&at(i, "name"), format!("duplicate restore name `{}`", r.name()));
+        }
+        match &r.source {
+            Some(src) => validate_source(src, &at(i, "source"), issue),
+            None if rb.source.is_none() => issue(
+                &at(i, "adapter"),
+                "no backup to restore: give this restore a `source:`, or the drill one `source:` for all".into(),
+            ),
+            None => {}
+        }
+        if let Some(from) = &r.from {
+            let path = std::path::Path::new(from);
+            let outside = path.is_absolute()
+                || path.components().any(|c| matches!(c, std::path::Component::ParentDir))
+                || from.trim().is_empty();
+            if outside {
+                issue(&at(i, "from"), format!("`{from}` must be a relative path inside the unpacked backup"));
+            }
+        }
+    }
+    if let Some(src) = &rb.source {
+        if rb.restores().iter().all(|r| r.source.is_some()) {
+            issue("source", "no restore reads it: every restore names its own `source`".into());
+        }
+        validate_source(src, "source", issue);
+    }
+    if rb.parallel == Some(0) {
+        issue("parallel", "must be at least 1 (how many restores run at once)".into());
+    }
+    let known: Vec<&str> = rb.restores().iter().map(|r| r.name()).collect();
+    let unknown = |on: &str| {
+        format!(
+            "no restore named `{on}`{} (restores: {})",
+            crate::issue::hint(on, known.iter().copied()),
+            known.join(", ")
+        )
+    };
+    for (i, check) in rb.verify.iter().enumerate() {
+        if check.check.is_coherence() {
+            let kind = check.check.name();
+            if check.on.is_some() {
+                issue(
+                    &format!("verify[{i}].on"),
+                    format!("`{kind}` names the restores it reads itself (`on:` inside each side)"),
+                );
+            }
+            for (side, set) in check.check.value_sets() {
+                match &set.on {
+                    Some(on) if !known.contains(&on.as_str()) => {
+                        issue(&format!("verify[{i}].{kind}.{side}.on"), unknown(on))
+                    }
+                    None if rb.is_stack() => issue(
+                        &format!("verify[{i}].{kind}.{side}"),
+                        format!("say which restore these values come from: `on:` one of {}", known.join(", ")),
+                    ),
+                    _ => {}
+                }
+            }
+            if let CheckKind::MaxSkew(m) = &check.check {
+                for (j, on) in m.restores.iter().enumerate() {
+                    if !known.contains(&on.as_str()) {
+                        issue(&format!("verify[{i}].max_skew.restores[{j}]"), unknown(on));
+                    }
+                }
+                if !rb.is_stack() {
+                    issue(
+                        &format!("verify[{i}].max_skew"),
+                        "compares the backups of several restores (`restores:`)".into(),
+                    );
+                }
+            }
+            continue;
+        }
+        match &check.on {
+            Some(on) if !known.contains(&on.as_str()) => issue(&format!("verify[{i}].on"), unknown(on)),
+            None if rb.is_stack() => issue(
+                &format!("verify[{i}].name"),
+                format!("with several restores, say which one the check runs on: `on:` one of {}", known.join(", ")),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// The rules of one `source:` (the drill's or a restore's), `prefix` its path.
+fn validate_source(src: &crate::model::Source, prefix: &str, issue: &mut dyn FnMut(&str, String)) {
+    let at = |field: &str| format!("{prefix}.{field}");
+    match &src.restic {
+        None if src.path.trim().is_empty() => {
+            issue(&at("path"), "must not be empty (or name a restic repository with `restic:`)".into())
+        }
+        None => {}
+        Some(restic) => validate_restic(src, restic, prefix, issue),
+    }
+    if src.max_expansion == Some(0) {
+        issue(&at("max_expansion"), "must be at least 1 (a multiple of the backup's stored size)".into());
+    }
+    let rule = src.pick.rule();
+    // `pick: lastest` would otherwise be looked for as an object of that name.
+    if let crate::model::PickRule::Exact(name) = rule
+        && !name.contains('.')
+        && let Some(word) = crate::nearest(name, ["latest", "oldest", "random"])
+    {
+        issue(
+            &at("pick"),
+            format!(
+                "`{name}` is read as the name of one object, did you mean `{word}`? (write the name with its extension)"
+            ),
+        );
+    }
+    if let crate::model::PickRule::Exact(name) = rule {
+        for (field, given) in [
+            ("match", src.pattern.is_some()),
+            ("within", src.within.is_some()),
+            ("time_format", src.time_format.is_some()),
+        ] {
+            if given {
+                issue(
+                    &at(field),
+                    format!(
+                        "`pick: {name}` names one object; `{field}` is for choosing among several (latest, oldest, random, at)"
+                    ),
+                );
+            }
+        }
+    }
+    if let crate::model::PickRule::At(when) = rule
+        && let Err(e) = chrono::DateTime::parse_from_rfc3339(when)
+    {
+        issue(&at("pick.at"), format!("`{when}` is not an RFC 3339 time such as 2026-11-20T03:00:00Z ({e})"));
+    }
+    if rule == crate::model::PickRule::Latest && src.within.is_some() {
+        issue(
+            &at("within"),
+            "not with `pick: latest` (the RPO objective bounds its age); use it with oldest, random or at".into(),
+        );
+    }
+    if let Some(f) = &src.time_format
+        && !f.contains('%')
+    {
+        issue(&at("time_format"), format!("`{f}` has no chrono specifier (%Y, %m, %d, %H, ...)"));
     }
 }
 
@@ -237,13 +370,18 @@ fn target(table: bool, collection: bool, at: &str, issue: &mut dyn FnMut(&str, S
 
 /// A restic source names its recovery points itself: what a storage profile's object needs
 /// (a path, a sidecar, age, a name pattern) has no meaning there.
-fn validate_restic(rb: &Runbook, restic: &crate::model::ResticSource, issue: &mut dyn FnMut(&str, String)) {
-    let src = &rb.source;
+fn validate_restic(
+    src: &crate::model::Source,
+    restic: &crate::model::ResticSource,
+    prefix: &str,
+    issue: &mut dyn FnMut(&str, String),
+) {
+    let at = |field: &str| format!("{prefix}.{field}");
     if !src.path.is_empty() {
-        issue("source.path", "not with `restic:`; the path inside the snapshot is `source.restic.path`".into());
+        issue(&at("path"), "not with `restic:`; the path inside the snapshot is `source.restic.path`".into());
     }
     if src.storage != "local" {
-        issue("source.storage", "not with `restic:`; the repository (`source.restic.repository`) says where".into());
+        issue(&at("storage"), "not with `restic:`; the repository (`source.restic.repository`) says where".into());
     }
     let not_for_restic = [
         (
@@ -257,35 +395,32 @@ fn validate_restic(rb: &Runbook, restic: &crate::model::ResticSource, issue: &mu
     ];
     for (field, given, why) in not_for_restic {
         if given {
-            issue(&format!("source.{field}"), format!("not with `restic:`; {why}"));
+            issue(&at(field), format!("not with `restic:`; {why}"));
         }
     }
     if let crate::model::PickRule::Exact(name) = src.pick.rule() {
-        issue(
-            "source.pick",
-            format!("`{name}`: with `restic:` one snapshot is named by `source.restic.snapshot: <id>`"),
-        );
+        issue(&at("pick"), format!("`{name}`: with `restic:` one snapshot is named by `source.restic.snapshot: <id>`"));
     }
     if restic.snapshot != "latest" {
         if !restic.snapshot.chars().all(|c| c.is_ascii_hexdigit()) || restic.snapshot.len() < 8 {
             issue(
-                "source.restic.snapshot",
+                &at("restic.snapshot"),
                 format!("`{}` is neither `latest` nor a snapshot id (8 to 64 hex digits)", restic.snapshot),
             );
         }
         if src.pick.rule() != crate::model::PickRule::Latest || src.within.is_some() {
             issue(
-                "source.pick",
+                &at("pick"),
                 "`source.restic.snapshot` names one snapshot; `pick`/`within` choose among several".into(),
             );
         }
     }
     if restic.repository.trim().is_empty() {
-        issue("source.restic.repository", "must not be empty".into());
+        issue(&at("restic.repository"), "must not be empty".into());
     }
     if !restic.path.starts_with('/') {
         issue(
-            "source.restic.path",
+            &at("restic.path"),
             format!(
                 "`{}` must be absolute inside the snapshot, as `restic ls` shows it (e.g. `/`, `/data`)",
                 restic.path
@@ -294,10 +429,10 @@ fn validate_restic(rb: &Runbook, restic: &crate::model::ResticSource, issue: &mu
     }
     for (name, value) in &restic.env {
         if name.is_empty() || name.contains('=') {
-            issue("source.restic.env", format!("`{name}` is not a variable name"));
+            issue(&at("restic.env"), format!("`{name}` is not a variable name"));
         }
         if let Err(e) = SecretRef::find(value) {
-            issue(&format!("source.restic.env.{name}"), e);
+            issue(&at(&format!("restic.env.{name}")), e);
         }
     }
 }

@@ -78,7 +78,7 @@ fn checks_issues(adapter: &str, kind: &str, checks: &str) -> String {
 fn the_design_example_parses() {
     let rb = Runbook::parse("rb.yaml", VALID).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rb.name(), "rag-embeddings-nightly");
-    assert_eq!(rb.restore.adapter.kind(), "sqlite");
+    assert_eq!(rb.restores()[0].adapter.kind(), "sqlite");
     assert_eq!(rb.objectives.rto.as_ref().unwrap().get().0.as_secs(), 1200);
     assert_eq!(rb.verify.len(), 3);
     assert!(matches!(rb.verify[0].check, CheckKind::Sql(_)));
@@ -98,12 +98,12 @@ fn errors_name_file_line_column_field_and_hint() {
         (
             "  scratch: local\n",
             "  scratch: local\n  jbos: 2\n",
-            "rb.yaml:25:3: restore.jbos: unknown field (expected one of: file, adapter, scratch)",
+            "rb.yaml:25:3: restore.jbos: unknown field (expected one of: file, adapter, name, source, from, scratch)",
         ),
         (
             "  file: docs.sqlite\n",
             "  fiel: docs.sqlite\n",
-            "rb.yaml:25:3: restore.fiel: unknown field, did you mean `file`? (expected one of: file, adapter, scratch)",
+            "rb.yaml:25:3: restore.fiel: unknown field, did you mean `file`? (expected one of: file, adapter, name, source, from, scratch)",
         ),
         (
             "    expect: \">= 10000\"",
@@ -332,7 +332,7 @@ fn pick_rules_are_validated() {
     let rb =
         Runbook::parse("rb.yaml", &VALID.replacen("  pick: latest", "  pick: { at: \"2026-11-20T03:00:00Z\" }", 1))
             .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(rb.source.pick.rule(), drillbook_runbooks::PickRule::At("2026-11-20T03:00:00Z"));
+    assert_eq!(rb.source.as_ref().unwrap().pick.rule(), drillbook_runbooks::PickRule::At("2026-11-20T03:00:00Z"));
 }
 
 /// `source.restic`: the repository names its recovery points; what only an object of a storage
@@ -377,4 +377,159 @@ fn restic_sources_are_validated() {
         missing.contains("source.path: must not be empty (or name a restic repository with `restic:`)"),
         "{missing}"
     );
+}
+
+const STACK: &str = r#"version: 1
+name: rag-stack
+owner: search-platform
+asset: { name: rag, kind: vector-store }
+source: { path: stack/, match: "*.tar.zst" }
+parallel: 2
+restores:
+  - name: docs
+    adapter: sqlite
+    from: documents/
+    file: docs.sqlite
+  - name: corpus
+    adapter: files
+    from: corpus
+  - name: vectors
+    adapter: sqlite
+    source: { path: vectors/, checksum: sidecar }
+verify:
+  - name: documents restored
+    on: docs
+    sql: select count(*) from documents
+    expect: ">= 1"
+  - name: corpus intact
+    on: corpus
+    files: { manifest: corpus.sha256 }
+"#;
+
+#[test]
+fn a_stack_of_restores_parses_and_checks_name_their_restore() {
+    let rb = Runbook::parse("stack.yaml", STACK).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = rb.restores().iter().map(|r| r.name()).collect();
+    assert_eq!(names, ["docs", "corpus", "vectors"]);
+    assert!(rb.is_stack());
+    assert_eq!(rb.restore_of(&rb.verify[1]), 1);
+    assert_eq!(rb.source_of(&rb.restores()[0]).unwrap().path, "stack/");
+    assert_eq!(rb.source_of(&rb.restores()[2]).unwrap().path, "vectors/");
+    assert_eq!(rb.restores()[0].from.as_deref(), Some("documents/"));
+    // A single `restore:` is the list of one, named `restore`.
+    let one = Runbook::parse("rb.yaml", VALID).unwrap();
+    assert_eq!(one.restores().len(), 1);
+    assert_eq!(one.restores()[0].name(), "restore");
+    assert!(!one.is_stack());
+}
+
+#[test]
+fn stacks_are_validated() {
+    let issues = |(from, to): (&str, &str)| {
+        assert!(STACK.contains(from), "fixture does not contain {from:?}");
+        match Runbook::parse("stack.yaml", &STACK.replacen(from, to, 1)) {
+            Ok(_) => "ok".to_string(),
+            Err(issues) => issues.to_string(),
+        }
+    };
+    let cases: &[((&str, &str), &str)] = &[
+        (
+            ("    on: corpus\n", "    on: corpsu\n"),
+            "stack.yaml:24:5: verify[1].on: no restore named `corpsu`, did you mean `corpus`? (restores: docs, corpus, vectors)",
+        ),
+        (
+            ("    on: docs\n", ""),
+            "stack.yaml:19:5: verify[0].name: with several restores, say which one the check runs on: `on:` one of docs, corpus, vectors",
+        ),
+        (
+            ("  - name: corpus\n", "  - name: docs\n"),
+            "stack.yaml:12:5: restores[1].name: duplicate restore name `docs`",
+        ),
+        (
+            ("  - name: corpus\n    adapter: files\n", "  - adapter: files\n"),
+            "restores[1]: needs a `name` (what checks give in `on:`)",
+        ),
+        (
+            ("    from: corpus\n", "    from: ../corpus\n"),
+            "restores[1].from: `../corpus` must be a relative path inside",
+        ),
+        (("    from: corpus\n", "    form: corpus\n"), "restores[1].form: unknown field, did you mean `from`?"),
+        (("parallel: 2\n", "parallel: 0\n"), "stack.yaml:6:1: parallel: must be at least 1"),
+        (
+            ("source: { path: stack/, match: \"*.tar.zst\" }\n", ""),
+            "restores[0].adapter: no backup to restore: give this restore a `source:`, or the drill one `source:` for all",
+        ),
+        (
+            ("    source: { path: vectors/, checksum: sidecar }\n", "    source: { path: vectors/, pick: lastest }\n"),
+            "restores[2].source.pick: `lastest` is read as the name of one object, did you mean `latest`?",
+        ),
+        (
+            ("restores:\n", "restore: { adapter: files }\nrestores:\n"),
+            "restores: name either `restore` (one store) or `restores` (several), not both",
+        ),
+        (("verify:\n", "verify: []\nx:\n"), "x: unknown field"),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(edit, want)| {
+            let got = issues(*edit);
+            (!got.contains(want)).then(|| format!("{edit:?}\n  want: {want}\n  got:  {got}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    // A source nobody reads is an error, not a silent leftover.
+    let every_own = STACK
+        .replace("    from: documents/\n", "    source: { path: d/ }\n")
+        .replace("    from: corpus\n", "    source: { path: c/ }\n");
+    let got = Runbook::parse("stack.yaml", &every_own).unwrap_err().to_string();
+    assert!(got.contains("stack.yaml:5:1: source: no restore reads it"), "{got}");
+}
+
+#[test]
+fn checks_across_restores_name_their_sides() {
+    let with = |check: &str| {
+        let text = format!("{STACK}{check}");
+        match Runbook::parse("stack.yaml", &text) {
+            Ok(rb) => {
+                assert!(rb.verify.last().unwrap().check.is_coherence());
+                "ok".to_string()
+            }
+            Err(issues) => issues.to_string(),
+        }
+    };
+    let cases: &[(&str, &str)] = &[
+        (
+            "  - name: refs\n    references: { from: { on: vectors, sql: select document_id from chunks }, to: { on: docs, sql: select id from documents } }\n",
+            "ok",
+        ),
+        (
+            "  - name: refs\n    references: { from: { sql: select document_id from chunks }, to: { on: docs, sql: select id from documents } }\n",
+            "verify[2].references.from: say which restore these values come from: `on:` one of docs, corpus, vectors",
+        ),
+        (
+            "  - name: refs\n    on: docs\n    references: { from: { on: vectors, sql: select 1 }, to: { on: docs, sql: select 1 } }\n",
+            "verify[2].on: `references` names the restores it reads itself",
+        ),
+        (
+            "  - name: same\n    same_set: { a: { on: corpus, files: \"*.md\", sql: select 1 }, b: { on: docs, sql: select 1 } }\n",
+            "verify[2].same_set.a: name either `sql` or `files`, not both",
+        ),
+        (
+            "  - name: same\n    same_count: { a: { on: corpus }, b: { on: docs, sql: select 1, strip_extension: .md } }\n",
+            "verify[2].same_count.a: needs `sql` (a query, one value per row) or `files` (a glob)",
+        ),
+        (
+            "  - name: skew\n    max_skew: { restores: [docs, vectros], max: 1h }\n",
+            "verify[2].max_skew.restores[1]: no restore named `vectros`, did you mean `vectors`?",
+        ),
+        ("  - name: skew\n    max_skew: { max: 1 hour }\n", "verify[2].max_skew.max: cannot parse duration"),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(check, want)| {
+            let got = with(check);
+            (!got.contains(want)).then(|| format!("{check}\n  want: {want}\n  got:  {got}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }

@@ -659,12 +659,16 @@ async fn clean_up(config: &Config, run_id: &str, loaded: Option<&Loaded>, folder
             .await
             .unwrap_or_default();
     if let Some(loaded) = loaded {
-        let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
         match plan::build(config, loaded.clone()) {
-            Ok(p) => match adapter.sweep(run_id, &p.scratch).await {
-                Ok(more) => removed.extend(more),
-                Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
-            },
+            Ok(p) => {
+                for (restore, built) in loaded.runbook.restores().iter().zip(&p.restores) {
+                    let adapter = drillbook_adapters::build(&restore.adapter);
+                    match adapter.sweep(run_id, &built.scratch).await {
+                        Ok(more) => removed.extend(more),
+                        Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
+                    }
+                }
+            }
             Err(e) => removed.push(format!("could not sweep the scratch server: {e}")),
         }
     }

@@ -12,42 +12,67 @@ use crate::plan;
 pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode> {
     let loaded = plan::load(path)?;
     let rb = &loaded.runbook;
-    let adapter = drillbook_adapters::build(&rb.restore.adapter);
     let mut steps: Vec<String> = Vec::new();
-    let src = &rb.source;
-    match &src.restic {
-        None => steps.extend(object_steps(src)),
-        Some(restic) => steps.extend(restic_steps(restic, src)),
+    let source_steps = |src: &drillbook_runbooks::Source| match &src.restic {
+        None => object_steps(src),
+        Some(restic) => restic_steps(restic, src),
+    };
+    let age = rb.objectives.rpo.as_ref().map(|rpo| {
+        format!("Check its age: it must be younger than {} (RPO). If it is older, escalate to {}.", rpo.raw(), rb.owner)
+    });
+    let shared = rb.restores().iter().any(|r| r.source.is_none());
+    if let (true, Some(src)) = (shared, &rb.source) {
+        steps.extend(source_steps(src));
+        if let Some(age) = &age {
+            steps.insert(1, age.clone());
+        }
     }
-    if let Some(rpo) = &rb.objectives.rpo {
-        steps.insert(
-            1,
-            format!(
-                "Check its age: it must be younger than {} (RPO). If it is older, escalate to {}.",
-                rpo.raw(),
-                rb.owner
-            ),
-        );
+    // A stack's restores, one after the other here (the drill runs them at once), each with
+    // the checks that name it.
+    for (i, restore) in rb.restores().iter().enumerate() {
+        let adapter = drillbook_adapters::build(&restore.adapter);
+        let lane = if rb.is_stack() { format!("[{}] ", restore.name()) } else { String::new() };
+        let mut own = Vec::new();
+        if let Some(src) = &restore.source {
+            own.extend(source_steps(src));
+            if let Some(age) = &age {
+                own.insert(1, age.clone());
+            }
+        }
+        if let Some(from) = &restore.from {
+            own.push(format!("Take `{from}` from the unpacked backup; it is what this restore restores."));
+        }
+        own.extend(adapter.explain_restore("backup"));
+        for c in rb.verify.iter().filter(|c| !c.check.is_coherence() && rb.restore_of(c) == i) {
+            let how = match &c.check {
+                CheckKind::Command(cmd) => {
+                    format!("run `{}` in the restored folder; it must exit 0", cmd.run.join(" "))
+                }
+                CheckKind::Files(f) => format!(
+                    "`sha256sum -c {}` in the restored folder must print OK for every file{}",
+                    f.manifest,
+                    if f.allow_extra { "" } else { ", and no other file may exist" }
+                ),
+                CheckKind::ConfigParse(p) => format!(
+                    "every file matching `{}` must parse{}",
+                    p.path.raw(),
+                    if p.require.is_empty() { String::new() } else { format!(" and contain {}", p.require.join(", ")) }
+                ),
+                _ => adapter.explain_check(c),
+            };
+            own.push(format!("Check \"{}\": {}.", c.name, how.trim_end_matches('.')));
+        }
+        steps.extend(own.into_iter().map(|s| format!("{lane}{s}")));
     }
-    steps.extend(adapter.explain_restore("backup"));
-    for c in &rb.verify {
-        let how = match &c.check {
-            CheckKind::Command(cmd) => format!("run `{}` in the restored folder; it must exit 0", cmd.run.join(" ")),
-            CheckKind::Files(f) => format!(
-                "`sha256sum -c {}` in the restored folder must print OK for every file{}",
-                f.manifest,
-                if f.allow_extra { "" } else { ", and no other file may exist" }
-            ),
-            CheckKind::ConfigParse(p) => format!(
-                "every file matching `{}` must parse{}",
-                p.path.raw(),
-                if p.require.is_empty() { String::new() } else { format!(" and contain {}", p.require.join(", ")) }
-            ),
-            _ => adapter.explain_check(c),
-        };
-        steps.push(format!("Check \"{}\": {}.", c.name, how.trim_end_matches('.')));
+    for c in rb.verify.iter().filter(|c| c.check.is_coherence()) {
+        steps.push(format!("Check \"{}\" across the restores: {}.", c.name, coherence_step(rb, &c.check)));
     }
-    steps.push("Tear the scratch copy down: delete the folder and anything started for it.".into());
+    steps.push(if rb.is_stack() {
+        "Tear every scratch copy down, the last restored first: delete the folders and anything started for them."
+            .into()
+    } else {
+        "Tear the scratch copy down: delete the folder and anything started for it.".into()
+    });
     if let Some(rto) = &rb.objectives.rto {
         steps.push(format!("All of the above must be done within {} (RTO).", rto.raw()));
     }
@@ -62,6 +87,34 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
         println!("{:>2}. [ ] {s}", i + 1);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A check across restores as a manual step.
+fn coherence_step(rb: &drillbook_runbooks::Runbook, check: &CheckKind) -> String {
+    let set = |s: &drillbook_runbooks::ValueSet| {
+        let on = rb.restores()[rb.restore_named(s.on.as_deref())].name();
+        match (&s.sql, &s.files) {
+            (Some(q), _) => format!("the rows of `{}` on {on}", q.trim()),
+            (_, Some(g)) => format!("the files `{}` of {on}", g.raw()),
+            _ => on.to_string(),
+        }
+    };
+    match check {
+        CheckKind::References(r) => format!(
+            "every value of {} must be among {}{}",
+            set(&r.from),
+            set(&r.to),
+            if r.max_missing > 0 { format!(" (at most {} missing)", r.max_missing) } else { String::new() }
+        ),
+        CheckKind::SameSet(c) => format!("{} and {} must hold the same values", set(&c.a), set(&c.b)),
+        CheckKind::SameCount(c) => format!("{} and {} must be as many", set(&c.a), set(&c.b)),
+        CheckKind::MaxSkew(m) => format!(
+            "the backups of {} must have been taken within {} of each other",
+            if m.restores.is_empty() { "every restore".to_string() } else { m.restores.join(", ") },
+            m.max.raw()
+        ),
+        other => other.name().to_string(),
+    }
 }
 
 /// Locating, copying, verifying and unpacking an object of a storage profile.

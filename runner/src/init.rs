@@ -98,8 +98,11 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
     //    source rules as a drill).
     let draft = Draft { name: &name, source: source.yaml(&out), restore: "  adapter: files\n".into() };
     let plan = crate::plan::build(config, draft.load(&file)?)?;
-    let Origin::Storage { storage, path } = &plan.origin else { unreachable!("init builds storage sources only") };
-    let found = storage.locate(&plan.runbook.source, path, Utc::now(), 0).await.map_err(|e| {
+    let Some(Origin::Storage { storage, path }) = plan.sources.first().map(|s| &s.origin) else {
+        unreachable!("init builds one storage source")
+    };
+    let spec = plan.runbook.source.as_ref().expect("the draft has a source");
+    let found = storage.locate(spec, path, Utc::now(), 0).await.map_err(|e| {
         let glob = source.pattern.as_ref().map(|(g, _)| format!(" matching `{g}`")).unwrap_or_default();
         Invalid(format!("no backup found in {}{glob}: {e}", source.folder))
     })?;
@@ -138,8 +141,8 @@ pub async fn init_command(config: &Config, args: &InitArgs) -> anyhow::Result<Ex
         .with_context(|| format!("cannot write in {}", out.display()))?;
     let draft = Draft { source: source.yaml(&out), restore: detected.restore_yaml(), ..draft };
     let mut plan = crate::plan::build(config, draft.load(&file)?)?;
-    if sidecar {
-        plan.runbook.source.checksum = ChecksumMode::Sidecar;
+    if sidecar && let Some(source) = plan.runbook.source.as_mut() {
+        source.checksum = ChecksumMode::Sidecar;
     }
     let capture = Arc::new(Capture {
         adapter: detected.adapter,

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use drillbook_adapters::source::{Restic, Storage};
 use drillbook_adapters::unpack::Decryption;
 use drillbook_adapters::{ScratchTarget, Secrets, ServerScratch, can_run};
-use drillbook_runbooks::{Runbook, ScratchSpec};
+use drillbook_runbooks::{Restore, Runbook, ScratchSpec, Source};
 use sha2::{Digest, Sha256};
 
 use crate::Invalid;
 use crate::config::Config;
-use crate::execute::{DrillPlan, Origin};
+use crate::execute::{DrillPlan, Origin, RestorePlan, SourcePlan};
 
 /// A parsed runbook with its file facts.
 #[derive(Clone)]
@@ -41,36 +41,83 @@ pub fn load_with_text(path: &Path) -> Result<(Loaded, String), Invalid> {
     Ok((loaded, text))
 }
 
-/// Rules that need the adapter registry: every check kind must be one the adapter runs.
+/// Rules that need the adapter registry: every check kind must be one its restore's adapter runs.
 fn check_against_registry(l: &Loaded, shown: &str) -> Vec<String> {
-    let adapter = drillbook_adapters::build(&l.runbook.restore.adapter);
+    let rb = &l.runbook;
+    let adapters: Vec<_> = rb.restores().iter().map(|r| drillbook_adapters::build(&r.adapter)).collect();
     let mut out = Vec::new();
-    for (i, c) in l.runbook.verify.iter().enumerate() {
+    for (i, c) in rb.verify.iter().enumerate() {
+        for (side, set) in c.check.value_sets() {
+            let at = rb.restore_named(set.on.as_deref());
+            if set.sql.is_some() && !adapters[at].has_sql() {
+                out.push(format!(
+                    "{shown}: verify[{i}].{}.{side}.sql: adapter `{}` (restore `{}`) answers no SQL; use `files:` or a restore that does",
+                    c.check.name(),
+                    adapters[at].kind(),
+                    rb.restores()[at].name()
+                ));
+            }
+        }
+        if c.check.is_coherence() {
+            continue;
+        }
+        let adapter = &adapters[rb.restore_of(c)];
         if !can_run(adapter.as_ref(), &c.check) {
+            let on = if rb.is_stack() {
+                format!(" (restore `{}`)", rb.restores()[rb.restore_of(c)].name())
+            } else {
+                String::new()
+            };
             out.push(format!(
-                "{shown}: verify[{i}]: adapter `{}` cannot run `{}` checks",
+                "{shown}: verify[{i}]: adapter `{}`{on} cannot run `{}` checks",
                 adapter.kind(),
                 c.check.name()
             ));
         }
     }
-    if let ScratchSpec::Server(name) = l.runbook.restore.scratch.get()
-        && adapter.server_kinds().is_empty()
-    {
-        out.push(format!(
-            "{shown}: restore.scratch: adapter `{}` has no server scratch providers (`server:{name}`); use `local`",
-            adapter.kind()
-        ));
+    for (i, (r, adapter)) in rb.restores().iter().zip(&adapters).enumerate() {
+        if let ScratchSpec::Server(name) = r.scratch.get()
+            && adapter.server_kinds().is_empty()
+        {
+            out.push(format!(
+                "{shown}: {}.scratch: adapter `{}` has no server scratch providers (`server:{name}`); use `local`",
+                restore_path(rb, i),
+                adapter.kind()
+            ));
+        }
     }
     out
 }
 
-/// The storage profile a runbook names (`None`: the built-in `local`), or why there is none.
+/// `restore` or `restores[i]`, as messages name a restore.
+fn restore_path(rb: &Runbook, i: usize) -> String {
+    if rb.restore.is_some() { "restore".into() } else { format!("restores[{i}]") }
+}
+
+/// The drill's backups: its `source` when a restore reads it (owner `None`), then each
+/// restore's own, with the path messages name them by.
+fn sources(rb: &Runbook) -> Vec<(Option<usize>, &Source, String)> {
+    let mut out = Vec::new();
+    if let Some(src) = &rb.source
+        && rb.restores().iter().any(|r| r.source.is_none())
+    {
+        out.push((None, src, "source".to_string()));
+    }
+    for (i, r) in rb.restores().iter().enumerate() {
+        if let Some(src) = &r.source {
+            out.push((Some(i), src, format!("{}.source", restore_path(rb, i))));
+        }
+    }
+    out
+}
+
+/// The storage profile a source names (`None`: the built-in `local`), or why there is none.
 fn storage_profile<'c>(
     config: &'c Config,
     loaded: &Loaded,
+    src: &Source,
+    at: &str,
 ) -> Result<Option<&'c std::collections::BTreeMap<String, String>>, Invalid> {
-    let src = &loaded.runbook.source;
     if src.storage == "local" && !config.storage.contains_key("local") {
         return Ok(None);
     }
@@ -80,7 +127,7 @@ fn storage_profile<'c>(
             .map(|n| format!(", did you mean `{n}`?"))
             .unwrap_or_default();
         Invalid(format!(
-            "{}: source.storage: no storage profile `{}` in the config{hint} (known: {})",
+            "{}: {at}.storage: no storage profile `{}` in the config{hint} (known: {})",
             loaded.path.display(),
             src.storage,
             known.join(", ")
@@ -95,10 +142,15 @@ struct ScratchEntry<'c> {
     kind: String,
 }
 
-/// The config's `scratch:` entry a runbook's `server:<name>` names, if it names one: it must
+/// The config's `scratch:` entry a restore's `server:<name>` names, if it names one: it must
 /// exist and serve this adapter.
-fn scratch_entry<'c>(config: &'c Config, loaded: &Loaded) -> Result<Option<ScratchEntry<'c>>, Invalid> {
-    let ScratchSpec::Server(name) = loaded.runbook.restore.scratch.get() else {
+fn scratch_entry<'c>(
+    config: &'c Config,
+    loaded: &Loaded,
+    restore: &Restore,
+    at: &str,
+) -> Result<Option<ScratchEntry<'c>>, Invalid> {
+    let ScratchSpec::Server(name) = restore.scratch.get() else {
         return Ok(None);
     };
     let shown = loaded.path.display();
@@ -106,13 +158,13 @@ fn scratch_entry<'c>(config: &'c Config, loaded: &Loaded) -> Result<Option<Scrat
         let hint = drillbook_runbooks::nearest(name, config.scratch.keys().map(String::as_str))
             .map(|n| format!(", did you mean `server:{n}`?"))
             .unwrap_or_default();
-        Invalid(format!("{shown}: restore.scratch: no scratch server `{name}` in the config{hint}"))
+        Invalid(format!("{shown}: {at}.scratch: no scratch server `{name}` in the config{hint}"))
     })?;
     let kind = entry.get("type").cloned().unwrap_or_default();
-    let adapter = drillbook_adapters::build(&loaded.runbook.restore.adapter);
+    let adapter = drillbook_adapters::build(&restore.adapter);
     if !adapter.server_kinds().contains(&kind.as_str()) {
         return Err(Invalid(format!(
-            "{shown}: restore.scratch: scratch server `{name}` is of type `{kind}`, which adapter `{}` cannot use",
+            "{shown}: {at}.scratch: scratch server `{name}` is of type `{kind}`, which adapter `{}` cannot use",
             adapter.kind()
         )));
     }
@@ -127,11 +179,16 @@ pub fn check_references(config: &Config, loaded: &Loaded) -> Result<(), Invalid>
             drillbook_runbooks::SecretRef::find(v).map(|_| ()).map_err(|e| Invalid(format!("{section}.{k}: {e}")))
         })
     };
-    if let Some(profile) = storage_profile(config, loaded)? {
-        well_formed(format!("storage.{}", loaded.runbook.source.storage), profile)?;
+    let rb = &loaded.runbook;
+    for (_, src, at) in sources(rb) {
+        if let Some(profile) = storage_profile(config, loaded, src, &at)? {
+            well_formed(format!("storage.{}", src.storage), profile)?;
+        }
     }
-    if let Some(entry) = scratch_entry(config, loaded)? {
-        well_formed(format!("scratch.{}", entry.name), entry.values)?;
+    for (i, r) in rb.restores().iter().enumerate() {
+        if let Some(entry) = scratch_entry(config, loaded, r, &restore_path(rb, i))? {
+            well_formed(format!("scratch.{}", entry.name), entry.values)?;
+        }
     }
     Ok(())
 }
@@ -139,8 +196,61 @@ pub fn check_references(config: &Config, loaded: &Loaded) -> Result<(), Invalid>
 /// Builds what a drill needs from a loaded runbook and the config, resolving secrets.
 pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
     let secrets = Secrets::default();
-    let src = &loaded.runbook.source;
-    let storage = match storage_profile(config, &loaded)? {
+    let rb = &loaded.runbook;
+    let mut built = Vec::new();
+    for (owner, src, at) in sources(rb) {
+        built.push(build_source(config, &loaded, &secrets, owner, src, &at)?);
+    }
+    let mut restores = Vec::new();
+    for (i, r) in rb.restores().iter().enumerate() {
+        let source = built
+            .iter()
+            .position(|s: &SourcePlan| s.owner == Some(i))
+            .or_else(|| built.iter().position(|s| s.owner.is_none()))
+            .ok_or_else(|| {
+                Invalid(format!("{}: {}: no backup to restore", loaded.path.display(), restore_path(rb, i)))
+            })?;
+        let scratch = match scratch_entry(config, &loaded, r, &restore_path(rb, i))? {
+            None => ScratchTarget::Local,
+            Some(ScratchEntry { name, values, kind }) => {
+                let resolve = |key: &str| -> Result<Option<String>, Invalid> {
+                    values
+                        .get(key)
+                        .map(|v| secrets.expand(v).map_err(|e| Invalid(format!("scratch.{name}.{key}: {e}"))))
+                        .transpose()
+                };
+                ScratchTarget::Server(ServerScratch {
+                    name: name.to_string(),
+                    kind,
+                    url: resolve("url")?.unwrap_or_default(),
+                    password: resolve("password")?,
+                })
+            }
+        };
+        restores.push(RestorePlan { source, scratch });
+    }
+    Ok(DrillPlan {
+        runbook: loaded.runbook,
+        path: loaded.path,
+        sha256: loaded.sha256,
+        sources: built,
+        restores,
+        secrets,
+        keep_min_free: config.keep_min_free,
+        broken: None,
+    })
+}
+
+/// One backup of the drill: its storage (or restic repository) and decryption, secrets resolved.
+fn build_source(
+    config: &Config,
+    loaded: &Loaded,
+    secrets: &Secrets,
+    owner: Option<usize>,
+    src: &Source,
+    at: &str,
+) -> Result<SourcePlan, Invalid> {
+    let storage = match storage_profile(config, loaded, src, at)? {
         None => Storage::local().map_err(|e| Invalid(e.to_string()))?,
         Some(profile) => {
             let mut resolved = std::collections::BTreeMap::new();
@@ -156,30 +266,13 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         None => Origin::Storage { path: storage.resolve(&src.path, &base), storage },
         Some(restic) => {
             let password =
-                secrets.resolve(restic.password.get()).map_err(|e| Invalid(format!("source.restic.password: {e}")))?;
+                secrets.resolve(restic.password.get()).map_err(|e| Invalid(format!("{at}.restic.password: {e}")))?;
             let mut env = Vec::new();
             for (k, v) in &restic.env {
-                env.push((k.clone(), secrets.expand(v).map_err(|e| Invalid(format!("source.restic.env.{k}: {e}")))?));
+                env.push((k.clone(), secrets.expand(v).map_err(|e| Invalid(format!("{at}.restic.env.{k}: {e}")))?));
             }
             let built = Restic::new(restic, &base, password, env).map_err(|e| Invalid(e.to_string()))?;
             Origin::Restic(Box::new(built))
-        }
-    };
-    let scratch = match scratch_entry(config, &loaded)? {
-        None => ScratchTarget::Local,
-        Some(ScratchEntry { name, values, kind }) => {
-            let resolve = |key: &str| -> Result<Option<String>, Invalid> {
-                values
-                    .get(key)
-                    .map(|v| secrets.expand(v).map_err(|e| Invalid(format!("scratch.{name}.{key}: {e}"))))
-                    .transpose()
-            };
-            ScratchTarget::Server(ServerScratch {
-                name: name.to_string(),
-                kind,
-                url: resolve("url")?.unwrap_or_default(),
-                password: resolve("password")?,
-            })
         }
     };
     let decryption = match &src.decrypt {
@@ -187,24 +280,14 @@ pub fn build(config: &Config, loaded: Loaded) -> Result<DrillPlan, Invalid> {
         Some(d) => {
             let text = secrets
                 .resolve(d.age_identity.get())
-                .map_err(|e| Invalid(format!("source.decrypt.age_identity: {e}")))?;
+                .map_err(|e| Invalid(format!("{at}.decrypt.age_identity: {e}")))?;
             for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
                 secrets.remember(line);
             }
-            Some(Decryption::parse(&text).map_err(|e| Invalid(format!("source.decrypt.age_identity: {e}")))?)
+            Some(Decryption::parse(&text).map_err(|e| Invalid(format!("{at}.decrypt.age_identity: {e}")))?)
         }
     };
-    Ok(DrillPlan {
-        runbook: loaded.runbook,
-        path: loaded.path,
-        sha256: loaded.sha256,
-        origin,
-        secrets,
-        scratch,
-        decryption,
-        keep_min_free: config.keep_min_free,
-        broken: None,
-    })
+    Ok(SourcePlan { origin, decryption, owner })
 }
 
 /// [`build`] for a scheduled drill: a runbook that cannot be built at fire time still
@@ -213,16 +296,17 @@ pub fn build_or_broken(config: &Config, loaded: Loaded) -> Result<DrillPlan, Inv
     match build(config, loaded.clone()) {
         Ok(plan) => Ok(plan),
         Err(why) => Ok(DrillPlan {
+            sources: Vec::new(),
+            restores: loaded
+                .runbook
+                .restores()
+                .iter()
+                .map(|_| RestorePlan { source: 0, scratch: ScratchTarget::Local })
+                .collect(),
             runbook: loaded.runbook,
             path: loaded.path,
             sha256: loaded.sha256,
-            origin: Origin::Storage {
-                storage: Storage::local().map_err(|e| Invalid(e.to_string()))?,
-                path: String::new(),
-            },
             secrets: Secrets::default(),
-            scratch: ScratchTarget::Local,
-            decryption: None,
             keep_min_free: config.keep_min_free,
             broken: Some(format!("the runbook cannot be built with the current config and environment: {}", why.0)),
         }),

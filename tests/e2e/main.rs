@@ -29,6 +29,7 @@ mod reliability;
 mod restic;
 mod s3;
 mod servers;
+mod stack;
 mod timestamp;
 mod tls;
 mod tutorial;

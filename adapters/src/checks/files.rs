@@ -146,6 +146,27 @@ fn compare(root: &Path, manifest: &BTreeMap<String, Entry>, allow_extra: bool) -
     })
 }
 
+/// The values of a `files:` set of a coherence check: the restored files under `root` matching
+/// `glob`, as `/`-separated relative paths, or (with `strip_extension`) their names without
+/// folders and that extension.
+pub fn values(root: &Path, glob: &str, strip_extension: Option<&str>) -> Result<Vec<String>, crate::AdapterError> {
+    let matcher = globset::Glob::new(glob)
+        .map_err(|e| crate::AdapterError::Check(format!("bad glob `{glob}`: {e}")))?
+        .compile_matcher();
+    let files = walk(root).map_err(|e| crate::AdapterError::io(format!("cannot list {}", root.display()), e))?;
+    Ok(files
+        .into_iter()
+        .filter(|(rel, _)| matcher.is_match(rel))
+        .map(|(rel, _)| match strip_extension {
+            None => rel,
+            Some(ext) => {
+                let name = rel.rsplit('/').next().unwrap_or(&rel);
+                name.strip_suffix(ext).unwrap_or(name).to_string()
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

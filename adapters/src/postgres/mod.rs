@@ -515,6 +515,43 @@ impl crate::Adapter for Postgres {
         }
     }
 
+    fn has_sql(&self) -> bool {
+        true
+    }
+
+    async fn sql_values(
+        &self,
+        _cx: &DrillCx,
+        scratch: &Scratch,
+        sql: &str,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        let state = scratch
+            .state
+            .downcast_ref::<State>()
+            .ok_or_else(|| AdapterError::Check("scratch is not a PostgreSQL scratch".into()))?;
+        // The first column as text, whatever its type, one row at a time.
+        let q = sql.trim().trim_end_matches(';');
+        let wrapped = format!("select (row_to_json(q)) ::text from ({q}) q");
+        let mut rows = sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(wrapped)).fetch(state.pool()?);
+        let mut n = 0;
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows)
+            .await
+            .map_err(|e| crate::sql::check_error("query failed", e))?
+        {
+            let first = row
+                .and_then(|r| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&r).ok())
+                .and_then(|m| m.into_iter().next().map(|(_, v)| v));
+            each(match first {
+                Some(serde_json::Value::String(t)) => t,
+                Some(serde_json::Value::Null) | None => "NULL".into(),
+                Some(other) => other.to_string(),
+            });
+            n += 1;
+        }
+        Ok(n)
+    }
+
     async fn teardown(&self, _cx: &DrillCx, scratch: Scratch, how: Teardown) -> Result<(), AdapterError> {
         let Ok(mut state) = scratch.state.downcast::<State>() else {
             return Ok(());

@@ -149,6 +149,26 @@ impl crate::Adapter for Sqlite {
         Ok(RestoreOutcome::new(format!("{tables} tables; PRAGMA integrity_check: ok")))
     }
 
+    fn has_sql(&self) -> bool {
+        true
+    }
+
+    async fn sql_values(
+        &self,
+        _cx: &DrillCx,
+        scratch: &Scratch,
+        sql: &str,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(pool(scratch)?);
+        let mut n = 0;
+        while let Some(row) = rows.try_next().await.map_err(|e| sql_err("query failed", e))? {
+            each(scalar_text(&row, 0)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     async fn check(&self, cx: &DrillCx, scratch: &Scratch, check: &CheckKind) -> Result<CheckOutcome, AdapterError> {
         let pool = pool(scratch)?;
         match check {

@@ -1,0 +1,204 @@
+//! Checks across a stack's restores: every value of one set found in another (`references`),
+//! two sets equal (`same_set`) or as large (`same_count`), backups close in time (`max_skew`).
+//! Sets stream from the restores (SQL rows, restored files); only the set looked up in is held,
+//! as 16-byte digests of its values, so a million ids cost ~40 MB, not the ids themselves.
+
+use std::collections::HashSet;
+
+use drillbook_adapters::CheckOutcome;
+use drillbook_reports as reports;
+use drillbook_runbooks::{CheckKind, Runbook, ValueSet};
+use serde_json::json;
+use sha2::Digest;
+
+use super::scratch::Lane;
+
+/// Examples of what does not match, in a check's detail.
+const EXAMPLES: usize = 10;
+
+pub(super) async fn check(
+    kind: &CheckKind,
+    lanes: &[Lane],
+    rb: &Runbook,
+    backups: &[Option<&reports::Backup>],
+) -> Result<CheckOutcome, String> {
+    match kind {
+        CheckKind::References(r) => {
+            let to = digests(lanes, rb, &r.to).await?;
+            let (mut total, mut missing, mut examples) = (0u64, 0u64, Vec::new());
+            stream(lanes, rb, &r.from, &mut |v| {
+                total += 1;
+                if !to.contains(&digest(&v)) {
+                    missing += 1;
+                    if examples.len() < EXAMPLES {
+                        examples.push(v);
+                    }
+                }
+            })
+            .await?;
+            Ok(CheckOutcome {
+                passed: missing <= r.max_missing,
+                observed: json!({"missing": missing, "of": total}),
+                expected: json!({"missing": format!("<= {}", r.max_missing)}),
+                detail: if missing == 0 {
+                    format!(
+                        "all {total} values of {} found in {} ({} values)",
+                        side(rb, &r.from),
+                        side(rb, &r.to),
+                        to.len()
+                    )
+                } else {
+                    format!(
+                        "{missing} of {total} values of {} not found in {}, e.g. {}",
+                        side(rb, &r.from),
+                        side(rb, &r.to),
+                        quoted(&examples)
+                    )
+                },
+            })
+        }
+        CheckKind::SameSet(c) => {
+            let a = digests(lanes, rb, &c.a).await?;
+            let mut b = HashSet::new();
+            let (mut only_b, mut b_examples) = (0u64, Vec::new());
+            stream(lanes, rb, &c.b, &mut |v| {
+                let d = digest(&v);
+                if b.insert(d) && !a.contains(&d) {
+                    only_b += 1;
+                    if b_examples.len() < EXAMPLES {
+                        b_examples.push(v);
+                    }
+                }
+            })
+            .await?;
+            // The values only in `a`, read again by name (the digests cannot say them).
+            let (mut only_a, mut a_examples, mut seen) = (0u64, Vec::new(), HashSet::new());
+            stream(lanes, rb, &c.a, &mut |v| {
+                let d = digest(&v);
+                if seen.insert(d) && !b.contains(&d) {
+                    only_a += 1;
+                    if a_examples.len() < EXAMPLES {
+                        a_examples.push(v);
+                    }
+                }
+            })
+            .await?;
+            let mut detail = Vec::new();
+            if only_a > 0 {
+                detail.push(format!("{only_a} only in {}, e.g. {}", side(rb, &c.a), quoted(&a_examples)));
+            }
+            if only_b > 0 {
+                detail.push(format!("{only_b} only in {}, e.g. {}", side(rb, &c.b), quoted(&b_examples)));
+            }
+            Ok(CheckOutcome {
+                passed: only_a == 0 && only_b == 0,
+                observed: json!({"a": a.len(), "b": b.len(), "only_a": only_a, "only_b": only_b}),
+                expected: json!({"only_a": 0, "only_b": 0}),
+                detail: if detail.is_empty() {
+                    format!("{} and {} hold the same {} values", side(rb, &c.a), side(rb, &c.b), a.len())
+                } else {
+                    detail.join("; ")
+                },
+            })
+        }
+        CheckKind::SameCount(c) => {
+            let a = stream(lanes, rb, &c.a, &mut |_| {}).await?;
+            let b = stream(lanes, rb, &c.b, &mut |_| {}).await?;
+            Ok(CheckOutcome {
+                passed: a == b,
+                observed: json!({"a": a, "b": b}),
+                expected: json!("a == b"),
+                detail: format!("{a} values in {}, {b} in {}", side(rb, &c.a), side(rb, &c.b)),
+            })
+        }
+        CheckKind::MaxSkew(m) => {
+            let mut times = Vec::new();
+            for (i, restore) in rb.restores().iter().enumerate() {
+                if !m.restores.is_empty() && !m.restores.iter().any(|n| n == restore.name()) {
+                    continue;
+                }
+                let taken = backups.get(i).copied().flatten().and_then(|b| b.taken_at.map(|t| (t, b)));
+                match taken {
+                    Some((t, b)) => times.push((t, restore.name(), b.taken_from.clone().unwrap_or_default())),
+                    None => return Err(format!("the time of restore `{}`'s backup is not known", restore.name())),
+                }
+            }
+            times.sort_by_key(|(t, _, _)| *t);
+            let (Some(first), Some(last)) = (times.first(), times.last()) else {
+                return Err("no restore to compare".into());
+            };
+            let skew = (last.0 - first.0).to_std().unwrap_or_default();
+            let max = m.max.get().0;
+            Ok(CheckOutcome {
+                passed: skew <= max,
+                observed: json!(skew.as_secs()),
+                expected: json!(format!("<= {}s ({})", max.as_secs(), m.max.raw())),
+                detail: format!(
+                    "oldest: `{}` taken {} (from {}); newest: `{}` taken {} (from {}); {} apart",
+                    first.1,
+                    first.0.to_rfc3339(),
+                    first.2,
+                    last.1,
+                    last.0.to_rfc3339(),
+                    last.2,
+                    super::record::human(std::time::Duration::from_secs(skew.as_secs()))
+                ),
+            })
+        }
+        other => Err(format!("`{}` is not a check across restores", other.name())),
+    }
+}
+
+/// `sql` on `docs` / `files` of `corpus`, for details.
+fn side(rb: &Runbook, set: &ValueSet) -> String {
+    let on = rb.restores()[rb.restore_named(set.on.as_deref())].name();
+    match (&set.sql, &set.files) {
+        (Some(q), _) => format!("`{}` on {on}", q.trim()),
+        (_, Some(g)) => format!("files `{}` of {on}", g.raw()),
+        _ => on.to_string(),
+    }
+}
+
+fn quoted(values: &[String]) -> String {
+    values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
+}
+
+fn digest(value: &str) -> [u8; 16] {
+    let d = sha2::Sha256::digest(value.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+async fn digests(lanes: &[Lane], rb: &Runbook, set: &ValueSet) -> Result<HashSet<[u8; 16]>, String> {
+    let mut out = HashSet::new();
+    stream(lanes, rb, set, &mut |v| {
+        out.insert(digest(&v));
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Every value of `set`, from the scratch of the restore it names; returns how many.
+async fn stream(
+    lanes: &[Lane],
+    rb: &Runbook,
+    set: &ValueSet,
+    each: &mut (dyn FnMut(String) + Send),
+) -> Result<u64, String> {
+    let lane = &lanes[rb.restore_named(set.on.as_deref())];
+    let scratch = lane.scratch.as_ref().ok_or_else(|| format!("{} has no scratch", lane.label()))?;
+    if let Some(sql) = &set.sql {
+        return lane.adapter.sql_values(&lane.cx, scratch, sql, each).await.map_err(|e| e.to_string());
+    }
+    let glob = set.files.as_ref().map(|g| g.get().0.clone()).unwrap_or_default();
+    let (root, strip) = (scratch.dir.clone(), set.strip_extension.clone());
+    let values =
+        tokio::task::spawn_blocking(move || drillbook_adapters::checks::files::values(&root, &glob, strip.as_deref()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    let n = values.len() as u64;
+    values.into_iter().for_each(each);
+    Ok(n)
+}

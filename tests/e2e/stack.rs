@@ -1,0 +1,318 @@
+//! Whole-stack drills (`restores:`): several stores restored in one drill, each check on the
+//! restore it names, every scratch torn down in reverse order on every path.
+
+use crate::support::Sandbox;
+
+/// The quickstart sample as a stack: documents and config from the one archive (`from:`), and
+/// the vectors from a backup of their own (a copy of the SQLite file, as a separate job would
+/// write it).
+fn stack_sandbox(restores: &str, parallel: u32) -> Sandbox {
+    let sb = Sandbox::quickstart();
+    let archive = std::fs::read(sb.path("quickstart/backups/rag-2026-11-29.tar.zst")).expect("archive");
+    let tar = zstd::decode_all(&archive[..]).expect("zstd");
+    let mut entries = tar::Archive::new(&tar[..]);
+    for entry in entries.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_str() == Some("docs.sqlite") {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
+            sb.write("vectors/rag.sqlite", bytes);
+        }
+    }
+    sb.write(
+        "stack.yaml",
+        format!(
+            r#"version: 1
+name: rag-stack
+owner: search-platform
+asset: {{ name: rag, kind: vector-store }}
+objectives: {{ rpo: 30d }}
+source: {{ path: quickstart/backups/, match: "*.tar.zst", checksum: sidecar }}
+parallel: {parallel}
+restores:
+{restores}
+verify:
+  - name: documents restored
+    on: docs
+    sql: select count(*) from documents
+    expect: ">= 200"
+  - name: config names the embedding model
+    on: config
+    config_parse: {{ path: "*", require: [embedding.model, embedding.dim] }}
+"#
+        ),
+    );
+    sb
+}
+
+const THREE: &str = r#"  - name: docs
+    adapter: sqlite
+    file: docs.sqlite
+  - name: config
+    adapter: files
+    from: config
+  - name: vectors
+    adapter: sqlite
+    source: { path: vectors/rag.sqlite }"#;
+
+/// `(name, restore)` of every step, in report order.
+fn lanes(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["restore"].as_str().unwrap_or("").to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_stack_restores_each_store_and_runs_each_check_on_the_restore_it_names() {
+    let sb = stack_sandbox(THREE, 2);
+    sb.write(
+        "stack.yaml",
+        sb.read("stack.yaml")
+            + "  - name: vectors intact\n    on: vectors\n    vector_integrity: { table: chunks, column: embedding, dim: 16, encoding: f32le, min_norm: 0.99, max_norm: 1.01 }\n",
+    );
+    let (run, report) = sb.drill("stack.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(report["verdict"], "passed", "{run}");
+
+    // Each restore, its adapter and its backup: the archive read once for two of them, the
+    // vectors' own file for the third.
+    let restores = report["restores"].as_array().unwrap();
+    let names: Vec<&str> = restores.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["docs", "config", "vectors"]);
+    let adapters: Vec<&str> = restores.iter().map(|r| r["adapter"].as_str().unwrap()).collect();
+    assert_eq!(adapters, ["sqlite", "files", "sqlite"]);
+    assert!(restores.iter().all(|r| r["status"] == "passed"), "{restores:#?}");
+    let archive = std::fs::read(sb.path("quickstart/backups/rag-2026-11-29.tar.zst")).unwrap();
+    let vectors = std::fs::read(sb.path("vectors/rag.sqlite")).unwrap();
+    assert_eq!(restores[0]["backup"]["sha256"], crate::support::sha256_hex(&archive));
+    assert_eq!(restores[1]["backup"]["sha256"], restores[0]["backup"]["sha256"]);
+    assert_eq!(restores[2]["backup"]["sha256"], crate::support::sha256_hex(&vectors));
+
+    // The archive's steps are the drill's own; each restore's are in its lane; the vectors'
+    // backup is fetched in its lane.
+    let steps = lanes(&report);
+    let fetches: Vec<&str> = steps.iter().filter(|s| s.0 == "fetch").map(|s| s.1.as_str()).collect();
+    assert_eq!(fetches, ["", "vectors"], "{steps:?}");
+    for lane in ["docs", "config", "vectors"] {
+        for step in ["provision", "restore"] {
+            assert!(steps.iter().any(|s| s.0 == step && s.1 == lane && s.2 == "passed"), "{lane} {step}: {steps:?}");
+        }
+    }
+    // Teardown: the last restore first.
+    let teardowns: Vec<&str> = steps.iter().filter(|s| s.0 == "teardown").map(|s| s.1.as_str()).collect();
+    assert_eq!(teardowns, ["vectors", "config", "docs"], "{steps:?}");
+
+    // Checks name their restore; the config check ran on the `config` folder alone.
+    let checks = report["checks"].as_array().unwrap();
+    let on: Vec<&str> = checks.iter().map(|c| c["restore"].as_str().unwrap()).collect();
+    assert_eq!(on, ["docs", "config", "vectors"]);
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
+
+    // The signed statement names both backups.
+    let folder = sb.path(&format!("drill-reports/rag-stack/{}", report["run_id"].as_str().unwrap()));
+    let envelope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("report.dsse.json")).unwrap()).unwrap();
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD.decode(envelope["payload"].as_str().unwrap()).unwrap();
+    let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let digests: Vec<&str> = statement["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("annotations").is_none())
+        .map(|s| s["digest"]["sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests, [crate::support::sha256_hex(&archive), crate::support::sha256_hex(&vectors)]);
+    let verified = sb.run(&["report", "verify", folder.join("report.dsse.json").to_str().unwrap()]);
+    assert_eq!(verified.code, 0, "{verified}");
+    let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
+    assert!(html.contains("vectors: restore"), "the timeline names each lane");
+    sb.assert_no_leftovers();
+
+    // On-call reads the stack as one checklist, restore by restore.
+    let explained = sb.run(&["explain", "stack.yaml"]);
+    assert_eq!(explained.code, 0, "{explained}");
+    for want in [
+        "[docs] ",
+        "[config] Take `config` from the unpacked backup",
+        "[vectors] Locate the newest backup under `vectors/rag.sqlite`",
+        "Tear every scratch copy down, the last restored first",
+    ] {
+        assert!(explained.stdout.contains(want), "{want:?} missing:\n{explained}");
+    }
+}
+
+#[test]
+fn one_failed_restore_stops_the_stack_and_tears_down_what_started() {
+    // One at a time, so the order is known: docs restores, `broken` fails, config never starts.
+    let sb = stack_sandbox(
+        r#"  - name: docs
+    adapter: sqlite
+    file: docs.sqlite
+  - name: broken
+    adapter: sqlite
+    file: not-in-the-archive.sqlite
+  - name: config
+    adapter: files
+    from: config"#,
+        1,
+    );
+    let (run, report) = sb.drill("stack.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let status: Vec<&str> =
+        report["restores"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["passed", "failed", "skipped"], "{run}");
+    let reasons = report["failure_reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    let reason = reasons[0].as_str().unwrap();
+    assert!(reason.starts_with("[broken] ") && reason.contains("not-in-the-archive.sqlite"), "{reason}");
+    let steps = lanes(&report);
+    let never: Vec<&(String, String, String)> = steps.iter().filter(|s| s.1 == "config").collect();
+    assert!(!never.is_empty() && never.iter().all(|s| s.2 == "skipped"), "{steps:?}");
+    let detail = report["steps"].as_array().unwrap().iter().find(|s| s["restore"] == "config").unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(detail, "skipped: never started (restore `broken` failed)");
+    assert!(steps.iter().any(|s| s.0 == "verify" && s.2 == "skipped"), "{steps:?}");
+    assert!(steps.iter().any(|s| s.0 == "teardown" && s.1 == "docs" && s.2 == "passed"), "{steps:?}");
+    assert_eq!(report["checks"].as_array().unwrap().len(), 0);
+    assert_eq!(sb.history()[0]["status"], "failed");
+    sb.assert_no_leftovers();
+}
+
+#[test]
+fn a_check_naming_an_unknown_restore_is_invalid_input() {
+    let sb = stack_sandbox(THREE, 2);
+    sb.edit("stack.yaml", "    on: config\n", "    on: confg\n");
+    for args in [&["validate", "stack.yaml"][..], &["run", "stack.yaml"][..]] {
+        let r = sb.run(args);
+        assert_eq!(r.code, 2, "{r}");
+        assert!(r.stderr.contains("stack.yaml:"), "{r}");
+        assert!(
+            r.stderr.contains(
+                "verify[1].on: no restore named `confg`, did you mean `config`? (restores: docs, config, vectors)"
+            ),
+            "{r}"
+        );
+    }
+    // A check an adapter cannot run names the restore it was given.
+    let sb = stack_sandbox(THREE, 2);
+    sb.edit("stack.yaml", "    on: docs\n", "    on: config\n");
+    let r = sb.run(&["validate", "stack.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("verify[0]: adapter `files` (restore `config`) cannot run `sql` checks"), "{r}");
+    sb.assert_no_leftovers();
+}
+
+const COHERENCE: &str = r#"  - name: every chunk's document exists
+    references:
+      from: { on: vectors, sql: select document_id from chunks }
+      to: { on: docs, sql: select id from documents }
+  - name: every document has chunks
+    same_set:
+      a: { on: docs, sql: select id from documents }
+      b: { on: vectors, sql: select distinct document_id from chunks }
+  - name: as many documents as chunked documents
+    same_count:
+      a: { on: docs, sql: select id from documents }
+      b: { on: vectors, sql: select distinct document_id from chunks }
+  - name: the config files the index names
+    same_set:
+      a: { on: config, files: "*" }
+      b: { on: docs, sql: "select 'app.yaml' union select 'index.json' union select 'limits.toml'" }
+  - name: backups of one moment
+    max_skew: { restores: [docs, vectors], max: 1h }
+"#;
+
+#[test]
+fn coherence_checks_prove_the_stack_agrees_and_name_what_does_not() {
+    let sb = stack_sandbox(THREE, 2);
+    sb.write("stack.yaml", sb.read("stack.yaml") + COHERENCE);
+    let (run, report) = sb.drill("stack.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let checks = report["checks"].as_array().unwrap();
+    let kinds: Vec<&str> = checks.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["sql", "config_parse", "references", "same_set", "same_count", "same_set", "max_skew"]);
+    let references = &checks[2];
+    assert_eq!(references["observed"], serde_json::json!({"missing": 0, "of": 1000}), "{references:#}");
+    assert!(references.get("restore").is_none(), "a check across restores names them in its sides");
+    assert_eq!(checks[4]["observed"], serde_json::json!({"a": 200, "b": 200}));
+    assert_eq!(checks[5]["status"], "passed", "{:#}", checks[5]);
+
+    // Vectors pointing at 7 deleted documents, from a backup taken 12 hours before the rest.
+    let db = sb.path("vectors/rag.sqlite");
+    let py = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, os, time\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             ids = [r[0] for r in c.execute('select id from chunks order by id limit 7')]\n\
+             for n, i in enumerate(ids): c.execute('update chunks set document_id = ? where id = ?', (f'gone-{n}', i))\n\
+             c.commit(); c.close()\n\
+             t = time.time() - 12 * 3600; os.utime(sys.argv[1], (t, t))\n",
+        )
+        .arg(&db)
+        .output()
+        .expect("python3");
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let (run, report) = sb.drill("stack.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let checks = report["checks"].as_array().unwrap();
+    let references = &checks[2];
+    assert_eq!(references["status"], "failed");
+    assert_eq!(references["observed"], serde_json::json!({"missing": 7, "of": 1000}));
+    let detail = references["detail"].as_str().unwrap();
+    assert!(detail.starts_with("7 of 1000 values of `select document_id from chunks` on vectors not found in `select id from documents` on docs, e.g. \"gone-"), "{detail}");
+    assert_eq!(checks[3]["status"], "failed");
+    assert!(
+        checks[3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("7 only in `select distinct document_id from chunks` on vectors"),
+        "{:#}",
+        checks[3]
+    );
+    let skew = &checks[6];
+    assert_eq!(skew["status"], "failed");
+    let apart = skew["observed"].as_u64().unwrap();
+    assert!((43_100..43_300).contains(&apart), "{skew:#}");
+    assert!(skew["detail"].as_str().unwrap().contains("oldest: `vectors`"), "{skew:#}");
+    let reasons = report["failure_reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r.as_str().unwrap().contains("check `every chunk's document exists` failed")),
+        "{reasons:?}"
+    );
+    sb.assert_no_leftovers();
+
+    // On-call reads the checks across restores after the restores.
+    let explained = sb.run(&["explain", "stack.yaml"]);
+    assert!(
+        explained.stdout.contains("Check \"every chunk's document exists\" across the restores: every value of the rows of `select document_id from chunks` on vectors must be among the rows of `select id from documents` on docs."),
+        "{explained}"
+    );
+}
+
+#[test]
+fn coherence_checks_are_validated_against_the_stack() {
+    let sb = stack_sandbox(THREE, 2);
+    sb.write("stack.yaml", sb.read("stack.yaml") + COHERENCE);
+    sb.edit("stack.yaml", "      to: { on: docs, sql:", "      to: { on: dcos, sql:");
+    sb.edit("stack.yaml", "      a: { on: config, files: \"*\" }", "      a: { on: config, sql: select 1 }");
+    let r = sb.run(&["validate", "stack.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("verify[2].references.to.on: no restore named `dcos`, did you mean `docs`?"), "{r}");
+    sb.edit("stack.yaml", "      to: { on: dcos, sql:", "      to: { on: docs, sql:");
+    let r = sb.run(&["validate", "stack.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("verify[5].same_set.a.sql: adapter `files` (restore `config`) answers no SQL"), "{r}");
+}
