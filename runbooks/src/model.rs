@@ -540,6 +540,7 @@ pub enum CheckKind {
     SameSet(SameSetCheck),
     SameCount(SameCountCheck),
     MaxSkew(MaxSkewCheck),
+    ConfigMatches(ConfigMatchesCheck),
 }
 
 impl CheckKind {
@@ -568,6 +569,7 @@ impl CheckKind {
             CheckKind::SameSet(_) => "same_set",
             CheckKind::SameCount(_) => "same_count",
             CheckKind::MaxSkew(_) => "max_skew",
+            CheckKind::ConfigMatches(_) => "config_matches",
         }
     }
 
@@ -576,7 +578,11 @@ impl CheckKind {
     pub fn is_coherence(&self) -> bool {
         matches!(
             self,
-            CheckKind::References(_) | CheckKind::SameSet(_) | CheckKind::SameCount(_) | CheckKind::MaxSkew(_)
+            CheckKind::References(_)
+                | CheckKind::SameSet(_)
+                | CheckKind::SameCount(_)
+                | CheckKind::MaxSkew(_)
+                | CheckKind::ConfigMatches(_)
         )
     }
 
@@ -586,6 +592,7 @@ impl CheckKind {
             CheckKind::References(r) => vec![("from", &r.from), ("to", &r.to)],
             CheckKind::SameSet(c) => vec![("a", &c.a), ("b", &c.b)],
             CheckKind::SameCount(c) => vec![("a", &c.a), ("b", &c.b)],
+            CheckKind::ConfigMatches(c) => vec![("equals", &c.equals)],
             _ => Vec::new(),
         }
     }
@@ -638,6 +645,31 @@ pub struct SameSetCheck {
 pub struct SameCountCheck {
     pub a: ValueSet,
     pub b: ValueSet,
+}
+
+/// A value of a restored config file equals a property of a restored store: the embedding
+/// dimension the config names and the vectors' (`equals: {on: vectors, sql: select
+/// length(embedding) / 4 from chunks limit 1}`), a collection name, a model. Numbers compare
+/// as numbers (`384` equals `384.0`), anything else as text.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigMatchesCheck {
+    pub config: ConfigValue,
+    /// The first value of this set (an SQL scalar, a file's name).
+    pub equals: ValueSet,
+}
+
+/// One value of a restored config file (YAML, JSON or TOML, by its extension).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigValue {
+    /// The restore holding the file (a name from `restores:`); not needed with one restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// The file, relative to the restored root (`app.yaml`, `config/app.yaml`).
+    pub file: String,
+    /// A dotted key (`embedding.dim`).
+    pub key: String,
 }
 
 /// The backups of the named restores (default: all) were taken within `max` of each other:

@@ -41,6 +41,7 @@ pub const CHECK_KINDS: &[&str] = &[
     "same_set",
     "same_count",
     "max_skew",
+    "config_matches",
 ];
 
 thread_local! {

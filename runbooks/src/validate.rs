@@ -136,7 +136,22 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 ),
                 _ => {}
             },
-            CheckKind::References(_) | CheckKind::SameSet(_) | CheckKind::SameCount(_) => {
+            CheckKind::References(_)
+            | CheckKind::SameSet(_)
+            | CheckKind::SameCount(_)
+            | CheckKind::ConfigMatches(_) => {
+                if let CheckKind::ConfigMatches(c) = &check.check {
+                    let file = std::path::Path::new(&c.config.file);
+                    if file.is_absolute() || file.components().any(|p| matches!(p, std::path::Component::ParentDir)) {
+                        issue(
+                            &at(".config.file"),
+                            format!("`{}` must be a relative path inside the restored tree", c.config.file),
+                        );
+                    }
+                    if c.config.key.trim().is_empty() {
+                        issue(&at(".config.key"), "must name a dotted key (`embedding.dim`)".into());
+                    }
+                }
                 for (side, set) in check.check.value_sets() {
                     let at = at(&format!(".{side}"));
                     match (&set.sql, &set.files) {
@@ -247,6 +262,18 @@ fn validate_restores(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                     None if rb.is_stack() => issue(
                         &format!("verify[{i}].{kind}.{side}"),
                         format!("say which restore these values come from: `on:` one of {}", known.join(", ")),
+                    ),
+                    _ => {}
+                }
+            }
+            if let CheckKind::ConfigMatches(c) = &check.check {
+                match &c.config.on {
+                    Some(on) if !known.contains(&on.as_str()) => {
+                        issue(&format!("verify[{i}].{kind}.config.on"), unknown(on))
+                    }
+                    None if rb.is_stack() => issue(
+                        &format!("verify[{i}].{kind}.config"),
+                        format!("say which restore holds the file: `on:` one of {}", known.join(", ")),
                     ),
                     _ => {}
                 }

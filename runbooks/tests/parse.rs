@@ -523,6 +523,14 @@ fn checks_across_restores_name_their_sides() {
             "verify[2].max_skew.restores[1]: no restore named `vectros`, did you mean `vectors`?",
         ),
         ("  - name: skew\n    max_skew: { max: 1 hour }\n", "verify[2].max_skew.max: cannot parse duration"),
+        (
+            "  - name: dim\n    config_matches: { config: { on: corpsu, file: app.yaml, key: embedding.dim }, equals: { on: docs, sql: select 16 } }\n",
+            "verify[2].config_matches.config.on: no restore named `corpsu`, did you mean `corpus`?",
+        ),
+        (
+            "  - name: dim\n    config_matches: { config: { on: corpus, file: ../app.yaml, key: embedding.dim }, equals: { on: docs, sql: select 16 } }\n",
+            "verify[2].config_matches.config.file: `../app.yaml` must be a relative path inside the restored tree",
+        ),
     ];
     let failures: Vec<String> = cases
         .iter()

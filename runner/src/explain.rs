@@ -113,6 +113,13 @@ fn coherence_step(rb: &drillbook_runbooks::Runbook, check: &CheckKind) -> String
             if m.restores.is_empty() { "every restore".to_string() } else { m.restores.join(", ") },
             m.max.raw()
         ),
+        CheckKind::ConfigMatches(c) => format!(
+            "`{}` in `{}` of {} must equal the first of {}",
+            c.config.key,
+            c.config.file,
+            rb.restores()[rb.restore_named(c.config.on.as_deref())].name(),
+            set(&c.equals)
+        ),
         other => other.name().to_string(),
     }
 }

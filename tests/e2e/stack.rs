@@ -232,6 +232,10 @@ const COHERENCE: &str = r#"  - name: every chunk's document exists
       b: { on: docs, sql: "select 'app.yaml' union select 'index.json' union select 'limits.toml'" }
   - name: backups of one moment
     max_skew: { restores: [docs, vectors], max: 1h }
+  - name: the config's dimension is the vectors'
+    config_matches:
+      config: { on: config, file: app.yaml, key: embedding.dim }
+      equals: { on: vectors, sql: select length(embedding) / 4 from chunks limit 1 }
 "#;
 
 #[test]
@@ -242,14 +246,18 @@ fn coherence_checks_prove_the_stack_agrees_and_name_what_does_not() {
     assert_eq!(run.code, 0, "{run}");
     let checks = report["checks"].as_array().unwrap();
     let kinds: Vec<&str> = checks.iter().map(|c| c["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["sql", "config_parse", "references", "same_set", "same_count", "same_set", "max_skew"]);
+    assert_eq!(
+        kinds,
+        ["sql", "config_parse", "references", "same_set", "same_count", "same_set", "max_skew", "config_matches"]
+    );
+    assert_eq!(checks[7]["status"], "passed", "{:#}", checks[7]);
     let references = &checks[2];
     assert_eq!(references["observed"], serde_json::json!({"missing": 0, "of": 1000}), "{references:#}");
     assert!(references.get("restore").is_none(), "a check across restores names them in its sides");
     assert_eq!(checks[4]["observed"], serde_json::json!({"a": 200, "b": 200}));
     assert_eq!(checks[5]["status"], "passed", "{:#}", checks[5]);
 
-    // Vectors pointing at 7 deleted documents, from a backup taken 12 hours before the rest.
+    // Vectors pointing at 7 deleted documents, 768-d, from a backup taken 12 hours before the rest.
     let db = sb.path("vectors/rag.sqlite");
     let py = std::process::Command::new("python3")
         .arg("-c")
@@ -258,6 +266,7 @@ fn coherence_checks_prove_the_stack_agrees_and_name_what_does_not() {
              c = sqlite3.connect(sys.argv[1])\n\
              ids = [r[0] for r in c.execute('select id from chunks order by id limit 7')]\n\
              for n, i in enumerate(ids): c.execute('update chunks set document_id = ? where id = ?', (f'gone-{n}', i))\n\
+             c.execute('update chunks set embedding = zeroblob(3072)')\n\
              c.commit(); c.close()\n\
              t = time.time() - 12 * 3600; os.utime(sys.argv[1], (t, t))\n",
         )
@@ -287,6 +296,14 @@ fn coherence_checks_prove_the_stack_agrees_and_name_what_does_not() {
     let apart = skew["observed"].as_u64().unwrap();
     assert!((43_100..43_300).contains(&apart), "{skew:#}");
     assert!(skew["detail"].as_str().unwrap().contains("oldest: `vectors`"), "{skew:#}");
+    // The config says 16 dimensions while the vectors now have 768.
+    assert_eq!(checks[7]["status"], "failed");
+    assert_eq!(checks[7]["observed"], "768");
+    assert!(
+        checks[7]["detail"].as_str().unwrap().starts_with("differs: `embedding.dim` in app.yaml of config is 16;"),
+        "{:#}",
+        checks[7]
+    );
     let reasons = report["failure_reasons"].as_array().unwrap();
     assert!(
         reasons.iter().any(|r| r.as_str().unwrap().contains("check `every chunk's document exists` failed")),

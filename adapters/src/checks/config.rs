@@ -90,6 +90,21 @@ fn parse(rel: &str, text: &str, format: ConfigFormat) -> Result<Value, String> {
     }
 }
 
+/// The value at dotted `key` of the restored config file `file` (relative to `root`, read by
+/// its extension), for `config_matches`.
+pub fn value_at(root: &Path, file: &str, key: &str) -> Result<Value, AdapterError> {
+    let path = root.join(file);
+    let meta = std::fs::symlink_metadata(&path)
+        .map_err(|e| AdapterError::io(format!("cannot read `{file}` in the restored tree"), e))?;
+    if !meta.is_file() {
+        return Err(AdapterError::Check(format!("`{file}` in the restored tree is not a regular file")));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| AdapterError::io(format!("cannot read `{file}` in the restored tree"), e))?;
+    let value = parse(file, &text, ConfigFormat::Auto).map_err(|e| AdapterError::Check(format!("{file}: {e}")))?;
+    lookup(&value, key).cloned().ok_or_else(|| AdapterError::Check(format!("{file} has no key `{key}`")))
+}
+
 fn lookup<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
     dotted.split('.').try_fold(v, |v, k| v.get(k))
 }

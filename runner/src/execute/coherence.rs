@@ -145,6 +145,45 @@ pub(super) async fn check(
                 ),
             })
         }
+        CheckKind::ConfigMatches(c) => {
+            let lane = &lanes[rb.restore_named(c.config.on.as_deref())];
+            let scratch = lane.scratch.as_ref().ok_or_else(|| format!("{} has no scratch", lane.label()))?;
+            let (root, file, key) = (scratch.dir.clone(), c.config.file.clone(), c.config.key.clone());
+            let want =
+                tokio::task::spawn_blocking(move || drillbook_adapters::checks::config::value_at(&root, &file, &key))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            let mut first = None;
+            stream(lanes, rb, &c.equals, &mut |v| {
+                if first.is_none() {
+                    first = Some(v);
+                }
+            })
+            .await?;
+            let got = first.ok_or_else(|| format!("{} yielded no value", side(rb, &c.equals)))?;
+            let want_text = match &want {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let same = match (want_text.parse::<f64>(), got.parse::<f64>()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => want_text == got,
+            };
+            let config_on = rb.restores()[rb.restore_named(c.config.on.as_deref())].name();
+            Ok(CheckOutcome {
+                passed: same,
+                observed: json!(got),
+                expected: want.clone(),
+                detail: format!(
+                    "{}: `{}` in {} of {config_on} is {want_text}; {} gives {got}",
+                    if same { "matches" } else { "differs" },
+                    c.config.key,
+                    c.config.file,
+                    side(rb, &c.equals)
+                ),
+            })
+        }
         other => Err(format!("`{}` is not a check across restores", other.name())),
     }
 }
