@@ -151,6 +151,7 @@ fn a_stack_restores_each_store_and_runs_each_check_on_the_restore_it_names() {
     }
 }
 
+// fault: one restore of a stack of three fails | failed | `[broken] …: \`not-in-the-archive.sqlite\` is not in the backup …`; the next restore `skipped: never started (restore \`broken\` failed)` | TMPDIR empty, the restored one torn down, history row
 #[test]
 fn one_failed_restore_stops_the_stack_and_tears_down_what_started() {
     // One at a time, so the order is known: docs restores, `broken` fails, config never starts.
@@ -190,6 +191,7 @@ fn one_failed_restore_stops_the_stack_and_tears_down_what_started() {
     sb.assert_no_leftovers();
 }
 
+// fault: a check names a restore the stack does not have | refused | `verify[1].on: no restore named \`confg\`, did you mean \`config\`?` | nothing run
 #[test]
 fn a_check_naming_an_unknown_restore_is_invalid_input() {
     let sb = stack_sandbox(THREE, 2);
@@ -238,6 +240,7 @@ const COHERENCE: &str = r#"  - name: every chunk's document exists
       equals: { on: vectors, sql: select length(embedding) / 4 from chunks limit 1 }
 "#;
 
+// fault: vectors referencing 7 deleted documents, 768-d against a config of 16, backed up 12 h before the documents | failed | `7 of 1000 values of … not found …, e.g. "gone-0"`; `differs: \`embedding.dim\` …`; `oldest: \`vectors\` …` | TMPDIR empty
 #[test]
 fn coherence_checks_prove_the_stack_agrees_and_name_what_does_not() {
     let sb = stack_sandbox(THREE, 2);
@@ -332,4 +335,52 @@ fn coherence_checks_are_validated_against_the_stack() {
     let r = sb.run(&["validate", "stack.yaml"]);
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("verify[5].same_set.a.sql: adapter `files` (restore `config`) answers no SQL"), "{r}");
+}
+
+// fault: SIGTERM to `drillbook run` while three PostgreSQL restores of a stack run | aborted, exit 1 | `aborted: …` | every provisioned lane torn down, no process left, TMPDIR empty, history row aborted
+#[test]
+fn sigterm_while_three_restores_run_tears_every_one_down() {
+    let sb = Sandbox::new().with_example("postgres-pgvector");
+    let bin = crate::servers::pgvector_bin();
+    let restores: String =
+        (1..=3).map(|i| format!("  - name: pg{i}\n    adapter: postgres\n    bin_dir: {}\n", bin.display())).collect();
+    sb.write(
+        "stack.yaml",
+        format!(
+            "version: 1\nname: pg-stack\nowner: o\nasset: {{ name: a, kind: relational }}\n\
+             source: {{ path: postgres-pgvector/backups/, match: \"*.dump.zst\" }}\nparallel: 3\n\
+             restores:\n{restores}verify:\n  - name: slow\n    on: pg1\n    command: {{ run: [sleep, \"60\"] }}\n"
+        ),
+    );
+    let child = sb
+        .command(&["run", "stack.yaml", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn drillbook");
+    // Three scratch clusters up at once, then the signal.
+    let t = std::time::Instant::now();
+    let servers =
+        || crate::support::processes_under(&sb.tmp).iter().filter(|p| p.contains(" -D ") && p.contains(" -k ")).count();
+    while servers() < 3 && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(servers() >= 3, "three scratch clusters never ran at once: {:?}", crate::support::processes_under(&sb.tmp));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert!(report["failure_reasons"].to_string().contains("aborted"), "{report:#}");
+    let steps = lanes(&report);
+    // A lane whose provision was cut short cleaned up after itself; one that provisioned is torn down.
+    for lane in ["pg1", "pg2", "pg3"] {
+        let provisioned = steps.iter().any(|s| s.0 == "provision" && s.1 == lane && s.2 == "passed");
+        let torn_down = steps.iter().any(|s| s.0 == "teardown" && s.1 == lane && s.2 == "passed");
+        assert_eq!(provisioned, torn_down, "{lane}: {steps:?}");
+    }
+    assert!(crate::support::processes_under(&sb.tmp).is_empty(), "{:?}", crate::support::processes_under(&sb.tmp));
+    sb.assert_no_leftovers();
+    assert_eq!(sb.history()[0]["status"], "aborted");
 }
