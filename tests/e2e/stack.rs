@@ -384,3 +384,22 @@ fn sigterm_while_three_restores_run_tears_every_one_down() {
     sb.assert_no_leftovers();
     assert_eq!(sb.history()[0]["status"], "aborted");
 }
+
+/// `runbooks/examples/rag-stack.yaml`, run as its header says, on the committed samples.
+#[test]
+fn the_rag_stack_example_runs_as_documented() {
+    let sb = Sandbox::new().with_example("rag-stack");
+    let (run, report) = sb.drill("rag-stack.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let restores: Vec<&str> =
+        report["restores"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(restores, ["docs", "corpus", "config", "vectors"]);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 7);
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
+    // Both backups dated by their names, so the skew is the sample's, not the checkout's.
+    for r in report["restores"].as_array().unwrap() {
+        assert_eq!(r["backup"]["taken_at"], "2026-11-29T00:00:00Z", "{r:#}");
+    }
+    sb.assert_no_leftovers();
+}
