@@ -254,27 +254,22 @@ fn validate_restores(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                     format!("`{kind}` names the restores it reads itself (`on:` inside each side)"),
                 );
             }
-            for (side, set) in check.check.value_sets() {
-                match &set.on {
-                    Some(on) if !known.contains(&on.as_str()) => {
-                        issue(&format!("verify[{i}].{kind}.{side}.on"), unknown(on))
-                    }
-                    None if rb.is_stack() => issue(
-                        &format!("verify[{i}].{kind}.{side}"),
-                        format!("say which restore these values come from: `on:` one of {}", known.join(", ")),
-                    ),
-                    _ => {}
-                }
-            }
+            // Each side names its restore: `on:` inside it.
+            let mut sides: Vec<(String, &Option<String>, &str)> = check
+                .check
+                .value_sets()
+                .into_iter()
+                .map(|(side, set)| (format!("verify[{i}].{kind}.{side}"), &set.on, "these values come from"))
+                .collect();
             if let CheckKind::ConfigMatches(c) = &check.check {
-                match &c.config.on {
-                    Some(on) if !known.contains(&on.as_str()) => {
-                        issue(&format!("verify[{i}].{kind}.config.on"), unknown(on))
+                sides.push((format!("verify[{i}].{kind}.config"), &c.config.on, "holds the file"));
+            }
+            for (at, on, what) in sides {
+                match on {
+                    Some(on) if !known.contains(&on.as_str()) => issue(&format!("{at}.on"), unknown(on)),
+                    None if rb.is_stack() => {
+                        issue(&at, format!("say which restore {what}: `on:` one of {}", known.join(", ")))
                     }
-                    None if rb.is_stack() => issue(
-                        &format!("verify[{i}].{kind}.config"),
-                        format!("say which restore holds the file: `on:` one of {}", known.join(", ")),
-                    ),
                     _ => {}
                 }
             }

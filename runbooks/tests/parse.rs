@@ -532,12 +532,5 @@ fn checks_across_restores_name_their_sides() {
             "verify[2].config_matches.config.file: `../app.yaml` must be a relative path inside the restored tree",
         ),
     ];
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|(check, want)| {
-            let got = with(check);
-            (!got.contains(want)).then(|| format!("{check}\n  want: {want}\n  got:  {got}"))
-        })
-        .collect();
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    expect_cases(cases, with);
 }

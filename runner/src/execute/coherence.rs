@@ -25,17 +25,14 @@ pub(super) async fn check(
     match kind {
         CheckKind::References(r) => {
             let to = digests(lanes, rb, &r.to).await?;
-            let (mut total, mut missing, mut examples) = (0u64, 0u64, Vec::new());
-            stream(lanes, rb, &r.from, &mut |v| {
-                total += 1;
+            let mut missing = Misses::default();
+            let total = stream(lanes, rb, &r.from, &mut |v| {
                 if !to.contains(&digest(&v)) {
-                    missing += 1;
-                    if examples.len() < EXAMPLES {
-                        examples.push(v);
-                    }
+                    missing.add(v);
                 }
             })
             .await?;
+            let Misses { count: missing, examples } = missing;
             Ok(CheckOutcome {
                 passed: missing <= r.max_missing,
                 observed: json!({"missing": missing, "of": total}),
@@ -59,30 +56,25 @@ pub(super) async fn check(
         }
         CheckKind::SameSet(c) => {
             let a = digests(lanes, rb, &c.a).await?;
-            let mut b = HashSet::new();
-            let (mut only_b, mut b_examples) = (0u64, Vec::new());
+            let (mut b, mut only_b) = (HashSet::new(), Misses::default());
             stream(lanes, rb, &c.b, &mut |v| {
                 let d = digest(&v);
                 if b.insert(d) && !a.contains(&d) {
-                    only_b += 1;
-                    if b_examples.len() < EXAMPLES {
-                        b_examples.push(v);
-                    }
+                    only_b.add(v);
                 }
             })
             .await?;
             // The values only in `a`, read again by name (the digests cannot say them).
-            let (mut only_a, mut a_examples, mut seen) = (0u64, Vec::new(), HashSet::new());
+            let (mut seen, mut only_a) = (HashSet::new(), Misses::default());
             stream(lanes, rb, &c.a, &mut |v| {
                 let d = digest(&v);
                 if seen.insert(d) && !b.contains(&d) {
-                    only_a += 1;
-                    if a_examples.len() < EXAMPLES {
-                        a_examples.push(v);
-                    }
+                    only_a.add(v);
                 }
             })
             .await?;
+            let (Misses { count: only_a, examples: a_examples }, Misses { count: only_b, examples: b_examples }) =
+                (only_a, only_b);
             let mut detail = Vec::new();
             if only_a > 0 {
                 detail.push(format!("{only_a} only in {}, e.g. {}", side(rb, &c.a), quoted(&a_examples)));
@@ -185,6 +177,22 @@ pub(super) async fn check(
             })
         }
         other => Err(format!("`{}` is not a check across restores", other.name())),
+    }
+}
+
+/// Values of one set not found in the other: how many, and the first few.
+#[derive(Default)]
+struct Misses {
+    count: u64,
+    examples: Vec<String>,
+}
+
+impl Misses {
+    fn add(&mut self, value: String) {
+        self.count += 1;
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(value);
+        }
     }
 }
 
