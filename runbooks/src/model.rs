@@ -541,6 +541,7 @@ pub enum CheckKind {
     SameCount(SameCountCheck),
     MaxSkew(MaxSkewCheck),
     ConfigMatches(ConfigMatchesCheck),
+    SameResults(SameResultsCheck),
 }
 
 impl CheckKind {
@@ -570,6 +571,7 @@ impl CheckKind {
             CheckKind::SameCount(_) => "same_count",
             CheckKind::MaxSkew(_) => "max_skew",
             CheckKind::ConfigMatches(_) => "config_matches",
+            CheckKind::SameResults(_) => "same_results",
         }
     }
 
@@ -583,6 +585,7 @@ impl CheckKind {
                 | CheckKind::SameCount(_)
                 | CheckKind::MaxSkew(_)
                 | CheckKind::ConfigMatches(_)
+                | CheckKind::SameResults(_)
         )
     }
 
@@ -645,6 +648,18 @@ pub struct SameSetCheck {
 pub struct SameCountCheck {
     pub a: ValueSet,
     pub b: ValueSet,
+}
+
+/// The same queries answer the same on several restores: the upgrade-readiness drill (one
+/// backup restored into two engine versions, e.g. PostgreSQL 15 and 17 by `bin_dir`). A query's
+/// answer is the first column of every row, in order (`select md5(d::text) from documents d
+/// order by id` compares whole rows).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SameResultsCheck {
+    /// At least two names from `restores:`; the first is the reference.
+    pub restores: Vec<String>,
+    pub queries: Vec<String>,
 }
 
 /// A value of a restored config file equals a property of a restored store: the embedding

@@ -42,6 +42,7 @@ pub const CHECK_KINDS: &[&str] = &[
     "same_count",
     "max_skew",
     "config_matches",
+    "same_results",
 ];
 
 thread_local! {

@@ -170,6 +170,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 }
             }
             CheckKind::MaxSkew(_)
+            | CheckKind::SameResults(_)
             | CheckKind::DatasetDigest(_)
             | CheckKind::DocumentsChecksum(_)
             | CheckKind::PayloadSchema(_)
@@ -271,6 +272,22 @@ fn validate_restores(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                         issue(&at, format!("say which restore {what}: `on:` one of {}", known.join(", ")))
                     }
                     _ => {}
+                }
+            }
+            if let CheckKind::SameResults(r) = &check.check {
+                for (j, on) in r.restores.iter().enumerate() {
+                    if !known.contains(&on.as_str()) {
+                        issue(&format!("verify[{i}].same_results.restores[{j}]"), unknown(on));
+                    }
+                }
+                if r.restores.len() < 2 {
+                    issue(
+                        &format!("verify[{i}].same_results.restores"),
+                        "names at least two restores to compare".into(),
+                    );
+                }
+                if r.queries.is_empty() || r.queries.iter().any(|q| q.trim().is_empty()) {
+                    issue(&format!("verify[{i}].same_results.queries"), "needs one or more non-empty queries".into());
                 }
             }
             if let CheckKind::MaxSkew(m) = &check.check {

@@ -524,6 +524,10 @@ fn checks_across_restores_name_their_sides() {
         ),
         ("  - name: skew\n    max_skew: { max: 1 hour }\n", "verify[2].max_skew.max: cannot parse duration"),
         (
+            "  - name: upgrade\n    same_results: { restores: [docs], queries: [select 1] }\n",
+            "verify[2].same_results.restores: names at least two restores to compare",
+        ),
+        (
             "  - name: dim\n    config_matches: { config: { on: corpsu, file: app.yaml, key: embedding.dim }, equals: { on: docs, sql: select 16 } }\n",
             "verify[2].config_matches.config.on: no restore named `corpsu`, did you mean `corpus`?",
         ),

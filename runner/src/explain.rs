@@ -120,6 +120,11 @@ fn coherence_step(rb: &drillbook_runbooks::Runbook, check: &CheckKind) -> String
             rb.restores()[rb.restore_named(c.config.on.as_deref())].name(),
             set(&c.equals)
         ),
+        CheckKind::SameResults(r) => format!(
+            "run each of {} on {}; every restore must answer the same rows",
+            r.queries.iter().map(|q| format!("`{}`", q.trim())).collect::<Vec<_>>().join(", "),
+            r.restores.join(" and ")
+        ),
         other => other.name().to_string(),
     }
 }

@@ -58,6 +58,17 @@ fn check_against_registry(l: &Loaded, shown: &str) -> Vec<String> {
                 ));
             }
         }
+        if let drillbook_runbooks::CheckKind::SameResults(r) = &c.check {
+            for name in &r.restores {
+                let at = rb.restore_named(Some(name));
+                if !adapters[at].has_sql() {
+                    out.push(format!(
+                        "{shown}: verify[{i}].same_results: adapter `{}` (restore `{name}`) answers no SQL",
+                        adapters[at].kind()
+                    ));
+                }
+            }
+        }
         if c.check.is_coherence() {
             continue;
         }

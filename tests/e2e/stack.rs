@@ -403,3 +403,48 @@ fn the_rag_stack_example_runs_as_documented() {
     }
     sb.assert_no_leftovers();
 }
+
+/// The upgrade-readiness drill: one backup restored into PostgreSQL 15 and 17 at once, the
+/// same queries asked of both.
+#[test]
+fn a_version_matrix_restores_one_backup_into_two_postgresql_versions_and_compares_answers() {
+    let sb = Sandbox::new();
+    sb.write(
+        "backups/app-2026-11-29.sql",
+        "create table documents (id integer primary key, title text not null);\n\
+         insert into documents select g, 'doc ' || g from generate_series(1, 100) g;\n",
+    );
+    let runbook = |queries: &str| {
+        format!(
+            "version: 1\nname: pg-upgrade\nowner: o\nasset: {{ name: app, kind: relational }}\n\
+             source: {{ path: backups/, match: \"*.sql\" }}\nrestores:\n\
+             \x20 - {{ name: pg15, adapter: postgres, bin_dir: {} }}\n\
+             \x20 - {{ name: pg17, adapter: postgres, bin_dir: {} }}\nverify:\n\
+             \x20 - name: same answers on 15 and 17\n    same_results:\n      restores: [pg15, pg17]\n      queries:\n{queries}",
+            crate::servers::pg15_bin().display(),
+            crate::servers::pgvector_bin().display()
+        )
+    };
+    let same = "        - select count(*) from documents\n        - select md5(d::text) from documents d order by id\n";
+    sb.write("upgrade.yaml", runbook(same));
+    let (run, report) = sb.drill("upgrade.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let check = &report["checks"][0];
+    assert_eq!(check["observed"], serde_json::json!({"queries": 2, "differ": 0}), "{check:#}");
+    let restores = report["restores"].as_array().unwrap();
+    assert!(restores.iter().all(|r| r["status"] == "passed" && r["adapter"] == "postgres"), "{restores:#?}");
+
+    // A question whose answer depends on the version is named with both answers.
+    sb.write(
+        "upgrade.yaml",
+        runbook(&format!("{same}        - select current_setting('server_version_num')::int / 10000\n")),
+    );
+    let (run, report) = sb.drill("upgrade.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let detail = report["checks"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("query 3 (`select current_setting('server_version_num')::int / 10000`): `pg15` 1 rows, first \"15\" vs `pg17` 1 rows, first \"17\""),
+        "{detail}"
+    );
+    sb.assert_no_leftovers();
+}

@@ -176,6 +176,37 @@ pub(super) async fn check(
                 ),
             })
         }
+        CheckKind::SameResults(r) => {
+            let mut differ = Vec::new();
+            for (q, query) in r.queries.iter().enumerate() {
+                let mut answers = Vec::new();
+                for name in &r.restores {
+                    let lane = &lanes[rb.restore_named(Some(name))];
+                    let scratch = lane.scratch.as_ref().ok_or_else(|| format!("{} has no scratch", lane.label()))?;
+                    let mut answer = Answer::default();
+                    lane.adapter
+                        .sql_values(&lane.cx, scratch, query, &mut |v| answer.add(v))
+                        .await
+                        .map_err(|e| format!("query {} on `{name}`: {e}", q + 1))?;
+                    answers.push((name, answer));
+                }
+                let (first, rest) = answers.split_first().expect("validation: two restores or more");
+                if rest.iter().any(|(_, a)| a.digest() != first.1.digest()) {
+                    let each: Vec<String> = answers.iter().map(|(n, a)| format!("`{n}` {}", a.describe())).collect();
+                    differ.push(format!("query {} (`{}`): {}", q + 1, query.trim(), each.join(" vs ")));
+                }
+            }
+            Ok(CheckOutcome {
+                passed: differ.is_empty(),
+                observed: json!({"queries": r.queries.len(), "differ": differ.len()}),
+                expected: json!({"differ": 0}),
+                detail: if differ.is_empty() {
+                    format!("{} queries answer the same on {}", r.queries.len(), r.restores.join(", "))
+                } else {
+                    differ.join("; ")
+                },
+            })
+        }
         other => Err(format!("`{}` is not a check across restores", other.name())),
     }
 }
@@ -193,6 +224,35 @@ impl Misses {
         if self.examples.len() < EXAMPLES {
             self.examples.push(value);
         }
+    }
+}
+
+/// One restore's answer to a query, in order: a digest of its values, their count and the
+/// first few (what a detail shows when two answers differ).
+#[derive(Default)]
+struct Answer {
+    rows: u64,
+    hasher: sha2::Sha256,
+    first: Vec<String>,
+}
+
+impl Answer {
+    fn add(&mut self, value: String) {
+        self.rows += 1;
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        self.hasher.update((value.len() as u64).to_le_bytes());
+        self.hasher.update(value.as_bytes());
+        if self.first.len() < 3 {
+            self.first.push(value);
+        }
+    }
+
+    fn digest(&self) -> Vec<u8> {
+        self.hasher.clone().finalize().to_vec()
+    }
+
+    fn describe(&self) -> String {
+        format!("{} rows, first {}", self.rows, quoted(&self.first))
     }
 }
 
