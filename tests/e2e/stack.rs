@@ -448,3 +448,34 @@ fn a_version_matrix_restores_one_backup_into_two_postgresql_versions_and_compare
     );
     sb.assert_no_leftovers();
 }
+
+// fault: a restore's `from:` is a link inside the backup, or missing from it | failed | `[config] provision: \`from: cfg\`: … is a link`, `\`from: nope\` is not in the backup` | TMPDIR empty
+#[test]
+fn a_from_that_is_a_link_or_missing_fails_its_restore() {
+    let sb = Sandbox::new();
+    let tar = crate::support::TarBuilder::new()
+        .file("real/app.yaml", b"embedding: { dim: 16 }\n")
+        .link(tar::EntryType::Symlink, "cfg", "real")
+        .finish();
+    sb.write("backups/stack.tar", tar);
+    let runbook = |from: &str| {
+        format!(
+            "version: 1\nname: links\nowner: o\nasset: {{ name: a, kind: config }}\nsource: {{ path: backups/stack.tar }}\n\
+             restores:\n  - {{ name: real, adapter: files, from: real }}\n  - {{ name: config, adapter: files, from: {from} }}\n"
+        )
+    };
+    sb.write("links.yaml", runbook("cfg"));
+    let (run, report) = sb.drill("links.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let config = |report: &serde_json::Value| {
+        let reasons = report["failure_reasons"].as_array().unwrap();
+        reasons.iter().filter_map(|r| r.as_str()).find(|r| r.starts_with("[config] ")).unwrap_or_default().to_string()
+    };
+    let reason = config(&report);
+    assert!(reason.starts_with("[config] provision: `from: cfg`: ") && reason.ends_with("is a link"), "{report:#}");
+    sb.write("links.yaml", runbook("nope"));
+    let (run, report) = sb.drill("links.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    assert!(config(&report).starts_with("[config] provision: `from: nope` is not in the backup"), "{report:#}");
+    sb.assert_no_leftovers();
+}

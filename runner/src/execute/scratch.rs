@@ -64,12 +64,13 @@ pub(super) async fn run(
     } else {
         match (shared, &restore.from) {
             (None, _) => None,
-            (Some(u), None) => Some(clone_unpacked(u)),
-            (Some(u), Some(from)) => match u.within(from) {
+            (Some(u), None) => Some(u.clone()),
+            // Counting the part's files walks it: off the async workers.
+            (Some(u), Some(from)) => match blocking_within(u.clone(), from.clone()).await {
                 Ok(part) => Some(part),
                 Err(e) => {
-                    rec.push("provision", Utc::now(), Duration::ZERO, StepStatus::Failed, None, e.to_string());
-                    rec.fail("provision", e.to_string());
+                    rec.push("provision", Utc::now(), Duration::ZERO, StepStatus::Failed, None, e.clone());
+                    rec.fail("provision", e);
                     None
                 }
             },
@@ -150,14 +151,10 @@ fn fail(lane: &mut Lane, stop: &Stop) {
     stop.fail(format!("{} failed", lane.label()));
 }
 
-fn clone_unpacked(u: &Unpacked) -> Unpacked {
-    Unpacked {
-        root: u.root.clone(),
-        single_file: u.single_file.clone(),
-        format: u.format.clone(),
-        name: u.name.clone(),
-        files: u.files,
-        bytes: u.bytes,
+async fn blocking_within(shared: Unpacked, from: String) -> Result<Unpacked, String> {
+    match tokio::task::spawn_blocking(move || shared.within(&from)).await {
+        Ok(part) => part.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("reading `from:` failed: {e}")),
     }
 }
 
