@@ -252,6 +252,10 @@ pub async fn execute(
                 .map(|(lane, r)| Box::pin(scratch::run(lane, plan, shared, r, stop)) as _)
                 .collect();
             futures_util::stream::iter(runs).buffered(parallel).collect::<Vec<()>>().await;
+            // The cause first: the lanes it stopped say so in their own reasons.
+            if let Some(cause) = stop.first.get().and_then(|&i| recs.get_mut(i)) {
+                rec.reasons.append(&mut cause.reasons);
+            }
             for r in recs {
                 rec.absorb(r);
             }

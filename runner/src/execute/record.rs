@@ -25,13 +25,15 @@ pub(super) const SHARED_STEPS: [&str; 4] = ["locate", "fetch", "integrity", "unp
 pub(super) struct Stop {
     pub token: CancellationToken,
     pub why: OnceLock<String>,
+    /// The lane that failed first: its reasons lead the report's.
+    pub first: OnceLock<usize>,
     /// Only a stack has others to stop: a drill of one tears its scratch down as it always did.
     stack: bool,
 }
 
 impl Stop {
     pub fn new(drill: &CancellationToken, stack: bool) -> Stop {
-        Stop { token: drill.child_token(), why: OnceLock::new(), stack }
+        Stop { token: drill.child_token(), why: OnceLock::new(), first: OnceLock::new(), stack }
     }
 
     pub fn fail(&self, why: String) {

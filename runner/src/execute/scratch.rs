@@ -148,6 +148,7 @@ impl Lane {
 
 fn fail(lane: &mut Lane, stop: &Stop) {
     lane.status = StepStatus::Failed;
+    let _ = stop.first.set(lane.index);
     stop.fail(format!("{} failed", lane.label()));
 }
 
