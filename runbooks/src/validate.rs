@@ -141,8 +141,7 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
             | CheckKind::SameCount(_)
             | CheckKind::ConfigMatches(_) => {
                 if let CheckKind::ConfigMatches(c) = &check.check {
-                    let file = std::path::Path::new(&c.config.file);
-                    if file.is_absolute() || file.components().any(|p| matches!(p, std::path::Component::ParentDir)) {
+                    if !relative_inside(&c.config.file) {
                         issue(
                             &at(".config.file"),
                             format!("`{}` must be a relative path inside the restored tree", c.config.file),
@@ -219,14 +218,10 @@ fn validate_restores(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
             ),
             None => {}
         }
-        if let Some(from) = &r.from {
-            let path = std::path::Path::new(from);
-            let outside = path.is_absolute()
-                || path.components().any(|c| matches!(c, std::path::Component::ParentDir))
-                || from.trim().is_empty();
-            if outside {
-                issue(&at(i, "from"), format!("`{from}` must be a relative path inside the unpacked backup"));
-            }
+        if let Some(from) = &r.from
+            && (from.trim().is_empty() || !relative_inside(from))
+        {
+            issue(&at(i, "from"), format!("`{from}` must be a relative path inside the unpacked backup"));
         }
     }
     if let Some(src) = &rb.source {
@@ -374,6 +369,12 @@ fn validate_source(src: &crate::model::Source, prefix: &str, issue: &mut dyn FnM
     {
         issue(&at("time_format"), format!("`{f}` has no chrono specifier (%Y, %m, %d, %H, ...)"));
     }
+}
+
+/// A path that stays inside the tree it is joined to: relative, without `..`.
+fn relative_inside(path: &str) -> bool {
+    let path = std::path::Path::new(path);
+    !path.is_absolute() && !path.components().any(|c| matches!(c, std::path::Component::ParentDir))
 }
 
 /// What Redis `TYPE` answers for a key.

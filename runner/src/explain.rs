@@ -13,19 +13,23 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     let loaded = plan::load(path)?;
     let rb = &loaded.runbook;
     let mut steps: Vec<String> = Vec::new();
-    let source_steps = |src: &drillbook_runbooks::Source| match &src.restic {
-        None => object_steps(src),
-        Some(restic) => restic_steps(restic, src),
-    };
     let age = rb.objectives.rpo.as_ref().map(|rpo| {
         format!("Check its age: it must be younger than {} (RPO). If it is older, escalate to {}.", rpo.raw(), rb.owner)
     });
-    let shared = rb.restores().iter().any(|r| r.source.is_none());
-    if let (true, Some(src)) = (shared, &rb.source) {
-        steps.extend(source_steps(src));
+    // Locating a backup, then its age, then reading it.
+    let source_steps = |src: &drillbook_runbooks::Source| {
+        let mut steps = match &src.restic {
+            None => object_steps(src),
+            Some(restic) => restic_steps(restic, src),
+        };
         if let Some(age) = &age {
             steps.insert(1, age.clone());
         }
+        steps
+    };
+    let shared = rb.restores().iter().any(|r| r.source.is_none());
+    if let (true, Some(src)) = (shared, &rb.source) {
+        steps.extend(source_steps(src));
     }
     // A stack's restores, one after the other here (the drill runs them at once), each with
     // the checks that name it.
@@ -35,9 +39,6 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
         let mut own = Vec::new();
         if let Some(src) = &restore.source {
             own.extend(source_steps(src));
-            if let Some(age) = &age {
-                own.insert(1, age.clone());
-            }
         }
         if let Some(from) = &restore.from {
             own.push(format!("Take `{from}` from the unpacked backup; it is what this restore restores."));

@@ -93,7 +93,8 @@ fn parse(rel: &str, text: &str, format: ConfigFormat) -> Result<Value, String> {
 /// The value at dotted `key` of the restored config file `file` (relative to `root`, read by
 /// its extension), for `config_matches`.
 pub fn value_at(root: &Path, file: &str, key: &str) -> Result<Value, AdapterError> {
-    let path = root.join(file);
+    let path = crate::inside(root, file)
+        .ok_or_else(|| AdapterError::Check(format!("`{file}` is not a path inside the restored tree")))?;
     let meta = std::fs::symlink_metadata(&path)
         .map_err(|e| AdapterError::io(format!("cannot read `{file}` in the restored tree"), e))?;
     if !meta.is_file() {

@@ -56,23 +56,9 @@ pub(super) async fn check(
         }
         CheckKind::SameSet(c) => {
             let a = digests(lanes, rb, &c.a).await?;
-            let (mut b, mut only_b) = (HashSet::new(), Misses::default());
-            stream(lanes, rb, &c.b, &mut |v| {
-                let d = digest(&v);
-                if b.insert(d) && !a.contains(&d) {
-                    only_b.add(v);
-                }
-            })
-            .await?;
+            let (b, only_b) = only_in(lanes, rb, &c.b, &a).await?;
             // The values only in `a`, read again by name (the digests cannot say them).
-            let (mut seen, mut only_a) = (HashSet::new(), Misses::default());
-            stream(lanes, rb, &c.a, &mut |v| {
-                let d = digest(&v);
-                if seen.insert(d) && !b.contains(&d) {
-                    only_a.add(v);
-                }
-            })
-            .await?;
+            let (_, only_a) = only_in(lanes, rb, &c.a, &b).await?;
             let (Misses { count: only_a, examples: a_examples }, Misses { count: only_b, examples: b_examples }) =
                 (only_a, only_b);
             let mut detail = Vec::new();
@@ -138,8 +124,7 @@ pub(super) async fn check(
             })
         }
         CheckKind::ConfigMatches(c) => {
-            let lane = &lanes[rb.restore_named(c.config.on.as_deref())];
-            let scratch = lane.scratch.as_ref().ok_or_else(|| format!("{} has no scratch", lane.label()))?;
+            let (lane, scratch) = scratch_of(lanes, rb, c.config.on.as_deref())?;
             let (root, file, key) = (scratch.dir.clone(), c.config.file.clone(), c.config.key.clone());
             let want =
                 tokio::task::spawn_blocking(move || drillbook_adapters::checks::config::value_at(&root, &file, &key))
@@ -162,7 +147,7 @@ pub(super) async fn check(
                 (Ok(a), Ok(b)) => a == b,
                 _ => want_text == got,
             };
-            let config_on = rb.restores()[rb.restore_named(c.config.on.as_deref())].name();
+            let config_on = rb.restores()[lane.index].name();
             Ok(CheckOutcome {
                 passed: same,
                 observed: json!(got),
@@ -181,8 +166,7 @@ pub(super) async fn check(
             for (q, query) in r.queries.iter().enumerate() {
                 let mut answers = Vec::new();
                 for name in &r.restores {
-                    let lane = &lanes[rb.restore_named(Some(name))];
-                    let scratch = lane.scratch.as_ref().ok_or_else(|| format!("{} has no scratch", lane.label()))?;
+                    let (lane, scratch) = scratch_of(lanes, rb, Some(name))?;
                     let mut answer = Answer::default();
                     lane.adapter
                         .sql_values(&lane.cx, scratch, query, &mut |v| answer.add(v))
@@ -277,6 +261,35 @@ fn digest(value: &str) -> [u8; 16] {
     out
 }
 
+/// The lane of the restore `on` names, and its scratch.
+fn scratch_of<'a>(
+    lanes: &'a [Lane],
+    rb: &Runbook,
+    on: Option<&str>,
+) -> Result<(&'a Lane, &'a drillbook_adapters::Scratch), String> {
+    let lane = &lanes[rb.restore_named(on)];
+    let scratch = lane.scratch.as_ref().ok_or_else(|| format!("{} has no scratch", lane.label()))?;
+    Ok((lane, scratch))
+}
+
+/// The distinct values of `set` (as digests), and those of them not in `other`.
+async fn only_in(
+    lanes: &[Lane],
+    rb: &Runbook,
+    set: &ValueSet,
+    other: &HashSet<[u8; 16]>,
+) -> Result<(HashSet<[u8; 16]>, Misses), String> {
+    let (mut seen, mut missing) = (HashSet::new(), Misses::default());
+    stream(lanes, rb, set, &mut |v| {
+        let d = digest(&v);
+        if seen.insert(d) && !other.contains(&d) {
+            missing.add(v);
+        }
+    })
+    .await?;
+    Ok((seen, missing))
+}
+
 async fn digests(lanes: &[Lane], rb: &Runbook, set: &ValueSet) -> Result<HashSet<[u8; 16]>, String> {
     let mut out = HashSet::new();
     stream(lanes, rb, set, &mut |v| {
@@ -293,8 +306,7 @@ async fn stream(
     set: &ValueSet,
     each: &mut (dyn FnMut(String) + Send),
 ) -> Result<u64, String> {
-    let lane = &lanes[rb.restore_named(set.on.as_deref())];
-    let scratch = lane.scratch.as_ref().ok_or_else(|| format!("{} has no scratch", lane.label()))?;
+    let (lane, scratch) = scratch_of(lanes, rb, set.on.as_deref())?;
     if let Some(sql) = &set.sql {
         return lane.adapter.sql_values(&lane.cx, scratch, sql, each).await.map_err(|e| e.to_string());
     }

@@ -199,31 +199,29 @@ pub async fn execute(
                 cx: cx_in(dir, plan.restores[index].scratch.clone(), stop.token.clone()),
                 backup: None,
                 scratch: None,
-                unpacked: None,
+                unpacked: false,
                 taken: None,
                 status: StepStatus::Skipped,
             });
         }
         if stack && let Err(e) = lanes.iter().try_for_each(|l| std::fs::create_dir_all(&l.cx.work_dir)) {
-            plan_broken(&mut rec, format!("cannot create the restores' folders in {}: {e}", work.path().display()));
+            rec.failed("locate", format!("cannot create the restores' folders in {}: {e}", work.path().display()));
             stop.fail("the drill's folder could not be made".into());
         }
 
-        // 1. The drill's own backup, read once, shared by the restores without their own.
+        // 1. The drill's own backup, read once, shared by the restores without their own. In a
+        //    stack, what follows its steps is each lane's.
+        if stack {
+            rec.vocabulary = &SHARED_STEPS;
+        }
         let shared = match (&plan.broken, plan.shared()) {
             (Some(why), _) => {
-                if stack {
-                    rec.vocabulary = &SHARED_STEPS;
-                }
-                rec.step::<()>("locate", async { Err(why.clone()) }).await;
+                rec.failed("locate", why.clone());
                 rec.skip_rest("locate");
                 stop.fail("the runbook could not be built".into());
                 None
             }
             (None, Some(source)) if stop.why.get().is_none() => {
-                if stack {
-                    rec.vocabulary = &SHARED_STEPS;
-                }
                 let cx = cx_in(work.path().to_path_buf(), ScratchTarget::Local, cancel.clone());
                 let spec = rb.source.as_ref().expect("a shared source plan comes from `source`");
                 let dest = work.path().join("restore");
@@ -267,9 +265,7 @@ pub async fn execute(
 
         // 3. The checks, once every restore is up.
         if rec.reasons.is_empty() && lanes.iter().all(|l| l.status == StepStatus::Passed) {
-            let backups: Vec<Option<&reports::Backup>> =
-                lanes.iter().map(|l| l.backup.as_ref().or(shared_backup.as_ref())).collect();
-            checks = verify::verify(&lanes, rb, &backups, &mut rec).await;
+            checks = verify::verify(&lanes, rb, &backups_of(&lanes, &shared_backup), &mut rec).await;
         } else {
             rec.skip_rest("restore");
         }
@@ -278,7 +274,7 @@ pub async fn execute(
         }
 
         // 4. Teardown of everything provisioned, in reverse order.
-        let unpacked = shared.is_some() || lanes.iter().any(|l| l.unpacked.is_some());
+        let unpacked = shared.is_some() || lanes.iter().any(|l| l.unpacked);
         keeping = scratch::keep_or_not(plan, &rec, work.path(), unpacked);
         let how = if matches!(keeping, Some(Ok(_))) { Teardown::Keep } else { Teardown::Remove };
         for lane in lanes.iter_mut().rev() {
@@ -311,16 +307,14 @@ pub async fn execute(
         }
     }
 
-    // Each restore's backup: its own, or the drill's.
-    let backups: Vec<Option<&reports::Backup>> =
-        lanes.iter().map(|l| l.backup.as_ref().or(shared_backup.as_ref())).collect();
+    let backups = backups_of(&lanes, &shared_backup);
     // The stack is as recent as its oldest backup: the report's `backup` and the RPO's.
     let oldest = backups
         .iter()
         .enumerate()
         .filter_map(|(i, b)| b.map(|b| (i, b)))
         .max_by_key(|(_, b)| b.rpo_age_seconds().unwrap_or(i64::MAX));
-    let backup = oldest.map(|(_, b)| b.clone()).or_else(|| shared_backup.clone());
+    let backup = oldest.map(|(_, b)| b.clone());
     let known_ages = backups.iter().all(|b| b.and_then(|b| b.rpo_age_seconds()).is_some());
 
     // Objectives.
@@ -412,10 +406,9 @@ pub async fn execute(
     (report, ending)
 }
 
-/// A failure before any backup was read, as a failed `locate`.
-fn plan_broken(rec: &mut Recorder<'_>, why: String) {
-    rec.push("locate", Utc::now(), Duration::ZERO, StepStatus::Failed, None, why.clone());
-    rec.fail("locate", why);
+/// Each restore's backup: its own, or the drill's.
+fn backups_of<'a>(lanes: &'a [Lane], shared: &'a Option<reports::Backup>) -> Vec<Option<&'a reports::Backup>> {
+    lanes.iter().map(|l| l.backup.as_ref().or(shared.as_ref())).collect()
 }
 
 /// Restores at once by default: the machine's cores.

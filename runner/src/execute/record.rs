@@ -139,6 +139,12 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// Step `name` failed before it could start: recorded now, taking no time, with `reason`.
+    pub fn failed(&mut self, name: &str, reason: String) {
+        self.push(name, Utc::now(), Duration::ZERO, StepStatus::Failed, None, reason.clone());
+        self.fail(name, reason);
+    }
+
     /// A reason the drill failed: `step: reason`, `[lane] step: reason` in a stack's lane.
     pub fn fail(&mut self, step: &str, reason: String) {
         let lane = self.lane.as_ref().map(|l| format!("[{l}] ")).unwrap_or_default();

@@ -25,7 +25,8 @@ pub(super) struct Lane {
     /// Its own backup's record (a restore with its own `source`).
     pub backup: Option<reports::Backup>,
     pub scratch: Option<Scratch>,
-    pub unpacked: Option<Unpacked>,
+    /// Whether its backup was unpacked (a failed drill keeps it only then).
+    pub unpacked: bool,
     /// The shared backup's time as this restore read it from its content.
     pub taken: Option<drillbook_adapters::Taken>,
     pub status: StepStatus,
@@ -69,8 +70,7 @@ pub(super) async fn run(
             (Some(u), Some(from)) => match blocking_within(u.clone(), from.clone()).await {
                 Ok(part) => Some(part),
                 Err(e) => {
-                    rec.push("provision", Utc::now(), Duration::ZERO, StepStatus::Failed, None, e.clone());
-                    rec.fail("provision", e);
+                    rec.failed("provision", e);
                     None
                 }
             },
@@ -80,6 +80,7 @@ pub(super) async fn run(
         rec.skip_rest("provision");
         return fail(lane, stop);
     };
+    lane.unpacked = true;
     let adapter = lane.adapter.as_ref();
     let cx = &lane.cx;
     let scratch = rec
@@ -114,7 +115,6 @@ pub(super) async fn run(
     }
     lane.scratch = Some(scratch);
     let Some(taken) = restored else {
-        lane.unpacked = Some(unpacked);
         return fail(lane, stop);
     };
     if let Some(taken) = taken {
@@ -126,11 +126,9 @@ pub(super) async fn run(
             .step("capture", async { hook.run(&lane.cx, scratch, &unpacked).await.map(|d| done((), None, d)) })
             .await;
         if captured.is_none() {
-            lane.unpacked = Some(unpacked);
             return fail(lane, stop);
         }
     }
-    lane.unpacked = Some(unpacked);
     lane.status = StepStatus::Passed;
 }
 
