@@ -9,7 +9,7 @@ use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use drillbook_runbooks::{Check, CheckKind};
+use drillbook_runbooks::{Check, CheckKind, StoreQuery};
 use tokio_util::sync::CancellationToken;
 
 pub mod checks;
@@ -467,23 +467,31 @@ pub trait Adapter: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Whether [`Adapter::sql_values`] answers (the coherence checks' `sql:` sets).
-    fn has_sql(&self) -> bool {
-        false
+    /// The value sets this store answers (`sql`, `points`, `dimension`: [`StoreQuery::key`]),
+    /// for the checks that compare restores; none by default.
+    fn answers(&self) -> &'static [&'static str] {
+        &[]
     }
 
-    /// The rows of `sql` on the restored store, streamed: `each` gets each row's first column
-    /// as text (NULL as `NULL`). Returns the number of rows. For the checks that compare
-    /// restores (`references`, `same_set`, `same_count`), which never hold a whole table.
-    async fn sql_values(
+    /// The values `query` asks for on the restored store, streamed to `each` (an SQL query's
+    /// rows: the first column as text, NULL as `NULL`; a collection's points: a payload field
+    /// or the id). Returns how many. For the checks that compare restores (`references`,
+    /// `same_set`, `same_count`, `config_matches`, `same_results`), which never hold a whole
+    /// table.
+    async fn values(
         &self,
         _cx: &DrillCx,
         _scratch: &Scratch,
-        _sql: &str,
+        query: StoreQuery<'_>,
         _each: &mut (dyn FnMut(String) + Send),
     ) -> Result<u64, AdapterError> {
-        Err(AdapterError::Unsupported(format!("adapter `{}` answers no SQL", self.kind())))
+        Err(unanswered(self.kind(), query))
     }
+}
+
+/// Why a store cannot give a value set.
+pub fn unanswered(kind: &str, query: StoreQuery<'_>) -> AdapterError {
+    AdapterError::Unsupported(format!("adapter `{kind}` cannot answer `{}` value sets", query.key()))
 }
 
 /// What teardown does with a scratch environment's data.
@@ -524,6 +532,20 @@ pub trait Store: Send + Sync + 'static {
     async fn teardown(&self, cx: &DrillCx, live: Self::Live, how: Teardown) -> Result<(), AdapterError>;
     async fn sweep(&self, _run_id: &str, _scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
         Ok(Vec::new())
+    }
+    /// As [`Adapter::answers`].
+    fn answers(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// As [`Adapter::values`].
+    async fn values(
+        &self,
+        _cx: &DrillCx,
+        _live: &Self::Live,
+        query: StoreQuery<'_>,
+        _each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        Err(unanswered(Store::kind(self), query))
     }
 }
 
@@ -571,6 +593,19 @@ impl<S: Store> Adapter for S {
     }
     async fn sweep(&self, run_id: &str, scratch: &ScratchTarget) -> Result<Vec<String>, AdapterError> {
         Store::sweep(self, run_id, scratch).await
+    }
+    fn answers(&self) -> &'static [&'static str] {
+        Store::answers(self)
+    }
+    async fn values(
+        &self,
+        cx: &DrillCx,
+        scratch: &Scratch,
+        query: StoreQuery<'_>,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        let live = scratch.state.downcast_ref::<S::Live>().ok_or_else(|| foreign_scratch(Store::kind(self)))?;
+        Store::values(self, cx, live, query, each).await
     }
 }
 

@@ -31,6 +31,32 @@ pub fn id_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// The values of `field` in a point's payload (a Qdrant payload, a Chroma record's metadata)
+/// for a value set, each as text: the field named as it is written, else as a dotted path into
+/// nested objects; an array gives each element; a missing field or null gives `NULL`, as SQL's
+/// NULL does. Returns how many values.
+pub fn payload_values(payload: Option<&serde_json::Value>, field: &str, each: &mut dyn FnMut(String)) -> u64 {
+    let value = payload.and_then(|p| p.get(field).or_else(|| field.split('.').try_fold(p, |v, key| v.get(key))));
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "NULL".to_string(),
+        other => id_text(other),
+    };
+    match value {
+        Some(serde_json::Value::Array(items)) => {
+            items.iter().for_each(|v| each(text(v)));
+            items.len() as u64
+        }
+        Some(v) => {
+            each(text(v));
+            1
+        }
+        None => {
+            each("NULL".into());
+            1
+        }
+    }
+}
+
 /// Reads JSON Lines golden queries; errors name the line.
 pub fn parse_queries(text: &str) -> Result<Vec<GoldenQuery>, String> {
     let mut out = Vec::new();
@@ -354,6 +380,28 @@ impl Integrity {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn payload_values_take_a_field_a_dotted_path_each_array_element_and_null_for_missing() {
+        let p = serde_json::json!({"doc": "a", "n": 7, "tags": ["x", 2], "meta": {"src": "s"}, "a.b": true, "z": null});
+        let got = |field: &str| {
+            let mut out = Vec::new();
+            let n = payload_values(Some(&p), field, &mut |v| out.push(v));
+            assert_eq!(n as usize, out.len());
+            out
+        };
+        assert_eq!(got("doc"), ["a"]);
+        assert_eq!(got("n"), ["7"]);
+        assert_eq!(got("tags"), ["x", "2"]);
+        assert_eq!(got("meta.src"), ["s"]);
+        assert_eq!(got("a.b"), ["true"]);
+        assert_eq!(got("z"), ["NULL"]);
+        assert_eq!(got("gone"), ["NULL"]);
+        let mut none = Vec::new();
+        payload_values(None, "doc", &mut |v| none.push(v));
+        assert_eq!(none, ["NULL"]);
+    }
+
     use super::*;
 
     /// A collection in memory, searched exactly: the reference the paged search is held to.

@@ -58,6 +58,9 @@ pub struct RestoreRecord {
     pub backup: Option<Backup>,
     /// `passed`, `failed` (where its reason says), or `skipped` (it never started).
     pub status: StepStatus,
+    /// The asset it brings back, when the runbook names one for it (as the runbook's `asset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<serde_json::Value>,
 }
 
 /// A failed drill's scratch kept for investigation.

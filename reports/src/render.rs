@@ -19,7 +19,10 @@ pub enum RenderError {
 
 #[derive(Serialize)]
 struct Bar {
+    /// The step as the table names it (`vectors: restore`).
     name: String,
+    /// What the bar's row says: the step's name (its lane is the band's).
+    label: String,
     x: f64,
     y: u32,
     w: f64,
@@ -27,6 +30,20 @@ struct Bar {
     duration_ms: u64,
     color: &'static str,
 }
+
+/// A swim lane of a stack's timeline: the rows of one restore's steps (or the drill's own),
+/// under a heading.
+#[derive(Serialize, Debug)]
+struct Band {
+    name: String,
+    y: u32,
+    h: u32,
+    shaded: bool,
+}
+
+/// A bar's row height, and a band's heading.
+const ROW: u32 = 22;
+const HEADING: u32 = 18;
 
 #[derive(Serialize)]
 struct ObjectiveRow {
@@ -54,9 +71,10 @@ pub fn render_html(report: &Report, keyid: &str, templates: Option<&Path>) -> Re
     cx.insert("report", report);
     cx.insert("keyid", keyid);
     cx.insert("verdict_text", if report.verdict == Verdict::Passed { "PASSED" } else { "FAILED" });
-    let bars = timeline(report);
-    cx.insert("timeline_height", &(bars.len() as u32 * 22 + 6));
+    let (bars, bands, height) = timeline(report);
+    cx.insert("timeline_height", &height);
     cx.insert("timeline", &bars);
+    cx.insert("lanes", &bands);
     cx.insert("objectives", &objectives(report));
     tera.render("report.html", &cx).map_err(|e| RenderError::Render(chain(&e)))
 }
@@ -72,27 +90,44 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Bars on a shared time axis: x from each step's start, width from its duration.
-fn timeline(report: &Report) -> Vec<Bar> {
+/// Bars on a shared time axis: x from each step's start, width from its duration. A stack's
+/// steps are grouped in swim lanes, the drill's own first, then each restore's in the order
+/// they appear (so concurrent restores show side by side in time, one band each); returns the
+/// bars, the bands (none for a drill of one restore) and the height.
+fn timeline(report: &Report) -> (Vec<Bar>, Vec<Band>, u32) {
     const LEFT: f64 = 150.0;
     const WIDTH: f64 = 760.0;
     let t0 = report.started_at;
     let total_ms = report.finished_at.signed_duration_since(t0).num_milliseconds().max(1) as f64;
-    report
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
+    let mut lanes: Vec<Option<&str>> = vec![None];
+    for s in &report.steps {
+        if !lanes.contains(&s.restore.as_deref()) {
+            lanes.push(s.restore.as_deref());
+        }
+    }
+    let banded = lanes.len() > 1;
+    let (mut bars, mut bands, mut y) = (Vec::new(), Vec::new(), 4u32);
+    for (n, lane) in lanes.iter().enumerate() {
+        let steps: Vec<&crate::Step> = report.steps.iter().filter(|s| s.restore.as_deref() == *lane).collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let top = y;
+        if banded {
+            y += HEADING;
+        }
+        for s in steps {
             let start = s.started_at.signed_duration_since(t0).num_milliseconds().max(0) as f64;
             let x = LEFT + WIDTH * (start / total_ms).min(1.0);
             // At least 2 px so that instant steps show; never past the axis (nor below 2 px
             // when a step starts at its very end).
             let room = (LEFT + WIDTH - x).max(2.0);
             let w = (WIDTH * s.duration_ms as f64 / total_ms).max(2.0).min(room);
-            Bar {
+            bars.push(Bar {
                 name: s.lane_name(),
+                label: if banded { s.name.clone() } else { s.lane_name() },
                 x: (x * 10.0).round() / 10.0,
-                y: i as u32 * 22 + 4,
+                y,
                 w: (w * 10.0).round() / 10.0,
                 label_x: ((x + w + 6.0).min(960.0) * 10.0).round() / 10.0,
                 duration_ms: s.duration_ms,
@@ -101,9 +136,18 @@ fn timeline(report: &Report) -> Vec<Bar> {
                     StepStatus::Failed => "#c8413a",
                     StepStatus::Skipped => "#b9c0c8",
                 },
-            }
-        })
-        .collect()
+            });
+            y += ROW;
+        }
+        if banded {
+            let name = match lane {
+                Some(r) => format!("restore {r}"),
+                None => "the drill".to_string(),
+            };
+            bands.push(Band { name, y: top - 2, h: y - top, shaded: n % 2 == 1 });
+        }
+    }
+    (bars, bands, y + 2)
 }
 
 fn objectives(report: &Report) -> Vec<ObjectiveRow> {
@@ -154,13 +198,55 @@ mod tests {
             step(r.finished_at + chrono::Duration::seconds(5), 9_000),
             step(r.started_at, 0),
         ];
-        let bars = timeline(&r);
+        let (bars, bands, _) = timeline(&r);
+        assert!(bands.is_empty(), "one restore, no lanes: {bands:?}");
         assert!(
             bars.iter().all(|b| b.w >= 2.0 && b.x + b.w <= 912.0),
             "{:?}",
             bars.iter().map(|b| (b.x, b.w)).collect::<Vec<_>>()
         );
         assert!(render_html(&r, "k", None).is_ok());
+    }
+
+    #[test]
+    fn a_stacks_timeline_has_a_lane_per_restore_in_order_of_appearance() {
+        let mut r = crate::tests::sample();
+        let step = |name: &str, restore: Option<&str>| crate::Step {
+            name: name.into(),
+            started_at: r.started_at,
+            duration_ms: 10,
+            status: StepStatus::Passed,
+            bytes: None,
+            detail: String::new(),
+            restore: restore.map(String::from),
+        };
+        r.steps = vec![
+            step("fetch", None),
+            step("provision", Some("docs")),
+            step("provision", Some("vectors")),
+            step("restore", Some("docs")),
+            step("verify", None),
+            step("teardown", Some("vectors")),
+        ];
+        let (bars, bands, height) = timeline(&r);
+        let lanes: Vec<(&str, u32, u32)> = bands.iter().map(|b| (b.name.as_str(), b.y, b.h)).collect();
+        assert_eq!(lanes, [("the drill", 2, 62), ("restore docs", 64, 62), ("restore vectors", 126, 62)]);
+        let rows: Vec<(&str, u32)> = bars.iter().map(|b| (b.name.as_str(), b.y)).collect();
+        assert_eq!(
+            rows,
+            [
+                ("fetch", 22),
+                ("verify", 44),
+                ("docs: provision", 84),
+                ("docs: restore", 106),
+                ("vectors: provision", 146),
+                ("vectors: teardown", 168)
+            ]
+        );
+        assert_eq!(bars[2].label, "provision");
+        assert_eq!(height, 192);
+        let html = render_html(&r, "k", None).unwrap();
+        assert!(html.contains(">restore vectors</text>"), "{html}");
     }
 
     #[test]

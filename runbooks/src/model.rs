@@ -289,6 +289,11 @@ pub struct Restore {
     /// `local` (an ephemeral environment) or `server:<name>` from the config.
     #[serde(default)]
     pub scratch: Parsed<ScratchSpec>,
+    /// The asset this restore brings back, when a stack's store is an asset of its own (the
+    /// vector database, the document store): `drillbook assets` lists it beside the runbook's,
+    /// proven by the stack's drills. Only in `restores:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<Asset>,
     /// The adapter and its own options; in YAML these sit beside `adapter:`.
     pub adapter: AdapterOptions,
 }
@@ -602,8 +607,10 @@ impl CheckKind {
 }
 
 /// Values read from one restore, for the checks that compare restores: the first column of an
-/// SQL query's rows (SQL stores), or the paths of the restored files matching a glob (any
-/// restore whose result is a tree, e.g. `files`). Exactly one of `sql` and `files`.
+/// SQL query's rows (SQL stores), the paths of the restored files matching a glob (any
+/// restore whose result is a tree, e.g. `files`), a payload field of a collection's points
+/// or its vectors' dimension (vector stores). Exactly one of `sql`, `files`, `points` and
+/// `dimension`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueSet {
@@ -621,6 +628,95 @@ pub struct ValueSet {
     /// database calls the document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_extension: Option<String>,
+    /// One value per point of a vector store's collection (`qdrant`, `chroma`): a payload
+    /// field (Chroma: a metadata key), or the point's id without `field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<PointValues>,
+    /// One value: the dimension of a collection's vectors (`qdrant`, `chroma`), what a
+    /// config's embedding dimension must equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<DimensionOf>,
+}
+
+/// The points of a collection, one value each: `field` of its payload (dotted for nested
+/// objects; each element of an array counts), or its id. A point without the field gives
+/// `NULL`, as SQL's NULL does.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointValues {
+    pub collection: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The dimension of a collection's vectors; `vector` names one of Qdrant's named vectors.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DimensionOf {
+    pub collection: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<String>,
+}
+
+/// What a value set asks the store of its restore (a `files:` set is read by the runner).
+#[derive(Debug, Clone, Copy)]
+pub enum StoreQuery<'a> {
+    Sql(&'a str),
+    Points(&'a PointValues),
+    Dimension(&'a DimensionOf),
+}
+
+impl StoreQuery<'_> {
+    /// Its key in a value set, as adapters list what they answer.
+    pub fn key(&self) -> &'static str {
+        match self {
+            StoreQuery::Sql(_) => "sql",
+            StoreQuery::Points(_) => "points",
+            StoreQuery::Dimension(_) => "dimension",
+        }
+    }
+}
+
+impl ValueSet {
+    /// The keys that say where the values come from; a valid set has exactly one.
+    pub fn origins(&self) -> Vec<&'static str> {
+        let set = [
+            ("sql", self.sql.is_some()),
+            ("files", self.files.is_some()),
+            ("points", self.points.is_some()),
+            ("dimension", self.dimension.is_some()),
+        ];
+        set.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect()
+    }
+
+    /// The set in words, for details and checklists: `` `select id from documents` on docs``,
+    /// ``files `docs/*.md` of corpus``, `` `doc_id` of the points of `chunks` on vectors``.
+    pub fn describe(&self, rb: &Runbook) -> String {
+        let on = rb.restores()[rb.restore_named(self.on.as_deref())].name();
+        if let Some(g) = &self.files {
+            return format!("files `{}` of {on}", g.raw());
+        }
+        match self.store_query() {
+            Some(StoreQuery::Sql(q)) => format!("`{}` on {on}", q.trim()),
+            Some(StoreQuery::Points(p)) => match &p.field {
+                Some(f) => format!("`{f}` of the points of `{}` on {on}", p.collection),
+                None => format!("the ids of the points of `{}` on {on}", p.collection),
+            },
+            Some(StoreQuery::Dimension(d)) => format!("the dimension of `{}` on {on}", d.collection),
+            None => on.to_string(),
+        }
+    }
+
+    /// What the store is asked for; `None` for a `files:` set.
+    pub fn store_query(&self) -> Option<StoreQuery<'_>> {
+        if let Some(q) = &self.sql {
+            Some(StoreQuery::Sql(q))
+        } else if let Some(p) = &self.points {
+            Some(StoreQuery::Points(p))
+        } else {
+            self.dimension.as_ref().map(StoreQuery::Dimension)
+        }
+    }
 }
 
 /// Every value of `from` is one of `to`'s: every chunk's `document_id` names a document that

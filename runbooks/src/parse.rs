@@ -410,7 +410,7 @@ fn reshape_runbook(root: &mut Node, issue: &mut dyn FnMut(Pos, String)) {
 }
 
 /// The fields of a restore that are not the adapter's options.
-const RESTORE_FIELDS: [&str; 5] = ["adapter", "name", "source", "from", "scratch"];
+const RESTORE_FIELDS: [&str; 6] = ["adapter", "name", "source", "from", "scratch", "asset"];
 
 /// `{adapter: X, scratch: S, opt: V}` → `{scratch: S, adapter: {X: {opt: V}}}`.
 fn reshape_restore(node: &mut Node, issue: &mut dyn FnMut(Pos, String)) {

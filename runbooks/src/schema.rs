@@ -75,6 +75,7 @@ impl JsonSchema for Restore {
         let scratch = g.subschema_for::<ScratchSpec>().to_value();
         let name = g.subschema_for::<crate::values::Name>().to_value();
         let source = g.subschema_for::<crate::model::Source>().to_value();
+        let asset = g.subschema_for::<crate::model::Asset>().to_value();
         let from = json_schema!({
             "type": "string",
             "description": "A file or folder inside the unpacked backup that is this restore's."
@@ -89,6 +90,7 @@ impl JsonSchema for Restore {
                 props.insert("name".into(), name.clone());
                 props.insert("source".into(), source.clone());
                 props.insert("from".into(), from.clone());
+                props.insert("asset".into(), asset.clone());
                 required.insert(0, "adapter".into());
                 object(props, required, options.get("description"))
             })

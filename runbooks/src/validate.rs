@@ -153,15 +153,25 @@ pub(crate) fn validate(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 }
                 for (side, set) in check.check.value_sets() {
                     let at = at(&format!(".{side}"));
-                    match (&set.sql, &set.files) {
-                        (Some(_), Some(_)) => issue(&at, "name either `sql` or `files`, not both".into()),
-                        (None, None) => {
-                            issue(&at, "needs `sql` (a query, one value per row) or `files` (a glob)".into())
-                        }
-                        (Some(q), None) if q.trim().is_empty() => {
-                            issue(&format!("{at}.sql"), "must not be empty".into())
-                        }
-                        _ => {}
+                    match set.origins().as_slice() {
+                        [] => issue(
+                            &at,
+                            "needs `sql` (a query, one value per row), `files` (a glob), `points` (a collection's \
+                             payload field) or `dimension` (a collection's)"
+                                .into(),
+                        ),
+                        [_] => {}
+                        several => issue(&at, format!("name only one of `{}`", several.join("`, `"))),
+                    }
+                    if set.sql.as_ref().is_some_and(|q| q.trim().is_empty()) {
+                        issue(&format!("{at}.sql"), "must not be empty".into());
+                    }
+                    let collection = set.points.as_ref().map(|p| ("points", &p.collection));
+                    let collection = collection.or(set.dimension.as_ref().map(|d| ("dimension", &d.collection)));
+                    if let Some((key, name)) = collection
+                        && name.trim().is_empty()
+                    {
+                        issue(&format!("{at}.{key}.collection"), "must name a collection".into());
                     }
                     if set.strip_extension.is_some() && set.files.is_none() {
                         issue(&format!("{at}.strip_extension"), "only with `files`".into());
@@ -217,6 +227,12 @@ fn validate_restores(rb: &Runbook, issue: &mut dyn FnMut(&str, String)) {
                 "no backup to restore: give this restore a `source:`, or the drill one `source:` for all".into(),
             ),
             None => {}
+        }
+        if r.asset.is_some() && rb.restore.is_some() {
+            issue(
+                &at(i, "asset"),
+                "the runbook's `asset:` is its only restore's; an asset per restore is for `restores:`".into(),
+            );
         }
         if let Some(from) = &r.from
             && (from.trim().is_empty() || !relative_inside(from))

@@ -98,12 +98,12 @@ fn errors_name_file_line_column_field_and_hint() {
         (
             "  scratch: local\n",
             "  scratch: local\n  jbos: 2\n",
-            "rb.yaml:25:3: restore.jbos: unknown field (expected one of: file, adapter, name, source, from, scratch)",
+            "rb.yaml:25:3: restore.jbos: unknown field (expected one of: file, adapter, name, source, from, scratch, asset)",
         ),
         (
             "  file: docs.sqlite\n",
             "  fiel: docs.sqlite\n",
-            "rb.yaml:25:3: restore.fiel: unknown field, did you mean `file`? (expected one of: file, adapter, name, source, from, scratch)",
+            "rb.yaml:25:3: restore.fiel: unknown field, did you mean `file`? (expected one of: file, adapter, name, source, from, scratch, asset)",
         ),
         (
             "    expect: \">= 10000\"",
@@ -421,6 +421,16 @@ fn a_stack_of_restores_parses_and_checks_name_their_restore() {
     assert_eq!(one.restores().len(), 1);
     assert_eq!(one.restores()[0].name(), "restore");
     assert!(!one.is_stack());
+    // An asset of its own is for a stack's restores: a single restore's is the runbook's.
+    let own = VALID.replace("  scratch: local\n", "  scratch: local\n  asset: { name: x, kind: files }\n");
+    assert!(own.contains("asset: { name: x"));
+    let got = Runbook::parse("rb.yaml", &own).unwrap_err().to_string();
+    assert!(
+        got.contains(
+            "restore.asset: the runbook's `asset:` is its only restore's; an asset per restore is for `restores:`"
+        ),
+        "{got}"
+    );
 }
 
 #[test]
@@ -468,6 +478,11 @@ fn stacks_are_validated() {
             "restores: name either `restore` (one store) or `restores` (several), not both",
         ),
         (("verify:\n", "verify: []\nx:\n"), "x: unknown field"),
+        (
+            ("  - name: corpus\n", "  - name: corpus\n    asset: { name: corpus, kind: documents }\n"),
+            "stack.yaml:13:34: restores[1].asset.kind: unknown value `documents`, did you mean `document-store`?",
+        ),
+        (("  - name: corpus\n", "  - name: corpus\n    asset: { name: corpus, kind: files }\n"), "ok"),
     ];
     let failures: Vec<String> = cases
         .iter()
@@ -512,11 +527,27 @@ fn checks_across_restores_name_their_sides() {
         ),
         (
             "  - name: same\n    same_set: { a: { on: corpus, files: \"*.md\", sql: select 1 }, b: { on: docs, sql: select 1 } }\n",
-            "verify[2].same_set.a: name either `sql` or `files`, not both",
+            "verify[2].same_set.a: name only one of `sql`, `files`",
         ),
         (
             "  - name: same\n    same_count: { a: { on: corpus }, b: { on: docs, sql: select 1, strip_extension: .md } }\n",
-            "verify[2].same_count.a: needs `sql` (a query, one value per row) or `files` (a glob)",
+            "verify[2].same_count.a: needs `sql` (a query, one value per row), `files` (a glob), `points`",
+        ),
+        (
+            "  - name: refs\n    references: { from: { on: vectors, points: { collection: chunks, field: doc_id } }, to: { on: docs, sql: select id from documents } }\n",
+            "ok",
+        ),
+        (
+            "  - name: refs\n    references: { from: { on: vectors, points: { collection: \"\", field: doc_id } }, to: { on: docs, sql: select 1 } }\n",
+            "verify[2].references.from.points.collection: must name a collection",
+        ),
+        (
+            "  - name: refs\n    references: { from: { on: vectors, points: { collection: chunks, feild: doc_id } }, to: { on: docs, sql: select 1 } }\n",
+            "verify[2].references.from.points.feild: unknown field, did you mean `field`?",
+        ),
+        (
+            "  - name: dim\n    config_matches: { config: { on: corpus, file: app.yaml, key: embedding.dim }, equals: { on: vectors, dimension: { collection: chunks } } }\n",
+            "ok",
         ),
         (
             "  - name: skew\n    max_skew: { restores: [docs, vectros], max: 1h }\n",

@@ -81,8 +81,15 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
     if let Some(d) = &rb.description {
         println!("{d}");
     }
-    let kind = serde_json::to_value(rb.asset.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    println!("Asset: {} ({kind}), owner: {}", rb.asset.name, rb.owner);
+    let kind = |a: &drillbook_runbooks::Asset| {
+        serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    };
+    println!("Asset: {} ({}), owner: {}", rb.asset.name, kind(&rb.asset), rb.owner);
+    for r in rb.restores() {
+        if let Some(a) = &r.asset {
+            println!("  restore `{}` brings back: {} ({})", r.name(), a.name, kind(a));
+        }
+    }
     println!();
     for (i, s) in steps.iter().enumerate() {
         println!("{:>2}. [ ] {s}", i + 1);
@@ -92,14 +99,7 @@ pub fn explain_command(_config: &Config, path: &Path) -> anyhow::Result<ExitCode
 
 /// A check across restores as a manual step.
 fn coherence_step(rb: &drillbook_runbooks::Runbook, check: &CheckKind) -> String {
-    let set = |s: &drillbook_runbooks::ValueSet| {
-        let on = rb.restores()[rb.restore_named(s.on.as_deref())].name();
-        match (&s.sql, &s.files) {
-            (Some(q), _) => format!("the rows of `{}` on {on}", q.trim()),
-            (_, Some(g)) => format!("the files `{}` of {on}", g.raw()),
-            _ => on.to_string(),
-        }
-    };
+    let set = |s: &drillbook_runbooks::ValueSet| s.describe(rb);
     match check {
         CheckKind::References(r) => format!(
             "every value of {} must be among {}{}",

@@ -53,6 +53,9 @@ pub fn plan_command(config: &Config, paths: &[PathBuf], count: usize, json: bool
 #[derive(Serialize)]
 pub struct AssetRow {
     asset: String,
+    /// The restore of a stack that brings this asset back (`restores[].asset`); `null` for
+    /// the runbook's own asset. A stack's drills prove all of its assets together.
+    restore: Option<String>,
     kind: serde_json::Value,
     system: Option<String>,
     environment: Option<String>,
@@ -130,7 +133,10 @@ pub async fn assets_command(config: &Config, paths: &[PathBuf], json: bool) -> a
                 r.kind.as_str().unwrap_or_default(),
                 r.system.as_deref().unwrap_or("-"),
                 r.owner,
-                r.runbook,
+                match &r.restore {
+                    Some(on) => format!("{} ({on})", r.runbook),
+                    None => r.runbook.clone(),
+                },
                 r.coverage,
                 r.drilled,
                 match r.backup_fresh {
@@ -173,27 +179,31 @@ pub async fn asset_rows(
                 if age <= rpo as i64 { "proven" } else { "stale" }
             }
         };
-        rows.push(AssetRow {
-            asset: rb.asset.name.clone(),
-            kind: serde_json::to_value(rb.asset.kind)?,
-            system: rb.asset.system.clone(),
-            environment: rb.asset.environment.clone(),
-            vendor: rb.asset.vendor.clone(),
-            owner: rb.owner.clone(),
-            runbook: rb.name().to_string(),
-            last_drill: last.map(|r| r.started_at.clone()),
-            last_status: last.map(|r| r.status.clone()),
-            drilled: drilled(&rb, last_pass.as_deref(), now),
-            backup_fresh: match (backup_age_s, rpo) {
-                (Some(age), Some(rpo)) => Some(age <= rpo as i64),
-                _ => None,
-            },
-            backup_age_s,
-            backup_time_from,
-            last_pass,
-            rpo_s: rpo,
-            coverage,
-        });
+        let own = rb.restores().iter().filter_map(|r| r.asset.as_ref().map(|a| (Some(r.name().to_string()), a)));
+        for (restore, asset) in std::iter::once((None, &rb.asset)).chain(own) {
+            rows.push(AssetRow {
+                asset: asset.name.clone(),
+                restore,
+                kind: serde_json::to_value(asset.kind)?,
+                system: asset.system.clone(),
+                environment: asset.environment.clone(),
+                vendor: asset.vendor.clone(),
+                owner: rb.owner.clone(),
+                runbook: rb.name().to_string(),
+                last_drill: last.map(|r| r.started_at.clone()),
+                last_status: last.map(|r| r.status.clone()),
+                drilled: drilled(&rb, last_pass.as_deref(), now),
+                backup_fresh: match (backup_age_s, rpo) {
+                    (Some(age), Some(rpo)) => Some(age <= rpo as i64),
+                    _ => None,
+                },
+                backup_age_s,
+                backup_time_from: backup_time_from.clone(),
+                last_pass: last_pass.clone(),
+                rpo_s: rpo,
+                coverage,
+            });
+        }
     }
     rows.sort_by(|a, b| (a.coverage == "proven", &a.asset).cmp(&(b.coverage == "proven", &b.asset)));
     Ok(rows)

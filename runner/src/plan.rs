@@ -49,19 +49,26 @@ fn check_against_registry(l: &Loaded, shown: &str) -> Vec<String> {
     for (i, c) in rb.verify.iter().enumerate() {
         for (side, set) in c.check.value_sets() {
             let at = rb.restore_named(set.on.as_deref());
-            if set.sql.is_some() && !adapters[at].has_sql() {
+            if let Some(query) = set.store_query()
+                && !adapters[at].answers().contains(&query.key())
+            {
                 out.push(format!(
-                    "{shown}: verify[{i}].{}.{side}.sql: adapter `{}` (restore `{}`) answers no SQL; use `files:` or a restore that does",
+                    "{shown}: verify[{i}].{}.{side}.{key}: adapter `{}` (restore `{}`) answers no `{key}` sets; {hint}",
                     c.check.name(),
                     adapters[at].kind(),
-                    rb.restores()[at].name()
+                    rb.restores()[at].name(),
+                    key = query.key(),
+                    hint = match adapters[at].answers() {
+                        [] => "use `files:` or a restore that does".to_string(),
+                        some => format!("it answers {}", some.join(", ")),
+                    }
                 ));
             }
         }
         if let drillbook_runbooks::CheckKind::SameResults(r) = &c.check {
             for name in &r.restores {
                 let at = rb.restore_named(Some(name));
-                if !adapters[at].has_sql() {
+                if !adapters[at].answers().contains(&"sql") {
                     out.push(format!(
                         "{shown}: verify[{i}].same_results: adapter `{}` (restore `{name}`) answers no SQL",
                         adapters[at].kind()

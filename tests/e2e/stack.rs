@@ -73,7 +73,12 @@ fn lanes(report: &serde_json::Value) -> Vec<(String, String, String)> {
 
 #[test]
 fn a_stack_restores_each_store_and_runs_each_check_on_the_restore_it_names() {
-    let sb = stack_sandbox(THREE, 2);
+    // The vectors are an asset of their own (another team's store, on the asset map).
+    let three = THREE.replace(
+        "    source: { path: vectors/rag.sqlite }",
+        "    source: { path: vectors/rag.sqlite }\n    asset: { name: rag-vectors, kind: vector-store, system: sqlite }",
+    );
+    let sb = stack_sandbox(&three, 2);
     sb.write(
         "stack.yaml",
         sb.read("stack.yaml")
@@ -137,6 +142,20 @@ fn a_stack_restores_each_store_and_runs_each_check_on_the_restore_it_names() {
     let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
     assert!(html.contains("vectors: restore"), "the timeline names each lane");
     sb.assert_no_leftovers();
+    assert_eq!(restores[2]["asset"]["name"], "rag-vectors");
+    assert!(restores[0].get("asset").is_none(), "{restores:#?}");
+
+    // The asset map lists the stack's asset and the restore's, both proven by this drill.
+    let assets = sb.run(&["assets", "stack.yaml", "--output", "json"]);
+    assert_eq!(assets.code, 0, "{assets}");
+    let rows: serde_json::Value = serde_json::from_str(&assets.stdout).unwrap();
+    let rows: Vec<(&str, &str, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["asset"].as_str().unwrap(), r["restore"].as_str().unwrap_or("-"), r["coverage"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [("rag", "-", "proven"), ("rag-vectors", "vectors", "proven")]);
 
     // On-call reads the stack as one checklist, restore by restore.
     let explained = sb.run(&["explain", "stack.yaml"]);
@@ -146,6 +165,7 @@ fn a_stack_restores_each_store_and_runs_each_check_on_the_restore_it_names() {
         "[config] Take `config` from the unpacked backup",
         "[vectors] Locate the newest backup under `vectors/rag.sqlite`",
         "Tear every scratch copy down, the last restored first",
+        "restore `vectors` brings back: rag-vectors (vector-store)",
     ] {
         assert!(explained.stdout.contains(want), "{want:?} missing:\n{explained}");
     }
@@ -317,7 +337,7 @@ fn coherence_checks_prove_the_stack_agrees_and_name_what_does_not() {
     // On-call reads the checks across restores after the restores.
     let explained = sb.run(&["explain", "stack.yaml"]);
     assert!(
-        explained.stdout.contains("Check \"every chunk's document exists\" across the restores: every value of the rows of `select document_id from chunks` on vectors must be among the rows of `select id from documents` on docs."),
+        explained.stdout.contains("Check \"every chunk's document exists\" across the restores: every value of `select document_id from chunks` on vectors must be among `select id from documents` on docs."),
         "{explained}"
     );
 }
@@ -334,7 +354,7 @@ fn coherence_checks_are_validated_against_the_stack() {
     sb.edit("stack.yaml", "      to: { on: dcos, sql:", "      to: { on: docs, sql:");
     let r = sb.run(&["validate", "stack.yaml"]);
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.contains("verify[5].same_set.a.sql: adapter `files` (restore `config`) answers no SQL"), "{r}");
+    assert!(r.stderr.contains("verify[5].same_set.a.sql: adapter `files` (restore `config`) answers no `sql` sets; use `files:` or a restore that does"), "{r}");
 }
 
 // fault: SIGTERM to `drillbook run` while three PostgreSQL restores of a stack run | aborted, exit 1 | `aborted: …` | every provisioned lane torn down, no process left, TMPDIR empty, history row aborted
@@ -411,6 +431,32 @@ fn the_rag_stack_example_runs_as_documented() {
     sb.assert_no_leftovers();
 }
 
+/// `runbooks/examples/rag-stack-pgvector.yaml`, run as its header says: the vectors restored
+/// into a throwaway pgvector cluster beside the document archive's three restores.
+#[test]
+fn the_pgvector_rag_stack_example_runs_as_documented() {
+    let path = format!("{}:{}", crate::servers::pgvector_bin().display(), std::env::var("PATH").unwrap_or_default());
+    let sb = Sandbox::new().with_example("rag-stack").with_example("quickstart").env("PATH", &path);
+    std::fs::copy(crate::support::examples().join("rag-stack-pgvector.yaml"), sb.path("rag-stack-pgvector.yaml"))
+        .unwrap();
+    let (run, report) = sb.drill("rag-stack-pgvector.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let restores = report["restores"].as_array().unwrap();
+    let adapters: Vec<&str> = restores.iter().map(|r| r["adapter"].as_str().unwrap()).collect();
+    assert_eq!(adapters, ["sqlite", "files", "files", "postgres"]);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 7);
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
+    // The dump is dated by pg_dump's header, the archive by its name: the same night.
+    let dated = restores[3]["backup"]["taken_from"].as_str().unwrap();
+    assert!(dated.starts_with("its pg_dump archive header"), "{dated}");
+    assert_eq!(restores[0]["backup"]["taken_from"], "its name (`time_format`)", "{:#}", restores[0]);
+    let skew = checks.iter().find(|c| c["kind"] == "max_skew").unwrap();
+    assert!(skew["observed"].as_u64().unwrap() < 3600, "{skew:#}");
+    assert_eq!(restores[3]["asset"]["name"], "rag-embeddings");
+    sb.assert_no_leftovers();
+}
+
 /// The upgrade-readiness drill: one backup restored into PostgreSQL 15 and 17 at once, the
 /// same queries asked of both.
 #[test]
@@ -483,4 +529,121 @@ fn a_from_that_is_a_link_or_missing_fails_its_restore() {
     assert_eq!(run.code, 1, "{run}");
     assert!(config(&report).starts_with("[config] provision: `from: nope` is not in the backup"), "{report:#}");
     sb.assert_no_leftovers();
+}
+
+/// The vector databases' side of a stack: the chunks' `document_id` in a Qdrant snapshot and in
+/// a Chroma folder (their payload and metadata, read by their own engines) must resolve to a
+/// document in MariaDB, the two must index the same documents, and the config's embedding
+/// dimension must be each collection's. Then documents missing and a config that says 768.
+// fault: Qdrant and Chroma chunks whose documents are gone from MariaDB, a config naming a 768-d model over 64-d collections | failed | `42 of 600 values of \`document_id\` of the points of \`docs\` on qdrant not found in …`; `differs: \`embedding.dim\` … is 768; the dimension of \`docs\` on chroma gives 64` | TMPDIR empty, no process
+#[test]
+fn vector_databases_give_value_sets_by_payload_field_and_dimension() {
+    let sb = crate::chroma::sandbox().with_example("qdrant").with_example("chroma").with_example("mariadb");
+    sb.write("config/app.yaml", "embedding:\n  model: all-MiniLM-L6-v2-64\n  dim: 64\n");
+    let runbook = |documents: &str| {
+        format!(
+            r#"version: 1
+name: vector-stack
+owner: ml-platform
+asset: {{ name: rag, kind: vector-store }}
+objectives: {{ rpo: 400d }}
+restores:
+  - name: qdrant
+    adapter: qdrant
+    source: {{ path: qdrant/backups/, match: "*.snapshot.zst", checksum: sidecar, max_expansion: 1000 }}
+  - name: chroma
+    adapter: chroma
+    source: {{ path: chroma/backups/, match: "*.tar.zst", checksum: sidecar }}
+  - name: docs
+    adapter: mariadb
+    source: {{ path: mariadb/backups/, match: "*.sql.zst", checksum: sidecar }}
+  - name: config
+    adapter: files
+    source: {{ path: config/ }}
+verify:
+  - name: every Qdrant chunk's document exists
+    references:
+      from: {{ on: qdrant, points: {{ collection: docs, field: document_id }} }}
+      to: {{ on: docs, sql: "{documents}" }}
+  - name: every Chroma chunk's document exists
+    references:
+      from: {{ on: chroma, points: {{ collection: docs, field: document_id }} }}
+      to: {{ on: docs, sql: "{documents}" }}
+  - name: both vector stores index the same documents
+    same_set:
+      a: {{ on: qdrant, points: {{ collection: docs, field: document_id }} }}
+      b: {{ on: chroma, points: {{ collection: docs, field: document_id }} }}
+  - name: as many Qdrant points as ids
+    same_count:
+      a: {{ on: qdrant, points: {{ collection: docs }} }}
+      b: {{ on: docs, sql: "select id from chunks limit 600" }}
+  - name: the config's dimension is Qdrant's text vector's
+    config_matches:
+      config: {{ on: config, file: app.yaml, key: embedding.dim }}
+      equals: {{ on: qdrant, dimension: {{ collection: docs, vector: text }} }}
+  - name: the config's dimension is Chroma's
+    config_matches:
+      config: {{ on: config, file: app.yaml, key: embedding.dim }}
+      equals: {{ on: chroma, dimension: {{ collection: docs }} }}
+"#
+        )
+    };
+    let all = "select concat('doc-', lpad(id - 1, 4, '0')) from documents";
+    sb.write("stack.yaml", runbook(all));
+    let (run, report) = sb.drill("stack.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
+    assert_eq!(checks[0]["observed"], serde_json::json!({"missing": 0, "of": 600}), "{checks:#?}");
+    assert_eq!(checks[1]["observed"], serde_json::json!({"missing": 0, "of": 800}), "{checks:#?}");
+    assert_eq!(checks[2]["observed"]["a"], 100, "{checks:#?}");
+    assert_eq!(checks[3]["observed"], serde_json::json!({"a": 600, "b": 600}), "{checks:#?}");
+    assert_eq!(checks[4]["observed"], "64", "{checks:#?}");
+    assert!(
+        checks[4]["detail"].as_str().unwrap().contains("the dimension of `docs` on qdrant gives 64"),
+        "{checks:#?}"
+    );
+
+    // Seven documents gone from MariaDB, and a config that names a 768-d model.
+    sb.write("config/app.yaml", "embedding:\n  model: all-mpnet-base-v2\n  dim: 768\n");
+    sb.write("stack.yaml", runbook(&format!("{all} where id > 7")));
+    let (run, report) = sb.drill("stack.yaml");
+    assert_eq!(run.code, 1, "{run}");
+    let checks = report["checks"].as_array().unwrap();
+    let status: Vec<&str> = checks.iter().map(|c| c["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["failed", "failed", "passed", "passed", "failed", "failed"], "{checks:#?}");
+    // 7 documents × 6 chunks in Qdrant, × 8 in Chroma.
+    assert_eq!(checks[0]["observed"], serde_json::json!({"missing": 42, "of": 600}), "{checks:#?}");
+    assert_eq!(checks[1]["observed"], serde_json::json!({"missing": 56, "of": 800}), "{checks:#?}");
+    let detail = checks[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("42 of 600 values of `document_id` of the points of `docs` on qdrant not found in `select"),
+        "{detail}"
+    );
+    assert!(detail.contains("\"doc-000"), "{detail}");
+    assert!(!detail.contains("doc-0007"), "{detail}");
+    assert!(
+        checks[5]["detail"].as_str().unwrap().starts_with(
+            "differs: `embedding.dim` in app.yaml of config is 768; the dimension of `docs` on chroma gives 64"
+        ),
+        "{checks:#?}"
+    );
+    assert!(report["failure_reasons"].as_array().unwrap().len() >= 4, "{report:#}");
+    sb.assert_no_leftovers();
+    assert!(crate::support::processes_under(&sb.path("")).is_empty());
+
+    // A store that cannot answer a set is refused before anything runs: MariaDB has no points.
+    sb.write(
+        "stack.yaml",
+        runbook(all).replace(
+            &format!("to: {{ on: docs, sql: \"{all}\" }}"),
+            "to: { on: docs, points: { collection: documents } }",
+        ),
+    );
+    let r = sb.run(&["validate", "stack.yaml"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("verify[0].references.to.points: adapter `mariadb` (restore `docs`) answers no `points` sets; it answers sql"),
+        "{r}"
+    );
 }

@@ -2,13 +2,14 @@
 //! `points`, `vector_integrity`, `vector_recall`, `documents_checksum`.
 
 use drillbook_runbooks::{
-    CollectionsCheck, DocumentsChecksumCheck, PointsCheck, VectorIntegrityCheck, VectorRecallCheck,
+    CollectionsCheck, DimensionOf, DocumentsChecksumCheck, PointValues, PointsCheck, VectorIntegrityCheck,
+    VectorRecallCheck,
 };
 use serde_json::json;
 
 use super::api::{self, Api, Collection};
 use super::manifest::{self, ChromaManifest};
-use crate::vectors::{Integrity, RecallSummary, parse_golden, recall};
+use crate::vectors::{Integrity, RecallSummary, parse_golden, payload_values, recall};
 use crate::{AdapterError, CheckOutcome, DrillCx, read_input};
 
 fn failed(e: String) -> AdapterError {
@@ -231,4 +232,44 @@ pub async fn documents_checksum(
             format!("{records} records as in the manifest, but their ids, documents or metadata differ")
         },
     })
+}
+
+/// A collection's records for a value set: each one's metadata `field`, or its id.
+pub async fn point_values(
+    api: &Api,
+    p: &PointValues,
+    each: &mut (dyn FnMut(String) + Send),
+) -> Result<u64, AdapterError> {
+    let c = collection(api, &p.collection).await?;
+    let include: &[&str] = if p.field.is_some() { &["metadatas"] } else { &[] };
+    let mut n = 0;
+    api.scan(&c, None, include, api::PAGE, |records| {
+        let metadatas = records.metadatas.unwrap_or_default();
+        for (i, id) in records.ids.into_iter().enumerate() {
+            n += match &p.field {
+                Some(field) => payload_values(metadatas.get(i).and_then(Option::as_ref), field, each),
+                None => {
+                    each(id);
+                    1
+                }
+            };
+        }
+        Ok(())
+    })
+    .await
+    .map_err(failed)?;
+    Ok(n)
+}
+
+/// A collection's dimension, as one value.
+pub async fn dimension(api: &Api, d: &DimensionOf, each: &mut (dyn FnMut(String) + Send)) -> Result<u64, AdapterError> {
+    if let Some(v) = &d.vector {
+        return Err(failed(format!("a Chroma collection has one embedding, not named vectors (`vector: {v}`)")));
+    }
+    let c = collection(api, &d.collection).await?;
+    let dim = c.dimension.ok_or_else(|| {
+        failed(format!("collection `{}` has no dimension yet (Chroma sets it with the first embedding)", c.name))
+    })?;
+    each(dim.to_string());
+    Ok(1)
 }

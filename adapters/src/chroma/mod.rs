@@ -15,7 +15,7 @@ pub mod server;
 
 use std::path::{Path, PathBuf};
 
-use drillbook_runbooks::{Check, CheckKind, ChromaOptions};
+use drillbook_runbooks::{Check, CheckKind, ChromaOptions, StoreQuery};
 
 pub use api::Api;
 pub use manifest::{ChromaManifest, capture, golden_answers};
@@ -308,6 +308,25 @@ impl crate::Store for Chroma {
                 Err(AdapterError::Check(server.death(&format!("the Chroma server is gone ({msg})"))))
             }
             outcome => outcome,
+        }
+    }
+
+    fn answers(&self) -> &'static [&'static str] {
+        &["points", "dimension"]
+    }
+
+    async fn values(
+        &self,
+        _cx: &DrillCx,
+        live: &Live,
+        query: StoreQuery<'_>,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        let api = &Self::server(live)?.api;
+        match query {
+            StoreQuery::Points(p) => checks::point_values(api, p, each).await,
+            StoreQuery::Dimension(d) => checks::dimension(api, d, each).await,
+            StoreQuery::Sql(_) => Err(crate::unanswered("chroma", query)),
         }
     }
 

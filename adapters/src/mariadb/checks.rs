@@ -91,6 +91,27 @@ async fn sql(pool: &MySqlPool, s: &SqlCheck) -> Result<CheckOutcome, AdapterErro
     })
 }
 
+/// The first column of every row of `sql`, as text (NULL as `NULL`), streamed: a coherence
+/// check's value set. Returns how many rows.
+pub async fn values(pool: &MySqlPool, sql: &str, each: &mut (dyn FnMut(String) + Send)) -> Result<u64, AdapterError> {
+    let q = sql.trim().trim_end_matches(';');
+    let first = sqlx::query(AssertSqlSafe(format!("select * from ({q}) q limit 1")))
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| sql_err("query failed", e))?;
+    let Some(column) = first.and_then(|r| r.columns().first().map(|c| c.name().to_string())) else {
+        return Ok(0);
+    };
+    let text = format!("select cast(q.{} as char) from ({q}) q", ident(&column));
+    let mut rows = sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(text)).fetch(pool);
+    let mut n = 0;
+    while let Some(v) = futures_util::TryStreamExt::try_next(&mut rows).await.map_err(|e| sql_err("query failed", e))? {
+        each(v.unwrap_or_else(|| "NULL".into()));
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// `CHECK TABLE … EXTENDED` on every table of the scope (or the named ones).
 async fn check_tables(pool: &MySqlPool, scope: &Scope, c: &CheckTablesCheck) -> Result<CheckOutcome, AdapterError> {
     let all = mtruth::tables(pool, scope).await.map_err(|e| sql_err("cannot list the tables", e))?;

@@ -15,7 +15,7 @@ mod server;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use drillbook_runbooks::{Check, CheckKind, MariadbOptions};
+use drillbook_runbooks::{Check, CheckKind, MariadbOptions, StoreQuery};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 pub use manifest::{Scope, capture, user_databases};
@@ -427,6 +427,26 @@ impl crate::Store for Mariadb {
             }
             (outcome, _) => outcome,
         }
+    }
+
+    fn answers(&self) -> &'static [&'static str] {
+        &["sql"]
+    }
+
+    async fn values(
+        &self,
+        _cx: &DrillCx,
+        live: &Live,
+        query: StoreQuery<'_>,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        let (StoreQuery::Sql(sql), Some(pool)) = (query, &live.pool) else {
+            return Err(match live.pool {
+                None => AdapterError::Check("the dump was not restored".into()),
+                Some(_) => crate::unanswered("mariadb", query),
+            });
+        };
+        checks::values(pool, sql, each).await
     }
 
     async fn teardown(&self, _cx: &DrillCx, mut live: Live, how: Teardown) -> Result<(), AdapterError> {

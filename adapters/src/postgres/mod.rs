@@ -18,7 +18,7 @@ mod tools;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use drillbook_runbooks::{Check, CheckKind, PostgresOptions};
+use drillbook_runbooks::{Check, CheckKind, PostgresOptions, StoreQuery};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::io::AsyncWriteExt;
@@ -515,17 +515,20 @@ impl crate::Adapter for Postgres {
         }
     }
 
-    fn has_sql(&self) -> bool {
-        true
+    fn answers(&self) -> &'static [&'static str] {
+        &["sql"]
     }
 
-    async fn sql_values(
+    async fn values(
         &self,
         _cx: &DrillCx,
         scratch: &Scratch,
-        sql: &str,
+        query: StoreQuery<'_>,
         each: &mut (dyn FnMut(String) + Send),
     ) -> Result<u64, AdapterError> {
+        let StoreQuery::Sql(sql) = query else {
+            return Err(crate::unanswered("postgres", query));
+        };
         let state = scratch
             .state
             .downcast_ref::<State>()

@@ -89,18 +89,58 @@ impl Engine {
 
     /// Sends one request and reads its answer.
     pub async fn ask(&mut self, request: &Request, cancel: &CancellationToken) -> Result<Answer, Failure> {
+        self.send(request, cancel).await?;
+        self.answer(cancel).await
+    }
+
+    /// Sends a request answered in batches ([`Request::Values`]) and hands each value to
+    /// `each`; returns how many there were.
+    pub async fn ask_values(
+        &mut self,
+        request: &Request,
+        cancel: &CancellationToken,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, Failure> {
+        self.send(request, cancel).await?;
+        let mut n = 0;
+        loop {
+            match self.answer(cancel).await? {
+                Answer::Values { values, done } => {
+                    n += values.len() as u64;
+                    values.into_iter().for_each(&mut *each);
+                    if done {
+                        return Ok(n);
+                    }
+                }
+                other => return Err(Failure::Said(format!("unexpected answer {other:?}"))),
+            }
+        }
+    }
+
+    async fn send(&mut self, request: &Request, cancel: &CancellationToken) -> Result<(), Failure> {
         let mut line = serde_json::to_string(request).map_err(|e| Failure::Said(e.to_string()))?;
         line.push('\n');
         let Some(stdin) = self.stdin.as_mut() else {
             return Err(Failure::Died("the Qdrant engine was stopped".into()));
         };
-        let exchange = async {
+        let sent = async {
             stdin.write_all(line.as_bytes()).await?;
-            stdin.flush().await?;
-            self.stdout.next_line().await
+            stdin.flush().await
         };
+        let sent = tokio::select! {
+            sent = sent => sent,
+            _ = cancel.cancelled() => return Err(Failure::Cancelled),
+        };
+        match sent {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Failure::Died(self.death().await)),
+        }
+    }
+
+    /// The next answer line.
+    async fn answer(&mut self, cancel: &CancellationToken) -> Result<Answer, Failure> {
         let got = tokio::select! {
-            got = exchange => got,
+            got = self.stdout.next_line() => got,
             _ = cancel.cancelled() => return Err(Failure::Cancelled),
         };
         match got {

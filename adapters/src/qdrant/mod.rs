@@ -16,7 +16,7 @@ pub mod protocol;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use drillbook_runbooks::{Check, CheckKind, Metric, QdrantOptions};
+use drillbook_runbooks::{Check, CheckKind, Metric, QdrantOptions, StoreQuery};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -276,6 +276,15 @@ impl Loaded {
 
     pub async fn ask(&self, request: &Request, cancel: &CancellationToken) -> Result<Answer, Failure> {
         self.engine.lock().await.ask(request, cancel).await
+    }
+
+    pub async fn ask_values(
+        &self,
+        request: &Request,
+        cancel: &CancellationToken,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, Failure> {
+        self.engine.lock().await.ask_values(request, cancel, each).await
     }
 
     pub async fn stop(&self) -> String {
@@ -553,6 +562,34 @@ impl crate::Store for Qdrant {
             other => {
                 Err(AdapterError::Unsupported(format!("adapter `qdrant` cannot evaluate `{}` checks", other.name())))
             }
+        }
+    }
+
+    fn answers(&self) -> &'static [&'static str] {
+        &["points", "dimension"]
+    }
+
+    async fn values(
+        &self,
+        cx: &DrillCx,
+        live: &Live,
+        query: StoreQuery<'_>,
+        each: &mut (dyn FnMut(String) + Send),
+    ) -> Result<u64, AdapterError> {
+        let loaded = live.loaded.as_ref().ok_or_else(|| AdapterError::Check("the snapshot was not loaded".into()))?;
+        match query {
+            StoreQuery::Points(p) => {
+                loaded.same_collection(&p.collection).map_err(AdapterError::Check)?;
+                let request = Request::Values { field: p.field.clone() };
+                loaded.ask_values(&request, &cx.cancel, each).await.map_err(|f| f.check_error())
+            }
+            StoreQuery::Dimension(d) => {
+                loaded.same_collection(&d.collection).map_err(AdapterError::Check)?;
+                let (_, params) = loaded.vector(d.vector.as_deref()).map_err(AdapterError::Check)?;
+                each(params.size.to_string());
+                Ok(1)
+            }
+            StoreQuery::Sql(_) => Err(crate::unanswered("qdrant", query)),
         }
     }
 

@@ -26,6 +26,9 @@ pub enum Request {
     /// Nearest neighbours of each query vector by Qdrant's own search: through the index
     /// (HNSW where a segment has one), or `exact` (a full scan by Qdrant).
     Search { vector: String, queries: Vec<Vec<f32>>, k: usize, exact: bool },
+    /// Every point's payload `field` (its id without one), streamed: answered by
+    /// [`Answer::Values`] batches, the last one `done`.
+    Values { field: Option<String> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +79,11 @@ pub enum Answer {
     Scanned(Scanned),
     Found {
         ids: Vec<Vec<String>>,
+    },
+    /// One batch of a [`Request::Values`] answer; more follow until `done`.
+    Values {
+        values: Vec<String>,
+        done: bool,
     },
     /// The request could not be served; the engine goes on.
     Error {

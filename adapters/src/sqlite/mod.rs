@@ -8,7 +8,7 @@ mod manifest;
 
 use std::path::PathBuf;
 
-use drillbook_runbooks::{Check, CheckKind, Metric, SqliteOptions, VectorEncoding};
+use drillbook_runbooks::{Check, CheckKind, Metric, SqliteOptions, StoreQuery, VectorEncoding};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -149,17 +149,20 @@ impl crate::Adapter for Sqlite {
         Ok(RestoreOutcome::new(format!("{tables} tables; PRAGMA integrity_check: ok")))
     }
 
-    fn has_sql(&self) -> bool {
-        true
+    fn answers(&self) -> &'static [&'static str] {
+        &["sql"]
     }
 
-    async fn sql_values(
+    async fn values(
         &self,
         _cx: &DrillCx,
         scratch: &Scratch,
-        sql: &str,
+        query: StoreQuery<'_>,
         each: &mut (dyn FnMut(String) + Send),
     ) -> Result<u64, AdapterError> {
+        let StoreQuery::Sql(sql) = query else {
+            return Err(crate::unanswered("sqlite", query));
+        };
         let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(pool(scratch)?);
         let mut n = 0;
         while let Some(row) = rows.try_next().await.map_err(|e| sql_err("query failed", e))? {

@@ -13,10 +13,10 @@ use drillbook_adapters::manifest::{RecordDigest, sorted};
 use drillbook_adapters::qdrant::protocol::{
     Answer, IntegrityCounts, IntegrityRules, Request, ScanRequest, Scanned, ShardDir, ShardInfo, VectorParams,
 };
-use drillbook_adapters::vectors::{Integrity, id_text};
+use drillbook_adapters::vectors::{Integrity, id_text, payload_values};
 use qdrant_edge::{
-    CountRequest, EdgeShard, Filter, NamedQuery, PointId, QueryEnum, ScrollRequest, SearchParams, SearchRequest,
-    VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
+    CountRequest, EdgeShard, Filter, NamedQuery, PointId, QueryEnum, Record, ScrollRequest, SearchParams,
+    SearchRequest, VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 use serde_json::Value;
 
@@ -31,19 +31,98 @@ pub fn serve(input: impl BufRead, mut out: impl Write) -> io::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let answer = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handle(&mut shards, request).unwrap_or_else(|message| Answer::Error { message }),
-            Err(e) => Answer::Error { message: format!("not a request: {e}") },
+        // A request answered in batches hands them to `emit` as it goes; the last answer
+        // follows them.
+        let mut written = Ok(());
+        let answer = {
+            let mut emit = |batch: Answer| {
+                if written.is_ok() {
+                    written = write(&mut out, &batch);
+                }
+            };
+            match serde_json::from_str::<Request>(&line) {
+                Ok(request) => {
+                    handle(&mut shards, request, &mut emit).unwrap_or_else(|message| Answer::Error { message })
+                }
+                Err(e) => Answer::Error { message: format!("not a request: {e}") },
+            }
         };
-        serde_json::to_writer(&mut out, &answer)?;
-        out.write_all(b"\n")?;
-        out.flush()?;
+        written?;
+        write(&mut out, &answer)?;
     }
     Ok(())
 }
 
-fn handle(shards: &mut Vec<(String, EdgeShard)>, request: Request) -> Result<Answer, String> {
+fn write(out: &mut impl Write, answer: &Answer) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, answer)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Every point's payload `field` (its id without one), `PAGE` values to a batch as the
+/// points are scrolled, never all of them in one answer; the last batch is the answer.
+fn values(shards: &[(String, EdgeShard)], field: Option<&str>, emit: &mut dyn FnMut(Answer)) -> Result<Answer, String> {
+    let mut batch = Vec::new();
+    scroll(shards, field.is_some(), false, &mut |r| {
+        match field {
+            Some(f) => {
+                let payload = r.payload.as_ref().map(|p| Value::Object(p.0.clone()));
+                payload_values(payload.as_ref(), f, &mut |v| batch.push(v));
+            }
+            None => batch.push(point_id(&r.id)),
+        }
+        if batch.len() >= PAGE {
+            emit(Answer::Values { values: std::mem::take(&mut batch), done: false });
+        }
+    })?;
+    Ok(Answer::Values { values: batch, done: true })
+}
+
+/// A point id as text, as searches name them.
+fn point_id(id: &PointId) -> String {
+    id_text(&serde_json::to_value(id).unwrap_or(Value::Null))
+}
+
+/// Every point of every shard, a page at a time, through Qdrant Edge's scroll; returns how
+/// many.
+fn scroll(
+    shards: &[(String, EdgeShard)],
+    with_payload: bool,
+    with_vector: bool,
+    each: &mut dyn FnMut(&Record),
+) -> Result<u64, String> {
+    let mut points = 0u64;
+    for (id, shard) in shards {
+        let mut offset: Option<PointId> = None;
+        loop {
+            let (records, next) = shard
+                .scroll(ScrollRequest {
+                    offset,
+                    limit: Some(PAGE),
+                    filter: None,
+                    with_payload: Some(WithPayloadInterface::Bool(with_payload)),
+                    with_vector: WithVector::Bool(with_vector),
+                    order_by: None,
+                })
+                .map_err(|e| format!("shard {id}: scroll: {e}"))?;
+            points += records.len() as u64;
+            records.iter().for_each(&mut *each);
+            match next {
+                Some(n) => offset = Some(n),
+                None => break,
+            }
+        }
+    }
+    Ok(points)
+}
+
+fn handle(
+    shards: &mut Vec<(String, EdgeShard)>,
+    request: Request,
+    emit: &mut dyn FnMut(Answer),
+) -> Result<Answer, String> {
     match request {
+        Request::Values { field } => values(shards, field.as_deref(), emit),
         Request::Restore { shards: dirs } => {
             dirs.iter().try_for_each(restore)?;
             Ok(Answer::Restored)
@@ -142,70 +221,51 @@ fn load(dir: &ShardDir) -> Result<(EdgeShard, ShardInfo), String> {
     Ok((shard, info))
 }
 
-/// Every point of every shard, a page at a time, through Qdrant Edge's scroll.
+/// One pass over every point for a [`ScanRequest`].
 fn scan_all(shards: &[(String, EdgeShard)], scan: &ScanRequest) -> Result<Scanned, String> {
     let mut integrity = Integrity::default();
     let mut digest = RecordDigest::default();
     let mut schema: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut points = 0u64;
+    let mut seen_points = 0u64;
     let with_vector = scan.digest || scan.integrity.is_some() || scan.sample.is_some();
     let mut samples: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
-    for (id, shard) in shards {
-        let mut offset: Option<PointId> = None;
-        loop {
-            let (records, next) = shard
-                .scroll(ScrollRequest {
-                    offset,
-                    limit: Some(PAGE),
-                    filter: None,
-                    with_payload: Some(WithPayloadInterface::Bool(scan.digest || scan.payload_schema)),
-                    with_vector: WithVector::Bool(with_vector),
-                    order_by: None,
-                })
-                .map_err(|e| format!("shard {id}: scroll: {e}"))?;
-            for r in &records {
-                points += 1;
-                let payload = r.payload.as_ref().map(|p| Value::Object(p.0.clone())).unwrap_or(Value::Null);
-                let vectors = named_vectors(r.vector.as_ref());
-                if let Some(rules) = &scan.integrity {
-                    add_integrity(&mut integrity, rules, &vectors);
-                }
-                if scan.digest {
-                    digest.add(&record_bytes(&r.id, &payload, &vectors));
-                }
-                if let Some(sample) = &scan.sample
-                    && (points - 1).is_multiple_of(sample.every.max(1))
+    let points = scroll(shards, scan.digest || scan.payload_schema, with_vector, &mut |r| {
+        seen_points += 1;
+        let payload = r.payload.as_ref().map(|p| Value::Object(p.0.clone())).unwrap_or(Value::Null);
+        let vectors = named_vectors(r.vector.as_ref());
+        if let Some(rules) = &scan.integrity {
+            add_integrity(&mut integrity, rules, &vectors);
+        }
+        if scan.digest {
+            digest.add(&record_bytes(&r.id, &payload, &vectors));
+        }
+        if let Some(sample) = &scan.sample
+            && (seen_points - 1).is_multiple_of(sample.every.max(1))
+        {
+            for name in &sample.vectors {
+                let kept = samples.entry(name.clone()).or_default();
+                if let Some(VectorInternal::Dense(d)) = vectors.get(name)
+                    && kept.len() < sample.max
                 {
-                    for name in &sample.vectors {
-                        let kept = samples.entry(name.clone()).or_default();
-                        if let Some(VectorInternal::Dense(d)) = vectors.get(name)
-                            && kept.len() < sample.max
-                        {
-                            kept.push(d.clone());
-                        }
-                    }
+                    kept.push(d.clone());
                 }
-                if scan.payload_schema {
-                    let mut seen = BTreeMap::new();
-                    if let Value::Object(m) = &payload {
-                        for (k, v) in m {
-                            field_types(k, v, &mut seen);
-                        }
-                    }
-                    for (field, types) in seen {
-                        let e = schema.entry(field).or_default();
-                        for t in types {
-                            *e.entry(t.to_string()).or_default() += 1;
-                        }
-                    }
-                }
-            }
-            match next {
-                Some(n) => offset = Some(n),
-                None => break,
             }
         }
-    }
+        if scan.payload_schema {
+            let mut seen = BTreeMap::new();
+            if let Value::Object(m) = &payload {
+                for (k, v) in m {
+                    field_types(k, v, &mut seen);
+                }
+            }
+            for (field, types) in seen {
+                let e = schema.entry(field).or_default();
+                for t in types {
+                    *e.entry(t.to_string()).or_default() += 1;
+                }
+            }
+        }
+    })?;
     Ok(Scanned {
         points,
         integrity: scan.integrity.as_ref().map(|_| IntegrityCounts {
@@ -339,7 +399,7 @@ fn search(
         let by_score = if higher_is_better { b.0.total_cmp(&a.0) } else { a.0.total_cmp(&b.0) };
         by_score.then_with(|| a.1.cmp(&b.1))
     });
-    Ok(scored.into_iter().take(k).map(|(_, id)| id_text(&serde_json::to_value(id).unwrap_or(Value::Null))).collect())
+    Ok(scored.into_iter().take(k).map(|(_, id)| point_id(&id)).collect())
 }
 
 #[cfg(test)]

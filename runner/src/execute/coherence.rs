@@ -1,13 +1,13 @@
 //! Checks across a stack's restores: every value of one set found in another (`references`),
 //! two sets equal (`same_set`) or as large (`same_count`), backups close in time (`max_skew`).
-//! Sets stream from the restores (SQL rows, restored files); only the set looked up in is held,
+//! Sets stream from the restores (SQL rows, points of a collection, restored files); only the set looked up in is held,
 //! as 16-byte digests of its values, so a million ids cost ~40 MB, not the ids themselves.
 
 use std::collections::HashSet;
 
 use drillbook_adapters::CheckOutcome;
 use drillbook_reports as reports;
-use drillbook_runbooks::{CheckKind, Runbook, ValueSet};
+use drillbook_runbooks::{CheckKind, Runbook, StoreQuery, ValueSet};
 use serde_json::json;
 use sha2::Digest;
 
@@ -40,15 +40,15 @@ pub(super) async fn check(
                 detail: if missing == 0 {
                     format!(
                         "all {total} values of {} found in {} ({} values)",
-                        side(rb, &r.from),
-                        side(rb, &r.to),
+                        r.from.describe(rb),
+                        r.to.describe(rb),
                         to.len()
                     )
                 } else {
                     format!(
                         "{missing} of {total} values of {} not found in {}, e.g. {}",
-                        side(rb, &r.from),
-                        side(rb, &r.to),
+                        r.from.describe(rb),
+                        r.to.describe(rb),
                         quoted(&examples)
                     )
                 },
@@ -63,17 +63,17 @@ pub(super) async fn check(
                 (only_a, only_b);
             let mut detail = Vec::new();
             if only_a > 0 {
-                detail.push(format!("{only_a} only in {}, e.g. {}", side(rb, &c.a), quoted(&a_examples)));
+                detail.push(format!("{only_a} only in {}, e.g. {}", c.a.describe(rb), quoted(&a_examples)));
             }
             if only_b > 0 {
-                detail.push(format!("{only_b} only in {}, e.g. {}", side(rb, &c.b), quoted(&b_examples)));
+                detail.push(format!("{only_b} only in {}, e.g. {}", c.b.describe(rb), quoted(&b_examples)));
             }
             Ok(CheckOutcome {
                 passed: only_a == 0 && only_b == 0,
                 observed: json!({"a": a.len(), "b": b.len(), "only_a": only_a, "only_b": only_b}),
                 expected: json!({"only_a": 0, "only_b": 0}),
                 detail: if detail.is_empty() {
-                    format!("{} and {} hold the same {} values", side(rb, &c.a), side(rb, &c.b), a.len())
+                    format!("{} and {} hold the same {} values", c.a.describe(rb), c.b.describe(rb), a.len())
                 } else {
                     detail.join("; ")
                 },
@@ -86,7 +86,7 @@ pub(super) async fn check(
                 passed: a == b,
                 observed: json!({"a": a, "b": b}),
                 expected: json!("a == b"),
-                detail: format!("{a} values in {}, {b} in {}", side(rb, &c.a), side(rb, &c.b)),
+                detail: format!("{a} values in {}, {b} in {}", c.a.describe(rb), c.b.describe(rb)),
             })
         }
         CheckKind::MaxSkew(m) => {
@@ -138,7 +138,7 @@ pub(super) async fn check(
                 }
             })
             .await?;
-            let got = first.ok_or_else(|| format!("{} yielded no value", side(rb, &c.equals)))?;
+            let got = first.ok_or_else(|| format!("{} yielded no value", c.equals.describe(rb)))?;
             let want_text = match &want {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -157,7 +157,7 @@ pub(super) async fn check(
                     if same { "matches" } else { "differs" },
                     c.config.key,
                     c.config.file,
-                    side(rb, &c.equals)
+                    c.equals.describe(rb)
                 ),
             })
         }
@@ -169,7 +169,7 @@ pub(super) async fn check(
                     let (lane, scratch) = scratch_of(lanes, rb, Some(name))?;
                     let mut answer = Answer::default();
                     lane.adapter
-                        .sql_values(&lane.cx, scratch, query, &mut |v| answer.add(v))
+                        .values(&lane.cx, scratch, StoreQuery::Sql(query), &mut |v| answer.add(v))
                         .await
                         .map_err(|e| format!("query {} on `{name}`: {e}", q + 1))?;
                     answers.push((name, answer));
@@ -240,16 +240,6 @@ impl Answer {
     }
 }
 
-/// `sql` on `docs` / `files` of `corpus`, for details.
-fn side(rb: &Runbook, set: &ValueSet) -> String {
-    let on = rb.restores()[rb.restore_named(set.on.as_deref())].name();
-    match (&set.sql, &set.files) {
-        (Some(q), _) => format!("`{}` on {on}", q.trim()),
-        (_, Some(g)) => format!("files `{}` of {on}", g.raw()),
-        _ => on.to_string(),
-    }
-}
-
 fn quoted(values: &[String]) -> String {
     values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
 }
@@ -307,8 +297,8 @@ async fn stream(
     each: &mut (dyn FnMut(String) + Send),
 ) -> Result<u64, String> {
     let (lane, scratch) = scratch_of(lanes, rb, set.on.as_deref())?;
-    if let Some(sql) = &set.sql {
-        return lane.adapter.sql_values(&lane.cx, scratch, sql, each).await.map_err(|e| e.to_string());
+    if let Some(query) = set.store_query() {
+        return lane.adapter.values(&lane.cx, scratch, query, each).await.map_err(|e| e.to_string());
     }
     let glob = set.files.as_ref().map(|g| g.get().0.clone()).unwrap_or_default();
     let (root, strip) = (scratch.dir.clone(), set.strip_extension.clone());

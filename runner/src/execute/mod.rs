@@ -356,11 +356,13 @@ pub async fn execute(
         lanes
             .iter()
             .zip(&backups)
-            .map(|(l, b)| reports::RestoreRecord {
+            .zip(rb.restores())
+            .map(|((l, b), r)| reports::RestoreRecord {
                 name: l.name.clone().unwrap_or_default(),
                 adapter: l.adapter.kind().into(),
                 backup: b.cloned(),
                 status: l.status,
+                asset: r.asset.as_ref().and_then(|a| serde_json::to_value(a).ok()),
             })
             .collect()
     } else {

@@ -118,7 +118,7 @@ pub(super) async fn run(
         return fail(lane, stop);
     };
     if let Some(taken) = taken {
-        lane.backup_taken(taken, shared.is_some(), rec);
+        lane.backup_taken(taken, own.is_none(), rec);
     }
     if let Some(hook) = rec.hooks.after_restore.clone() {
         let scratch = lane.scratch.as_ref().expect("set above");
