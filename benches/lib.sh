@@ -52,3 +52,18 @@ db.commit()
 db.execute("ANALYZE")
 PY
 }
+
+# pg_cluster_start DIR PORT [SETTING=VALUE...]: a throwaway PostgreSQL cluster of PG_BIN in DIR
+# on PORT (loopback and a socket in DIR), as `postgres` when run as root; fails loudly.
+# pg_cluster_stop DIR stops it and removes DIR.
+pg_as() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_cluster_start() {
+  local dir="$1" port="$2" opts="-p $2 -k $1 -c listen_addresses=127.0.0.1" s
+  shift 2
+  for s in "$@"; do opts+=" -c $s"; done
+  rm -rf "$dir" && mkdir -p "$dir"
+  if [[ $EUID -eq 0 ]]; then chown postgres "$dir"; fi
+  (cd "$dir" && pg_as "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null)
+  (cd "$dir" && pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/log" -w start >/dev/null)
+}
+pg_cluster_stop() { (cd "$1" && pg_as "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null) || true; rm -rf "$1"; }

@@ -26,8 +26,6 @@ BIN="$PWD/target/release/drillbook"
 mkdir -p "$WORK/backups"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 
-as_pg=()
-if [[ $EUID -eq 0 ]]; then as_pg=(runuser -u postgres --); fi
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 8 ))
 ((mem_mb > 2048)) && mem_mb=2048
 cores=$(nproc); ((cores > 8)) && cores=8
@@ -35,21 +33,10 @@ SETTINGS=(fsync=off synchronous_commit=off full_page_writes=off wal_level=minima
   archive_mode=off checkpoint_timeout=1h max_wal_size=16GB autovacuum=off shared_buffers=256MB work_mem=64MB
   maintenance_work_mem=${mem_mb}MB max_parallel_maintenance_workers=$cores)
 
-# A cluster in $1 on port $2 with SETTINGS; prints nothing, fails loudly.
-start_cluster() {
-  local dir="$1" port="$2" opts="-p $2 -k $1 -c listen_addresses=127.0.0.1"
-  for s in "${SETTINGS[@]}"; do opts+=" -c $s"; done
-  rm -rf "$dir" && mkdir -p "$dir"
-  [[ $EUID -eq 0 ]] && chown postgres "$dir"
-  (cd "$dir" && "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null)
-  (cd "$dir" && "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/log" -w start >/dev/null)
-}
-stop_cluster() { (cd "$1" && "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null) || true; rm -rf "$1"; }
-
 DUMP="$WORK/backups/items.dump"
 if [[ ! -f "$DUMP" ]]; then
   echo "building the source: $ROWS x $DIM-d vectors with an HNSW index ..." >&2
-  start_cluster "$WORK/src" 54321
+  pg_cluster_start "$WORK/src" 54321 "${SETTINGS[@]}"
   psql=("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 54321 -U postgres)
   "${psql[@]}" -d postgres -c "create database items"
   "${psql[@]}" -d items -c "create extension vector;
@@ -60,7 +47,7 @@ if [[ ! -f "$DUMP" ]]; then
     create index items_embedding_hnsw on items using hnsw (embedding vector_cosine_ops);"
   # -Z0: the dump is compressed by the storage pipeline (zstd), as in production.
   "$PG_BIN/pg_dump" -h 127.0.0.1 -p 54321 -U postgres -Fc -Z0 -f "$DUMP" items
-  stop_cluster "$WORK/src"
+  pg_cluster_stop "$WORK/src"
 fi
 DUMP_MB=$(( $(stat -c %s "$DUMP") / 1048576 ))
 
@@ -85,13 +72,13 @@ timeouts: { step: 2h, drill: 3h }
 YAML
 
 raw_round() {
-  start_cluster "$WORK/raw" 54322
+  pg_cluster_start "$WORK/raw" 54322 "${SETTINGS[@]}"
   "$PG_BIN/createdb" -h 127.0.0.1 -p 54322 -U postgres items
   local t0 t1
   t0=$(now)
   "$PG_BIN/pg_restore" -h 127.0.0.1 -p 54322 -U postgres --no-owner --no-privileges --exit-on-error -j "$JOBS" -d items "$DUMP"
   t1=$(now)
-  stop_cluster "$WORK/raw"
+  pg_cluster_stop "$WORK/raw"
   raw=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
 }
 

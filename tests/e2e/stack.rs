@@ -412,6 +412,46 @@ fn sigterm_while_three_restores_run_tears_every_one_down() {
     assert_eq!(sb.history()[0]["status"], "aborted");
 }
 
+/// `parallel: 2` means two restores at once, whichever finishes first: the third starts as
+/// soon as the quick one is done, while the slow one still restores.
+#[test]
+fn a_lane_that_finishes_frees_its_slot_for_the_next_restore() {
+    let sb = Sandbox::new();
+    sb.write("backups/slow/app.sql", "create table t (id integer);\nselect pg_sleep(3);\n");
+    sb.write("backups/quick/a.txt", "a\n");
+    sb.write("backups/late/b.txt", "b\n");
+    sb.write(
+        "stack.yaml",
+        format!(
+            "version: 1\nname: slots\nowner: o\nasset: {{ name: a, kind: files }}\nparallel: 2\nrestores:\n\
+             \x20 - name: slow\n    adapter: postgres\n    bin_dir: {}\n    source: {{ path: backups/slow/ }}\n\
+             \x20 - name: quick\n    adapter: files\n    source: {{ path: backups/quick/ }}\n\
+             \x20 - name: late\n    adapter: files\n    source: {{ path: backups/late/ }}\n",
+            crate::servers::pg15_bin().display()
+        ),
+    );
+    let (run, report) = sb.drill("stack.yaml");
+    assert_eq!(run.code, 0, "{run}");
+    let at = |lane: &str, step: &str| {
+        let s = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["restore"] == lane && s["name"] == step)
+            .unwrap_or_else(|| panic!("no {lane} {step}: {report:#}"));
+        let start = chrono::DateTime::parse_from_rfc3339(s["started_at"].as_str().unwrap()).unwrap();
+        (start, start + chrono::Duration::milliseconds(s["duration_ms"].as_i64().unwrap()))
+    };
+    let (_, slow_restored) = at("slow", "restore");
+    let (late_located, _) = at("late", "locate");
+    assert!(
+        late_located < slow_restored - chrono::Duration::seconds(1),
+        "`late` started at {late_located}, the slow restore ended at {slow_restored}: {:?}",
+        lanes(&report)
+    );
+    sb.assert_no_leftovers();
+}
+
 /// `runbooks/examples/rag-stack.yaml`, run as its header says, on the committed samples.
 #[test]
 fn the_rag_stack_example_runs_as_documented() {

@@ -249,7 +249,10 @@ pub async fn execute(
                 .zip(recs.iter_mut())
                 .map(|(lane, r)| Box::pin(scratch::run(lane, plan, shared, r, stop)) as _)
                 .collect();
-            futures_util::stream::iter(runs).buffered(parallel).collect::<Vec<()>>().await;
+            // Unordered: a finished lane frees its slot at once (an ordered buffer holds it
+            // until every lane before it has finished, so a slow first restore held back the
+            // third of a `parallel: 2` stack).
+            futures_util::stream::iter(runs).buffer_unordered(parallel).collect::<Vec<()>>().await;
             // The cause first: the lanes it stopped say so in their own reasons.
             if let Some(cause) = stop.first.get().and_then(|&i| recs.get_mut(i)) {
                 rec.reasons.append(&mut cause.reasons);
