@@ -48,7 +48,8 @@ snap, work, queries = sys.argv[1], sys.argv[2], sys.argv[3]
 qs = [json.loads(l)["vector"] for l in open(queries)]
 t0 = time.monotonic()
 with tarfile.open(snap) as t:
-    t.extractall(work, filter="data")
+    # The `data` filter where this Python has it (3.11.4+; Debian 12's venv has 3.11.2).
+    t.extractall(work, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 shard = os.path.join(work, "0")
 empty = os.path.join(work, "empty.tar")
 open(empty, "wb").write(bytes(1024))
