@@ -23,7 +23,7 @@ WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/chroma-$POINTS"
 [[ -x "$BIN_DIR/chroma" ]] || { echo "needs chroma in $BIN_DIR (scripts/test-deps.sh, or pip install chromadb)" >&2; exit 1; }
 
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 mkdir -p "$WORK/backups"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 as_nobody=()

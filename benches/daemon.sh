@@ -13,7 +13,7 @@ IDLE_S="${IDLE_S:-60}"
 FIRE_S="${FIRE_S:-20}"
 WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/daemon"
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 rm -rf "$WORK"
 files_runbooks "$WORK" "$N" daily
 cat > "$WORK/drillbook.yaml" <<YAML

@@ -21,7 +21,7 @@ IDLE_S="${IDLE_S:-60}"
 STORES="${STORES:-sqlite postgres}"
 WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/history"
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 rm -rf "$WORK"
 files_runbooks "$WORK" "$N" yearly
 

@@ -14,7 +14,7 @@ ROUNDS="${ROUNDS:-5}"
 PROFILE="${PROFILE:-release}"
 PGVECTOR="${PGVECTOR:-/opt/drillbook-test/pgvector}"
 [[ -x "$PGVECTOR/bin/pg_restore" ]] || { echo "needs PostgreSQL + pgvector at $PGVECTOR (scripts/test-deps.sh)" >&2; exit 1; }
-if [[ $PROFILE == release ]]; then cargo build --release --quiet; BIN="$PWD/target/release/drillbook"; else BIN="$PWD/target/debug/drillbook"; fi
+if [[ $PROFILE == release ]]; then cargo build --release --quiet; BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"; else BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/drillbook"; fi
 source benches/lib.sh
 # Short: a scratch PostgreSQL puts its socket below TMPDIR (107 bytes at most).
 WORK="$(mktemp -d /var/tmp/dbi.XXXXXX)"

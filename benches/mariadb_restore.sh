@@ -15,7 +15,7 @@ WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/mariadb-$ROWS"
 command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || { echo "needs MariaDB (apt-get install mariadb-server mariadb-backup)" >&2; exit 1; }
 
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 mkdir -p "$WORK/backups" "$WORK/physical"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 as_mysql=()

@@ -22,7 +22,7 @@ WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/pg-$ROWS-$DIM"
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
 
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 mkdir -p "$WORK/backups"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 

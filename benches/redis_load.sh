@@ -17,7 +17,7 @@ WORK="${BENCH_DIR:-/var/tmp/drillbook-bench}/redis-$KEYS-$SIZE"
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)" >&2; exit 1; }
 
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 mkdir -p "$WORK/backups"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 as_redis=()

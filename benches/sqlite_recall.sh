@@ -70,7 +70,7 @@ PY
 fi
 
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 
 cat > "$WORK/numpy_topk.py" <<'PY'
 import json, sqlite3, sys, numpy as np

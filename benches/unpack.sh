@@ -20,7 +20,7 @@ command -v zstd >/dev/null || { echo "needs zstd: apt-get install zstd" >&2; exi
 [[ -x /usr/bin/time ]] || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
 
 cargo build --release --quiet
-BIN="$PWD/target/release/drillbook"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/drillbook"
 mkdir -p "$WORK"
 
 if [[ ! -f "$WORK/backups/data.tar.zst" ]]; then
