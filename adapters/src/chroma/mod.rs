@@ -302,13 +302,7 @@ impl crate::Store for Chroma {
                 Err(AdapterError::Unsupported(format!("adapter `chroma` cannot evaluate `{}` checks", other.name())))
             }
         };
-        // A check that could not be evaluated because the server died says so, with its log.
-        match outcome {
-            Err(AdapterError::Check(msg)) if process::gone(server.pid) => {
-                Err(AdapterError::Check(server.death(&format!("the Chroma server is gone ({msg})"))))
-            }
-            outcome => outcome,
-        }
+        server.named_death(outcome)
     }
 
     fn answers(&self) -> &'static [&'static str] {
@@ -322,12 +316,13 @@ impl crate::Store for Chroma {
         query: StoreQuery<'_>,
         each: &mut (dyn FnMut(String) + Send),
     ) -> Result<u64, AdapterError> {
-        let api = &Self::server(live)?.api;
-        match query {
-            StoreQuery::Points(p) => checks::point_values(api, p, each).await,
-            StoreQuery::Dimension(d) => checks::dimension(api, d, each).await,
+        let server = Self::server(live)?;
+        let outcome = match query {
+            StoreQuery::Points(p) => checks::point_values(&server.api, p, each).await,
+            StoreQuery::Dimension(d) => checks::dimension(&server.api, d, each).await,
             StoreQuery::Sql(_) => Err(crate::unanswered("chroma", query)),
-        }
+        };
+        server.named_death(outcome)
     }
 
     async fn teardown(&self, _cx: &DrillCx, mut live: Live, _how: Teardown) -> Result<(), AdapterError> {

@@ -127,6 +127,16 @@ impl Server {
 
     /// Why the server died, with a crash named first when its log shows one, and Chroma's own
     /// error line when it panicked (`MigrationError(UnappliedMigrationsFound)`).
+    /// A call the server could not answer because it died says so, with its log.
+    pub fn named_death<T>(&self, outcome: Result<T, AdapterError>) -> Result<T, AdapterError> {
+        match outcome {
+            Err(AdapterError::Check(msg)) if process::gone(self.pid) => {
+                Err(AdapterError::Check(self.death(&format!("the Chroma server is gone ({msg})"))))
+            }
+            outcome => outcome,
+        }
+    }
+
     pub fn death(&self, what: &str) -> String {
         let log = crate::crash::read_log(&self.dir.join("server.log"));
         let said: Vec<&str> = log
