@@ -35,8 +35,18 @@ pub fn id_text(v: &serde_json::Value) -> String {
 /// for a value set, each as text: the field named as it is written, else as a dotted path into
 /// nested objects; an array gives each element; a missing field or null gives `NULL`, as SQL's
 /// NULL does. Returns how many values.
-pub fn payload_values(payload: Option<&serde_json::Value>, field: &str, each: &mut dyn FnMut(String)) -> u64 {
-    let value = payload.and_then(|p| p.get(field).or_else(|| field.split('.').try_fold(p, |v, key| v.get(key))));
+pub fn payload_values(
+    payload: Option<&serde_json::Map<String, serde_json::Value>>,
+    field: &str,
+    each: &mut dyn FnMut(String),
+) -> u64 {
+    let value = payload.and_then(|m| {
+        m.get(field).or_else(|| {
+            let mut keys = field.split('.');
+            let first = m.get(keys.next()?)?;
+            keys.try_fold(first, |v, key| v.get(key))
+        })
+    });
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "NULL".to_string(),
         other => id_text(other),
@@ -386,7 +396,7 @@ mod tests {
         let p = serde_json::json!({"doc": "a", "n": 7, "tags": ["x", 2], "meta": {"src": "s"}, "a.b": true, "z": null});
         let got = |field: &str| {
             let mut out = Vec::new();
-            let n = payload_values(Some(&p), field, &mut |v| out.push(v));
+            let n = payload_values(p.as_object(), field, &mut |v| out.push(v));
             assert_eq!(n as usize, out.len());
             out
         };

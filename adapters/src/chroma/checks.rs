@@ -247,7 +247,9 @@ pub async fn point_values(
         let metadatas = records.metadatas.unwrap_or_default();
         for (i, id) in records.ids.into_iter().enumerate() {
             n += match &p.field {
-                Some(field) => payload_values(metadatas.get(i).and_then(Option::as_ref), field, each),
+                Some(field) => {
+                    payload_values(metadatas.get(i).and_then(Option::as_ref).and_then(|m| m.as_object()), field, each)
+                }
                 None => {
                     each(id);
                     1

@@ -65,9 +65,9 @@ fn values(shards: &[(String, EdgeShard)], field: Option<&str>, emit: &mut dyn Fn
     let mut batch = Vec::new();
     scroll(shards, field.is_some(), false, &mut |r| {
         match field {
+            // The field read in place: no copy of each point's payload.
             Some(f) => {
-                let payload = r.payload.as_ref().map(|p| Value::Object(p.0.clone()));
-                payload_values(payload.as_ref(), f, &mut |v| batch.push(v));
+                payload_values(r.payload.as_ref().map(|p| &p.0), f, &mut |v| batch.push(v));
             }
             None => batch.push(point_id(&r.id)),
         }

@@ -1,7 +1,8 @@
 //! Checks across a stack's restores: every value of one set found in another (`references`),
 //! two sets equal (`same_set`) or as large (`same_count`), backups close in time (`max_skew`).
-//! Sets stream from the restores (SQL rows, points of a collection, restored files); only the set looked up in is held,
-//! as 16-byte digests of its values, so a million ids cost ~40 MB, not the ids themselves.
+//! Sets stream from the restores (SQL rows, points of a collection, restored files); only the
+//! set looked up in is held, as 16-byte digests of its values, so a million ids cost ~40 MB,
+//! not the ids themselves.
 
 use std::collections::HashSet;
 
