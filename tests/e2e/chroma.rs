@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bad_input::{fails_with, step};
-use crate::support::{Sandbox, copy_dir, examples, processes_under, zstd};
+use crate::support::{Sandbox, copy_dir, examples, files_under, processes_under, zstd};
 
 /// Where scripts/test-deps.sh installs Chroma (PyPI chromadb) in a venv every user can read.
 fn chroma_bin() -> PathBuf {
@@ -95,9 +95,27 @@ fn the_chroma_example_runs_as_documented() {
     assert!(detail.contains("schema: 18 migrations, as chroma 1."), "{detail}");
     assert!(detail.contains("docs=800 (64-d cosine), faq=40 (64-d l2)"), "{detail}");
     assert!(step(&report, "restore.start")["detail"].as_str().unwrap().contains("validate mode"));
-    step(&report, "restore.schema");
     let recall = checks.iter().find(|c| c["name"].as_str().unwrap().starts_with("golden")).unwrap();
     assert_eq!(recall["observed"]["recall"], 1.0, "{recall:#}");
+
+    // What the Chroma install said of itself is kept: the next drill compares the backup's
+    // migrations without starting a second Chroma to ask it.
+    let schema = |r: &serde_json::Value| step(r, "restore.schema")["detail"].as_str().unwrap().to_string();
+    assert!(schema(&report).ends_with("asked of it on an empty folder"), "{}", schema(&report));
+    let kept = files_under(&sb.path(".cache/drillbook"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let again = passes(&sb, "chroma.yaml");
+    assert!(schema(&again).ends_with(&format!("kept in {}", kept[0].display())), "{}", schema(&again));
+    assert!(step(&again, "restore")["detail"].as_str().unwrap().contains("schema: 18 migrations, as chroma 1."));
+
+    // An answer kept for another install (the program was replaced since) is asked again.
+    let mut answer: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept[0]).unwrap()).unwrap();
+    answer["install"]["size"] = (answer["install"]["size"].as_u64().unwrap() + 1).into();
+    answer["engine"]["version"] = "chroma 0.0.1".into();
+    std::fs::write(&kept[0], answer.to_string()).unwrap();
+    let third = passes(&sb, "chroma.yaml");
+    assert!(schema(&third).ends_with("asked of it on an empty folder"), "{}", schema(&third));
+    assert!(step(&third, "restore")["detail"].as_str().unwrap().contains("as chroma 1."));
 }
 
 /// A Chroma server the test runs on a folder, as production does; killed on drop.

@@ -234,13 +234,17 @@ impl crate::Store for Chroma {
         // What the backup recorded, read before the server opens it.
         let applied = schema::applied(&live.persist.join("chroma.sqlite3"), true).await?;
         // The server starts on the backup while the same Chroma, on an empty folder, tells its
-        // version and the migrations it knows (once per install); a backup written by another
-        // version stops it.
+        // version and the migrations it knows (once per install, then kept); a backup written
+        // by another version stops it.
         cx.parts.begin("restore.start", "chroma run, migrations in validate mode");
         let started = (chrono::Utc::now(), std::time::Instant::now());
         let probe = async {
             let engine = schema::engine(&self.tools, &live.dir, account, &cx.cancel).await;
-            cx.parts.record("restore.schema", started, None, "the backup's migrations vs this Chroma's");
+            let detail = match engine.as_ref().ok().and_then(|e| e.kept.as_ref()) {
+                Some(file) => format!("the backup's migrations vs this Chroma's, kept in {}", file.display()),
+                None => "the backup's migrations vs this Chroma's, asked of it on an empty folder".to_string(),
+            };
+            cx.parts.record("restore.schema", started, None, detail);
             engine
         };
         let start = Start {

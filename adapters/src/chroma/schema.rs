@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +17,7 @@ use crate::AdapterError;
 use crate::process::{self, Account, Programs};
 
 /// One applied (or known) migration: `sysdb/00010-collection-schema.sqlite.sql`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Migration {
     pub dir: String,
     pub version: i64,
@@ -56,31 +56,123 @@ pub async fn applied(sqlite: &Path, immutable: bool) -> Result<BTreeSet<Migratio
 }
 
 /// What a Chroma install is: its version and the migrations it applies to a new database.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Engine {
     /// `chroma 1.4.4` (`chroma --version`).
     pub version: String,
     pub migrations: BTreeSet<Migration>,
+    /// The file it was read from, when an earlier run asked the install and kept the answer.
+    #[serde(skip)]
+    pub kept: Option<PathBuf>,
+}
+
+/// Which install a probe's answer belongs to: the program's real path, and its size, device,
+/// inode, modification and change times (a reinstall or an upgrade rewrites the program, and
+/// a change time cannot be set back). The same key in memory and on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+struct Install {
+    program: PathBuf,
+    size: u64,
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Install {
+    fn of(program: &Path) -> Option<Install> {
+        use std::os::unix::fs::MetadataExt;
+        let program = std::fs::canonicalize(program).ok()?;
+        let m = std::fs::metadata(&program).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(Install {
+            size: m.len(),
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+            program,
+        })
+    }
+
+    /// `$XDG_CACHE_HOME/drillbook/chroma-<sha256 of the key>.json` (else under `~/.cache`).
+    fn kept_file(&self) -> Option<PathBuf> {
+        use sha2::Digest;
+        let root = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+        let key = serde_json::to_vec(self).ok()?;
+        Some(root.join("drillbook").join(format!("chroma-{}.json", hex::encode(sha2::Sha256::digest(key)))))
+    }
+}
+
+/// What is kept on disk: the answer with the key it answers (checked on reading).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    install: Install,
+    engine: Engine,
 }
 
 /// The Chroma behind `chroma`, asked of itself: `chroma --version`, and an empty folder served
 /// in apply mode whose recorded migrations are read back (its package's `migrations/` folder
-/// is not the list its server embeds). Once per program and install (path and modification
-/// time) in a process: the daemon asks once, `drillbook run` on every drill.
+/// is not the list its server embeds). Once per install: kept in the process (the daemon) and
+/// in the user's cache folder (`drillbook run`, which would otherwise start a second Chroma
+/// beside every restore). A kept answer that cannot be read or names another install is
+/// asked again; one that cannot be written is only not kept.
 pub async fn engine(
     tools: &Programs,
     dir: &Path,
     account: Option<&Account>,
     cancel: &CancellationToken,
 ) -> Result<Engine, AdapterError> {
-    type Install = (PathBuf, Option<SystemTime>);
     static KNOWN: OnceLock<Mutex<HashMap<Install, Engine>>> = OnceLock::new();
-    let program = tools.path("chroma");
-    let key = (program.clone(), std::fs::metadata(&program).and_then(|m| m.modified()).ok());
+    let install = Install::of(&tools.path("chroma"));
     let cache = KNOWN.get_or_init(Default::default);
-    if let Some(known) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+    if let Some(known) = install.as_ref().and_then(|i| cache.lock().ok()?.get(i).cloned()) {
         return Ok(known);
     }
+    let file = install.as_ref().and_then(Install::kept_file);
+    let kept = file.as_ref().and_then(|f| {
+        let kept: Kept = serde_json::from_slice(&std::fs::read(f).ok()?).ok()?;
+        (Some(&kept.install) == install.as_ref()).then(|| Engine { kept: Some(f.clone()), ..kept.engine })
+    });
+    let engine = match kept {
+        Some(kept) => kept,
+        None => {
+            let engine = probe(tools, dir, account, cancel).await?;
+            if let (Some(install), Some(file)) = (&install, &file) {
+                keep(file, &Kept { install: install.clone(), engine: engine.clone() });
+            }
+            engine
+        }
+    };
+    if let (Some(install), Ok(mut c)) = (install, cache.lock()) {
+        c.insert(install, engine.clone());
+    }
+    Ok(engine)
+}
+
+/// Writes the answer beside its siblings, whole or not at all (a temporary file renamed).
+fn keep(file: &Path, kept: &Kept) {
+    let Some(folder) = file.parent() else { return };
+    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+    let written = std::fs::create_dir_all(folder)
+        .and_then(|()| std::fs::write(&tmp, serde_json::to_vec_pretty(kept).unwrap_or_default()))
+        .and_then(|()| std::fs::rename(&tmp, file));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!(file = %file.display(), error = %e, "the Chroma install's answer is not kept");
+    }
+}
+
+/// Starts the install on an empty folder (and asks its version beside it).
+async fn probe(
+    tools: &Programs,
+    dir: &Path,
+    account: Option<&Account>,
+    cancel: &CancellationToken,
+) -> Result<Engine, AdapterError> {
     let probe = crate::child_folder(dir, "probe", &["data"], account, "the Chroma schema probe")?;
     let start = Start {
         tools,
@@ -97,11 +189,7 @@ pub async fn engine(
     // graceful stop would only delay the drill.
     server?.kill().await;
     let migrations = applied(&probe.join("data").join("chroma.sqlite3"), false).await?;
-    let engine = Engine { version: version?, migrations };
-    if let Ok(mut c) = cache.lock() {
-        c.insert(key, engine.clone());
-    }
-    Ok(engine)
+    Ok(Engine { version: version?, migrations, kept: None })
 }
 
 /// `chroma --version` → `chroma 1.4.4`.
