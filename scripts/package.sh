@@ -24,11 +24,13 @@ stage="$repo/.package"
 rm -rf "$stage" && mkdir -p "$stage/completions"
 if [[ "${1:-}" == "--dev" ]]; then
   bin="$target/debug/drillbook"
-  [[ -x "$bin" ]] || { echo "package: no binary at $bin (cargo build --workspace first)" >&2; exit 1; }
-  # cargo-deb packages release builds: give it the debug binary where it looks for one, in a
+  for b in "$bin" "$target/debug/drillbook-qdrant-engine"; do
+    [[ -x "$b" ]] || { echo "package: no binary at $b (cargo build --workspace first)" >&2; exit 1; }
+  done
+  # cargo-deb packages release builds: give it the debug binaries where it looks for them, in a
   # target folder of its own (the real one is left alone).
   mkdir -p "$stage/target/release"
-  cp "$bin" "$stage/target/release/drillbook"
+  cp "$bin" "$target/debug/drillbook-qdrant-engine" "$stage/target/release/"
   deb_target="$stage/target"
   fast=(--fast)
 else

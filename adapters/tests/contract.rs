@@ -131,7 +131,7 @@ fn qdrant_snapshot(dir: &Path) -> Option<std::path::PathBuf> {
     let engine = Path::new(QDRANT_ENGINE);
     assert!(
         engine.is_file(),
-        "no {}: the Qdrant engine is the drillbook binary (`cargo build -p drillbook`; `cargo nextest run --workspace` builds it)",
+        "no {}: the Qdrant engine is built with drillbook (`cargo build -p drillbook`; `cargo nextest run --workspace` builds it)",
         engine.display()
     );
     let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -141,12 +141,12 @@ fn qdrant_snapshot(dir: &Path) -> Option<std::path::PathBuf> {
     None
 }
 
-/// The drillbook binary of this build: it runs the Qdrant engine (`drillbook engine qdrant`).
-const QDRANT_ENGINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/drillbook");
+/// The Qdrant engine program of this build (`drillbook-qdrant-engine`).
+const QDRANT_ENGINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/drillbook-qdrant-engine");
 const QDRANT_RESTORE: &str = concat!(
     "restore: { adapter: qdrant, collection: docs, engine: \"",
     env!("CARGO_MANIFEST_DIR"),
-    "/../target/debug/drillbook\" }"
+    "/../target/debug/drillbook-qdrant-engine\" }"
 );
 
 fn fixtures() -> Vec<Fixture> {

@@ -495,7 +495,7 @@ pub struct QdrantOptions {
     /// The snapshot inside the unpacked tree, when the backup archive holds more than it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// The drillbook program that runs the engine (`<engine> engine qdrant`); default: this one.
+    /// The engine program; default: `drillbook-qdrant-engine` beside the drillbook that runs the drill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
     /// The unprivileged user that runs the engine when drillbook runs as root; default `nobody`.

@@ -138,16 +138,6 @@ enum Command {
     /// packages (`scripts/package.sh`).
     #[command(hide = true)]
     Manpages { out: PathBuf },
-    /// Internal: a store's engine serving a drill over stdin/stdout, in a child process that
-    /// drillbook starts itself (`drillbook engine qdrant`).
-    #[command(hide = true)]
-    Engine { store: EngineKind },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum EngineKind {
-    /// Qdrant Edge on a restored Qdrant snapshot.
-    Qdrant,
 }
 
 #[derive(Subcommand)]
@@ -249,17 +239,6 @@ enum ReportCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Engine { store: EngineKind::Qdrant } = cli.command {
-        // No runtime, no config: the engine answers until its input ends, and whatever
-        // happens to it (a panic, a signal) happens to this child only.
-        return match drillbook_qdrant_engine::serve(std::io::stdin().lock(), std::io::stdout().lock()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: the Qdrant engine's stdin or stdout failed: {e}");
-                ExitCode::from(1)
-            }
-        };
-    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DRILLBOOK_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -355,7 +334,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             daemon::scratch_list_command(&config, output == Output::Json).await
         }
         Command::Scratch(ScratchCommand::Rm { run_id }) => daemon::scratch_rm_command(&config, &run_id).await,
-        Command::Engine { .. } => unreachable!("served in main"),
     }
 }
 

@@ -37,6 +37,7 @@ fn the_deb_installs_the_binary_unit_user_config_man_pages_and_completions() {
     let listing = sh(Command::new("dpkg-deb").arg("--contents").arg(&deb));
     for path in [
         "./usr/bin/drillbook",
+        "./usr/bin/drillbook-qdrant-engine",
         "./usr/lib/systemd/system/drillbook.service",
         "./etc/drillbook/drillbook.yaml",
         "./usr/share/man/man1/drillbook.1",
@@ -55,6 +56,10 @@ fn the_deb_installs_the_binary_unit_user_config_man_pages_and_completions() {
     let version = sh(Command::new("/usr/bin/drillbook").arg("--version"));
     assert!(version.contains(env!("CARGO_PKG_VERSION")) && version.contains("commit "), "{version}");
     assert!(version.contains("adapters: ") && version.contains("postgres") && version.contains("qdrant"), "{version}");
+    // The Qdrant engine is installed beside drillbook, where drillbook looks for it; with no
+    // request on its input it ends at once.
+    let engine = Command::new("/usr/bin/drillbook-qdrant-engine").stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(engine.status.success(), "{}", String::from_utf8_lossy(&engine.stderr));
     sh(Command::new("systemd-analyze").args(["verify", "/usr/lib/systemd/system/drillbook.service"]));
     let user = sh(Command::new("getent").args(["passwd", "drillbook"]));
     assert!(user.contains("/var/lib/drillbook") && user.contains("nologin"), "{user}");

@@ -209,6 +209,23 @@ fn a_collection_snapshot_without_its_shard_is_refused() {
     fails_with(&sb, "qdrant.yaml", "the collection has 1 shards and the snapshot lacks shard 0");
 }
 
+// fault: the Qdrant engine program is not installed | failed | `cannot start the Qdrant engine …: it is installed beside drillbook` | TMPDIR empty, history row
+#[test]
+fn an_engine_program_that_is_not_there_fails_the_drill_with_where_it_belongs() {
+    let sb = Sandbox::new();
+    backup(&sb, &sample_snapshot());
+    sb.edit(
+        "qdrant.yaml",
+        "  adapter: qdrant\n",
+        "  adapter: qdrant\n  engine: /nonexistent/drillbook-qdrant-engine\n",
+    );
+    let (_, report) =
+        fails_with(&sb, "qdrant.yaml", "cannot start the Qdrant engine `/nonexistent/drillbook-qdrant-engine`");
+    let reason = report["failure_reasons"].to_string();
+    assert!(reason.contains("it is installed beside drillbook"), "{reason}");
+    no_engine_left(&sb);
+}
+
 // fault: bit flips in a segment's vector file | failed | `points_checksum`: ids, vectors and payload as backed up | TMPDIR empty, history row
 #[test]
 fn flipped_bits_in_a_segments_vectors_fail_the_digest() {

@@ -1,4 +1,4 @@
-//! The Qdrant engine child: `<drillbook> engine qdrant`, started through the one process
+//! The Qdrant engine child: `drillbook-qdrant-engine` (installed beside drillbook), started through the one process
 //! helper (cleared environment, unprivileged when root, its own process group), spoken to one
 //! JSON line at a time ([`super::protocol`]). Its stderr goes to `engine.log` in its folder; a
 //! child that dies (a panic, an abort, SIGBUS on a damaged segment) is named with its signal or
@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Answer, ENGINE_ARGS, Request};
+use super::protocol::{Answer, Request};
 use crate::AdapterError;
 use crate::process::{self, Account};
 
@@ -65,14 +65,13 @@ impl Engine {
             a.give(&log).map_err(|e| AdapterError::io(format!("cannot give {} to {}", log.display(), a.name), e))?;
         }
         let mut cmd = process::command(program, account);
-        cmd.args(ENGINE_ARGS).current_dir(dir).env("RUST_BACKTRACE", "0");
+        cmd.current_dir(dir).env("RUST_BACKTRACE", "0");
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(file);
         let mut child = cmd.spawn().map_err(|e| {
             AdapterError::Provision(format!(
-                "cannot start the Qdrant engine `{} {}`: {e}; it is drillbook itself (set `engine:` to a drillbook \
-                 binary built with the qdrant engine)",
+                "cannot start the Qdrant engine `{}`: {e}; it is installed beside drillbook (the package and \
+                 `cargo install --path runner` install both), or set `engine:` to where it is",
                 program.display(),
-                ENGINE_ARGS.join(" ")
             ))
         })?;
         let stdin = child.stdin.take();

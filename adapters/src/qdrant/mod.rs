@@ -1,7 +1,7 @@
 //! `adapter: qdrant` — a Qdrant snapshot proven by Qdrant's own engine. drillbook unpacks the
 //! snapshot with its hostile-input rules, finds the shards (a collection snapshot, a shard
 //! snapshot, or one collection of a full storage snapshot), and hands them to Qdrant Edge in a
-//! child process (`drillbook engine qdrant`): Qdrant's snapshot code restores each shard's
+//! child process (`drillbook-qdrant-engine`): Qdrant's snapshot code restores each shard's
 //! segments (`restore.unpack-shards`), Qdrant Edge loads them (`restore.load`), and every check
 //! is a count, a scroll or a search by Qdrant Edge.
 //!
@@ -41,12 +41,16 @@ impl Qdrant {
     }
 }
 
-/// The drillbook program that runs the engine: `engine:`, else this very program.
+/// The program installed beside `drillbook` that runs the engine.
+pub const ENGINE_PROGRAM: &str = "drillbook-qdrant-engine";
+
+/// The engine program: `engine:`, else `drillbook-qdrant-engine` beside this drillbook.
 pub fn engine_program(engine: Option<&str>) -> Result<PathBuf, AdapterError> {
     match engine {
         Some(p) => Ok(PathBuf::from(p)),
         None => std::env::current_exe()
-            .map_err(|e| AdapterError::io("cannot find the drillbook program to run the Qdrant engine", e)),
+            .map(|exe| exe.with_file_name(ENGINE_PROGRAM))
+            .map_err(|e| AdapterError::io("cannot find the drillbook program beside which the Qdrant engine is", e)),
     }
 }
 

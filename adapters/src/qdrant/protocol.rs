@@ -1,4 +1,4 @@
-//! What drillbook and its Qdrant engine child (`drillbook engine qdrant`) say to each other:
+//! What drillbook and its Qdrant engine child (`drillbook-qdrant-engine`) say to each other:
 //! one JSON request per line on the child's stdin, one JSON answer per line on its stdout.
 //! The child's stderr is its log; its last lines explain a death.
 
@@ -7,9 +7,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// The argument words that start the engine: `<drillbook> engine qdrant`.
-pub const ENGINE_ARGS: [&str; 2] = ["engine", "qdrant"];
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

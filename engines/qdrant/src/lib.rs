@@ -1,6 +1,6 @@
 //! drillbook's Qdrant engine: Qdrant Edge (Qdrant's own in-process engine) serving a restored
 //! snapshot to drillbook over stdin/stdout ([`drillbook_adapters::qdrant::protocol`]). It runs
-//! in a child process (`drillbook engine qdrant`), so that a panic, an abort or a SIGBUS on a
+//! in a child process (`drillbook-qdrant-engine`), so that a panic, an abort or a SIGBUS on a
 //! damaged segment ends the child and fails the drill, never the daemon.
 //!
 //! Nothing here reads a Qdrant file itself: shards are restored by Qdrant's snapshot code and
