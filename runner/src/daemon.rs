@@ -36,8 +36,7 @@ pub const ALIVE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One runbook file as the daemon knows it.
 struct Entry {
-    loaded: Loaded,
-    timetable: Option<Timetable>,
+    version: Version,
     /// The latest fire time handled (fired or passed over).
     last: DateTime<Utc>,
     busy: bool,
@@ -45,6 +44,45 @@ struct Entry {
     error: Option<String>,
     /// Why its last drill could not be built.
     failing: Option<String>,
+}
+
+/// The version of a runbook in use, as the daemon keeps it between drills: its text, parsed
+/// again when a drill of it starts (its parsed form takes ~5 KiB, which at 1,000 runbooks was
+/// most of the daemon's heap), and what the loop and the status need of it.
+struct Version {
+    name: String,
+    sha256: String,
+    text: Box<str>,
+    timetable: Option<Timetable>,
+    /// Its status's fixed fields.
+    shown: crate::http::RunbookStatus,
+}
+
+impl Version {
+    fn new(loaded: &Loaded, text: String) -> Version {
+        let rb = &loaded.runbook;
+        Version {
+            name: rb.name().to_string(),
+            sha256: loaded.sha256.clone(),
+            text: text.into_boxed_str(),
+            timetable: Timetable::for_runbook(rb),
+            shown: crate::http::RunbookStatus {
+                name: rb.name().to_string(),
+                path: loaded.path.display().to_string(),
+                owner: rb.owner.clone(),
+                asset: serde_json::to_value(&rb.asset).unwrap_or_default(),
+                schedule: rb.schedule.as_ref().map(|s| s.raw().to_string()),
+                timezone: rb.timezone().to_string(),
+                next_fire: None,
+                interval_s: None,
+                running: false,
+                rpo_s: rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs()),
+                rto_s: rb.objectives.rto.as_ref().map(|d| d.get().0.as_secs()),
+                error: None,
+                failing: None,
+            },
+        }
+    }
 }
 
 pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
@@ -167,7 +205,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         let mut look = dirty || next_wake.is_some_and(|w| w <= now);
         if look {
             for (path, e) in book.iter_mut() {
-                let Some(t) = &e.timetable else { continue };
+                let Some(t) = &e.version.timetable else { continue };
                 if e.busy {
                     continue;
                 }
@@ -176,26 +214,26 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     e.last = handled;
                 }
                 if due.missed > 0 {
-                    tracing::warn!(runbook = e.loaded.runbook.name(), missed = due.missed, "fire times missed");
+                    tracing::warn!(runbook = e.version.name.as_str(), missed = due.missed, "fire times missed");
                 }
                 if let Some(fire) = due.fire {
-                    match history.claim(e.loaded.runbook.name(), fire, &owner, lease).await {
+                    match history.claim(e.version.name.as_str(), fire, &owner, lease).await {
                         Ok(true) => {
                             e.busy = true;
-                            ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
+                            ctx.spawn(&mut drills, path, &e.version, Some(fire), None);
                         }
                         Ok(false) => {
-                            tracing::debug!(runbook = e.loaded.runbook.name(), %fire, "claimed by another daemon")
+                            tracing::debug!(runbook = e.version.name.as_str(), %fire, "claimed by another daemon")
                         }
                         Err(err) => {
-                            eprintln!("drillbook daemon: {}: cannot claim {fire}: {err:#}", e.loaded.runbook.name())
+                            eprintln!("drillbook daemon: {}: cannot claim {fire}: {err:#}", e.version.name.as_str())
                         }
                     }
                 }
             }
         }
         // Fire times whose daemon died mid-drill (its lease ran out) are taken over here.
-        let idle = |name: &str| book.values().any(|e| !e.busy && e.loaded.runbook.name() == name);
+        let idle = |name: &str| book.values().any(|e| !e.busy && e.version.name.as_str() == name);
         let why = |fire: &str| {
             format!(
                 "interrupted: the daemon holding fire time {fire} stopped renewing its claim; taken over by {owner}"
@@ -203,11 +241,11 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         };
         if let Ok(taken) = history.take_over_expired(&idle, &owner, lease, &why).await {
             for (name, fire) in taken {
-                if let Some((path, e)) = book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == name) {
+                if let Some((path, e)) = book.iter_mut().find(|(_, e)| e.version.name.as_str() == name) {
                     eprintln!("drillbook daemon: {name}: taking over fire time {fire}");
                     e.busy = true;
                     look = true;
-                    ctx.spawn(&mut drills, path, &e.loaded, Some(fire), None);
+                    ctx.spawn(&mut drills, path, &e.version, Some(fire), None);
                 }
             }
         }
@@ -219,7 +257,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             next_wake = book
                 .values()
                 .filter(|e| !e.busy)
-                .filter_map(|e| e.timetable.as_ref().and_then(|t| t.next_after(e.last).map(|f| t.start_at(f))))
+                .filter_map(|e| e.version.timetable.as_ref().and_then(|t| t.next_after(e.last).map(|f| t.start_at(f))))
                 .min();
             dirty = false;
         }
@@ -240,14 +278,14 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
             Some(t) = trigger_rx.recv() => {
                 use crate::http::TriggerReply;
-                let answer = match book.iter_mut().find(|(_, e)| e.loaded.runbook.name() == t.runbook) {
+                let answer = match book.iter_mut().find(|(_, e)| e.version.name.as_str() == t.runbook) {
                     Some((path, e)) if !e.busy => {
                         // Recorded before the answer: the caller can follow the run id at once.
                         let run_id = uuid::Uuid::now_v7().to_string();
                         match history.queue(&run_id, &t.runbook, None).await {
                             Ok(()) => {
                                 e.busy = true;
-                                ctx.spawn(&mut drills, path, &e.loaded, None, Some(run_id.clone()));
+                                ctx.spawn(&mut drills, path, &e.version, None, Some(run_id.clone()));
                                 TriggerReply::Accepted(run_id)
                             }
                             Err(err) => TriggerReply::Failed(format!("{err:#}")),
@@ -272,7 +310,11 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     dirty = true;
                 }
             }
-            _ = kept_tick.tick() => expire_kept(config, &history).await,
+            _ = kept_tick.tick() => {
+                expire_kept(config, &history).await;
+                // What the requests and drills since the last tick freed goes back to the system.
+                crate::memory::release_freed();
+            }
             _ = alive_tick.tick() => {
                 // Off the loop: a write may wait behind a long read of the history store.
                 let (history, owner) = (history.clone(), owner.clone());
@@ -305,12 +347,12 @@ struct JobContext<'a> {
 }
 
 impl JobContext<'_> {
-    /// Starts a drill of `loaded` (scheduled for `fire`, or by hand) in `drills`.
+    /// Starts a drill of `version` (scheduled for `fire`, or by hand) in `drills`.
     fn spawn(
         &self,
         drills: &mut JoinSet<(PathBuf, String, Option<String>)>,
         path: &Path,
-        loaded: &Loaded,
+        version: &Version,
         fire: Option<DateTime<Utc>>,
         queued: Option<String>,
     ) {
@@ -320,12 +362,14 @@ impl JobContext<'_> {
             signer: self.signer.clone(),
             slots: self.slots.clone(),
             cancel: self.shutdown.child_token(),
-            loaded: loaded.clone(),
+            name: version.name.clone(),
+            path: path.to_path_buf(),
+            text: version.text.clone(),
             owner: self.owner.to_string(),
         };
         let path = path.to_path_buf();
         drills.spawn(async move {
-            let name = job.loaded.runbook.name().to_string();
+            let name = job.name.clone();
             match job.run(fire, queued).await {
                 Ok((line, failing)) => (path, line, failing),
                 Err(e) => (path, format!("{name}: {e:#}"), None),
@@ -336,23 +380,16 @@ impl JobContext<'_> {
 
 /// The status the HTTP side shows.
 fn statuses(book: &BTreeMap<PathBuf, Entry>) -> Vec<crate::http::RunbookStatus> {
-    book.iter()
-        .map(|(path, e)| {
-            let rb = &e.loaded.runbook;
+    book.values()
+        .map(|e| {
+            let timetable = e.version.timetable.as_ref();
             crate::http::RunbookStatus {
-                name: rb.name().to_string(),
-                path: path.display().to_string(),
-                owner: rb.owner.clone(),
-                asset: serde_json::to_value(&rb.asset).unwrap_or_default(),
-                schedule: rb.schedule.as_ref().map(|s| s.raw().to_string()),
-                timezone: rb.timezone().to_string(),
-                next_fire: e.timetable.as_ref().and_then(|t| t.next_after(e.last)),
-                interval_s: e.timetable.as_ref().and_then(Timetable::interval).map(|d| d.as_secs()),
+                next_fire: timetable.and_then(|t| t.next_after(e.last)),
+                interval_s: timetable.and_then(Timetable::interval).map(|d| d.as_secs()),
                 running: e.busy,
-                rpo_s: rb.objectives.rpo.as_ref().map(|d| d.get().0.as_secs()),
-                rto_s: rb.objectives.rto.as_ref().map(|d| d.get().0.as_secs()),
                 error: e.error.clone(),
                 failing: e.failing.clone(),
+                ..e.version.shown.clone()
             }
         })
         .collect()
@@ -365,7 +402,10 @@ struct Job {
     signer: Arc<crate::evidence::Signer>,
     slots: Arc<Semaphore>,
     cancel: CancellationToken,
-    loaded: Loaded,
+    name: String,
+    path: PathBuf,
+    /// The text of the version in use when the drill was started.
+    text: Box<str>,
     /// Whose claim a scheduled drill runs under (renewed while it runs).
     owner: String,
 }
@@ -378,7 +418,7 @@ impl Job {
         fire: Option<DateTime<Utc>>,
         queued: Option<String>,
     ) -> anyhow::Result<(String, Option<String>)> {
-        let name = self.loaded.runbook.name().to_string();
+        let name = self.name.clone();
         let when = fire.map(|f| format!("fire time {f}")).unwrap_or_else(|| "triggered run".into());
         // The claim is kept alive from the moment it was won, while the drill waits for a slot
         // too; a daemon that cannot renew it within a lease cancels the drill rather than
@@ -483,7 +523,7 @@ impl Job {
         when: &str,
         cancel_reason: Arc<std::sync::OnceLock<String>>,
     ) -> anyhow::Result<(String, Option<String>)> {
-        let plan = plan::build_or_broken(&self.config, self.loaded.clone())?;
+        let plan = plan::build_or_broken(&self.config, plan::parse(&self.path, &self.text)?)?;
         let broken = plan.broken.clone();
         let setup = DrillSetup {
             config: &self.config,
@@ -520,8 +560,8 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
                 .into_iter()
                 .map(|p| std::path::absolute(&p).unwrap_or(p))
                 .map(|p| {
-                    let loaded = plan::load_with_text(&p);
-                    (p, loaded)
+                    let version = plan::load_with_text(&p).map(|(l, text)| Version::new(&l, text));
+                    (p, version)
                 })
                 .collect::<Vec<_>>()
         })
@@ -546,27 +586,25 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
     // What was loaded, as `audit coverage` will read it: each runbook's text from now on.
     let versions: Vec<(&str, &str, &str)> = files
         .iter()
-        .filter_map(|(_, l)| l.as_ref().ok())
-        .map(|(l, text)| (l.runbook.name(), l.sha256.as_str(), text.as_str()))
+        .filter_map(|(_, v)| v.as_ref().ok())
+        .map(|v| (v.name.as_str(), v.sha256.as_str(), &*v.text))
         .collect();
     if let Err(e) = history.note_runbooks(&versions, Utc::now()).await {
         eprintln!("drillbook daemon: cannot record the runbooks' versions for audit coverage: {e:#}");
     }
     drop(versions);
-    for (path, loaded) in files {
-        match loaded.map(|(l, _)| l) {
-            Ok(loaded) => {
+    for (path, version) in files {
+        match version {
+            Ok(version) => {
                 if let Some(e) = book.get_mut(&path) {
-                    if e.loaded.sha256 != loaded.sha256 {
-                        e.timetable = Timetable::for_runbook(&loaded.runbook);
-                        e.loaded = loaded;
+                    if e.version.sha256 != version.sha256 {
+                        e.version = version;
                     }
                     e.error = None;
                     continue;
                 }
-                let last = history.last_scheduled(loaded.runbook.name()).await.ok().flatten().unwrap_or_else(Utc::now);
-                let timetable = Timetable::for_runbook(&loaded.runbook);
-                book.insert(path, Entry { loaded, timetable, last, busy: false, error: None, failing: None });
+                let last = history.last_scheduled(&version.name).await.ok().flatten().unwrap_or_else(Utc::now);
+                book.insert(path, Entry { version, last, busy: false, error: None, failing: None });
             }
             Err(invalid) => {
                 tracing::warn!(path = %path.display(), error = %invalid, "runbook invalid; keeping its previous version");

@@ -30,15 +30,21 @@ pub fn load(path: &Path) -> Result<Loaded, Invalid> {
 /// The same, with the text it was parsed from (the daemon records each version it ran).
 pub fn load_with_text(path: &Path) -> Result<(Loaded, String), Invalid> {
     let text = std::fs::read_to_string(path).map_err(|e| Invalid(format!("{}: cannot read: {e}", path.display())))?;
+    parse(path, &text).map(|loaded| (loaded, text))
+}
+
+/// Parses the text of the runbook at `path` (the daemon keeps the text of the version in use
+/// and parses it again when a drill of it starts).
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, Invalid> {
     let shown = path.display().to_string();
-    let runbook = Runbook::parse(&shown, &text).map_err(|issues| Invalid(issues.to_string()))?;
+    let runbook = Runbook::parse(&shown, text).map_err(|issues| Invalid(issues.to_string()))?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let loaded = Loaded { runbook, path: abs, sha256: hex::encode(Sha256::digest(text.as_bytes())) };
     let problems = check_against_registry(&loaded, &shown);
     if !problems.is_empty() {
         return Err(Invalid(problems.join("\n")));
     }
-    Ok((loaded, text))
+    Ok(loaded)
 }
 
 /// Rules that need the adapter registry: every check kind must be one its restore's adapter runs.
