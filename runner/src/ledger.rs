@@ -39,7 +39,7 @@ pub struct Summary {
     /// When its newest passing drill ended.
     pub last_success: Option<String>,
     /// Whether the newest drill with a verdict passed, keyed by (start, run id).
-    last_verdict: Option<((String, String), bool)>,
+    last_verdict: Option<(Key, bool)>,
     /// The newest run that left a report: its figures (`None` until its report is read).
     latest_report: Option<Reported>,
     /// The newest passing run that left a report (the backup age it proved).
@@ -57,11 +57,25 @@ pub struct Last {
     pub has_report: bool,
 }
 
+/// A run's place in its runbook's history: its start and run id as one text, `start\0id`,
+/// which sorts as the pair does. One allocation, shared by the places that keep the same run
+/// (the newest report, the newest passing one, the trend): a daemon keeps ~20 per runbook.
+type Key = std::sync::Arc<str>;
+
+fn key((start, id): (&str, &str)) -> Key {
+    format!("{start}\0{id}").into()
+}
+
+/// (start, run id) of a key.
+fn parts(key: &Key) -> (&str, &str) {
+    key.split_once('\0').unwrap_or((key, ""))
+}
+
 #[derive(Debug, Clone)]
 struct Reported {
-    key: (String, String),
+    key: Key,
     /// Its report's folder, kept only while its figures are unknown (to read them once).
-    folder: Option<String>,
+    folder: Option<Box<str>>,
     figures: Option<Figures>,
 }
 
@@ -86,8 +100,11 @@ impl Summary {
     }
 
     fn fold(&mut self, r: &LedgerRow, count_duration: bool) {
-        let key = (r.started_at.clone(), r.run_id.clone());
-        if self.last.as_ref().is_none_or(|l| (l.started_at.as_str(), l.run_id.as_str()) <= (&key.0, &key.1)) {
+        let at = (r.started_at.as_str(), r.run_id.as_str());
+        // The run's key, made once and only if something keeps it.
+        let mut made: Option<Key> = None;
+        let mut own = || made.get_or_insert_with(|| key(at)).clone();
+        if self.last.as_ref().is_none_or(|l| (l.started_at.as_str(), l.run_id.as_str()) <= at) {
             self.last = Some(Last {
                 run_id: r.run_id.clone(),
                 started_at: r.started_at.clone(),
@@ -101,8 +118,10 @@ impl Summary {
         {
             self.last_success = Some(f.clone());
         }
-        if (r.status == "passed" || r.status == "failed") && self.last_verdict.as_ref().is_none_or(|v| v.0 <= key) {
-            self.last_verdict = Some((key.clone(), r.status == "passed"));
+        if (r.status == "passed" || r.status == "failed")
+            && self.last_verdict.as_ref().is_none_or(|v| parts(&v.0) <= at)
+        {
+            self.last_verdict = Some((own(), r.status == "passed"));
         }
         if count_duration && let (Some(a), Some(b)) = (epoch(&r.started_at), r.finished_at.as_deref().and_then(epoch)) {
             self.durations.observe(b - a);
@@ -115,20 +134,25 @@ impl Summary {
                 .iter()
                 .chain(&self.latest_report)
                 .chain(&self.passing_report)
-                .find(|t| t.key == key)
+                .find(|t| parts(&t.key) == at)
                 .and_then(|t| t.figures);
             let figures = r.figures.or(known);
-            let reported = Reported { key: key.clone(), folder: figures.is_none().then(|| folder.clone()), figures };
-            if self.latest_report.as_ref().is_none_or(|l| l.key <= key) {
-                self.latest_report = Some(reported.clone());
+            let mut reported =
+                || Reported { key: own(), folder: figures.is_none().then(|| folder.as_str().into()), figures };
+            if self.latest_report.as_ref().is_none_or(|l| parts(&l.key) <= at) {
+                self.latest_report = Some(reported());
             }
-            if r.status == "passed" && self.passing_report.as_ref().is_none_or(|l| l.key <= key) {
-                self.passing_report = Some(reported.clone());
+            if r.status == "passed" && self.passing_report.as_ref().is_none_or(|l| parts(&l.key) <= at) {
+                self.passing_report = Some(reported());
             }
-            match self.trend.binary_search_by(|t| t.key.cmp(&key)) {
-                Ok(i) => self.trend[i] = reported,
+            match self.trend.binary_search_by(|t| parts(&t.key).cmp(&at)) {
+                Ok(i) => self.trend[i] = reported(),
+                // Older than every run of a full trend: it would leave at once.
+                Err(0) if self.trend.len() >= TREND => {}
                 Err(i) => {
-                    self.trend.insert(i, reported);
+                    // At most one over `TREND` for a moment: no room kept beyond it.
+                    self.trend.reserve_exact(TREND + 1 - self.trend.len().min(TREND + 1));
+                    self.trend.insert(i, reported());
                     if self.trend.len() > TREND {
                         self.trend.remove(0);
                     }
@@ -236,7 +260,7 @@ impl View {
         for (name, s) in &self.runbooks {
             for r in s.latest_report.iter().chain(&s.passing_report).chain(&s.trend) {
                 if let (None, Some(folder)) = (r.figures, &r.folder) {
-                    out.push((name.clone(), folder.clone()));
+                    out.push((name.clone(), folder.to_string()));
                 }
             }
         }
@@ -259,17 +283,6 @@ impl View {
 
 fn minus_overlap(t: &str) -> String {
     DateTime::parse_from_rfc3339(t).map(|t| ts(t.to_utc() - OVERLAP)).unwrap_or_default()
-}
-
-/// Hands the heap freed by the first fold (a year of rows, each parsed and dropped) back to
-/// the system: glibc keeps freed blocks in its arenas otherwise, and a daemon's resident memory
-/// would stay at its start-up peak for good.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live block.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 pub struct Ledger {
@@ -297,10 +310,15 @@ impl Ledger {
             self.history.fold_runs(since.as_ref().map(|(s, f)| (s.as_str(), f.as_str())), |r| target.fold(r)).await?;
             if since.is_none() {
                 *view = folded;
-                release_freed_memory();
             }
             let horizon = minus_overlap(&view.newest_finish);
             view.counted.retain(|_, f| *f >= horizon);
+            if since.is_none() {
+                // Sized for the fold's prunes (thousands of runs); the overlap holds a few. The
+                // year of rows was parsed and dropped: its memory goes back too.
+                view.counted.shrink_to_fit();
+                crate::memory::release_freed();
+            }
             view.horizon = Some(horizon);
             view.looked = Some((Instant::now(), writes));
             let unread = view.unread();
