@@ -13,6 +13,7 @@ mod http;
 mod init;
 mod inventory;
 mod ledger;
+mod memory;
 mod notify;
 mod plan;
 mod progress;
@@ -245,6 +246,9 @@ fn main() -> ExitCode {
         .init();
     // TLS clients (webhooks) and the HTTPS server use ring; one process-wide provider.
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    if matches!(cli.command, Command::Daemon) {
+        memory::limit_arenas();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
