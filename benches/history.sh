@@ -91,11 +91,23 @@ time.sleep(5)  # the requests' last replies flushed and their buffers freed
 t1, c1 = time.time(), ticks()
 time.sleep(idle)
 cpu = 100 * (ticks() - c1) / os.sysconf("SC_CLK_TCK") / (time.time() - t1)
+# Where the resident memory is: the program's own pages (code, and its relocated data, which
+# is private), anonymous memory (heap, arenas, stacks) and other files (libc, ...).
+rss = {"program": 0, "anonymous": 0, "other files": 0}
+exe, kind = os.path.realpath(f"/proc/{pid}/exe"), "anonymous"
+for line in open(f"/proc/{pid}/smaps"):
+    head = line.split()
+    if head and "-" in head[0] and ":" not in head[0]:
+        path = head[5] if len(head) > 5 else ""
+        kind = "program" if path == exe else "other files" if path.startswith("/") else "anonymous"
+    elif head and head[0] == "Rss:":
+        rss[kind] += int(head[1])
+split = " + ".join(f"{k} {v // 1024}" for k, v in rss.items())
 for p in paths:
     v = sorted(lat[p])
     q = lambda f: v[min(len(v) - 1, int(f * len(v)))]
     print(f"| {store} | `{p}` | {len(v)} | {q(0.5):.1f} ms | {q(0.99):.1f} ms | {v[-1]:.1f} ms | "
-          f"{first:.2f} s | {status('VmRSS:') // 1024} MiB (peak {status('VmHWM:') // 1024}) | {cpu:.2f} % |")
+          f"{first:.2f} s | {status('VmRSS:') // 1024} MiB (peak {status('VmHWM:') // 1024}; {split}) | {cpu:.2f} % |")
 PY
   kill -TERM "$pid"; wait "$pid" || true
   trap - EXIT
