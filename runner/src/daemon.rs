@@ -50,7 +50,6 @@ struct Entry {
 /// again when a drill of it starts (its parsed form takes ~5 KiB, which at 1,000 runbooks was
 /// most of the daemon's heap), and what the loop and the status need of it.
 struct Version {
-    name: String,
     sha256: String,
     text: Box<str>,
     timetable: Option<Timetable>,
@@ -62,7 +61,6 @@ impl Version {
     fn new(loaded: &Loaded, text: String) -> Version {
         let rb = &loaded.runbook;
         Version {
-            name: rb.name().to_string(),
             sha256: loaded.sha256.clone(),
             text: text.into_boxed_str(),
             timetable: Timetable::for_runbook(rb),
@@ -82,6 +80,10 @@ impl Version {
                 failing: None,
             },
         }
+    }
+
+    fn name(&self) -> &str {
+        &self.shown.name
     }
 }
 
@@ -214,26 +216,26 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
                     e.last = handled;
                 }
                 if due.missed > 0 {
-                    tracing::warn!(runbook = e.version.name.as_str(), missed = due.missed, "fire times missed");
+                    tracing::warn!(runbook = e.version.name(), missed = due.missed, "fire times missed");
                 }
                 if let Some(fire) = due.fire {
-                    match history.claim(e.version.name.as_str(), fire, &owner, lease).await {
+                    match history.claim(e.version.name(), fire, &owner, lease).await {
                         Ok(true) => {
                             e.busy = true;
                             ctx.spawn(&mut drills, path, &e.version, Some(fire), None);
                         }
                         Ok(false) => {
-                            tracing::debug!(runbook = e.version.name.as_str(), %fire, "claimed by another daemon")
+                            tracing::debug!(runbook = e.version.name(), %fire, "claimed by another daemon")
                         }
                         Err(err) => {
-                            eprintln!("drillbook daemon: {}: cannot claim {fire}: {err:#}", e.version.name.as_str())
+                            eprintln!("drillbook daemon: {}: cannot claim {fire}: {err:#}", e.version.name())
                         }
                     }
                 }
             }
         }
         // Fire times whose daemon died mid-drill (its lease ran out) are taken over here.
-        let idle = |name: &str| book.values().any(|e| !e.busy && e.version.name.as_str() == name);
+        let idle = |name: &str| book.values().any(|e| !e.busy && e.version.name() == name);
         let why = |fire: &str| {
             format!(
                 "interrupted: the daemon holding fire time {fire} stopped renewing its claim; taken over by {owner}"
@@ -241,7 +243,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
         };
         if let Ok(taken) = history.take_over_expired(&idle, &owner, lease, &why).await {
             for (name, fire) in taken {
-                if let Some((path, e)) = book.iter_mut().find(|(_, e)| e.version.name.as_str() == name) {
+                if let Some((path, e)) = book.iter_mut().find(|(_, e)| e.version.name() == name) {
                     eprintln!("drillbook daemon: {name}: taking over fire time {fire}");
                     e.busy = true;
                     look = true;
@@ -278,7 +280,7 @@ pub async fn daemon_command(config: &Config) -> anyhow::Result<ExitCode> {
             }
             Some(t) = trigger_rx.recv() => {
                 use crate::http::TriggerReply;
-                let answer = match book.iter_mut().find(|(_, e)| e.version.name.as_str() == t.runbook) {
+                let answer = match book.iter_mut().find(|(_, e)| e.version.name() == t.runbook) {
                     Some((path, e)) if !e.busy => {
                         // Recorded before the answer: the caller can follow the run id at once.
                         let run_id = uuid::Uuid::now_v7().to_string();
@@ -362,7 +364,7 @@ impl JobContext<'_> {
             signer: self.signer.clone(),
             slots: self.slots.clone(),
             cancel: self.shutdown.child_token(),
-            name: version.name.clone(),
+            name: version.name().to_string(),
             path: path.to_path_buf(),
             text: version.text.clone(),
             owner: self.owner.to_string(),
@@ -584,11 +586,8 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
         book.retain(|p, e| present.contains(p) || e.busy);
     }
     // What was loaded, as `audit coverage` will read it: each runbook's text from now on.
-    let versions: Vec<(&str, &str, &str)> = files
-        .iter()
-        .filter_map(|(_, v)| v.as_ref().ok())
-        .map(|v| (v.name.as_str(), v.sha256.as_str(), &*v.text))
-        .collect();
+    let versions: Vec<(&str, &str, &str)> =
+        files.iter().filter_map(|(_, v)| v.as_ref().ok()).map(|v| (v.name(), v.sha256.as_str(), &*v.text)).collect();
     if let Err(e) = history.note_runbooks(&versions, Utc::now()).await {
         eprintln!("drillbook daemon: cannot record the runbooks' versions for audit coverage: {e:#}");
     }
@@ -603,7 +602,7 @@ async fn reload(config: &Config, history: &History, book: &mut BTreeMap<PathBuf,
                     e.error = None;
                     continue;
                 }
-                let last = history.last_scheduled(&version.name).await.ok().flatten().unwrap_or_else(Utc::now);
+                let last = history.last_scheduled(version.name()).await.ok().flatten().unwrap_or_else(Utc::now);
                 book.insert(path, Entry { version, last, busy: false, error: None, failing: None });
             }
             Err(invalid) => {
