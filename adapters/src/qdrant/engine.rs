@@ -1,8 +1,9 @@
-//! The Qdrant engine child: `drillbook-qdrant-engine` (installed beside drillbook), started through the one process
-//! helper (cleared environment, unprivileged when root, its own process group), spoken to one
-//! JSON line at a time ([`super::protocol`]). Its stderr goes to `engine.log` in its folder; a
-//! child that dies (a panic, an abort, SIGBUS on a damaged segment) is named with its signal or
-//! status and the log's last lines, and the drill fails — drillbook itself goes on.
+//! The Qdrant engine child: `drillbook-qdrant-engine` (installed beside drillbook), started
+//! through the one process helper (cleared environment, unprivileged when root, its own process
+//! group), spoken to one JSON line at a time ([`super::protocol`]). Its stderr goes to
+//! `engine.log` in its folder; a child that dies (a panic, an abort, SIGBUS on a damaged
+//! segment) is named with its signal or status and the log's last lines, and the drill fails —
+//! drillbook itself goes on.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -42,7 +42,7 @@ impl Qdrant {
 }
 
 /// The program installed beside `drillbook` that runs the engine.
-pub const ENGINE_PROGRAM: &str = "drillbook-qdrant-engine";
+const ENGINE_PROGRAM: &str = "drillbook-qdrant-engine";
 
 /// The engine program: `engine:`, else `drillbook-qdrant-engine` beside this drillbook.
 pub fn engine_program(engine: Option<&str>) -> Result<PathBuf, AdapterError> {
