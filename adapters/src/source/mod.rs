@@ -23,9 +23,12 @@ mod restic;
 pub use restic::Restic;
 
 /// Bytes per read from the storage: large enough for object stores' ranged GETs to stay
-/// efficient, small enough that `READ_CHUNK × QUEUE_CHUNKS` keeps memory flat.
+/// efficient, small enough that `READ_CHUNK × (QUEUE_CHUNKS + READ_AHEAD)` keeps memory flat.
 const READ_CHUNK: usize = 2 << 20;
 const QUEUE_CHUNKS: usize = 4;
+/// Reads in flight: the next chunk is read while the last one is hashed (hashing and reading
+/// one after the other was the slower half of fetch-and-unpack).
+const READ_AHEAD: usize = 2;
 
 /// A named storage profile, ready to read from.
 #[derive(Clone)]
@@ -345,7 +348,7 @@ impl Storage {
         let mut tx = Some(tx);
         let mut complete = false;
         // Explicit chunks bound what is in flight (chunk × queue) whatever the service's default.
-        match self.op.reader_with(&object.path).chunk(READ_CHUNK).await {
+        match self.op.reader_with(&object.path).chunk(READ_CHUNK).concurrent(READ_AHEAD).await {
             Err(e) => error = Some(format!("cannot open {}: {e}", object.location)),
             Ok(reader) => match reader.into_bytes_stream(..).await {
                 Err(e) => error = Some(format!("cannot read {}: {e}", object.location)),
