@@ -152,17 +152,7 @@ drill_round() {
   while h=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [[ -n "$h" ]]; do hwm=$h; sleep 0.05; done
   wait "$pid" || { echo "drill failed: $out" >&2; exit 1; }
   drill_rss=$(( hwm / 1024 ))
-  read -r drill_first start recall_s < <(python3 - "$out" <<'PY'
-import json, sys
-from datetime import datetime
-r = json.load(open(sys.argv[1]))
-t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-steps = {x["name"]: x for x in r["steps"]}
-checks = {c["name"]: c for c in r["checks"]}
-first = t(steps["verify"]["started_at"]) + checks["first query"]["duration_ms"] / 1000 - t(steps["locate"]["started_at"])
-print(f'{first:.2f} {steps["restore.start"]["duration_ms"] / 1000:.2f} {checks["recall"]["duration_ms"] / 1000:.2f}')
-PY
-)
+  read -r drill_first start recall_s < <(first_query "$out" restore.start recall)
 }
 
 rows=()

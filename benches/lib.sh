@@ -13,6 +13,21 @@ print(f"\n{label}ratio median {statistics.median(r):.3f}× (spread {r[0]:.3f}–
 PY
 }
 
+# first_query REPORT [NAME...]: seconds from the drill's `locate` starting to the end of its check
+# named "first query" (how the vector-store benches time a drill to its first answer), then the
+# duration in seconds of each named step or check of the report, on one line.
+first_query() {
+  python3 - "$@" <<'PY'
+import json, sys
+from datetime import datetime
+r = json.load(open(sys.argv[1]))
+t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+parts = {x["name"]: x for x in r["steps"] + r["checks"]}
+first = t(parts["verify"]["started_at"]) + parts["first query"]["duration_ms"] / 1000 - t(parts["locate"]["started_at"])
+print(f"{first:.3f}", *(f'{parts[n]["duration_ms"] / 1000:.3f}' for n in sys.argv[2:]))
+PY
+}
+
 # files_runbooks DIR N daily|yearly: N runbooks rb-0 … rb-(N-1) of the `files` adapter over
 # DIR/backups/a.txt, written to DIR/runbooks. `daily` spreads their fire times over the day;
 # `yearly` fires on 1 January at 03:00 (nothing due while a bench runs). Their time zone is

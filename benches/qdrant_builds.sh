@@ -30,16 +30,7 @@ run() {
     echo "edge ${said%% *} - -"
   else
     (cd "$WORK" && exec "$1/drillbook" run bench.yaml --report-dir "$WORK/reports" --output json > "$WORK/builds.json")
-    python3 - "$WORK/builds.json" "$1" <<'PY'
-import json, sys
-from datetime import datetime
-r = json.load(open(sys.argv[1]))
-t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-st = {x["name"]: x for x in r["steps"]}
-c = {x["name"]: x for x in r["checks"]}
-first = t(st["verify"]["started_at"]) + c["first query"]["duration_ms"] / 1000 - t(st["locate"]["started_at"])
-print(f'{sys.argv[2]} {first:.3f} {st["unpack"]["duration_ms"] / 1000:.3f} {st["restore.unpack-shards"]["duration_ms"] / 1000:.3f}')
-PY
+    echo "$1 $(first_query "$WORK/builds.json" unpack restore.unpack-shards)"
   fi
 }
 # One unmeasured pass: each build's program pages are read once before the rounds.

@@ -110,18 +110,9 @@ drill_round() {
   wait "$pid" || { echo "drill failed: $out" >&2; exit 1; }
   drill_rss=$(( hwm / 1024 ))
   engine_rss=$(( ehwm / 1024 ))
-  read -r drill_first parts recall_s < <(python3 - "$out" <<'PY'
-import json, sys
-from datetime import datetime
-r = json.load(open(sys.argv[1]))
-t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-steps = {x["name"]: x for x in r["steps"]}
-checks = {c["name"]: c for c in r["checks"]}
-first = t(steps["verify"]["started_at"]) + checks["first query"]["duration_ms"] / 1000 - t(steps["locate"]["started_at"])
-parts = f'{steps["restore.unpack-shards"]["duration_ms"] / 1000:.2f}+{steps["restore.load"]["duration_ms"] / 1000:.2f}'
-print(f'{first:.2f} {parts} {checks["recall"]["duration_ms"] / 1000:.2f}')
-PY
-)
+  local shards load
+  read -r drill_first shards load recall_s < <(first_query "$out" restore.unpack-shards restore.load recall)
+  parts="$shards+$load"
 }
 
 rows=()
