@@ -518,7 +518,6 @@ fn is_relative_inside(p: &Path) -> bool {
     true
 }
 
-/// Turns an I/O error from the decoding stack back into the precise reason.
 /// Bytes a file of the backup is written in at a time, at most.
 const COPY_BUFFER: usize = 1 << 20;
 
@@ -551,6 +550,7 @@ fn copy_in_large_writes(from: &mut impl Read, to: &mut impl Write, buf: &mut [u8
     }
 }
 
+/// Turns an I/O error from the decoding stack back into the precise reason.
 fn classify(e: io::Error, layer: &'static str, offset: u64, limits: &Limits) -> UnpackError {
     if let Some(inner) = find_refusal(&e) {
         return match inner {
