@@ -200,13 +200,13 @@ fn a_snapshot_whose_checksum_does_not_match_is_not_restored() {
     assert_eq!(step(&report, "restore")["status"], "skipped");
 }
 
-// fault: a collection snapshot missing a shard | failed | `the collection has 1 shards and the snapshot lacks shard 0` | TMPDIR empty, history row
+// fault: a collection snapshot missing a shard | failed | `the collection has 1 shard and the snapshot lacks shard 0` | TMPDIR empty, history row
 #[test]
 fn a_collection_snapshot_without_its_shard_is_refused() {
     let sb = Sandbox::new();
     let kept: Vec<_> = entries(&sample_snapshot()).into_iter().filter(|(p, _, _)| !p.starts_with("0/")).collect();
     backup(&sb, &tar_of(&kept));
-    fails_with(&sb, "qdrant.yaml", "the collection has 1 shards and the snapshot lacks shard 0");
+    fails_with(&sb, "qdrant.yaml", "the collection has 1 shard and the snapshot lacks shard 0");
 }
 
 // fault: the Qdrant engine program is not installed | failed | `cannot start the Qdrant engine …: it is installed beside drillbook` | TMPDIR empty, history row

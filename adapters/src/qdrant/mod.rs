@@ -153,8 +153,9 @@ pub fn layout(
         .collect();
     if !missing.is_empty() {
         return Err(restore(format!(
-            "the collection has {expected} shards and the snapshot lacks shard {} (no `{}/segments/`); a snapshot \
+            "the collection has {expected} shard{} and the snapshot lacks shard {} (no `{}/segments/`); a snapshot \
              taken on one peer of a cluster holds only that peer's shards: drill every peer's snapshot",
+            if expected == 1 { "" } else { "s" },
             missing.join(", "),
             missing[0]
         )));
